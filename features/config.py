@@ -1,0 +1,27 @@
+"""Engine settings: window lengths, label delay and per-key state capacity."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MS_PER_DAY = 86_400_000
+MS_PER_HOUR = 3_600_000
+
+
+class EngineConfig(BaseModel):
+    """How much history the engine keeps and how labels become visible.
+
+    The defaults are the handbook's: 1/7/30-day windows and a 7-day label delay. Capacity is
+    the number of events kept per user / per terminal; it bounds memory. The handbook's
+    busiest card has 157 transactions in 30 days and its busiest terminal 97 in 37 days.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label_delay_days: int = Field(7, ge=0, le=90)
+    user_capacity: int = Field(192, ge=8, le=65_536)
+    terminal_capacity: int = Field(128, ge=8, le=65_536)
+
+    @property
+    def label_delay_ms(self) -> int:
+        return self.label_delay_days * MS_PER_DAY

@@ -1,0 +1,94 @@
+"""The feature engine: stateless features plus the user and terminal stores.
+
+Online, a `UserState` shard calls `UserStore.update` and a terminal shard calls
+`TerminalStore.step`, and the ingress calls `assemble`; offline, `FeatureEngine` holds both
+stores in one process and `features.replay` drives it over history. Same code either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from features.config import EngineConfig
+from features.ids import stable_hash32
+from features.kernels import MS_PER_DAY, MS_PER_HOUR
+from features.names import FEATURE_NAMES, TERMINAL_COLUMNS, USER_COLUMNS
+from features.state import TerminalStore, UserStore
+
+N_FEATURES = len(FEATURE_NAMES)
+TX = 0
+LABEL = 1
+
+
+def stateless_features(times_ms: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """Amount, weekend (Sat/Sun) and night (hour <= 6), all in UTC: columns 0-2."""
+    times_ms = np.asarray(times_ms, dtype=np.int64)
+    days = times_ms // MS_PER_DAY
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    hour = (times_ms - days * MS_PER_DAY) // MS_PER_HOUR
+    return np.column_stack([np.asarray(amounts, dtype=np.float64), weekday >= 5, hour <= 6]).astype(
+        np.float64
+    )
+
+
+def assemble(stateless: np.ndarray, user: np.ndarray, terminal: np.ndarray) -> np.ndarray:
+    """Put the three parts into model-input order (`FEATURE_NAMES`)."""
+    out = np.empty((stateless.shape[0], N_FEATURES), dtype=np.float64)
+    out[:, 0:3] = stateless
+    out[:, USER_COLUMNS] = user
+    out[:, TERMINAL_COLUMNS] = terminal
+    return out
+
+
+def terminal_hashes(terminal_ids: Sequence[str]) -> np.ndarray:
+    """The 32-bit terminal identity a user's history records."""
+    return np.fromiter((stable_hash32(t) for t in terminal_ids), np.int32, len(terminal_ids))
+
+
+class FeatureEngine:
+    """User and terminal state in one process: the offline driver and the tests use this."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.users = UserStore(self.config.user_capacity)
+        self.terminals = TerminalStore(self.config.terminal_capacity, self.config.label_delay_ms)
+
+    def transact(
+        self,
+        user_ids: Sequence[str],
+        terminal_ids: Sequence[str],
+        times_ms: np.ndarray,
+        amounts: np.ndarray,
+        tx_keys: np.ndarray,
+    ) -> np.ndarray:
+        """Features of transactions given in arrival order; each then joins the state."""
+        times_ms = np.asarray(times_ms, dtype=np.int64)
+        amounts = np.asarray(amounts, dtype=np.float64)
+        user = self.users.update(
+            self.users.slots_for(user_ids), times_ms, amounts, terminal_hashes(terminal_ids)
+        )
+        n = len(times_ms)
+        terminal, _ = self.terminals.step(
+            np.zeros(n, np.int8),
+            self.terminals.slots_for(terminal_ids),
+            times_ms,
+            np.asarray(tx_keys, dtype=np.int64),
+            np.zeros(n, np.int8),
+        )
+        return assemble(stateless_features(times_ms, amounts), user, terminal)
+
+    def label(
+        self, terminal_ids: Sequence[str], tx_keys: np.ndarray, labels: np.ndarray
+    ) -> np.ndarray:
+        """Record labels (1 fraud, 0 legit) of earlier transactions; True where one was held."""
+        n = len(terminal_ids)
+        _, found = self.terminals.step(
+            np.full(n, LABEL, np.int8),
+            self.terminals.slots_for(terminal_ids),
+            np.zeros(n, np.int64),
+            np.asarray(tx_keys, dtype=np.int64),
+            np.asarray(labels, dtype=np.int8),
+        )
+        return found

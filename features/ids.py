@@ -1,0 +1,56 @@
+"""Stable hashes of ids: the same value in every process, machine and run.
+
+Python's built-in `hash()` is salted per process, so two ingress replicas would route the
+same card to different shards; blake2b is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+
+def stable_hash64(value: str) -> int:
+    """A signed 64-bit blake2b hash of a string id."""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def stable_hash32(value: str) -> int:
+    """A signed 32-bit blake2b hash (terminal identity inside a user's history)."""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def shard_of(key: str, n_shards: int) -> int:
+    """The shard that owns `key` among `n_shards`; uniform and stable across processes."""
+    return (stable_hash64(key) & 0x7FFF_FFFF_FFFF_FFFF) % n_shards
+
+
+def as_id_strings(values: Iterable[object]) -> list[str]:
+    """Ids as the service sees them: strings (integers are written in decimal)."""
+    return [str(v) for v in values]
+
+
+def hash_column(values: np.ndarray | pd.Series, bits: int = 64) -> np.ndarray:
+    """Hash every id of a column, hashing each distinct value once (fast on long columns)."""
+    codes, uniques = pd.factorize(pd.Series(values), sort=False)
+    fn = stable_hash64 if bits == 64 else stable_hash32
+    dtype = np.int64 if bits == 64 else np.int32
+    table = np.fromiter((fn(str(u)) for u in uniques), dtype=dtype, count=len(uniques))
+    return table[codes]
+
+
+def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
+    """64-bit keys that find a transaction again when its label arrives.
+
+    Integer ids are their own key; other ids are hashed. Keys only need to agree within one
+    engine (a label is matched to a transaction of the same run), never across runs.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    return np.fromiter((stable_hash64(str(v)) for v in arr), dtype=np.int64, count=len(arr))
