@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,9 +22,9 @@ _TERMINAL_FEATURES = 6
 class _RingStore:
     """Rows of fixed-capacity event rings plus per-row scalars, addressed by string id."""
 
-    ring_dtypes: dict[str, type] = {}
-    scalar_dtypes: dict[str, type] = {}
-    scalar_fill: dict[str, int | float] = {}
+    ring_dtypes: ClassVar[dict[str, type]] = {}
+    scalar_dtypes: ClassVar[dict[str, type]] = {}
+    scalar_fill: ClassVar[dict[str, int]] = {}
 
     def __init__(self, capacity: int, initial_rows: int = 256) -> None:
         self.capacity = int(capacity)
@@ -115,8 +116,12 @@ class _RingStore:
 class UserStore(_RingStore):
     """Each card's recent transactions (time, amount, terminal) and lifetime totals."""
 
-    ring_dtypes = {"time": np.int64, "amount": np.float64, "term": np.int32}
-    scalar_dtypes = {
+    ring_dtypes: ClassVar[dict[str, type]] = {
+        "time": np.int64,
+        "amount": np.float64,
+        "term": np.int32,
+    }
+    scalar_dtypes: ClassVar[dict[str, type]] = {
         "head": np.int32,
         "length": np.int32,
         "count_total": np.int64,
@@ -124,7 +129,7 @@ class UserStore(_RingStore):
         "last_time": np.int64,
         "overflow": np.int32,
     }
-    scalar_fill = {"last_time": int(kernels.NO_TIME)}
+    scalar_fill: ClassVar[dict[str, int]] = {"last_time": int(kernels.NO_TIME)}
 
     def update(
         self,
@@ -158,8 +163,12 @@ class UserStore(_RingStore):
 class TerminalStore(_RingStore):
     """Each terminal's recent transactions with their labels as known so far."""
 
-    ring_dtypes = {"time": np.int64, "fraud": np.int8, "key": np.int64}
-    scalar_dtypes = {"head": np.int32, "length": np.int32, "overflow": np.int32}
+    ring_dtypes: ClassVar[dict[str, type]] = {"time": np.int64, "fraud": np.int8, "key": np.int64}
+    scalar_dtypes: ClassVar[dict[str, type]] = {
+        "head": np.int32,
+        "length": np.int32,
+        "overflow": np.int32,
+    }
 
     def __init__(self, capacity: int, label_delay_ms: int, initial_rows: int = 256) -> None:
         super().__init__(capacity, initial_rows)
