@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the fraud model (imports `features/`, never the service)."""

@@ -1,0 +1,28 @@
+"""A model directory: model.onnx, model.json (XGBoost native), model_card.json, a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ONNX_FILE = "model.onnx"
+NATIVE_FILE = "model.json"
+CARD_FILE = "model_card.json"
+PLOT_FILE = "thresholds.png"
+
+
+def write_model_dir(
+    path: Path, onnx_bytes: bytes, booster_json: bytes, card: dict[str, Any]
+) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ONNX_FILE).write_bytes(onnx_bytes)
+    (path / NATIVE_FILE).write_bytes(booster_json)
+    (path / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    card_path = Path(path) / CARD_FILE
+    if not card_path.exists():
+        raise FileNotFoundError(f"{path} is not a model directory (no {CARD_FILE})")
+    return json.loads(card_path.read_text())
