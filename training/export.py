@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import xgboost as xgb
 from onnxmltools import convert_xgboost
 from onnxmltools.convert.common.data_types import FloatTensorType
 
+from features.onnx_model import INPUT_NAME, make_session
+
 PARITY_TOLERANCE = 1e-5
-INPUT_NAME = "input"
 
 
 class ParityError(RuntimeError):
@@ -29,28 +29,13 @@ def to_onnx(booster: xgb.Booster, n_features: int) -> bytes:
     return model.SerializeToString()
 
 
-def session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
-    """An inference session that does not spin threads against the event loop."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_scores(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
-    """P(fraud) for each row of float32 inputs."""
-    probs = sess.run(["probabilities"], {INPUT_NAME: np.ascontiguousarray(x, np.float32)})[0]
-    return np.asarray(probs)[:, 1]
-
-
 def check_parity(
     booster: xgb.Booster, onnx_bytes: bytes, x: np.ndarray, tol: float = PARITY_TOLERANCE
 ) -> float:
     """Max |P_onnx - P_xgboost| over `x`; raises `ParityError` above `tol`."""
     x = np.ascontiguousarray(x, np.float32)
     want = booster.inplace_predict(x)
-    got = onnx_scores(session(onnx_bytes, threads=2), x)
+    got = make_session(onnx_bytes, threads=2).run(["probabilities"], {INPUT_NAME: x})[0][:, 1]
     diff = float(np.max(np.abs(got - want))) if len(x) else 0.0
     if not diff <= tol:
         raise ParityError(f"ONNX vs XGBoost max abs diff {diff:.3g} > {tol:g} on {len(x)} rows")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-ONNX_FILE = "model.onnx"
+from features.onnx_model import CARD_FILE, ONNX_FILE
+
 NATIVE_FILE = "model.json"
-CARD_FILE = "model_card.json"
 PLOT_FILE = "thresholds.png"
 
 

@@ -1,0 +1,18 @@
+"""python -m benchmarks <suite> [options]: offline."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    suites = {"offline": "benchmarks.offline"}
+    if len(sys.argv) < 2 or sys.argv[1] not in suites:
+        print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")
+        raise SystemExit(2)
+    module = __import__(suites[sys.argv[1]], fromlist=["main"])
+    module.main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Helpers shared by the benchmarks: timing, machine description, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def repeat(fn: Callable[[], object], times: int) -> list[float]:
+    """Wall seconds of `times` runs of `fn`."""
+    out = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def percentiles_us(samples_s: list[float]) -> dict[str, float]:
+    xs = sorted(samples_s)
+
+    def q(p: float) -> float:
+        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1e6
+
+    return {"p50_us": statistics.median(xs) * 1e6, "p95_us": q(0.95), "p99_us": q(0.99)}
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **result}, indent=2, default=str) + "\n")
+    print(f"saved {path}")
+    return path

@@ -1,0 +1,222 @@
+"""`fraud`: simulate, compute features, train, evaluate and score from the shell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Real-time card-fraud scoring on Ray: simulate, train, evaluate, score, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+DEFAULT_MODEL = Path("models/default")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Option(help="Parquet file to write.")] = Path("data/tx.parquet"),
+    customers: Annotated[int, typer.Option(min=1, help="Number of cards.")] = 5_000,
+    terminals: Annotated[int, typer.Option(min=1, help="Number of terminals.")] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 183,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2018-04-01",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 0,
+    card_testing_per_day: Annotated[
+        int, typer.Option(min=0, help="Cards hit by a card-testing burst per day (scenario 4).")
+    ] = 1,
+    handbook: Annotated[
+        bool, typer.Option(help="The book's run exactly: scenarios 1-3 only, no card testing.")
+    ] = False,
+) -> None:
+    """Generate a labelled transaction stream (the handbook's model plus card testing)."""
+    from cli.progress import progress_bar
+    from simulator.config import SimulationConfig
+    from simulator.generate import write_parquet
+
+    cfg = SimulationConfig(
+        n_customers=customers,
+        n_terminals=terminals,
+        n_days=days,
+        start_date=dt.date.fromisoformat(start),
+        seed=seed,
+        card_testing_per_day=0 if handbook else card_testing_per_day,
+    )
+    with progress_bar("simulating days") as progress:
+        stats = write_parquet(cfg, output, progress)
+    console.print(f"wrote {output}: " + json.dumps(stats))
+
+
+@app.command()
+def features(
+    input: Annotated[Path, typer.Option(help="Transactions (ours or the handbook's schema).")],
+    output: Annotated[Path, typer.Option(help="Parquet file for the feature table.")],
+    label_delay_days: Annotated[int, typer.Option(min=1, help="Days until a label is known.")] = 7,
+    labels: Annotated[bool, typer.Option(help="Feed is_fraud back as delayed labels.")] = True,
+) -> None:
+    """Replay history through the feature engine (the code the online actors run)."""
+    from cli.progress import progress_bar
+    from features.config import EngineConfig
+    from features.replay import replay
+    from features.transactions import SchemaError, read_transactions
+
+    try:
+        tx = read_transactions(input)
+    except (SchemaError, FileNotFoundError) as e:
+        _fail(str(e))
+    with progress_bar("replaying events") as progress:
+        out = replay(tx, EngineConfig(label_delay_days=label_delay_days), use_labels=labels,
+                     progress=progress)  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(output, index=False)
+    console.print(f"wrote {len(out):,} rows x {out.shape[1]} columns to {output}")
+
+
+class TrainEngine(str, Enum):
+    ray = "ray"
+    xgboost = "xgboost"
+
+
+@app.command()
+def train(
+    input: Annotated[Path, typer.Option(help="Labelled transactions to learn from.")],
+    output: Annotated[Path, typer.Option(help="Model directory to write.")] = DEFAULT_MODEL,
+    engine: Annotated[
+        TrainEngine,
+        typer.Option(help="ray: Ray Train XGBoostTrainer; xgboost: plain, for comparison."),
+    ] = TrainEngine.ray,
+    workers: Annotated[int, typer.Option(min=1, help="Ray Train workers.")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Boosting rounds.")] = 200,
+    delay_days: Annotated[int, typer.Option(min=1, help="Label delay and gap between blocks.")] = 7,
+    valid_days: Annotated[int, typer.Option(min=1, help="Validation block length.")] = 7,
+    test_days: Annotated[int, typer.Option(min=1, help="Test block length.")] = 7,
+    warmup_days: Annotated[int, typer.Option(min=0, help="First days skipped (windows fill).")] = 7,
+) -> None:
+    """Train XGBoost on time blocks, export ONNX after a parity check, write a model card."""
+    from training.pipeline import TrainOptions, train_model
+
+    opts = TrainOptions(
+        engine=engine.value, workers=workers, rounds=rounds, delay_days=delay_days,
+        valid_days=valid_days, test_days=test_days, warmup_days=warmup_days,
+    )  # fmt: skip
+    try:
+        card = train_model(input, output, opts, say=console.print)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    _metrics_table(card["metrics"], f"model {card['version']}")
+    console.print(f"wrote {output} (model.onnx, model.json, model_card.json, thresholds.png)")
+
+
+def _metrics_table(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("set", "AUC", "AP", "CP@100", "REVIEW recall", "REVIEW precision",
+                "BLOCK recall", "BLOCK precision", "BLOCK FPR"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for name, m in metrics.items():
+        table.add_row(
+            name, f"{m['auc']:.3f}", f"{m['average_precision']:.3f}",
+            f"{m['card_precision_at_100']:.3f}", f"{m['review']['recall']:.3f}",
+            f"{m['review']['precision']:.3f}", f"{m['block']['recall']:.3f}",
+            f"{m['block']['precision']:.3f}", f"{m['block']['false_positive_rate']:.2e}",
+        )  # fmt: skip
+    console.print(table)
+
+
+class Protocol(str, Enum):
+    handbook = "handbook"
+    model = "model"
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labelled transactions.")] = Path(
+        "../shared/datasets/handbook/transactions.parquet"
+    ),
+    protocol: Annotated[
+        Protocol,
+        typer.Option(help="handbook: the book's two protocols; model: score --model on --data."),
+    ] = Protocol.handbook,
+    model: Annotated[Path, typer.Option(help="Model directory (protocol model).")] = DEFAULT_MODEL,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+) -> None:
+    """Measure AUC, AP and Card Precision@100 the handbook's way."""
+    if protocol is Protocol.handbook:
+        from training.evaluate import comparison_table, handbook_protocols
+
+        result = handbook_protocols(data, say=console.print)
+        table = Table(title="Test results: ours vs the handbook's published numbers")
+        for col in ("protocol", "model", "AUC", "AP", "CP@100"):
+            table.add_column(col)
+        for row in comparison_table(result):
+            table.add_row(row[0], row[1], *(f"{v:.3f}" for v in row[2:]))
+        console.print(table)
+    else:
+        from features.decision import Thresholds
+        from features.onnx_model import load_model
+        from features.transactions import read_transactions
+        from training.metrics import evaluate_scores
+        from training.scoring import score_transactions
+
+        m = load_model(model)
+        thresholds = Thresholds(**m.card["thresholds"])
+        scored = score_transactions(read_transactions(data), m, thresholds)
+        result = {"model": m.version, "data": str(data),
+                  "all": evaluate_scores(scored, scored["score"].to_numpy(),
+                                         thresholds.review, thresholds.block)}  # fmt: skip
+        _metrics_table({"all": result["all"]}, f"{m.version} on {data}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        console.print(f"wrote {json_out}")
+
+
+@app.command()
+def score(
+    input: Annotated[Path, typer.Option(help="Transactions to score, in any order.")],
+    output: Annotated[Path, typer.Option(help="Parquet: transaction_id, score, decision, ...")],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model directory; default: the one serve_config.yaml serves."),
+    ] = None,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(help="Label events (transaction_id, is_fraud, timestamp) fed in time order."),
+    ] = None,
+    labels: Annotated[
+        bool, typer.Option(help="Without --feedback, use is_fraud as labels known after the delay.")
+    ] = False,
+) -> None:
+    """Score a file offline with the same engine and model as the live service."""
+    import pandas as pd
+
+    from cli.serve_config import served_model_dir, served_thresholds
+    from features.onnx_model import load_model
+    from features.transactions import read_transactions
+    from training.scoring import score_transactions
+
+    model_dir = model or served_model_dir()
+    m = load_model(model_dir)
+    fb = pd.read_parquet(feedback) if feedback else None
+    out = score_transactions(read_transactions(input), m, served_thresholds(m.card),
+                             feedback=fb, use_labels=labels)  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(output, index=False)
+    counts = out["decision"].value_counts().to_dict()
+    console.print(f"scored {len(out):,} transactions with {m.version}: {counts} -> {output}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,79 @@
+"""The simulator reproduces the handbook's statistics and is deterministic per seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.config import SimulationConfig
+from simulator.generate import generate_days, write_parquet
+
+
+@pytest.fixture(scope="module")
+def book_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    path = tmp_path_factory.mktemp("book") / "book.parquet"
+    return path, write_parquet(SimulationConfig.handbook(), path)
+
+
+def test_book_parameters_give_book_statistics(book_run: tuple[Path, dict[str, float]]) -> None:
+    _, s = book_run
+    # The book's file: 9,586 tx/day, fraud rate 0.837 %, scenario shares 6.6 / 61.8 / 31.5 %.
+    assert s["transactions_per_day"] == pytest.approx(9_586, rel=0.04)
+    assert s["fraud_rate"] == pytest.approx(0.00837, rel=0.12)
+    frauds = s["frauds"]
+    assert s["scenario_1"] / frauds == pytest.approx(0.066, abs=0.02)
+    assert s["scenario_2"] / frauds == pytest.approx(0.618, abs=0.06)
+    assert s["scenario_3"] / frauds == pytest.approx(0.315, abs=0.05)
+    assert s["scenario_4"] == 0
+
+
+def test_file_schema_and_time_order(book_run: tuple[Path, dict[str, float]]) -> None:
+    path, s = book_run
+    pf = pq.ParquetFile(path)
+    assert pf.metadata.num_row_groups == 183  # one per day: readers can stream it
+    assert pf.schema_arrow.names == ["transaction_id", "timestamp", "user_id", "terminal_id",
+                                     "amount", "is_fraud", "fraud_scenario"]  # fmt: skip
+    df = pd.read_parquet(path)
+    assert len(df) == s["transactions"]
+    assert df["timestamp"].is_monotonic_increasing
+    assert df["transaction_id"].is_unique
+    assert df["timestamp"].min() >= pd.Timestamp("2018-04-01")
+    assert df["timestamp"].max() < pd.Timestamp("2018-10-01")
+    assert (df["amount"] >= 0).all()
+    assert df.loc[df["amount"] > 220, "is_fraud"].all()
+    # Amounts and times follow the book: mean near 53.6, night share near the file's 17 %.
+    assert df["amount"].mean() == pytest.approx(53.6, rel=0.06)
+    assert (df["timestamp"].dt.hour <= 6).mean() == pytest.approx(0.174, abs=0.02)
+
+
+def test_same_seed_same_stream_other_seed_other_stream() -> None:
+    cfg = SimulationConfig(n_customers=300, n_terminals=500, n_days=5, seed=11)
+    a = pd.concat(generate_days(cfg))
+    b = pd.concat(generate_days(cfg))
+    c = pd.concat(generate_days(cfg.model_copy(update={"seed": 12})))
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["amount"].equals(c["amount"])
+
+
+def test_card_testing_bursts_are_small_fast_and_at_new_terminals() -> None:
+    cfg = SimulationConfig(n_customers=500, n_terminals=2_000, n_days=10, seed=5,
+                           card_testing_per_day=3)  # fmt: skip
+    df = pd.concat(generate_days(cfg))
+    burst = df[df["fraud_scenario"] == 4]
+    assert len(burst) >= 3 * 10 * cfg.card_testing_min_tx
+    assert burst["is_fraud"].all()
+    assert burst["amount"].max() <= 3.0
+    span = burst.groupby([burst["user_id"], burst["timestamp"].dt.date])["timestamp"].agg(
+        lambda s: (s.max() - s.min()).total_seconds()
+    )
+    assert span.max() <= cfg.card_testing_span_minutes * 60
+    genuine = df[df["fraud_scenario"] != 4]
+    used = set(zip(genuine["user_id"], genuine["terminal_id"], strict=True))
+    new_share = np.mean(
+        [(u, t) not in used for u, t in zip(burst["user_id"], burst["terminal_id"], strict=True)]
+    )
+    assert new_share > 0.9

@@ -1,0 +1,32 @@
+"""Offline scoring (`fraud score`): the engine's features and the served ONNX model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.config import EngineConfig
+from features.decision import Thresholds, decide
+from features.names import FEATURE_NAMES
+from features.onnx_model import OnnxModel
+from features.replay import Progress, replay
+
+
+def score_transactions(
+    transactions: pd.DataFrame,
+    model: OnnxModel,
+    thresholds: Thresholds,
+    config: EngineConfig | None = None,
+    feedback: pd.DataFrame | None = None,
+    use_labels: bool = True,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """transaction_id, score, decision plus the features that produced them, in event order."""
+    feats = replay(
+        transactions, config, feedback=feedback, use_labels=use_labels, progress=progress
+    )
+    scores = model.score(feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))
+    out = feats.copy()
+    out.insert(1, "score", scores)
+    out.insert(2, "decision", decide(scores, thresholds))
+    return out
