@@ -13,21 +13,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVE_CONFIG = REPO_ROOT / "serve_config.yaml"
 
 
-def app_args(path: Path = SERVE_CONFIG) -> dict[str, Any]:
-    """The `args` of the fraud application in the Serve config file."""
+def fraud_app(path: Path = SERVE_CONFIG) -> dict[str, Any]:
+    """The fraud application's entry in the Serve config file."""
     doc = yaml.safe_load(path.read_text())
     for application in doc.get("applications", []):
         if application.get("name") == "fraud":
-            return dict(application.get("args") or {})
+            return dict(application)
     raise ValueError(f"{path} has no application named 'fraud'")
 
 
+def user_config(deployment: str, path: Path = SERVE_CONFIG) -> dict[str, Any]:
+    for d in fraud_app(path).get("deployments", []):
+        if d.get("name") == deployment:
+            return dict(d.get("user_config") or {})
+    return {}
+
+
 def served_model_dir(path: Path = SERVE_CONFIG) -> Path:
-    model_dir = Path(app_args(path).get("model_dir", "models/default"))
+    """The model directory the ModelScorer deployment serves."""
+    model_dir = Path(user_config("ModelScorer", path).get("model_dir", "models/default"))
     return model_dir if model_dir.is_absolute() else REPO_ROOT / model_dir
 
 
 def served_thresholds(card: dict[str, Any], path: Path = SERVE_CONFIG) -> Thresholds:
-    """Thresholds from the config if set there, else the model card's."""
-    configured = app_args(path).get("thresholds") if path.exists() else None
+    """Thresholds from the Ingress user_config if set there, else the model card's."""
+    configured = user_config("Ingress", path).get("thresholds") if path.exists() else None
     return Thresholds(**(configured or card.get("thresholds") or {}))

@@ -1,0 +1,34 @@
+"""Build the Serve application from `serve_config.yaml`'s `args` (validated, extra="forbid")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray.serve import Application
+
+from deployments.ingress import Ingress
+from deployments.model import ModelScorer
+from features.config import EngineConfig
+from features.decision import Thresholds
+
+DEFAULT_MODEL_DIR = "models/default"
+
+
+class AppArgs(BaseModel):
+    """What a deployment decides: shard counts, batch limit, engine settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_user_shards: int = Field(4, ge=1, le=4096)
+    n_terminal_shards: int = Field(2, ge=1, le=4096)
+    max_batch_transactions: int = Field(10_000, ge=1, le=100_000)
+    engine: EngineConfig = EngineConfig()
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    settings = AppArgs(**args)
+    # Defaults for a bare deployment; the config file's user_config overrides them.
+    model = ModelScorer.options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
+    ingress = Ingress.options(user_config={"thresholds": Thresholds().model_dump()})
+    return ingress.bind(model, settings.model_dump())

@@ -1,0 +1,32 @@
+"""Error bodies that name the field and never echo the rejected input.
+
+FastAPI's default 422 body repeats what was sent (a card number would come back and could
+reach logs), and a NaN in it can turn the error itself into a 500.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+def _field(loc: tuple[object, ...]) -> str:
+    return ".".join(str(p) for p in loc if p != "body") or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": _field(tuple(e.get("loc", ()))),
+                "message": str(e.get("msg", "invalid")),
+                "type": str(e.get("type", "value_error")),
+            }
+            for e in exc.errors()
+        ]
+        fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        return JSONResponse(
+            status_code=422, content={"detail": f"invalid {fields}", "errors": errors}
+        )

@@ -1,0 +1,91 @@
+"""Ingress: the FastAPI app. Each route parses, calls the pipeline, and returns.
+
+No `from __future__ import annotations` here: FastAPI must see real types on the routes
+that Serve moves onto the replica class.
+"""
+
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from actors.ray_shards import RayShardClient
+from deployments import errors
+from deployments.pipeline import ScoringPipeline
+from deployments.schemas import BatchIn, BatchOut, FeedbackIn, FeedbackOut, ScoreOut, TransactionIn
+from features.decision import Thresholds
+
+app = FastAPI(
+    title="fraudguard",
+    version="0.1.0",
+    description="Real-time card-fraud decisions: BLOCK, REVIEW or LEGIT.",
+)
+errors.install(app)
+
+
+class HandleModel:
+    """The model deployment behind the pipeline's `ModelBackend` interface."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def score(self, x: Any) -> tuple[Any, str]:
+        return await self.handle.score.remote(x)
+
+
+@serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
+@serve.ingress(app)
+class Ingress:
+    def __init__(self, model: DeploymentHandle, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.model = model
+        shards = RayShardClient(
+            settings["n_user_shards"], settings["n_terminal_shards"], settings.get("engine", {})
+        )
+        self.pipeline = ScoringPipeline(shards, HandleModel(model), Thresholds())
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Thresholds can change at runtime through `user_config.thresholds`."""
+        self.pipeline.thresholds = Thresholds(**user_config.get("thresholds", {}))
+
+    @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
+    async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> ScoreOut:
+        return (await self.pipeline.score([tx], include_features))[0]
+
+    @app.post("/v1/transactions/batch", response_model=BatchOut, response_model_exclude_none=True)
+    async def score_batch(self, batch: BatchIn, include_features: bool = Query(False)) -> BatchOut:
+        limit = self.settings["max_batch_transactions"]
+        if len(batch.transactions) > limit:
+            raise HTTPException(413, f"transactions: at most {limit} per batch")
+        return BatchOut(results=await self.pipeline.score(batch.transactions, include_features))
+
+    @app.post("/v1/feedback", response_model=FeedbackOut)
+    async def feedback(self, body: FeedbackIn) -> FeedbackOut:
+        missing = await self.pipeline.feedback(body.labels)
+        return FeedbackOut(applied=len(body.labels) - len(missing), not_found=missing)
+
+    @app.get("/v1/model")
+    async def model_card(self) -> dict[str, Any]:
+        return await self.model.card.remote()
+
+    @app.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        shards_ok = await self.pipeline.shards.ping()  # type: ignore[attr-defined]
+        try:
+            version = (await self.model.card.remote())["version"]
+        except Exception:  # the model replica is down or has no model
+            version = None
+        ok = shards_ok and version is not None
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "shards": shards_ok,
+            "model_version": version,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/v1/stats")
+    async def stats(self) -> dict[str, Any]:
+        return {"shards": await self.pipeline.shards.stats()}  # type: ignore[attr-defined]

@@ -1,0 +1,137 @@
+"""Score transactions: route by stable hash to shards, assemble features, score, decide.
+
+Plain async code over two injected backends (shards and model), so it runs the same against
+Ray actors and a Serve model deployment or against in-process fakes in unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from deployments.schemas import LabelIn, ScoreOut, TransactionIn
+from features.decision import Thresholds, decide
+from features.engine import LABEL, TX, assemble, stateless_features, terminal_hashes
+from features.ids import shard_of, stable_hash64
+from features.names import FEATURE_NAMES
+
+
+class ShardBackend(Protocol):
+    n_user_shards: int
+    n_terminal_shards: int
+
+    async def user_step(
+        self, shard: int, user_ids: Sequence[str], times: np.ndarray, amounts: np.ndarray,
+        terminal_hashes: np.ndarray,
+    ) -> np.ndarray: ...  # fmt: skip
+
+    async def terminal_step(
+        self, shard: int, kinds: np.ndarray, terminal_ids: Sequence[str], times: np.ndarray,
+        keys: np.ndarray, labels: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]: ...  # fmt: skip
+
+
+class ModelBackend(Protocol):
+    async def score(self, x: np.ndarray) -> tuple[np.ndarray, str]: ...
+
+
+def group_by_shard(keys: Sequence[str], n_shards: int) -> dict[int, np.ndarray]:
+    """Row indices per shard, each in input order (so per-key order is kept)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[shard_of(key, n_shards)].append(i)
+    return {s: np.asarray(idx, dtype=np.int64) for s, idx in groups.items()}
+
+
+class ScoringPipeline:
+    def __init__(self, shards: ShardBackend, model: ModelBackend, thresholds: Thresholds) -> None:
+        self.shards, self.model, self.thresholds = shards, model, thresholds
+
+    async def features(self, txs: Sequence[TransactionIn]) -> np.ndarray:
+        """Update card and terminal state with these transactions; return their features."""
+        n = len(txs)
+        user_ids = [t.user_id for t in txs]
+        terminal_ids = [t.terminal_id for t in txs]
+        times = np.fromiter((t.time_ms for t in txs), np.int64, n)
+        amounts = np.fromiter((t.amount for t in txs), np.float64, n)
+        keys = np.fromiter((stable_hash64(t.transaction_id) for t in txs), np.int64, n)
+        hashes = terminal_hashes(terminal_ids)
+
+        user_groups = group_by_shard(user_ids, self.shards.n_user_shards)
+        term_groups = group_by_shard(terminal_ids, self.shards.n_terminal_shards)
+        user_calls = [
+            self.shards.user_step(
+                s, [user_ids[i] for i in idx], times[idx], amounts[idx], hashes[idx]
+            )
+            for s, idx in user_groups.items()
+        ]
+        term_calls = [
+            self.shards.terminal_step(
+                s,
+                np.full(len(idx), TX, np.int8),
+                [terminal_ids[i] for i in idx],
+                times[idx],
+                keys[idx],
+                np.zeros(len(idx), np.int8),
+            )
+            for s, idx in term_groups.items()
+        ]
+        results = await asyncio.gather(*user_calls, *term_calls)
+        user = np.empty((n, 11), np.float64)
+        terminal = np.empty((n, 6), np.float64)
+        for idx, res in zip(user_groups.values(), results[: len(user_calls)], strict=True):
+            user[idx] = res
+        for idx, res in zip(term_groups.values(), results[len(user_calls) :], strict=True):
+            terminal[idx] = res[0]
+        return assemble(stateless_features(times, amounts), user, terminal)
+
+    async def score(
+        self, txs: Sequence[TransactionIn], include_features: bool = False
+    ) -> list[ScoreOut]:
+        """Decisions for transactions in input order."""
+        x = await self.features(txs)
+        scores, version = await self.model.score(x)
+        decisions = decide(scores, self.thresholds)
+        return [
+            ScoreOut(
+                transaction_id=t.transaction_id,
+                score=float(scores[i]),
+                decision=str(decisions[i]),
+                model_version=version,
+                features=dict(zip(FEATURE_NAMES, x[i].tolist(), strict=True))
+                if include_features
+                else None,
+            )
+            for i, t in enumerate(txs)
+        ]
+
+    async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
+        """Apply labels to terminal state; returns ids of transactions no longer held."""
+        terminal_ids = [lb.terminal_id for lb in labels]
+        keys = np.fromiter(
+            (stable_hash64(lb.transaction_id) for lb in labels), np.int64, len(labels)
+        )
+        values = np.fromiter((int(lb.is_fraud) for lb in labels), np.int8, len(labels))
+        groups = group_by_shard(terminal_ids, self.shards.n_terminal_shards)
+        calls = [
+            self.shards.terminal_step(
+                s,
+                np.full(len(idx), LABEL, np.int8),
+                [terminal_ids[i] for i in idx],
+                np.zeros(len(idx), np.int64),
+                keys[idx],
+                values[idx],
+            )
+            for s, idx in groups.items()
+        ]
+        results = await asyncio.gather(*calls)
+        missing: list[str] = []
+        for idx, (_, found) in zip(groups.values(), results, strict=True):
+            missing.extend(
+                labels[i].transaction_id for i, ok in zip(idx, found, strict=True) if not ok
+            )
+        return missing

@@ -1,0 +1,89 @@
+"""Request and response bodies of the HTTP API (pydantic v2), with their validation rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_AMOUNT = 1_000_000.0
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+FUTURE_SLACK = dt.timedelta(days=2)
+
+# Ids: 1-64 visible characters (no whitespace or control characters); numbers become strings.
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+
+class TransactionIn(_Strict):
+    """One card payment to score."""
+
+    transaction_id: Id
+    user_id: Id = Field(description="Card (or user) id; state is sharded by its hash.")
+    terminal_id: Id
+    amount: float = Field(gt=0, lt=MAX_AMOUNT, description=f"Positive, below {MAX_AMOUNT:,.0f}.")
+    timestamp: dt.datetime = Field(description="ISO 8601 (naive = UTC) or Unix seconds.")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("amount must be a finite number")
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _sane_time(cls, v: dt.datetime) -> dt.datetime:
+        v = v.replace(tzinfo=dt.timezone.utc) if v.tzinfo is None else v.astimezone(dt.timezone.utc)
+        if v < EARLIEST:
+            raise ValueError(f"timestamp before {EARLIEST:%Y-%m-%d}")
+        if v > dt.datetime.now(dt.timezone.utc) + FUTURE_SLACK:
+            raise ValueError("timestamp more than 2 days in the future")
+        return v
+
+    @property
+    def time_ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)
+
+
+class BatchIn(_Strict):
+    transactions: list[TransactionIn] = Field(min_length=1)
+
+
+class ScoreOut(BaseModel):
+    transaction_id: str
+    score: float
+    decision: str
+    model_version: str
+    features: dict[str, float] | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[ScoreOut]
+
+
+class LabelIn(_Strict):
+    """A confirmed outcome (chargeback, analyst review) of an earlier transaction."""
+
+    transaction_id: Id
+    terminal_id: Id = Field(description="The terminal of the labelled transaction.")
+    is_fraud: bool
+
+
+class FeedbackIn(_Strict):
+    labels: list[LabelIn] = Field(min_length=1)
+
+
+class FeedbackOut(BaseModel):
+    applied: int
+    not_found: list[str] = Field(
+        description="Transactions no longer (or never) held by their terminal's state."
+    )
