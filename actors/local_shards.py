@@ -25,15 +25,24 @@ class LocalShardClient:
         ]
 
     async def user_step(
-        self, shard: int, user_ids: Sequence[str], times: np.ndarray, amounts: np.ndarray,
+        self,
+        shard: int,
+        user_ids: Sequence[str],
+        times: np.ndarray,
+        amounts: np.ndarray,
         terminal_hashes: np.ndarray,
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         return self.users[shard].process(user_ids, times, amounts, terminal_hashes)
 
     async def terminal_step(
-        self, shard: int, kinds: np.ndarray, terminal_ids: Sequence[str], times: np.ndarray,
-        keys: np.ndarray, labels: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_ids: Sequence[str],
+        times: np.ndarray,
+        keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         return self.terminals[shard].process(kinds, terminal_ids, times, keys, labels)
 
     async def stats(self) -> list[dict[str, Any]]:

@@ -26,8 +26,11 @@ def bench_simulator(days: int, tmp: Path) -> tuple[dict[str, Any], Path]:
     t0 = time.perf_counter()
     stats = write_parquet(SimulationConfig.handbook(n_days=days), path)
     dt = time.perf_counter() - t0
-    res = {"transactions": stats["transactions"], "seconds": dt,
-           "transactions_per_s": stats["transactions"] / dt}  # fmt: skip
+    res = {
+        "transactions": stats["transactions"],
+        "seconds": dt,
+        "transactions_per_s": stats["transactions"] / dt,
+    }
     print(f"simulator: {res['transactions_per_s']:,.0f} tx/s ({stats['transactions']:,} rows)")
     return res, path
 
@@ -37,8 +40,12 @@ def bench_replay(path: Path, runs: int) -> tuple[dict[str, Any], Any]:
     replay(tx.head(1000))  # compile / load the numba cache outside the timing
     times = repeat(lambda: replay(tx), runs)
     med = float(np.median(times))
-    res = {"transactions": len(tx), "runs": times, "median_s": med,
-           "transactions_per_s": len(tx) / med}  # fmt: skip
+    res = {
+        "transactions": len(tx),
+        "runs": times,
+        "median_s": med,
+        "transactions_per_s": len(tx) / med,
+    }
     print(f"feature replay: {res['transactions_per_s']:,.0f} tx/s (median of {runs})")
     return res, replay(tx)
 
@@ -91,8 +98,10 @@ def bench_inference(features: Any) -> dict[str, Any]:
         med = float(np.median(repeat(fn, 30)))
         out.setdefault("batch_4096", {})[name] = {"median_s": med, "rows_per_s": 4096 / med}
     s = out["single_row"]
-    print(f"one row p50: ORT {s['onnxruntime_1_thread']['p50_us']:.0f} us, "
-          f"xgboost {s['xgboost_inplace_predict']['p50_us']:.0f} us")  # fmt: skip
+    print(
+        f"one row p50: ORT {s['onnxruntime_1_thread']['p50_us']:.0f} us, "
+        f"xgboost {s['xgboost_inplace_predict']['p50_us']:.0f} us"
+    )
     for k, v in out["batch_4096"].items():
         print(f"batch 4096 {k}: {v['rows_per_s']:,.0f} rows/s")
     return out

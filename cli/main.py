@@ -78,8 +78,12 @@ def features(
     except (SchemaError, FileNotFoundError) as e:
         _fail(str(e))
     with progress_bar("replaying events") as progress:
-        out = replay(tx, EngineConfig(label_delay_days=label_delay_days), use_labels=labels,
-                     progress=progress)  # fmt: skip
+        out = replay(
+            tx,
+            EngineConfig(label_delay_days=label_delay_days),
+            use_labels=labels,
+            progress=progress,
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_parquet(output, index=False)
     console.print(f"wrote {len(out):,} rows x {out.shape[1]} columns to {output}")
@@ -109,9 +113,14 @@ def train(
     from training.pipeline import TrainOptions, train_model
 
     opts = TrainOptions(
-        engine=engine.value, workers=workers, rounds=rounds, delay_days=delay_days,
-        valid_days=valid_days, test_days=test_days, warmup_days=warmup_days,
-    )  # fmt: skip
+        engine=engine.value,
+        workers=workers,
+        rounds=rounds,
+        delay_days=delay_days,
+        valid_days=valid_days,
+        test_days=test_days,
+        warmup_days=warmup_days,
+    )
     try:
         card = train_model(input, output, opts, say=console.print)
     except (ValueError, FileNotFoundError) as e:
@@ -122,16 +131,30 @@ def train(
 
 def _metrics_table(metrics: dict, title: str) -> None:
     table = Table(title=title)
-    for col in ("set", "AUC", "AP", "CP@100", "REVIEW recall", "REVIEW precision",
-                "BLOCK recall", "BLOCK precision", "BLOCK FPR"):  # fmt: skip
+    for col in (
+        "set",
+        "AUC",
+        "AP",
+        "CP@100",
+        "REVIEW recall",
+        "REVIEW precision",
+        "BLOCK recall",
+        "BLOCK precision",
+        "BLOCK FPR",
+    ):
         table.add_column(col, justify="right")
     for name, m in metrics.items():
         table.add_row(
-            name, f"{m['auc']:.3f}", f"{m['average_precision']:.3f}",
-            f"{m['card_precision_at_100']:.3f}", f"{m['review']['recall']:.3f}",
-            f"{m['review']['precision']:.3f}", f"{m['block']['recall']:.3f}",
-            f"{m['block']['precision']:.3f}", f"{m['block']['false_positive_rate']:.2e}",
-        )  # fmt: skip
+            name,
+            f"{m['auc']:.3f}",
+            f"{m['average_precision']:.3f}",
+            f"{m['card_precision_at_100']:.3f}",
+            f"{m['review']['recall']:.3f}",
+            f"{m['review']['precision']:.3f}",
+            f"{m['block']['recall']:.3f}",
+            f"{m['block']['precision']:.3f}",
+            f"{m['block']['false_positive_rate']:.2e}",
+        )
     console.print(table)
 
 
@@ -173,9 +196,13 @@ def evaluate(
         m = load_model(model)
         thresholds = Thresholds(**m.card["thresholds"])
         scored = score_transactions(read_transactions(data), m, thresholds)
-        result = {"model": m.version, "data": str(data),
-                  "all": evaluate_scores(scored, scored["score"].to_numpy(),
-                                         thresholds.review, thresholds.block)}  # fmt: skip
+        result = {
+            "model": m.version,
+            "data": str(data),
+            "all": evaluate_scores(
+                scored, scored["score"].to_numpy(), thresholds.review, thresholds.block
+            ),
+        }
         _metrics_table({"all": result["all"]}, f"{m.version} on {data}")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -210,12 +237,80 @@ def score(
     model_dir = model or served_model_dir()
     m = load_model(model_dir)
     fb = pd.read_parquet(feedback) if feedback else None
-    out = score_transactions(read_transactions(input), m, served_thresholds(m.card),
-                             feedback=fb, use_labels=labels)  # fmt: skip
+    out = score_transactions(
+        read_transactions(input), m, served_thresholds(m.card), feedback=fb, use_labels=labels
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_parquet(output, index=False)
     counts = out["decision"].value_counts().to_dict()
     console.print(f"scored {len(out):,} transactions with {m.version}: {counts} -> {output}")
+
+
+@app.command()
+def replay(
+    input: Annotated[Path, typer.Option(help="Transactions to play (ours or the handbook's).")],
+    url: Annotated[
+        str, typer.Option(help="Service base URL (loopback only).")
+    ] = "http://127.0.0.1:8000",
+    rate: Annotated[
+        float | None, typer.Option(min=1, help="Transactions/s cap, all lanes.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="Lanes; a card stays on one.")
+    ] = 8,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Transactions per request.")] = 1,
+    label_delay: Annotated[
+        str, typer.Option(help="When labels become known, e.g. 7d, 12h.")
+    ] = "7d",
+    labels: Annotated[bool, typer.Option(help="Send fraud labels to /v1/feedback.")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Ray tasks splitting the cards (Ray Job).")
+    ] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N transactions.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(min=1, help="Stop after this long.")] = None,
+    report_json: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+) -> None:
+    """Stream transactions to the live service in event-time order, with delayed labels."""
+    import asyncio
+
+    import pandas as pd
+
+    from cli.progress import replay_progress
+    from features.transactions import read_transactions
+    from simulator.replay import ReplayOptions, replay_stream
+    from simulator.report import build_report, print_report
+
+    delay_days = pd.Timedelta(label_delay).total_seconds() / 86_400
+    opts = ReplayOptions(
+        url=url,
+        concurrency=concurrency,
+        batch=batch,
+        rate=rate,
+        labels=labels,
+        label_delay_days=delay_days,
+        slice_seconds=min(3600.0, delay_days * 86_400),
+        max_seconds=max_seconds,
+    )
+    tx = read_transactions(input)
+    if limit:
+        tx = tx.sort_values("timestamp", kind="stable").head(limit)
+    if workers > 1:
+        from simulator.distributed import replay_distributed
+
+        if limit:
+            _fail("--limit works with --workers 1 only")
+        console.print(f"replaying {len(tx):,} transactions on {workers} Ray tasks")
+        result = replay_distributed(str(input.resolve()), opts, workers)
+    else:
+        with replay_progress(console) as progress:
+            result = asyncio.run(replay_stream(tx, opts, progress))
+    report = build_report(result, len(tx))
+    print_report(report, console)
+    if report_json:
+        report_json.parent.mkdir(parents=True, exist_ok=True)
+        report_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if report["answered"] == 0:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

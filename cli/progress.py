@@ -31,3 +31,27 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def replay_progress(console: object) -> Iterator[Callable[[int, int, dict[str, int]], None]]:
+    """A bar with throughput and the running decision counts."""
+    import time
+
+    with Progress(
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} tx/s  {task.fields[mix]}"),
+        TimeElapsedColumn(),
+        console=console,  # type: ignore[arg-type]
+    ) as bar:
+        task = bar.add_task("replay", total=None, rate="-", mix="")
+        start = time.perf_counter()
+
+        def update(done: int, total: int, counts: dict[str, int]) -> None:
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            mix = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}", mix=mix)
+
+        yield update

@@ -4,7 +4,6 @@ No `from __future__ import annotations` here: FastAPI must see real types on the
 that Serve moves onto the replica class.
 """
 
-
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query

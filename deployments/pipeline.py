@@ -25,14 +25,23 @@ class ShardBackend(Protocol):
     n_terminal_shards: int
 
     async def user_step(
-        self, shard: int, user_ids: Sequence[str], times: np.ndarray, amounts: np.ndarray,
+        self,
+        shard: int,
+        user_ids: Sequence[str],
+        times: np.ndarray,
+        amounts: np.ndarray,
         terminal_hashes: np.ndarray,
-    ) -> np.ndarray: ...  # fmt: skip
+    ) -> np.ndarray: ...
 
     async def terminal_step(
-        self, shard: int, kinds: np.ndarray, terminal_ids: Sequence[str], times: np.ndarray,
-        keys: np.ndarray, labels: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]: ...  # fmt: skip
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_ids: Sequence[str],
+        times: np.ndarray,
+        keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class ModelBackend(Protocol):

@@ -142,15 +142,21 @@ class UserStore(_RingStore):
         out = np.empty((len(slots), _USER_FEATURES), dtype=np.float64)
         r, s = self.rings, self.scalars
         kernels.user_step(
-            r["time"], r["amount"], r["term"],
-            s["head"], s["length"], s["count_total"], s["sum_total"], s["last_time"],
+            r["time"],
+            r["amount"],
+            r["term"],
+            s["head"],
+            s["length"],
+            s["count_total"],
+            s["sum_total"],
+            s["last_time"],
             s["overflow"],
             np.ascontiguousarray(slots, dtype=np.int64),
             np.ascontiguousarray(times_ms, dtype=np.int64),
             np.ascontiguousarray(amounts, dtype=np.float64),
             np.ascontiguousarray(terminal_hashes, dtype=np.int32),
             out,
-        )  # fmt: skip
+        )
         return out
 
     @classmethod
@@ -192,7 +198,12 @@ class TerminalStore(_RingStore):
         found = np.zeros(n, dtype=np.bool_)
         r, s = self.rings, self.scalars
         kernels.terminal_step(
-            r["time"], r["fraud"], r["key"], s["head"], s["length"], s["overflow"],
+            r["time"],
+            r["fraud"],
+            r["key"],
+            s["head"],
+            s["length"],
+            s["overflow"],
             np.ascontiguousarray(kinds, dtype=np.int8),
             np.ascontiguousarray(slots, dtype=np.int64),
             np.ascontiguousarray(times_ms, dtype=np.int64),
@@ -201,7 +212,7 @@ class TerminalStore(_RingStore):
             np.int64(self.label_delay_ms),
             out,
             found,
-        )  # fmt: skip
+        )
         return out, found
 
     @classmethod

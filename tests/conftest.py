@@ -20,8 +20,9 @@ HANDBOOK = REPO.parent / "shared" / "datasets" / "handbook" / "transactions.parq
 def small_stream_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """45 days of 1,500 cards: enough for every window and scenario, fast to replay."""
     path = tmp_path_factory.mktemp("sim") / "tx.parquet"
-    cfg = SimulationConfig(n_customers=1_500, n_terminals=3_000, n_days=45, seed=3,
-                           card_testing_per_day=2)  # fmt: skip
+    cfg = SimulationConfig(
+        n_customers=1_500, n_terminals=3_000, n_days=45, seed=3, card_testing_per_day=2
+    )
     write_parquet(cfg, path)
     return path
 

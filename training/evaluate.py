@@ -72,8 +72,10 @@ def baseline_protocol(features: pd.DataFrame, say: Say) -> dict[str, Any]:
     origin = data_origin(features)
     params = {**bst.DEFAULT_PARAMS}
     res = _fit_and_score(features, pd.Timestamp(BASELINE_START), params, bst.DEFAULT_ROUNDS, origin)
-    say(f"baseline: test AUC {res['auc']:.3f} AP {res['average_precision']:.3f} "
-        f"CP@100 {res['card_precision_at_100']:.3f}")  # fmt: skip
+    say(
+        f"baseline: test AUC {res['auc']:.3f} AP {res['average_precision']:.3f} "
+        f"CP@100 {res['card_precision_at_100']:.3f}"
+    )
     return {"params": params, "rounds": bst.DEFAULT_ROUNDS, "test": {k: res[k] for k in HEADLINE}}
 
 
@@ -93,8 +95,10 @@ def model_selection_protocol(features: pd.DataFrame, say: Say) -> dict[str, Any]
             [_fit_and_score(features, s, params, rounds, origin) for s in folds(valid_start)]
         )
         trials.append({"max_depth": depth, "rounds": rounds, "scale_pos_weight": weight, **valid})
-        say(f"  depth={depth} rounds={rounds} spw={weight:g}: "
-            f"validation AP {valid['average_precision']:.3f}")  # fmt: skip
+        say(
+            f"  depth={depth} rounds={rounds} spw={weight:g}: "
+            f"validation AP {valid['average_precision']:.3f}"
+        )
     best = max(trials, key=lambda t: t["average_precision"])
     params = {
         **bst.DEFAULT_PARAMS,
@@ -104,8 +108,10 @@ def model_selection_protocol(features: pd.DataFrame, say: Say) -> dict[str, Any]
     test = _mean(
         [_fit_and_score(features, s, params, best["rounds"], origin) for s in folds(test_start)]
     )
-    say(f"model selection: test AUC {test['auc']:.3f} AP {test['average_precision']:.3f} "
-        f"CP@100 {test['card_precision_at_100']:.3f}")  # fmt: skip
+    say(
+        f"model selection: test AUC {test['auc']:.3f} AP {test['average_precision']:.3f} "
+        f"CP@100 {test['card_precision_at_100']:.3f}"
+    )
     return {
         "grid": trials,
         "best": {k: best[k] for k in ("max_depth", "rounds", "scale_pos_weight")},

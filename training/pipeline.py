@@ -138,9 +138,13 @@ def train_model(
         )
     else:
         model, fit_metrics = bst.fit_booster(
-            bst.design_matrix(blocks.train), bst.labels(blocks.train), params, opts.rounds,
-            bst.design_matrix(blocks.validation), bst.labels(blocks.validation),
-        )  # fmt: skip
+            bst.design_matrix(blocks.train),
+            bst.labels(blocks.train),
+            params,
+            opts.rounds,
+            bst.design_matrix(blocks.validation),
+            bst.labels(blocks.validation),
+        )
     fit_seconds = time.perf_counter() - t0
 
     metrics = {}
@@ -190,7 +194,11 @@ def train_model(
     }
     write_model_dir(output_dir, onnx_bytes, bytes(model.save_raw("json")), card)
     threshold_plot(
-        bst.labels(blocks.test), bst.predict(model, x_test), opts.review_threshold,
-        opts.block_threshold, output_dir / PLOT_FILE, f"{output_dir.name}: test block",
-    )  # fmt: skip
+        bst.labels(blocks.test),
+        bst.predict(model, x_test),
+        opts.review_threshold,
+        opts.block_threshold,
+        output_dir / PLOT_FILE,
+        f"{output_dir.name}: test block",
+    )
     return card

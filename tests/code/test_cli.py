@@ -28,8 +28,21 @@ def test_help_lists_every_command() -> None:
 
 def test_simulate_train_evaluate_score(tmp_path: Path) -> None:
     tx = tmp_path / "tx.parquet"
-    run("simulate", "--output", str(tx), "--customers", "600", "--terminals", "1200",
-        "--days", "30", "--seed", "2", "--card-testing-per-day", "2")  # fmt: skip
+    run(
+        "simulate",
+        "--output",
+        str(tx),
+        "--customers",
+        "600",
+        "--terminals",
+        "1200",
+        "--days",
+        "30",
+        "--seed",
+        "2",
+        "--card-testing-per-day",
+        "2",
+    )
     assert len(pd.read_parquet(tx)) > 20_000
 
     feats = tmp_path / "features.parquet"
@@ -38,14 +51,39 @@ def test_simulate_train_evaluate_score(tmp_path: Path) -> None:
     assert {"transaction_id", *HANDBOOK_FEATURES} <= set(table.columns)
 
     model = tmp_path / "m"
-    out = run("train", "--input", str(tx), "--output", str(model), "--engine", "xgboost",
-              "--rounds", "40", "--delay-days", "3", "--valid-days", "4", "--test-days", "4",
-              "--warmup-days", "2")  # fmt: skip
+    out = run(
+        "train",
+        "--input",
+        str(tx),
+        "--output",
+        str(model),
+        "--engine",
+        "xgboost",
+        "--rounds",
+        "40",
+        "--delay-days",
+        "3",
+        "--valid-days",
+        "4",
+        "--test-days",
+        "4",
+        "--warmup-days",
+        "2",
+    )
     assert "ONNX parity" in out and (model / "model.onnx").exists()
 
     report = tmp_path / "eval.json"
-    run("evaluate", "--protocol", "model", "--model", str(model), "--data", str(tx),
-        "--json", str(report))  # fmt: skip
+    run(
+        "evaluate",
+        "--protocol",
+        "model",
+        "--model",
+        str(model),
+        "--data",
+        str(tx),
+        "--json",
+        str(report),
+    )
     assert json.loads(report.read_text())["all"]["auc"] > 0.8
 
     scores = tmp_path / "scores.parquet"

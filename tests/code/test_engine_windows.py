@@ -16,8 +16,9 @@ T0 = 1_530_000_000_000  # 2018-06-26 08:00 UTC, a Tuesday
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def one(engine: FeatureEngine, user: str, t: int, amount: float, terminal: str = "T1",
-        key: int = 0) -> dict[str, float]:  # fmt: skip
+def one(
+    engine: FeatureEngine, user: str, t: int, amount: float, terminal: str = "T1", key: int = 0
+) -> dict[str, float]:
     row = engine.transact([user], [terminal], np.array([t]), np.array([amount]), np.array([key]))[0]
     return {name: float(row[i]) for name, i in COL.items()}
 
@@ -175,8 +176,12 @@ def test_batch_equals_one_by_one() -> None:
     amounts = np.round(rng.uniform(1, 100, n), 2)
     batch = FeatureEngine().transact(users, terms, times, amounts, np.arange(n))
     single = FeatureEngine()
-    rows = [single.transact([users[i]], [terms[i]], times[i : i + 1], amounts[i : i + 1],
-                            np.array([i]))[0] for i in range(n)]  # fmt: skip
+    rows = [
+        single.transact(
+            [users[i]], [terms[i]], times[i : i + 1], amounts[i : i + 1], np.array([i])
+        )[0]
+        for i in range(n)
+    ]
     np.testing.assert_array_equal(batch, np.array(rows))
 
 

@@ -23,10 +23,16 @@ def frame(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
 
 
 def test_card_precision_takes_the_max_per_card_and_removes_detected_cards() -> None:
-    df = frame([
-        ("2018-08-01 10:00", "a", 1), ("2018-08-01 11:00", "a", 0), ("2018-08-01 12:00", "b", 0),
-        ("2018-08-02 10:00", "a", 1), ("2018-08-02 11:00", "c", 1), ("2018-08-02 12:00", "b", 0),
-    ])  # fmt: skip
+    df = frame(
+        [
+            ("2018-08-01 10:00", "a", 1),
+            ("2018-08-01 11:00", "a", 0),
+            ("2018-08-01 12:00", "b", 0),
+            ("2018-08-02 10:00", "a", 1),
+            ("2018-08-02 11:00", "c", 1),
+            ("2018-08-02 12:00", "b", 0),
+        ]
+    )
     scores = np.array([0.2, 0.9, 0.5, 0.99, 0.3, 0.6])
     # Day 1: top-1 card is a (max 0.9), compromised -> 1.0. Day 2: a is removed; b (0.6) > c.
     assert card_precision_at_k(df, scores, k=1) == pytest.approx(0.5)

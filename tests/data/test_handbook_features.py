@@ -56,8 +56,9 @@ def compare_with_book(tx: pd.DataFrame, n_groups: int, seed: int) -> int:
         for v in values:
             want = book_fn(tx[tx[key] == v])
             got = ours.loc[want.index, want.columns]
-            np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-9,
-                                       err_msg=f"{key}={v}")  # fmt: skip
+            np.testing.assert_allclose(
+                got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-9, err_msg=f"{key}={v}"
+            )
             checked += want.size
     return checked
 

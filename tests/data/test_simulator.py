@@ -35,8 +35,15 @@ def test_file_schema_and_time_order(book_run: tuple[Path, dict[str, float]]) -> 
     path, s = book_run
     pf = pq.ParquetFile(path)
     assert pf.metadata.num_row_groups == 183  # one per day: readers can stream it
-    assert pf.schema_arrow.names == ["transaction_id", "timestamp", "user_id", "terminal_id",
-                                     "amount", "is_fraud", "fraud_scenario"]  # fmt: skip
+    assert pf.schema_arrow.names == [
+        "transaction_id",
+        "timestamp",
+        "user_id",
+        "terminal_id",
+        "amount",
+        "is_fraud",
+        "fraud_scenario",
+    ]
     df = pd.read_parquet(path)
     assert len(df) == s["transactions"]
     assert df["timestamp"].is_monotonic_increasing
@@ -60,8 +67,9 @@ def test_same_seed_same_stream_other_seed_other_stream() -> None:
 
 
 def test_card_testing_bursts_are_small_fast_and_at_new_terminals() -> None:
-    cfg = SimulationConfig(n_customers=500, n_terminals=2_000, n_days=10, seed=5,
-                           card_testing_per_day=3)  # fmt: skip
+    cfg = SimulationConfig(
+        n_customers=500, n_terminals=2_000, n_days=10, seed=5, card_testing_per_day=3
+    )
     df = pd.concat(generate_days(cfg))
     burst = df[df["fraud_scenario"] == 4]
     assert len(burst) >= 3 * 10 * cfg.card_testing_min_tx

@@ -17,8 +17,16 @@ from training.export import ParityError, check_parity, to_onnx
 from training.pipeline import TrainOptions, train_model
 from training.scoring import score_transactions
 
-SMALL = TrainOptions(engine="xgboost", rounds=60, delay_days=3, valid_days=4, test_days=4,
-                     warmup_days=3, class_weights=(1.0, 5.0), selection_rounds=30)  # fmt: skip
+SMALL = TrainOptions(
+    engine="xgboost",
+    rounds=60,
+    delay_days=3,
+    valid_days=4,
+    test_days=4,
+    warmup_days=3,
+    class_weights=(1.0, 5.0),
+    selection_rounds=30,
+)
 
 
 @pytest.fixture(scope="module")

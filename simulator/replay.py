@@ -1,0 +1,230 @@
+"""Play a transaction file against the service over HTTP, in event-time order, with labels.
+
+Event time is cut into slices (default one hour, never longer than the label delay). At the
+start of a slice, the labels that became known by its end are sent to `/v1/feedback`; then
+the slice's transactions go out on `concurrency` lanes, a card always on the same lane and
+in order. A label can only affect transactions at least `delay` younger than the one it
+labels, so sending it at the start of its slice gives exactly the offline engine's numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+
+from features.ids import stable_hash64
+from features.replay import feedback_from_labels
+from features.transactions import sort_by_event_time
+
+Progress = Callable[[int, int, dict[str, int]], None]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    url: str = "http://127.0.0.1:8000"
+    concurrency: int = 8
+    batch: int = 1
+    rate: float | None = None  # transactions per second, all lanes together
+    labels: bool = True
+    label_delay_days: float = 7.0
+    slice_seconds: float = 3600.0
+    include_features: bool = False
+    timeout_s: float = 30.0
+    max_seconds: float | None = None  # stop (and report what was done) after this long
+    api_key: str | None = None
+
+
+@dataclass
+class ReplayResult:
+    """What the client saw: one row per transaction sent, plus label and error counts."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    labels_sent: int = 0
+    labels_not_found: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    stopped_early: bool = False
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+class _Pacer:
+    """Spaces requests so the whole replay keeps to `rate` transactions per second."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate, self.sent, self.start = rate, 0, time.perf_counter()
+
+    async def wait(self, n: int) -> None:
+        if not self.rate:
+            return
+        due = self.start + self.sent / self.rate
+        self.sent += n
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _tx_body(row: tuple[Any, ...]) -> dict[str, Any]:
+    tx_id, ts, user, terminal, amount = row
+    return {
+        "transaction_id": str(tx_id),
+        "user_id": str(user),
+        "terminal_id": str(terminal),
+        "amount": float(amount),
+        "timestamp": pd.Timestamp(ts).isoformat(timespec="milliseconds"),
+    }
+
+
+class _Client:
+    def __init__(self, opts: ReplayOptions, result: ReplayResult) -> None:
+        headers = {"content-type": "application/json"}
+        if opts.api_key:
+            headers["authorization"] = f"Bearer {opts.api_key}"
+        self.http = httpx.AsyncClient(
+            base_url=opts.url,
+            headers=headers,
+            timeout=opts.timeout_s,
+            limits=httpx.Limits(max_connections=opts.concurrency + 2),
+        )
+        self.opts, self.result = opts, result
+
+    def _error(self, key: str, n: int = 1) -> None:
+        self.result.errors[key] = self.result.errors.get(key, 0) + n
+
+    async def send_transactions(
+        self, chunk: list[tuple[Any, ...]], meta: list[dict[str, Any]]
+    ) -> None:
+        bodies = [_tx_body(r) for r in chunk]
+        params = {"include_features": "true"} if self.opts.include_features else None
+        single = self.opts.batch == 1
+        path = "/v1/transactions" if single else "/v1/transactions/batch"
+        payload = bodies[0] if single else {"transactions": bodies}
+        t0 = time.perf_counter()
+        try:
+            resp = await self.http.post(path, content=orjson.dumps(payload), params=params)
+        except httpx.HTTPError as e:
+            self._error(type(e).__name__, len(chunk))
+            return
+        latency_ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code != 200:
+            self._error(f"http_{resp.status_code}", len(chunk))
+            return
+        data = orjson.loads(resp.content)
+        results = [data] if single else data["results"]
+        for m, r in zip(meta, results, strict=True):
+            row = {
+                **m,
+                "score": r["score"],
+                "decision": r["decision"],
+                "model_version": r["model_version"],
+                "latency_ms": latency_ms,
+            }
+            if self.opts.include_features:
+                row["features"] = r["features"]
+            self.result.rows.append(row)
+
+    async def send_labels(self, labels: pd.DataFrame) -> None:
+        for a in range(0, len(labels), 1000):
+            part = labels.iloc[a : a + 1000]
+            columns = zip(
+                part["transaction_id"], part["terminal_id"], part["is_fraud"], strict=True
+            )
+            body = {
+                "labels": [
+                    {"transaction_id": str(t), "terminal_id": str(k), "is_fraud": bool(f)}
+                    for t, k, f in columns
+                ]
+            }
+            try:
+                resp = await self.http.post("/v1/feedback", content=orjson.dumps(body))
+            except httpx.HTTPError as e:
+                self._error(f"feedback_{type(e).__name__}", len(part))
+                continue
+            if resp.status_code != 200:
+                self._error(f"feedback_http_{resp.status_code}", len(part))
+                continue
+            self.result.labels_sent += len(part)
+            self.result.labels_not_found += len(orjson.loads(resp.content)["not_found"])
+
+
+def _lane_of(users: pd.Series, lanes: int) -> np.ndarray:
+    codes, uniques = pd.factorize(users)
+    table = np.array(
+        [(stable_hash64(str(u)) & 0x7FFFFFFF) % lanes for u in uniques], dtype=np.int64
+    )
+    return table[codes]
+
+
+async def replay_stream(
+    transactions: pd.DataFrame, opts: ReplayOptions, progress: Progress | None = None
+) -> ReplayResult:
+    """Send every transaction (and its label, once known) and collect the answers."""
+    if opts.labels and opts.slice_seconds > opts.label_delay_days * 86_400:
+        raise ValueError("slice_seconds must not exceed the label delay")
+    df = sort_by_event_time(transactions)
+    result = ReplayResult()
+    client = _Client(opts, result)
+    pacer = _Pacer(opts.rate)
+    started = time.perf_counter()
+
+    if opts.labels:
+        labels = feedback_from_labels(df, int(opts.label_delay_days * 86_400_000))
+        labels = labels.merge(df[["transaction_id", "terminal_id"]], on="transaction_id")
+        labels = labels.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        label_ms = labels["timestamp"].astype("datetime64[ms]").to_numpy().astype(np.int64)
+    else:
+        labels, label_ms = df.iloc[:0], np.empty(0, np.int64)
+
+    times = df["timestamp"].astype("datetime64[ms]").to_numpy().astype(np.int64)
+    slice_ms = int(opts.slice_seconds * 1000)
+    slice_id = times // slice_ms
+    bounds = np.flatnonzero(np.diff(slice_id)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(df)]])
+    lanes = _lane_of(df["user_id"], opts.concurrency)
+    cols = df[["transaction_id", "timestamp", "user_id", "terminal_id", "amount"]]
+    records = list(cols.itertuples(index=False, name=None))
+    meta_cols = [c for c in ("transaction_id", "user_id", "is_fraud", "fraud_scenario") if c in df]
+    metas = df[meta_cols].to_dict("records")
+    counts: dict[str, int] = {}
+    next_label = 0
+    done = 0
+
+    async def run_lane(idx: np.ndarray) -> None:
+        for a in range(0, len(idx), opts.batch):
+            part = idx[a : a + opts.batch]
+            await pacer.wait(len(part))
+            await client.send_transactions([records[i] for i in part], [metas[i] for i in part])
+
+    try:
+        for s, e in zip(starts, ends, strict=True):
+            if opts.max_seconds and time.perf_counter() - started > opts.max_seconds:
+                result.stopped_early = True
+                break
+            slice_end = (slice_id[s] + 1) * slice_ms
+            upto = int(np.searchsorted(label_ms, slice_end, side="left"))
+            if upto > next_label:
+                await client.send_labels(labels.iloc[next_label:upto])
+                next_label = upto
+            rows = np.arange(s, e)
+            lane_rows = [rows[lanes[s:e] == k] for k in range(opts.concurrency)]
+            n_before = len(result.rows)
+            await asyncio.gather(*(run_lane(r) for r in lane_rows if len(r)))
+            for row in result.rows[n_before:]:
+                counts[row["decision"]] = counts.get(row["decision"], 0) + 1
+            done = e
+            if progress:
+                progress(done, len(df), {**counts, "errors": sum(result.errors.values())})
+    finally:
+        await client.http.aclose()
+    result.wall_seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,157 @@
+"""The scoring pipeline without Ray: in-process shards, a fake or real model."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from actors.local_shards import LocalShardClient
+from deployments.model_holder import ModelHolder, onnx_loader
+from deployments.pipeline import ScoringPipeline, group_by_shard
+from deployments.schemas import LabelIn, TransactionIn
+from features.decision import Thresholds
+from features.ids import shard_of
+from features.names import FEATURE_NAMES
+
+REPO = Path(__file__).resolve().parents[2]
+COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
+
+
+class FakeModel:
+    """Scores = amount / 1000, capped at 1: decisions are predictable."""
+
+    version = "fake-1"
+
+    async def score(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        return np.minimum(x[:, COL["TX_AMOUNT"]] / 1000, 1.0), self.version
+
+
+def tx(
+    i: int,
+    user: str = "u1",
+    terminal: str = "t1",
+    amount: float = 10.0,
+    ts: str = "2018-06-01T10:00:00",
+) -> TransactionIn:
+    return TransactionIn(
+        transaction_id=f"tx{i}", user_id=user, terminal_id=terminal, amount=amount, timestamp=ts
+    )
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_shard_hash_is_stable_and_spreads() -> None:
+    assert shard_of("card-42", 8) == shard_of("card-42", 8)
+    counts = np.bincount([shard_of(f"card-{i}", 8) for i in range(8000)], minlength=8)
+    assert counts.min() > 800  # uniform within noise
+    groups = group_by_shard(["a", "b", "a", "c", "a"], 3)
+    assert sorted(np.concatenate(list(groups.values())).tolist()) == [0, 1, 2, 3, 4]
+    assert all(np.all(np.diff(idx) > 0) for idx in groups.values())  # input order kept
+
+
+def test_decision_tiers_and_order() -> None:
+    p = ScoringPipeline(LocalShardClient(3, 2), FakeModel(), Thresholds(review=0.5, block=0.9))
+    amounts = [100.0, 600.0, 950.0, 500.0, 900.0]
+    out = run(p.score([tx(i, user=f"u{i}", amount=a) for i, a in enumerate(amounts)]))
+    assert [o.transaction_id for o in out] == [f"tx{i}" for i in range(5)]
+    assert [o.decision for o in out] == ["LEGIT", "REVIEW", "BLOCK", "LEGIT", "REVIEW"]
+    assert {o.model_version for o in out} == {"fake-1"}
+
+
+def test_state_routes_to_one_shard_per_card() -> None:
+    shards = LocalShardClient(4, 2)
+    p = ScoringPipeline(shards, FakeModel(), Thresholds())
+    for i in range(20):
+        run(p.score([tx(i, user="card-7", ts=f"2018-06-01T10:{i:02d}:00")]))
+    per_shard = [s.transactions for s in shards.users]
+    assert sorted(per_shard) == [0, 0, 0, 20]
+    assert per_shard.index(20) == shard_of("card-7", 4)
+    last = run(p.score([tx(99, user="card-7", ts="2018-06-01T10:30:00")], include_features=True))
+    assert last[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 21
+
+
+def test_feedback_reaches_terminal_risk_after_the_delay() -> None:
+    p = ScoringPipeline(LocalShardClient(2, 2), FakeModel(), Thresholds())
+    run(p.score([tx(1, user="a", terminal="T", ts="2018-06-01T10:00:00")]))
+    missing = run(
+        p.feedback(
+            [
+                LabelIn(transaction_id="tx1", terminal_id="T", is_fraud=True),
+                LabelIn(transaction_id="nope", terminal_id="T", is_fraud=True),
+            ]
+        )
+    )
+    assert missing == ["nope"]
+    later = run(p.score([tx(2, user="b", terminal="T", ts="2018-06-08T12:00:00")], True))[0]
+    assert later.features["TERMINAL_ID_RISK_7DAY_WINDOW"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", 0),
+        ("amount", -5),
+        ("amount", float("nan")),
+        ("amount", float("inf")),
+        ("amount", 1e308),
+        ("amount", "ten"),
+        ("user_id", ""),
+        ("user_id", "x" * 65),
+        ("user_id", "a b"),
+        ("timestamp", "yesterday"),
+        ("timestamp", "1970-01-01T00:00:00"),
+        ("timestamp", "2999-01-01T00:00:00"),
+        ("currency", "euro"),
+    ],
+)
+def test_validation_rejects_bad_fields(field: str, value: object) -> None:
+    body = {
+        "transaction_id": "t",
+        "user_id": "u",
+        "terminal_id": "k",
+        "amount": 1.0,
+        "timestamp": "2018-06-01T10:00:00",
+        field: value,
+    }
+    with pytest.raises(ValidationError) as err:
+        TransactionIn(**body)
+    assert err.value.errors()[0]["loc"][0] == field
+
+
+def test_validation_normalises_ids_and_times() -> None:
+    t = TransactionIn(
+        transaction_id=5,
+        user_id=123,
+        terminal_id="k",
+        amount=2.5,
+        timestamp="2018-06-01T12:00:00+02:00",
+    )
+    assert (t.transaction_id, t.user_id) == ("5", "123")
+    assert t.timestamp == dt.datetime(2018, 6, 1, 10, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        TransactionIn(
+            transaction_id="t",
+            user_id="u",
+            terminal_id="k",
+            amount=1.0,
+            timestamp="2018-06-01T10:00:00",
+            pan="4111111111111111",
+        )
+
+
+def test_model_holder_swaps_between_batches_without_splitting_one() -> None:
+    holder = ModelHolder(onnx_loader())
+    v1 = holder.load(REPO / "models" / "default")
+    x = np.zeros((3, len(FEATURE_NAMES)))
+    out = holder.score_many([x[:1], x[1:]])
+    assert [len(s) for s, _ in out] == [1, 2] and {v for _, v in out} == {v1}
+    with pytest.raises(Exception, match="not a model directory"):
+        holder.load(REPO / "models" / "missing")
+    assert holder.score_many([x])[0][1] == v1  # a failed load leaves the old model serving

@@ -1,0 +1,32 @@
+"""One Serve app for all service tests (Ray on 2 cores: start it once, keep tests fat)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+PORT = 18_765
+
+
+@pytest.fixture(scope="session")
+def service(ray_cluster: None) -> Iterator[str]:
+    from ray import serve
+
+    from actors.ray_shards import RayShardClient
+    from deployments.app import build_app
+
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+    args = {"n_user_shards": 3, "n_terminal_shards": 2, "max_batch_transactions": 500}
+    serve.run(build_app(args), name="fraud", route_prefix="/")
+    url = f"http://127.0.0.1:{PORT}"
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "service did not become healthy in 60 s"
+        time.sleep(0.5)
+    yield url
+    serve.shutdown()
+    # Shard actors are detached (they outlive an ingress by design): remove them explicitly.
+    RayShardClient(args["n_user_shards"], args["n_terminal_shards"], {}).kill_all()
