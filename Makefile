@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup demo test lint model bench bench-quick evaluate clean
+.PHONY: setup demo offline-demo test lint model bench bench-quick evaluate clean
 
 setup: $(STAMP)
 
@@ -15,14 +15,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## The main job: simulate a small stream, train with Ray Train, evaluate the model.
+## The main job: start the service on a local Ray cluster (serve run serve_config.yaml),
+## simulate 14 days of 2,000 cards, replay them with delayed labels, report, shut down.
 demo: setup
-	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 60 --seed 42 \
+	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 14 --seed 42 \
 		--card-testing-per-day 2 --output $(DATA)/demo.parquet
-	$(VENV)/bin/fraud train --input $(DATA)/demo.parquet --output $(DATA)/models/demo \
+	$(VENV)/bin/fraud demo --input $(DATA)/demo.parquet --json $(DATA)/demo-report.json
+
+## The offline pipeline on a fresh stream: simulate, train with Ray Train, evaluate.
+offline-demo: setup
+	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 60 --seed 42 \
+		--card-testing-per-day 2 --output $(DATA)/offline.parquet
+	$(VENV)/bin/fraud train --input $(DATA)/offline.parquet --output $(DATA)/models/offline \
 		--engine ray --rounds 150
-	$(VENV)/bin/fraud evaluate --protocol model --model $(DATA)/models/demo \
-		--data $(DATA)/demo.parquet --json $(DATA)/demo-eval.json
+	$(VENV)/bin/fraud evaluate --protocol model --model $(DATA)/models/offline \
+		--data $(DATA)/offline.parquet --json $(DATA)/offline-eval.json
 
 ## The test suite (code, data and model behaviour).
 test: setup

@@ -1,4 +1,4 @@
-"""python -m benchmarks <suite> [options]: offline."""
+"""python -m benchmarks <suite> [options]: offline, service."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 
 def main() -> None:
-    suites = {"offline": "benchmarks.offline"}
+    suites = {"offline": "benchmarks.offline", "service": "benchmarks.service"}
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")
         raise SystemExit(2)

@@ -313,5 +313,25 @@ def replay(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def demo(
+    input: Annotated[Path, typer.Option(help="Stream to replay.")] = Path("data/demo.parquet"),
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Client lanes.")] = 8,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Transactions per request.")] = 32,
+    report_json: Annotated[Path, typer.Option("--json", help="Where to write the report.")] = Path(
+        "data/demo-report.json"
+    ),
+) -> None:
+    """Start the service (serve run serve_config.yaml), replay INPUT with labels, report, stop."""
+    from cli.demo import run_demo
+
+    if not input.exists():
+        _fail(f"{input} not found: run 'fraud simulate --output {input}' first")
+    report = run_demo(input, report_json.parent / "logs", concurrency, batch)
+    report_json.parent.mkdir(parents=True, exist_ok=True)
+    report_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    console.print(f"wrote {report_json}")
+
+
 if __name__ == "__main__":
     app()

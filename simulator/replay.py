@@ -115,22 +115,46 @@ class _Client:
             self._error(type(e).__name__, len(chunk))
             return
         latency_ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code == 422 and not single:
+            # A batch is rejected whole (and changes nothing): resend one by one so only the
+            # invalid transactions are refused.
+            for row, m in zip(chunk, meta, strict=True):
+                await self._send_one(row, m)
+            return
         if resp.status_code != 200:
             self._error(f"http_{resp.status_code}", len(chunk))
             return
         data = orjson.loads(resp.content)
         results = [data] if single else data["results"]
         for m, r in zip(meta, results, strict=True):
-            row = {
-                **m,
-                "score": r["score"],
-                "decision": r["decision"],
-                "model_version": r["model_version"],
-                "latency_ms": latency_ms,
-            }
-            if self.opts.include_features:
-                row["features"] = r["features"]
-            self.result.rows.append(row)
+            self._record(m, r, latency_ms)
+
+    async def _send_one(self, row: tuple[Any, ...], meta: dict[str, Any]) -> None:
+        params = {"include_features": "true"} if self.opts.include_features else None
+        t0 = time.perf_counter()
+        try:
+            resp = await self.http.post(
+                "/v1/transactions", content=orjson.dumps(_tx_body(row)), params=params
+            )
+        except httpx.HTTPError as e:
+            self._error(type(e).__name__)
+            return
+        if resp.status_code != 200:
+            self._error(f"http_{resp.status_code}")
+            return
+        self._record(meta, orjson.loads(resp.content), (time.perf_counter() - t0) * 1000)
+
+    def _record(self, meta: dict[str, Any], r: dict[str, Any], latency_ms: float) -> None:
+        row = {
+            **meta,
+            "score": r["score"],
+            "decision": r["decision"],
+            "model_version": r["model_version"],
+            "latency_ms": latency_ms,
+        }
+        if self.opts.include_features:
+            row["features"] = r["features"]
+        self.result.rows.append(row)
 
     async def send_labels(self, labels: pd.DataFrame) -> None:
         for a in range(0, len(labels), 1000):

@@ -1,0 +1,85 @@
+"""`fraud demo`: start the service on a local Ray cluster, replay a stream, report, stop.
+
+The service is started exactly as a user would (`serve run serve_config.yaml`) in its own
+process group, so stopping it ends the Ray cluster it started and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from cli.progress import replay_progress
+from cli.serve_config import REPO_ROOT, SERVE_CONFIG
+from features.transactions import read_transactions
+from simulator.replay import ReplayOptions, replay_stream
+from simulator.report import build_report, print_report
+
+URL = "http://127.0.0.1:8000"
+
+
+def start_service(console: Console, log_path: Path) -> subprocess.Popen[bytes]:
+    serve_bin = Path(sys.executable).with_name("serve")
+    env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0"}
+    console.print(f"starting: serve run {SERVE_CONFIG.name} (log: {log_path})")
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by the child's lifetime
+    return subprocess.Popen(
+        [str(serve_bin), "run", str(SERVE_CONFIG)],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve run exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"{URL}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"service not healthy after {timeout_s:.0f} s")
+
+
+def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
+    """SIGINT first (serve run shuts Serve and its Ray cluster down), then force."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    console.print("service stopped")
+
+
+def run_demo(input_path: Path, log_dir: Path, concurrency: int, batch: int) -> dict:
+    console = Console()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    proc = start_service(console, log_dir / "serve.log")
+    try:
+        wait_healthy(proc)
+        console.print(f"service healthy: {httpx.get(f'{URL}/healthz').json()}")
+        tx = read_transactions(input_path)
+        opts = ReplayOptions(url=URL, concurrency=concurrency, batch=batch, max_seconds=600)
+        with replay_progress(console) as progress:
+            result = asyncio.run(replay_stream(tx, opts, progress))
+        report = build_report(result, len(tx))
+        print_report(report, console)
+        return report
+    finally:
+        stop_service(proc, console)
