@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-PORT = 18_765
+
+def free_port() -> int:
+    """A free loopback port, so two test sessions on one machine never share a service."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +24,11 @@ def service(ray_cluster: None) -> Iterator[str]:
     from actors.ray_shards import RayShardClient
     from deployments.app import build_app
 
-    serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = {"n_user_shards": 3, "n_terminal_shards": 2, "max_batch_transactions": 500}
     serve.run(build_app(args), name="fraud", route_prefix="/")
-    url = f"http://127.0.0.1:{PORT}"
+    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while httpx.get(f"{url}/healthz").status_code != 200:
         assert time.monotonic() < deadline, "service did not become healthy in 60 s"

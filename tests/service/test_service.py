@@ -210,6 +210,58 @@ def parity_stream() -> pd.DataFrame:
     return normalise(df)
 
 
+def test_ingress_restart_keeps_routing_and_state(service: str) -> None:
+    """Kill the ingress replica: Serve starts a new one, which finds the same shard actors."""
+    import ray
+
+    c = httpx.Client(base_url=service, timeout=30)
+    first = c.post(
+        "/v1/transactions",
+        params={"include_features": True},
+        json=body("restart-1", "card-restart", ts="2018-07-01T10:00:00"),
+    ).json()
+    assert first["features"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1
+    before = user_counts(service)
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "Ingress" in a["name"] and a["name"].startswith("SERVE_REPLICA")
+    ]
+    assert len(names) == 1
+    ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
+    deadline = time.monotonic() + 90
+    while True:
+        assert time.monotonic() < deadline, "ingress did not come back within 90 s"
+        try:
+            if c.get("/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    again = c.post(
+        "/v1/transactions",
+        params={"include_features": True},
+        json=body("restart-2", "card-restart", ts="2018-07-01T10:05:00"),
+    ).json()
+    assert again["features"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2  # state found again
+    delta = np.array(user_counts(service)) - np.array(before)
+    assert delta.tolist().count(1) == 1 and delta.sum() == 1  # and on the same shard
+
+
+def test_replay_as_ray_tasks(service: str, tmp_path: Path) -> None:
+    from simulator.distributed import replay_distributed
+
+    tx = parity_stream().head(600).copy()
+    tx["user_id"] = "job-" + tx["user_id"]
+    tx["terminal_id"] = "job-" + tx["terminal_id"]  # its own state: the parity test follows
+    tx["transaction_id"] = tx["transaction_id"] + 10_000_000
+    path = tmp_path / "job.parquet"
+    tx.to_parquet(path)
+    result = replay_distributed(str(path), ReplayOptions(url=service, concurrency=2, batch=8), 2)
+    assert result.errors == {} and len(result.rows) == len(tx)
+    assert {r["user_id"] for r in result.rows} == set(tx["user_id"])
+
+
 def test_online_equals_offline(service: str) -> None:
     """Replay a stream with labels through HTTP; `fraud score` on the same stream agrees."""
     tx = parity_stream()
