@@ -2,39 +2,52 @@
 
 Actors are detached and named `fraud:<kind>:<i>-of-<n>` in namespace `fraud`, so a restarted
 (or second) ingress reaches the same state; they reserve no CPU (`num_cpus=0`: on a small
-node a default 1-CPU reservation stalls placement) and Ray restarts them if they die.
+node a default 1-CPU reservation stalls placement) and Ray restarts them if they die, after
+which they rebuild their state from the store before serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.shards import TerminalShard, UserShard
+from actors.state_store import StoreUnavailable
 
 NAMESPACE = "fraud"
 _ACTOR_OPTIONS: dict[str, Any] = {
     "num_cpus": 0,
     "lifetime": "detached",
     "max_restarts": -1,
+    "max_task_retries": 0,  # the client retries: every shard call is idempotent
     "max_concurrency": 1,  # calls run one at a time, in arrival order: per-card order holds
 }
-_RETRYABLE = (ActorDiedError, ActorUnavailableError, RayActorError)
+_ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
 
 UserShardActor = ray.remote(UserShard)
 TerminalShardActor = ray.remote(TerminalShard)
+
+
+class ShardUnavailable(RuntimeError):
+    """A shard did not answer within the retry budget, or its state store refused a write."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def actor_name(kind: str, shard: int, n_shards: int) -> str:
     return f"fraud:{kind}:{shard}-of-{n_shards}"
 
 
-def get_or_create(kind: str, shard: int, n_shards: int, config: dict[str, Any]) -> Any:
+def get_or_create(kind: str, shard: int, n_shards: int, settings: dict[str, Any]) -> Any:
     """The shard's actor handle, creating the actor if no live one has that name."""
     cls = UserShardActor if kind == "user" else TerminalShardActor
     return cls.options(
@@ -42,66 +55,82 @@ def get_or_create(kind: str, shard: int, n_shards: int, config: dict[str, Any]) 
         namespace=NAMESPACE,
         get_if_exists=True,
         **_ACTOR_OPTIONS,
-    ).remote(shard, n_shards, config)
+    ).remote(shard, n_shards, settings)
 
 
 class RayShardClient:
-    """Calls shard actors; re-resolves a handle by name when its actor is gone."""
+    """Calls shard actors; retries a call whose actor died (the call may have run: shards
+    deduplicate), re-resolving the handle by name, for up to `retry_for_s` seconds."""
 
-    def __init__(self, n_user_shards: int, n_terminal_shards: int, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        n_user_shards: int,
+        n_terminal_shards: int,
+        settings: dict[str, Any],
+        retry_for_s: float = 20.0,
+    ) -> None:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
-        self.config = config
+        self.settings = settings
+        self.retry_for_s = retry_for_s
+        self.retries = 0
         self._handles: dict[tuple[str, int], Any] = {}
         for i in range(n_user_shards):
-            self._handles["user", i] = get_or_create("user", i, n_user_shards, config)
+            self._handles["user", i] = get_or_create("user", i, n_user_shards, settings)
         for i in range(n_terminal_shards):
-            self._handles["terminal", i] = get_or_create("terminal", i, n_terminal_shards, config)
+            self._handles["terminal", i] = get_or_create("terminal", i, n_terminal_shards, settings)
 
     def _n(self, kind: str) -> int:
         return self.n_user_shards if kind == "user" else self.n_terminal_shards
 
     async def _call(self, kind: str, shard: int, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self._handles[kind, shard], method).remote(*args)
-        except _RETRYABLE:
-            # The actor died for good (or its handle went stale): resolve it again by name.
-            # A call that raised may still have run, so only idempotent work may be retried
-            # by the caller; here we surface the error after refreshing the handle.
-            self._handles[kind, shard] = get_or_create(kind, shard, self._n(kind), self.config)
-            raise
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        while True:
+            try:
+                return await getattr(self._handles[kind, shard], method).remote(*args)
+            except RayTaskError as e:
+                if isinstance(e.cause, StoreUnavailable):
+                    raise ShardUnavailable("state_store_unavailable") from e
+                raise
+            except _ACTOR_GONE as e:
+                if time.monotonic() > deadline:
+                    raise ShardUnavailable(f"{kind}_shard_unavailable") from e
+                self.retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                # The GCS may be busy restarting it: then try again next round.
+                with contextlib.suppress(Exception):
+                    self._handles[kind, shard] = get_or_create(
+                        kind, shard, self._n(kind), self.settings
+                    )
 
-    async def user_step(
-        self,
-        shard: int,
-        user_ids: Sequence[str],
-        times: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-    ) -> np.ndarray:
-        return await self._call("user", shard, "process", user_ids, times, amounts, terminal_hashes)
+    async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+        return await self._call("user", shard, "process", *args)
 
     async def terminal_step(
         self,
         shard: int,
         kinds: np.ndarray,
-        terminal_ids: Sequence[str],
+        terminal_keys: Sequence[str],
         times: np.ndarray,
         keys: np.ndarray,
         labels: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         return await self._call(
-            "terminal", shard, "process", kinds, terminal_ids, times, keys, labels
+            "terminal", shard, "process", kinds, terminal_keys, times, keys, labels
         )
 
     async def stats(self) -> list[dict[str, Any]]:
-        calls = [self._call(k, i, "stats") for (k, i) in self._handles]
-        return list(await asyncio.gather(*calls))
+        return list(await asyncio.gather(*(self._call(k, i, "stats") for (k, i) in self._handles)))
+
+    async def card_totals(self, shard: int, user_keys: Sequence[str]) -> list[tuple[int, float]]:
+        return await self._call("user", shard, "card_totals", user_keys)
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
-        calls = [self._call(k, i, "ping") for (k, i) in self._handles]
+        calls = [h.ping.remote() for h in self._handles.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*calls), timeout_s)
-        except (TimeoutError, *_RETRYABLE):
+        except (TimeoutError, *_ACTOR_GONE):
             return False
         return True
 

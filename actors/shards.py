@@ -1,88 +1,319 @@
 """The state a shard owns and the one method it exposes per direction of traffic.
 
 A `UserShard` owns the cards whose stable hash maps to it, a `TerminalShard` the terminals.
-Each runs the feature engine's store for its keys; neither holds any feature logic itself.
+Each runs the feature engine's store for its keys (no feature logic of its own), remembers
+which transactions it applied (a retry gets the first answer and changes nothing), and
+journals every request to its `StateStore` before applying it, so a restarted shard
+rebuilds exactly the state its clients were answered from.
+
+Ids arrive hashed (`features.ids.id_digest`): no card number is ever held or stored.
 """
 
 from __future__ import annotations
 
+import pickle
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
+from actors.dedup import DedupIndex, Seen
+from actors.state_store import StateStore, StoreConfig, StoreUnavailable, open_store
 from features.config import EngineConfig
 from features.state import TerminalStore, UserStore
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+USER_FEATURES = 11
+TERMINAL_FEATURES = 6
 
-class UserShard:
-    """Card state for one shard: per-card rings of (time, amount, terminal)."""
 
-    def __init__(self, shard: int, n_shards: int, config: dict[str, Any] | None = None) -> None:
-        self.shard, self.n_shards = shard, n_shards
-        self.config = EngineConfig(**(config or {}))
-        self.store = UserStore(self.config.user_capacity)
-        self.transactions = 0
+class DedupConfig(BaseModel):
+    """`dedup:` in serve_config.yaml: how long and how many transaction ids are remembered."""
 
-    def process(
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_hours: float = Field(24.0, gt=0, description="Event time behind the newest seen.")
+    max_entries: int = Field(200_000, ge=1, description="Per shard.")
+
+
+class ShardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: EngineConfig = EngineConfig()
+    state: StoreConfig = StoreConfig(backend="memory")
+    dedup: DedupConfig = DedupConfig()
+
+
+class _JournaledShard:
+    """Write-ahead journaling, snapshots and recovery around a shard's `_apply`."""
+
+    kind = "shard"
+
+    def __init__(
         self,
-        user_ids: Sequence[str],
-        times_ms: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-    ) -> np.ndarray:
-        """User features of these transactions, in order; each then joins its card's state."""
-        out = self.store.update(self.store.slots_for(user_ids), times_ms, amounts, terminal_hashes)
-        self.transactions += len(user_ids)
-        return out
+        shard: int,
+        n_shards: int,
+        settings: dict[str, Any] | None,
+        store: StateStore | None = None,
+    ) -> None:
+        self.shard, self.n_shards = shard, n_shards
+        self.settings = ShardSettings(**(settings or {}))
+        self.name = f"{self.kind}-{shard}-of-{n_shards}"
+        self.store: StateStore = store or open_store(self.settings.state, REPO_ROOT)
+        self.seq = 0
+        self.snapshot_seq = 0
+        self._init_state()
+        started = time.perf_counter()
+        self.replayed = self._recover()
+        self.recovery_seconds = time.perf_counter() - started
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "shard": self.shard,
-            "users": len(self.store),
-            "transactions": self.transactions,
-            "state_bytes": self.store.state_nbytes(),
-            "overflow_events": self.store.overflow_total,
-        }
+    # -- to be provided by subclasses -------------------------------------------------------
+    def _init_state(self) -> None:
+        raise NotImplementedError
+
+    def _apply(self, op: tuple[Any, ...]) -> Any:
+        raise NotImplementedError
+
+    def _dump(self) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    def _load(self, parts: dict[str, bytes]) -> None:
+        raise NotImplementedError
+
+    # -- journaling ---------------------------------------------------------------------------
+    def _recover(self) -> int:
+        snapshot, seq, log = self.store.load(self.name)
+        if snapshot is not None:
+            self._load(pickle.loads(snapshot))
+        self.seq = self.snapshot_seq = seq
+        for s, record in log:
+            self._apply(pickle.loads(record))
+            self.seq = max(self.seq, s)
+        return len(log)
+
+    def _submit(self, op: tuple[Any, ...]) -> Any:
+        """Journal, then apply: an answered request is always in the store."""
+        seq = self.seq + 1
+        self.store.append(self.name, seq, pickle.dumps(op, protocol=5))  # may raise
+        self.seq = seq
+        result = self._apply(op)
+        if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every:
+            self.checkpoint()
+        return result
+
+    def checkpoint(self) -> None:
+        """Snapshot the whole shard and drop the log it covers."""
+        self.store.snapshot(self.name, self.seq, pickle.dumps(self._dump(), protocol=5))
+        self.snapshot_seq = self.seq
 
     def ping(self) -> int:
         return self.shard
 
 
-class TerminalShard:
+class UserShard(_JournaledShard):
+    """Card state for one shard: per-card rings of (time, amount, terminal)."""
+
+    kind = "user"
+
+    def _init_state(self) -> None:
+        self.users = UserStore(self.settings.engine.user_capacity)
+        d = self.settings.dedup
+        self.dedup = DedupIndex(USER_FEATURES, int(d.window_hours * 3_600_000), d.max_entries)
+        self.transactions = 0
+
+    def process(
+        self,
+        tx_keys: Sequence[str],
+        body_hashes: np.ndarray,
+        user_keys: Sequence[str],
+        times_ms: np.ndarray,
+        amounts: np.ndarray,
+        terminal_hashes: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """User features and a `Seen` status per transaction, in order.
+
+        New transactions update their card's state; a retry of an applied one returns its
+        stored features; an id already used for another body is a conflict (no change).
+        """
+        op = ("tx", list(tx_keys), body_hashes, list(user_keys), times_ms, amounts, terminal_hashes)
+        return self._submit(op)
+
+    def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+        _, tx_keys, body_hashes, user_keys, times, amounts, term_hashes = op
+        n = len(tx_keys)
+        out = np.zeros((n, USER_FEATURES), np.float64)
+        status = np.zeros(n, np.int8)
+        fresh: list[int] = []
+        in_batch: dict[str, int] = {}
+        copies: list[tuple[int, int]] = []
+        for i, key in enumerate(tx_keys):
+            seen, stored = self.dedup.check(key, int(body_hashes[i]))
+            if seen is Seen.NEW and key in in_batch:  # the same id twice in one request
+                first = in_batch[key]
+                same = body_hashes[first] == body_hashes[i]
+                seen = Seen.DUPLICATE if same else Seen.CONFLICT
+                if same:
+                    copies.append((i, first))
+            elif seen is Seen.DUPLICATE and stored is not None:
+                out[i] = stored
+            elif seen is Seen.NEW:
+                in_batch[key] = i
+                fresh.append(i)
+            status[i] = seen
+        if fresh:
+            idx = np.asarray(fresh)
+            slots = self.users.slots_for([user_keys[i] for i in fresh])
+            out[idx] = self.users.update(slots, times[idx], amounts[idx], term_hashes[idx])
+            for i in fresh:
+                self.dedup.record(tx_keys[i], int(body_hashes[i]), int(times[i]), out[i])
+            self.dedup.evict()
+            self.transactions += len(fresh)
+        for i, first in copies:
+            out[i] = out[first]
+        return out, status
+
+    def _dump(self) -> dict[str, bytes]:
+        return {
+            "users": self.users.to_bytes(),
+            "dedup": self.dedup.to_bytes(),
+            "transactions": str(self.transactions).encode(),
+        }
+
+    def _load(self, parts: dict[str, bytes]) -> None:
+        self.users = UserStore.from_bytes(parts["users"], self.settings.engine.user_capacity)
+        self.dedup.restore(parts["dedup"])
+        self.transactions = int(parts["transactions"])
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "kind": "user",
+            "shard": self.shard,
+            "users": len(self.users),
+            "transactions": self.transactions,
+            "state_bytes": self.users.state_nbytes(),
+            "overflow_events": self.users.overflow_total,
+            "dedup_entries": len(self.dedup),
+            "dedup_hits": self.dedup.hits,
+            "conflicts": self.dedup.conflicts,
+            "seq": self.seq,
+            "recovered_records": self.replayed,
+            "recovery_seconds": self.recovery_seconds,
+        }
+
+    def card_totals(self, user_keys: Sequence[str]) -> list[tuple[int, float]]:
+        """(transactions, amount sum) ever applied per card: the ledger check in fault tests."""
+        out = []
+        for key in user_keys:
+            slot = self.users.index.get(key)
+            if slot is None:
+                out.append((0, 0.0))
+            else:
+                s = self.users.scalars
+                out.append((int(s["count_total"][slot]), float(s["sum_total"][slot])))
+        return out
+
+
+class TerminalShard(_JournaledShard):
     """Terminal state for one shard: per-terminal rings with labels as known so far."""
 
-    def __init__(self, shard: int, n_shards: int, config: dict[str, Any] | None = None) -> None:
-        self.shard, self.n_shards = shard, n_shards
-        self.config = EngineConfig(**(config or {}))
-        self.store = TerminalStore(self.config.terminal_capacity, self.config.label_delay_ms)
+    kind = "terminal"
+
+    def _init_state(self) -> None:
+        e = self.settings.engine
+        self.terminals = TerminalStore(e.terminal_capacity, e.label_delay_ms)
+        d = self.settings.dedup
+        self.dedup = DedupIndex(TERMINAL_FEATURES, int(d.window_hours * 3_600_000), d.max_entries)
         self.transactions = 0
         self.labels = 0
 
     def process(
         self,
         kinds: np.ndarray,
-        terminal_ids: Sequence[str],
+        terminal_keys: Sequence[str],
         times_ms: np.ndarray,
-        keys: np.ndarray,
+        tx_keys: np.ndarray,
         labels: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Transactions (kind 0) get terminal features; labels (kind 1) set a held label."""
-        out = self.store.step(kinds, self.store.slots_for(terminal_ids), times_ms, keys, labels)
-        n_labels = int(np.sum(kinds == 1))
-        self.labels += n_labels
-        self.transactions += len(kinds) - n_labels
-        return out
+        """Transactions (kind 0) get terminal features, once per key; labels (kind 1) set
+        the label of a held transaction (idempotent). Returns features and, for labels,
+        whether the transaction was held."""
+        return self._submit(("step", kinds, list(terminal_keys), times_ms, tx_keys, labels))
+
+    def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+        _, kinds, terminal_keys, times, tx_keys, labels = op
+        n = len(kinds)
+        out = np.zeros((n, TERMINAL_FEATURES), np.float64)
+        found = np.zeros(n, np.bool_)
+        keep: list[int] = []
+        first_in_batch: dict[int, int] = {}
+        copies: list[tuple[int, int]] = []
+        for i in range(n):
+            if kinds[i] != 0:
+                keep.append(i)
+                continue
+            key = int(tx_keys[i])
+            seen, stored = self.dedup.check(str(key), 0)
+            if seen is Seen.DUPLICATE and stored is not None:
+                out[i] = stored
+            elif key in first_in_batch:
+                copies.append((i, first_in_batch[key]))
+            else:
+                first_in_batch[key] = i
+                keep.append(i)
+        if keep:
+            idx = np.asarray(keep)
+            feats, f = self.terminals.step(
+                kinds[idx],
+                self.terminals.slots_for([terminal_keys[i] for i in keep]),
+                times[idx],
+                tx_keys[idx],
+                labels[idx],
+            )
+            out[idx], found[idx] = feats, f
+            for j, i in enumerate(keep):
+                if kinds[i] == 0:
+                    self.dedup.record(str(int(tx_keys[i])), 0, int(times[i]), feats[j])
+            self.dedup.evict()
+            n_labels = int(np.sum(kinds[idx] == 1))
+            self.labels += n_labels
+            self.transactions += len(keep) - n_labels
+        for i, j in copies:
+            out[i] = out[j]
+        return out, found
+
+    def _dump(self) -> dict[str, bytes]:
+        return {
+            "terminals": self.terminals.to_bytes(),
+            "dedup": self.dedup.to_bytes(),
+            "counts": f"{self.transactions},{self.labels}".encode(),
+        }
+
+    def _load(self, parts: dict[str, bytes]) -> None:
+        e = self.settings.engine
+        self.terminals = TerminalStore.from_bytes(
+            parts["terminals"], e.terminal_capacity, e.label_delay_ms
+        )
+        self.dedup.restore(parts["dedup"])
+        t, lb = parts["counts"].decode().split(",")
+        self.transactions, self.labels = int(t), int(lb)
 
     def stats(self) -> dict[str, Any]:
         return {
+            "kind": "terminal",
             "shard": self.shard,
-            "terminals": len(self.store),
+            "terminals": len(self.terminals),
             "transactions": self.transactions,
             "labels": self.labels,
-            "state_bytes": self.store.state_nbytes(),
-            "overflow_events": self.store.overflow_total,
+            "state_bytes": self.terminals.state_nbytes(),
+            "overflow_events": self.terminals.overflow_total,
+            "dedup_hits": self.dedup.hits,
+            "seq": self.seq,
+            "recovered_records": self.replayed,
+            "recovery_seconds": self.recovery_seconds,
         }
 
-    def ping(self) -> int:
-        return self.shard
+
+__all__ = ["ShardSettings", "StoreUnavailable", "TerminalShard", "UserShard"]

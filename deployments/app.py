@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
+from actors.shards import DedupConfig
+from actors.state_store import StoreConfig
 from deployments.ingress import Ingress
 from deployments.model import ModelScorer
 from features.config import EngineConfig
@@ -16,7 +18,7 @@ DEFAULT_MODEL_DIR = "models/default"
 
 
 class AppArgs(BaseModel):
-    """What a deployment decides: shard counts, batch limit, engine settings."""
+    """What a deployment decides: shard counts, batch limit, engine, state store, dedup."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,6 +26,10 @@ class AppArgs(BaseModel):
     n_terminal_shards: int = Field(2, ge=1, le=4096)
     max_batch_transactions: int = Field(10_000, ge=1, le=100_000)
     engine: EngineConfig = EngineConfig()
+    state: StoreConfig = StoreConfig()
+    dedup: DedupConfig = DedupConfig()
+    shard_retry_seconds: float = Field(20.0, ge=0, le=300)
+    model_retry_seconds: float = Field(10.0, ge=0, le=300)
 
 
 def build_app(args: dict[str, Any]) -> Application:

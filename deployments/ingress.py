@@ -4,15 +4,18 @@ No `from __future__ import annotations` here: FastAPI must see real types on the
 that Serve moves onto the replica class.
 """
 
+import hmac
+import os
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.ray_shards import RayShardClient
+from actors.ray_shards import RayShardClient, ShardUnavailable
 from deployments import errors
+from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import BatchIn, BatchOut, FeedbackIn, FeedbackOut, ScoreOut, TransactionIn
 from features.decision import Thresholds
@@ -23,16 +26,27 @@ app = FastAPI(
     description="Real-time card-fraud decisions: BLOCK, REVIEW or LEGIT.",
 )
 errors.install(app)
+API_KEY_ENV = "FRAUD_API_KEY"
 
 
-class HandleModel:
-    """The model deployment behind the pipeline's `ModelBackend` interface."""
+@app.exception_handler(ShardUnavailable)
+async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
+    return errors.unavailable(exc.reason, retry_after_s=2)
 
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self.handle = handle
 
-    async def score(self, x: Any) -> tuple[Any, str]:
-        return await self.handle.score.remote(x)
+@app.middleware("http")
+async def _require_api_key(request: Request, call_next: Any) -> Response:
+    """With FRAUD_API_KEY set, every /v1 route needs `Authorization: Bearer <key>`."""
+    key = os.environ.get(API_KEY_ENV)
+    if key and request.url.path.startswith("/v1"):
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            return JSONResponse(
+                {"detail": "missing or wrong API key"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await call_next(request)
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
@@ -41,10 +55,15 @@ class Ingress:
     def __init__(self, model: DeploymentHandle, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.model = model
+        shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
         shards = RayShardClient(
-            settings["n_user_shards"], settings["n_terminal_shards"], settings.get("engine", {})
+            settings["n_user_shards"],
+            settings["n_terminal_shards"],
+            shard_settings,
+            retry_for_s=settings["shard_retry_seconds"],
         )
-        self.pipeline = ScoringPipeline(shards, HandleModel(model), Thresholds())
+        model_client = HandleModel(model, retry_for_s=settings["model_retry_seconds"])
+        self.pipeline = ScoringPipeline(shards, model_client, Thresholds())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds can change at runtime through `user_config.thresholds`."""

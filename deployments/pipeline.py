@@ -13,10 +13,12 @@ from typing import Protocol
 
 import numpy as np
 
+from actors.dedup import Seen
+from deployments.errors import ConflictError
 from deployments.schemas import LabelIn, ScoreOut, TransactionIn
 from features.decision import Thresholds, decide
 from features.engine import LABEL, TX, assemble, stateless_features, terminal_hashes
-from features.ids import shard_of, stable_hash64
+from features.ids import id_digest, shard_of, stable_hash64
 from features.names import FEATURE_NAMES
 
 
@@ -56,46 +58,77 @@ def group_by_shard(keys: Sequence[str], n_shards: int) -> dict[int, np.ndarray]:
     return {s: np.asarray(idx, dtype=np.int64) for s, idx in groups.items()}
 
 
+def body_hash(t: TransactionIn) -> int:
+    """What makes two requests with one transaction_id the same request."""
+    return stable_hash64(f"{t.user_id}|{t.terminal_id}|{t.amount!r}|{t.time_ms}|{t.currency}")
+
+
 class ScoringPipeline:
     def __init__(self, shards: ShardBackend, model: ModelBackend, thresholds: Thresholds) -> None:
         self.shards, self.model, self.thresholds = shards, model, thresholds
 
     async def features(self, txs: Sequence[TransactionIn]) -> np.ndarray:
-        """Update card and terminal state with these transactions; return their features."""
+        """Apply these transactions to card and terminal state (once each); their features.
+
+        Card shards go first: they own deduplication, so a reused id with another body
+        (a conflict) never reaches terminal state. Raises `ConflictError` after applying the
+        rest of the request.
+        """
         n = len(txs)
         user_ids = [t.user_id for t in txs]
         terminal_ids = [t.terminal_id for t in txs]
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
-        keys = np.fromiter((stable_hash64(t.transaction_id) for t in txs), np.int64, n)
+        tx_keys = [id_digest(t.transaction_id) for t in txs]
+        label_keys = np.fromiter((stable_hash64(t.transaction_id) for t in txs), np.int64, n)
+        bodies = np.fromiter((body_hash(t) for t in txs), np.int64, n)
+        user_keys = [id_digest(u) for u in user_ids]
+        terminal_keys = [id_digest(k) for k in terminal_ids]
         hashes = terminal_hashes(terminal_ids)
 
         user_groups = group_by_shard(user_ids, self.shards.n_user_shards)
-        term_groups = group_by_shard(terminal_ids, self.shards.n_terminal_shards)
-        user_calls = [
-            self.shards.user_step(
-                s, [user_ids[i] for i in idx], times[idx], amounts[idx], hashes[idx]
+        user_results = await asyncio.gather(
+            *(
+                self.shards.user_step(
+                    s,
+                    [tx_keys[i] for i in idx],
+                    bodies[idx],
+                    [user_keys[i] for i in idx],
+                    times[idx],
+                    amounts[idx],
+                    hashes[idx],
+                )
+                for s, idx in user_groups.items()
             )
-            for s, idx in user_groups.items()
-        ]
-        term_calls = [
-            self.shards.terminal_step(
-                s,
-                np.full(len(idx), TX, np.int8),
-                [terminal_ids[i] for i in idx],
-                times[idx],
-                keys[idx],
-                np.zeros(len(idx), np.int8),
-            )
-            for s, idx in term_groups.items()
-        ]
-        results = await asyncio.gather(*user_calls, *term_calls)
+        )
         user = np.empty((n, 11), np.float64)
-        terminal = np.empty((n, 6), np.float64)
-        for idx, res in zip(user_groups.values(), results[: len(user_calls)], strict=True):
-            user[idx] = res
-        for idx, res in zip(term_groups.values(), results[len(user_calls) :], strict=True):
-            terminal[idx] = res[0]
+        status = np.empty(n, np.int8)
+        for idx, (feats, st) in zip(user_groups.values(), user_results, strict=True):
+            user[idx], status[idx] = feats, st
+        ok = np.flatnonzero(status != Seen.CONFLICT)
+
+        term_groups = group_by_shard([terminal_ids[i] for i in ok], self.shards.n_terminal_shards)
+        term_groups = {s: ok[idx] for s, idx in term_groups.items()}
+        term_results = await asyncio.gather(
+            *(
+                self.shards.terminal_step(
+                    s,
+                    np.full(len(idx), TX, np.int8),
+                    [terminal_keys[i] for i in idx],
+                    times[idx],
+                    label_keys[idx],
+                    np.zeros(len(idx), np.int8),
+                )
+                for s, idx in term_groups.items()
+            )
+        )
+        terminal = np.zeros((n, 6), np.float64)
+        for idx, (feats, _) in zip(term_groups.values(), term_results, strict=True):
+            terminal[idx] = feats
+        if len(ok) < n:
+            raise ConflictError(
+                [txs[i].transaction_id for i in np.flatnonzero(status == Seen.CONFLICT)]
+            )
         return assemble(stateless_features(times, amounts), user, terminal)
 
     async def score(
@@ -121,6 +154,7 @@ class ScoringPipeline:
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""
         terminal_ids = [lb.terminal_id for lb in labels]
+        terminal_keys = [id_digest(k) for k in terminal_ids]
         keys = np.fromiter(
             (stable_hash64(lb.transaction_id) for lb in labels), np.int64, len(labels)
         )
@@ -130,7 +164,7 @@ class ScoringPipeline:
             self.shards.terminal_step(
                 s,
                 np.full(len(idx), LABEL, np.int8),
-                [terminal_ids[i] for i in idx],
+                [terminal_keys[i] for i in idx],
                 np.zeros(len(idx), np.int64),
                 keys[idx],
                 values[idx],

@@ -86,11 +86,26 @@ class _RingStore:
         return n * per_row
 
     def to_bytes(self) -> bytes:
-        """Snapshot of the used rows; `from_bytes` restores an identical store."""
+        """Snapshot of the ids in use, holding only the events the rings keep (not their free
+        slots); `from_bytes` restores a store that continues identically."""
         n = len(self)
-        buf = io.BytesIO()
-        arrays = {f"ring_{k}": v[:n] for k, v in self.rings.items()}
+        head = self.scalars["head"][:n].astype(np.int64)
+        length = self.scalars["length"][:n].astype(np.int64)
+        cols = np.arange(self.capacity)
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.rings}
+        for a in range(0, n, 8192):  # bounded temporaries on large shards
+            h, ln = head[a : a + 8192, None], length[a : a + 8192, None]
+            idx = (h + cols[None, :]) % self.capacity
+            used = cols[None, :] < ln
+            rows = np.arange(a, a + len(h))[:, None]
+            for k, ring in self.rings.items():
+                parts[k].append(ring[rows, idx][used])
+        arrays = {
+            f"ring_{k}": np.concatenate(v) if v else np.empty(0, self.rings[k].dtype)
+            for k, v in parts.items()
+        }
         arrays.update({f"scalar_{k}": v[:n] for k, v in self.scalars.items()})
+        buf = io.BytesIO()
         meta = json.dumps({"capacity": self.capacity, "ids": self.ids}).encode()
         np.savez(buf, meta=np.frombuffer(meta, dtype=np.uint8), **arrays)
         return buf.getvalue()
@@ -107,10 +122,15 @@ class _RingStore:
             store.index = {k: i for i, k in enumerate(store.ids)}
             store._grow(len(store.ids))
             n = len(store.ids)
-            for k in store.rings:
-                store.rings[k][:n] = npz[f"ring_{k}"]
             for k in store.scalars:
                 store.scalars[k][:n] = npz[f"scalar_{k}"]
+            length = store.scalars["length"][:n].astype(np.int64)
+            store.scalars["head"][:n] = 0  # events are written back from slot 0
+            rows = np.repeat(np.arange(n), length)
+            offsets = np.concatenate([[0], np.cumsum(length)[:-1]]) if n else np.empty(0, np.int64)
+            cols = np.arange(len(rows)) - np.repeat(offsets, length)
+            for k in store.rings:
+                store.rings[k][rows, cols] = npz[f"ring_{k}"]
 
 
 class UserStore(_RingStore):

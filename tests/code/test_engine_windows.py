@@ -189,3 +189,22 @@ def test_state_size_is_documented_per_user() -> None:
     e = FeatureEngine()
     e.transact(["u1", "u2"], ["t", "t"], np.array([T0, T0]), np.array([1.0, 2.0]), np.arange(2))
     assert e.users.state_nbytes() == 2 * (192 * (8 + 8 + 4) + 4 + 4 + 8 + 8 + 8 + 4)
+
+
+def test_snapshot_of_wrapped_rings_continues_identically() -> None:
+    cfg = EngineConfig(user_capacity=8, terminal_capacity=8)
+    rng = np.random.default_rng(3)
+    n = 400
+    users = [f"u{i}" for i in rng.integers(0, 5, n)]
+    terms = [f"t{i}" for i in rng.integers(0, 4, n)]
+    times = T0 + np.sort(rng.integers(0, 3 * DAY, n))
+    amounts = rng.uniform(1, 100, n)
+    e = FeatureEngine(cfg)
+    e.transact(users[:300], terms[:300], times[:300], amounts[:300], np.arange(300))
+    assert e.users.overflow_total > 0 and (e.users.scalars["head"][:5] > 0).any()
+    clone = FeatureEngine(cfg)
+    clone.users = UserStore.from_bytes(e.users.to_bytes(), 8)
+    clone.terminals = TerminalStore.from_bytes(e.terminals.to_bytes(), 8, cfg.label_delay_ms)
+    a = e.transact(users[300:], terms[300:], times[300:], amounts[300:], np.arange(300, n))
+    b = clone.transact(users[300:], terms[300:], times[300:], amounts[300:], np.arange(300, n))
+    np.testing.assert_array_equal(a, b)

@@ -18,7 +18,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def service(ray_cluster: None) -> Iterator[str]:
+def app_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The app's args: small shard counts, state in a temporary SQLite directory."""
+    state_dir = tmp_path_factory.mktemp("state")
+    return {
+        "n_user_shards": 3,
+        "n_terminal_shards": 2,
+        "max_batch_transactions": 500,
+        "state": {"backend": "sqlite", "path": str(state_dir), "snapshot_every": 500},
+    }
+
+
+@pytest.fixture(scope="session")
+def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     from ray import serve
 
     from actors.ray_shards import RayShardClient
@@ -26,7 +38,7 @@ def service(ray_cluster: None) -> Iterator[str]:
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    args = {"n_user_shards": 3, "n_terminal_shards": 2, "max_batch_transactions": 500}
+    args = app_args
     serve.run(build_app(args), name="fraud", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -128,7 +128,9 @@ def test_routing_tiers_batches_feedback_and_validation(service: str) -> None:
     assert user_counts(service) == before
 
 
-def test_hot_swap_under_traffic_loses_nothing(service: str, tmp_path: Path) -> None:
+def test_hot_swap_under_traffic_loses_nothing(
+    service: str, app_args: dict[str, object], tmp_path: Path
+) -> None:
     from ray import serve
 
     from deployments.app import AppArgs
@@ -167,9 +169,7 @@ def test_hot_swap_under_traffic_loses_nothing(service: str, tmp_path: Path) -> N
     t = threading.Thread(target=traffic)
     t.start()
     time.sleep(2)
-    settings = AppArgs(
-        n_user_shards=3, n_terminal_shards=2, max_batch_transactions=500
-    ).model_dump()
+    settings = AppArgs(**app_args).model_dump()
     app = Ingress.options(user_config={"thresholds": Thresholds().model_dump()}).bind(
         ModelScorer.options(user_config={"model_dir": str(swapped)}).bind(), settings
     )

@@ -1,0 +1,176 @@
+"""Where shard state lives between restarts: a snapshot plus an append-only log per shard.
+
+`StateStore` is the small protocol; `SqliteStore` is the embedded default (one file per
+shard, no server), `RedisStore` serves clusters where actors move between nodes, and
+`MemoryStore` is for tests and throwaway runs. A shard appends each request to its log
+before applying it (write-ahead), so whatever a client was answered is in the store; on
+restart it loads the snapshot and replays the log through the same code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not make a write durable; nothing was applied."""
+
+
+class StateStore(Protocol):
+    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
+        """(snapshot or None, the last sequence it covers, log records after it in order)."""
+        ...
+
+    def append(self, shard: str, seq: int, record: bytes) -> None:
+        """Make one record durable; raise `StoreUnavailable` if it cannot."""
+        ...
+
+    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
+        """Store a snapshot covering records up to `seq` and drop those records, atomically."""
+        ...
+
+
+class StoreConfig(BaseModel):
+    """`state:` in serve_config.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field("sqlite", pattern="^(sqlite|redis|memory)$")
+    path: str = "data/state"  # sqlite: a directory, relative to the repository root
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "fraud"
+    snapshot_every: int = Field(2_000, ge=1, description="Requests between snapshots.")
+    fsync: bool = Field(False, description="sqlite: fsync each commit (power-loss safe).")
+
+
+class MemoryStore:
+    """Process-local store: survives nothing; the default for unit tests."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes | None, int, list[tuple[int, bytes]]]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
+        snap, seq, log = self._data.get(shard, (None, 0, []))
+        return snap, seq, list(log)
+
+    def append(self, shard: str, seq: int, record: bytes) -> None:
+        with self._lock:
+            snap, s, log = self._data.get(shard, (None, 0, []))
+            self._data[shard] = (snap, s, [*log, (seq, record)])
+
+    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
+        with self._lock:
+            _, _, log = self._data.get(shard, (None, 0, []))
+            self._data[shard] = (data, seq, [(s, r) for s, r in log if s > seq])
+
+
+class SqliteStore:
+    """One SQLite file per shard in WAL mode: durable against a killed process by default,
+    against power loss with `fsync`."""
+
+    def __init__(self, directory: str | Path, fsync: bool = False) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self._conns: dict[str, sqlite3.Connection] = {}
+
+    def _conn(self, shard: str) -> sqlite3.Connection:
+        conn = self._conns.get(shard)
+        if conn is None:
+            safe = shard.replace(":", "_").replace("/", "_")
+            conn = sqlite3.connect(self.directory / f"{safe}.sqlite", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 0),"
+                " seq INTEGER, data BLOB)"
+            )
+            self._conns[shard] = conn
+        return conn
+
+    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
+        conn = self._conn(shard)
+        row = conn.execute("SELECT seq, data FROM snapshot WHERE id = 0").fetchone()
+        snap, seq = (row[1], row[0]) if row else (None, 0)
+        log = conn.execute("SELECT seq, data FROM log WHERE seq > ? ORDER BY seq", (seq,))
+        return snap, seq, [(s, bytes(d)) for s, d in log.fetchall()]
+
+    def append(self, shard: str, seq: int, record: bytes) -> None:
+        try:
+            self._conn(shard).execute("INSERT INTO log (seq, data) VALUES (?, ?)", (seq, record))
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite append failed: {e}") from e
+
+    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
+        conn = self._conn(shard)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshot (id, seq, data) VALUES (0, ?, ?)", (seq, data)
+            )
+            conn.execute("DELETE FROM log WHERE seq <= ?", (seq,))
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class RedisStore:
+    """Per-shard keys `<prefix>:<shard>:snapshot` (seq, data) and `<prefix>:<shard>:log` (a list
+    of 8-byte seq + record). A snapshot replaces the old one and clears the log in one
+    MULTI/EXEC. Durability is Redis's: run it with `appendonly yes` (AOF) and `appendfsync
+    everysec` or `always` for state that must survive a Redis restart."""
+
+    def __init__(self, url: str, prefix: str = "fraud") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.prefix = prefix
+
+    def _keys(self, shard: str) -> tuple[str, str]:
+        return f"{self.prefix}:{shard}:snapshot", f"{self.prefix}:{shard}:log"
+
+    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
+        snap_key, log_key = self._keys(shard)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(snap_key)
+        pipe.lrange(log_key, 0, -1)
+        snap, log = pipe.execute()
+        seq = int(snap[b"seq"]) if snap else 0
+        records = [(int.from_bytes(r[:8], "big"), r[8:]) for r in log]
+        return (snap.get(b"data") if snap else None), seq, [(s, r) for s, r in records if s > seq]
+
+    def append(self, shard: str, seq: int, record: bytes) -> None:
+        import redis
+
+        try:
+            self._redis.rpush(self._keys(shard)[1], seq.to_bytes(8, "big") + record)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis append failed: {e}") from e
+
+    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
+        snap_key, log_key = self._keys(shard)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(snap_key, mapping={"seq": seq, "data": data})
+        pipe.delete(log_key)  # the shard appends nothing while it snapshots
+        pipe.execute()
+
+    def delete(self, shard: str) -> None:
+        self._redis.delete(*self._keys(shard))
+
+
+def open_store(config: StoreConfig | dict[str, Any] | None, repo_root: Path) -> StateStore:
+    cfg = config if isinstance(config, StoreConfig) else StoreConfig(**(config or {}))
+    if cfg.backend == "redis":
+        return RedisStore(cfg.redis_url, cfg.prefix)
+    if cfg.backend == "memory":
+        return MemoryStore()  # nothing survives the process: tests and throwaway runs
+    path = Path(cfg.path)
+    return SqliteStore(path if path.is_absolute() else repo_root / path, cfg.fsync)
