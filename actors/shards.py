@@ -11,6 +11,7 @@ Ids arrive hashed (`features.ids.id_digest`): no card number is ever held or sto
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -111,6 +112,10 @@ class _JournaledShard:
 
     def ping(self) -> int:
         return self.shard
+
+    def pid(self) -> int:
+        """The process holding this shard (for operators and fault tests)."""
+        return os.getpid()
 
 
 class UserShard(_JournaledShard):

@@ -15,6 +15,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.ray_shards import RayShardClient, ShardUnavailable
 from deployments import errors
+from deployments.limits import BodySizeLimit
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import BatchIn, BatchOut, FeedbackIn, FeedbackOut, ScoreOut, TransactionIn
@@ -27,6 +28,8 @@ app = FastAPI(
 )
 errors.install(app)
 API_KEY_ENV = "FRAUD_API_KEY"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
+app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
 
 @app.exception_handler(ShardUnavailable)

@@ -1,0 +1,204 @@
+"""Fault tests: kill -9 a card shard mid-stream (SQLite and Redis state), a failing model.
+
+Each run keeps a client ledger (every transaction id sent, retried with the same id until
+answered) and checks every card's count and amount sum in the service against the distinct
+accepted transactions: nothing lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from features.ids import id_digest, shard_of
+from simulator.ledger import LedgerClient
+
+pytestmark = pytest.mark.ray
+N_TX = 5_000
+START = dt.datetime(2018, 6, 1)
+
+
+def make_stream(tag: str, n_users: int = 240) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, n_users, N_TX)
+    return [
+        {
+            "transaction_id": f"{tag}-{i}",
+            "user_id": f"{tag}-card-{users[i]}",
+            "terminal_id": f"{tag}-term-{rng.integers(0, 80)}",
+            "amount": float(np.round(rng.uniform(1, 200), 2)),
+            "timestamp": (START + dt.timedelta(seconds=30 * i)).isoformat(),
+        }
+        for i in range(N_TX)
+    ]
+
+
+async def run_stream(
+    url: str, stream: list[dict[str, Any]], n_shards: int, kill: Any
+) -> tuple[LedgerClient, float]:
+    """One lane per card shard (so a lane touches one card shard), batches of 10; `kill` runs
+    once 30 % of the stream is answered. Returns the client and the kill time."""
+    client = LedgerClient(url, retry_for_s=90)
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(n_shards)]
+    for b in stream:
+        lanes[shard_of(b["user_id"], n_shards)].append(b)
+    killed_at = 0.0
+
+    async def lane(k: int) -> None:
+        nonlocal killed_at
+        items = lanes[k]
+        for a in range(0, len(items), 10):
+            if not killed_at and len(client.ledger.accepted) > 0.3 * len(stream):
+                killed_at = time.monotonic()
+                kill()
+            await client.send(items[a : a + 10], lane=k)
+
+    await asyncio.gather(*(lane(k) for k in range(n_shards)))
+    await client.close()
+    return client, killed_at
+
+
+def check_ledger(
+    client: LedgerClient, shards: Any, n_shards: int, stream: list[dict[str, Any]]
+) -> None:
+    from ray import get
+
+    ledger = client.ledger
+    assert ledger.gave_up == [] and len(ledger.accepted) == len(stream)  # nothing refused
+    per_card = ledger.per_card()
+    by_shard: dict[int, list[str]] = {}
+    for user in per_card:
+        by_shard.setdefault(shard_of(user, n_shards), []).append(user)
+    for s, users in by_shard.items():
+        totals = get(shards[s].card_totals.remote([id_digest(u) for u in users]))
+        for user, (count, amount) in zip(users, totals, strict=True):
+            assert count == per_card[user][0], (
+                f"{user}: service {count} != ledger {per_card[user][0]}"
+            )
+            assert amount == pytest.approx(per_card[user][1], abs=1e-6)
+
+
+def shard_handles(kind: str, n: int) -> list[Any]:
+    import ray
+
+    from actors.ray_shards import NAMESPACE, actor_name
+
+    return [ray.get_actor(actor_name(kind, i, n), namespace=NAMESPACE) for i in range(n)]
+
+
+class Killer:
+    """kill -9 of the shard's process (one our test cluster started), then a probe that
+    records when the restarted shard answers again."""
+
+    def __init__(self, handle: Any) -> None:
+        import ray
+
+        self.handle = handle
+        self.pid = ray.get(handle.pid.remote())
+        self.killed_at = self.back_at = 0.0
+        self._probe = threading.Thread(target=self._wait_back, daemon=True)
+
+    def __call__(self) -> None:
+        self.killed_at = time.monotonic()
+        os.kill(self.pid, signal.SIGKILL)
+        self._probe.start()
+
+    def _wait_back(self) -> None:
+        import ray
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if ray.get(self.handle.pid.remote(), timeout=2) != self.pid:
+                    self.back_at = time.monotonic()
+                    return
+            except Exception:
+                time.sleep(0.05)
+
+    def recovery_seconds(self) -> float:
+        self._probe.join(timeout=60)
+        assert self.back_at, "the shard did not come back within 60 s"
+        return self.back_at - self.killed_at
+
+
+def test_kill_card_shard_sqlite(service: str, app_args: dict[str, Any]) -> None:
+    n = int(app_args["n_user_shards"])
+    shards = shard_handles("user", n)
+    kill = Killer(shards[0])
+    stream = make_stream("k9")
+    client, killed_at = asyncio.run(run_stream(service, stream, n, kill))
+    assert killed_at > 0
+    recovery = kill.recovery_seconds()
+    check_ledger(client, shards, n, stream)
+    assert recovery < 15, f"shard 0 served again only after {recovery:.1f} s"
+    # Other shards' lanes kept being answered while shard 0 restarted.
+    ev = client.ledger.events
+    others = [t for t, lane, st in ev if lane != 0 and st == 200 and killed_at < t < kill.back_at]
+    assert others
+    assert client.ledger.statuses.get("500", 0) == 0
+    print(
+        f"\nkill -9 (sqlite): shard back in {recovery:.2f} s, statuses {client.ledger.statuses}, "
+        f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}, "
+        f"answered on other shards meanwhile {len(others)}"
+    )
+
+
+@pytest.fixture
+def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A second app whose shards keep state in Redis (the machine's, under its own prefix)."""
+    import redis
+    from ray import serve
+
+    from actors.ray_shards import RayShardClient
+    from deployments.app import build_app
+
+    prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
+    args = {
+        "n_user_shards": 2,
+        "n_terminal_shards": 1,
+        "state": {
+            "backend": "redis",
+            "redis_url": "redis://127.0.0.1:6379/0",
+            "prefix": prefix,
+            "snapshot_every": 300,
+        },
+    }
+    serve.run(build_app(args), name="fraud-redis", route_prefix="/redis")
+    url = f"{service}/redis"
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    yield url, args
+    serve.delete("fraud-redis")
+    RayShardClient(2, 1, {}).kill_all()
+    r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    keys = list(r.scan_iter(f"{prefix}:*"))
+    if keys:
+        r.delete(*keys)
+
+
+def test_kill_card_shard_redis(redis_app: tuple[str, dict[str, Any]]) -> None:
+    url, _ = redis_app
+    shards = shard_handles("user", 2)
+    kill = Killer(shards[1])
+    stream = make_stream("r9")
+    client, killed_at = asyncio.run(run_stream(url, stream, 2, kill))
+    assert killed_at > 0
+    recovery = kill.recovery_seconds()
+    check_ledger(client, shards, 2, stream)
+    print(
+        f"\nkill -9 (redis): shard back in {recovery:.2f} s, statuses {client.ledger.statuses}, "
+        f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}"
+    )
