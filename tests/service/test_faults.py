@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from features.ids import id_digest, shard_of
 from simulator.ledger import LedgerClient
 
 pytestmark = pytest.mark.ray
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 N_TX = 5_000
 START = dt.datetime(2018, 6, 1)
 
@@ -202,3 +204,78 @@ def test_kill_card_shard_redis(redis_app: tuple[str, dict[str, Any]]) -> None:
         f"\nkill -9 (redis): shard back in {recovery:.2f} s, statuses {client.ledger.statuses}, "
         f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}"
     )
+
+
+def test_model_replica_killed_under_load_then_a_failing_model(
+    service: str, app_args: dict[str, Any], tmp_path: Any
+) -> None:
+    """A dead replica is failed over (or answered 503 + Retry-After and retried): every
+    transaction ends with a score. A model that raises gives 503 `model_failed`, never a
+    silent LEGIT."""
+    import json
+    import shutil
+
+    import ray
+    from ray import serve
+
+    from deployments.app import AppArgs
+    from deployments.ingress import Ingress
+    from deployments.model import ModelScorer
+    from features.decision import Thresholds
+    from features.names import FEATURE_NAMES
+    from training import booster as bst
+    from training.export import to_onnx
+
+    stream = make_stream("mk")[:1_500]
+    client = LedgerClient(service, retry_for_s=90)
+
+    async def load() -> None:
+        async def lane(k: int) -> None:
+            for a in range(k * 10, len(stream), 40):
+                await client.send(stream[a : a + 10], lane=k)
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(1.0)
+            names = [
+                a["name"]
+                for a in ray.util.list_named_actors(all_namespaces=True)
+                if "ModelScorer" in a["name"] and a["name"].startswith("SERVE_REPLICA")
+            ]
+            ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
+
+        await asyncio.gather(kill_soon(), *(lane(k) for k in range(4)))
+        await client.close()
+
+    asyncio.run(load())
+    ledger = client.ledger
+    assert ledger.gave_up == [] and len(ledger.accepted) == len(stream)
+    assert all(0.0 <= e["score"] <= 1.0 and e["decision"] for e in ledger.accepted.values())
+    print(f"\nmodel replica kill: statuses {ledger.statuses}, client retries {ledger.retries}")
+
+    # A model that loads but cannot score (its graph takes 19 inputs, not 20).
+    x = np.random.default_rng(0).normal(size=(200, len(FEATURE_NAMES) - 1)).astype(np.float32)
+    model, _ = bst.fit_booster(x, (x[:, 0] > 0).astype(np.float32), bst.DEFAULT_PARAMS, 3)
+    broken = tmp_path / "broken"
+    shutil.copytree(REPO_MODELS / "default", broken)
+    (broken / "model.onnx").write_bytes(to_onnx(model, x.shape[1]))
+    card = json.loads((broken / "model_card.json").read_text())
+    (broken / "model_card.json").write_text(json.dumps({**card, "version": "broken"}))
+
+    def deploy(model_dir: str) -> None:
+        app = Ingress.options(user_config={"thresholds": Thresholds().model_dump()}).bind(
+            ModelScorer.options(user_config={"model_dir": model_dir}).bind(),
+            AppArgs(**app_args).model_dump(),
+        )
+        serve.run(app, name="fraud", route_prefix="/")
+
+    deploy(str(broken))
+    try:
+        tx = {**stream[0], "transaction_id": "mk-broken-1"}
+        r = httpx.post(f"{service}/v1/transactions", json=tx, timeout=30)
+        assert r.status_code == 503 and r.json()["reason"] == "model_failed", r.text
+        assert r.headers["retry-after"]
+    finally:
+        deploy(str(REPO_MODELS / "default"))
+    # The same request, retried once a working model is back, is answered with a score.
+    r = httpx.post(f"{service}/v1/transactions", json=tx, timeout=30)
+    assert r.status_code == 200 and r.json()["model_version"].startswith("default-")

@@ -293,3 +293,97 @@ def test_online_equals_offline(service: str) -> None:
     assert (online["decision"] == offline["decision"]).all()
     # Labels mattered: some terminal risk is non-zero on both sides.
     assert (offline["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0).sum() > 10
+
+
+def test_bad_input_is_refused_with_4xx_and_changes_nothing(service: str) -> None:
+    c = httpx.Client(base_url=service, timeout=60)
+    good = body("bad-0", "card-bad")
+    before = stats(service)
+    cases: list[tuple[str, dict[str, object] | bytes, dict[str, str] | None, int]] = [
+        (
+            "nan amount",
+            b'{"transaction_id":"b1","user_id":"u","terminal_id":"t","amount":NaN,"timestamp":"2018-06-01T10:00:00"}',
+            None,
+            422,
+        ),
+        (
+            "infinite amount",
+            b'{"transaction_id":"b2","user_id":"u","terminal_id":"t","amount":Infinity,"timestamp":"2018-06-01T10:00:00"}',
+            None,
+            422,
+        ),
+        ("zero amount", {**good, "amount": 0}, None, 422),
+        ("huge amount", {**good, "amount": 1e308}, None, 422),
+        ("string amount", {**good, "amount": "12 EUR"}, None, 422),
+        ("missing field", {k: v for k, v in good.items() if k != "amount"}, None, 422),
+        ("unknown field", {**good, "card_number": "4111111111111111"}, None, 422),
+        ("10 kB id", {**good, "user_id": "u" * 10_000}, None, 422),
+        ("id with spaces", {**good, "terminal_id": "T 1"}, None, 422),
+        ("far past", {**good, "timestamp": "1999-12-31T23:59:59"}, None, 422),
+        ("far future", {**good, "timestamp": "2100-01-01T00:00:00"}, None, 422),
+        ("unparseable time", {**good, "timestamp": "last tuesday"}, None, 422),
+        ("malformed JSON", b'{"transaction_id": "b3", ', None, 422),
+        ("wrong content type", b"transaction_id=b4&amount=3", {"content-type": "text/plain"}, 422),
+        ("not an object", b"[1, 2, 3]", None, 422),
+    ]
+    for name, payload, headers, want in cases:
+        kwargs = {"json": payload} if isinstance(payload, dict) else {"content": payload}
+        h = {"content-type": "application/json", **(headers or {})}
+        r = c.post("/v1/transactions", headers=h, **kwargs)
+        assert r.status_code == want, f"{name}: {r.status_code} {r.text[:200]}"
+        assert "4111111111111111" not in r.text and "uuuuuuuuuu" not in r.text, name
+        assert r.json()["detail"], name
+    r = c.post("/v1/transactions/batch", json={"transactions": []})
+    assert r.status_code == 422 and "transactions" in r.json()["detail"]
+    ten_mb = b'{"transactions": [' + b" " * (10 * 1024 * 1024) + b"]}"
+    r = c.post(
+        "/v1/transactions/batch", content=ten_mb, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413
+    r = c.post("/v1/transactions", json={**good, "user_id": "карта-ü-卡"})  # unicode ids are fine
+    assert r.status_code == 200
+    after = stats(service)
+    changed = [(a["transactions"] - b["transactions"]) for a, b in zip(after, before, strict=True)]
+    assert sum(changed) == 2  # only the unicode transaction, at one card and one terminal shard
+
+
+def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, object]) -> None:
+    """Send a PAN as a card id (accepted) and in rejected requests; scan every log file of
+    this Ray session and the state store for it and for any Luhn-valid 16-digit run."""
+    import re
+
+    import ray
+
+    pan = "4539578763621486"  # Luhn-valid test number
+    r = httpx.post(f"{service}/v1/transactions", json=body("pan-1", pan, pan))
+    assert r.status_code == 200
+    httpx.post(f"{service}/v1/transactions", json={**body("pan-2", pan), "amount": -1})
+    httpx.post(
+        f"{service}/v1/feedback",
+        json={"labels": [{"transaction_id": pan, "terminal_id": pan, "is_fraud": True}]},
+    )
+    time.sleep(1.0)  # let log writers flush
+
+    def luhn(digits: str) -> bool:
+        total = 0
+        for i, d in enumerate(reversed(digits)):
+            n = int(d) * (2 if i % 2 else 1)
+            total += n - 9 if n > 9 else n
+        return total % 10 == 0
+
+    run16 = re.compile(rb"(?<!\d)\d{16}(?!\d)")
+    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
+    state_dir = Path(str(app_args["state"]["path"]))  # type: ignore[index]
+    scanned = 0
+    for root in (session_dir / "logs", state_dir):
+        for f in root.rglob("*"):
+            if not f.is_file():
+                continue
+            data = f.read_bytes()
+            scanned += 1
+            assert pan.encode() not in data, f"card number in {f}"
+            hits = [m.group().decode() for m in run16.finditer(data) if luhn(m.group().decode())]
+            assert not [h for h in hits if h.startswith(("4", "5"))], (
+                f"PAN-like run in {f}: {hits[:3]}"
+            )
+    assert scanned > 10

@@ -1,0 +1,208 @@
+"""Redis restarted under load (our own redis-server) and overload beyond the queue limits."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.ledger import LedgerClient
+from tests.service.test_faults import Killer, check_ledger, make_stream, shard_handles
+
+pytestmark = pytest.mark.ray
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OwnRedis:
+    """A redis-server of this test's own (own port, own --dir), with AOF fsync always."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port, self.dir = free_port(), directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "own redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: Redis flushes the AOF and exits
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is needed (Debian package redis-server)")
+    r = OwnRedis(tmp_path)
+    r.start()
+    yield r
+    r.stop()
+
+
+def deploy(
+    name: str, prefix: str, args: dict[str, Any], ingress_opts: dict[str, Any] | None = None
+) -> str:
+    from ray import serve
+
+    from deployments.app import AppArgs
+    from deployments.ingress import Ingress
+    from deployments.model import ModelScorer
+    from features.decision import Thresholds
+
+    app = Ingress.options(
+        user_config={"thresholds": Thresholds().model_dump()}, **(ingress_opts or {})
+    ).bind(
+        ModelScorer.options(user_config={"model_dir": "models/default"}).bind(),
+        AppArgs(**args).model_dump(),
+    )
+    serve.run(app, name=name, route_prefix=prefix)
+    return prefix
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
+    from ray import serve
+
+    from actors.ray_shards import RayShardClient
+
+    args = {
+        "n_user_shards": 1,
+        "n_terminal_shards": 3,
+        "shard_retry_seconds": 2,
+        "state": {
+            "backend": "redis",
+            "redis_url": f"redis://127.0.0.1:{own_redis.port}/0",
+            "snapshot_every": 200,
+        },
+    }
+    url = service + deploy("fraud-outage", "/outage", args)
+    try:
+        wait_healthy(url)
+        stream = make_stream("ro")[:2_000]
+        client = LedgerClient(url, retry_for_s=120)
+        outage: dict[str, float] = {}
+
+        async def run() -> None:
+            async def lane(k: int) -> None:
+                for a in range(k * 10, len(stream), 20):
+                    await client.send(stream[a : a + 10], lane=k)
+
+            async def restart_redis() -> None:
+                while len(client.ledger.accepted) < 600:
+                    await asyncio.sleep(0.05)
+                outage["down"] = time.monotonic()
+                own_redis.stop()
+                await asyncio.sleep(3)
+                own_redis.start()
+                outage["up"] = time.monotonic()
+
+            await asyncio.gather(restart_redis(), lane(0), lane(1))
+            await client.close()
+
+        asyncio.run(run())
+        ledger = client.ledger
+        assert ledger.statuses.get("503", 0) > 0, "the outage was not visible"
+        assert ledger.statuses.get("500", 0) == 0
+        recovered = [t for t, _, st in ledger.events if st == 200 and t > outage["up"]]
+        assert recovered and recovered[0] - outage["up"] < 10  # back by itself
+        # Nothing accepted was lost: restart the card shard so it rebuilds from Redis alone.
+        shards = shard_handles("user", 1)
+        kill = Killer(shards[0])
+        kill()
+        kill.recovery_seconds()
+        check_ledger(client, shards, 1, stream)
+        print(
+            f"\nredis restart: statuses {ledger.statuses}, client retries {ledger.retries}, "
+            f"first 200 after restart {recovered[0] - outage['up']:.2f} s"
+        )
+    finally:
+        serve.delete("fraud-outage")
+        RayShardClient(1, 3, {}).kill_all()
+
+
+def test_overload_is_refused_fast_and_recovers(service: str) -> None:
+    from ray import serve
+
+    from actors.ray_shards import RayShardClient
+
+    args = {"n_user_shards": 2, "n_terminal_shards": 4, "state": {"backend": "memory"}}
+    url = service + deploy(
+        "fraud-small", "/small", args, {"max_ongoing_requests": 2, "max_queued_requests": 4}
+    )
+    try:
+        wait_healthy(url)
+        stream = make_stream("ov")[:300]
+
+        async def burst() -> list[tuple[int, float]]:
+            async with httpx.AsyncClient(
+                base_url=url, timeout=30, limits=httpx.Limits(max_connections=300)
+            ) as c:
+
+                async def one(b: dict[str, Any]) -> tuple[int, float]:
+                    t0 = time.perf_counter()
+                    r = await c.post("/v1/transactions", json=b)
+                    return r.status_code, time.perf_counter() - t0
+
+                return list(await asyncio.gather(*(one(b) for b in stream)))
+
+        results = asyncio.run(burst())
+        codes = [c for c, _ in results]
+        refused = [t for c, t in results if c in (429, 503)]
+        assert refused, f"no request was refused: {set(codes)}"
+        assert set(codes) <= {200, 429, 503}
+        assert sorted(refused)[len(refused) // 2] < 2.0  # refusals are quick
+        t0 = time.perf_counter()
+        r = httpx.post(f"{url}/v1/transactions", json={**stream[0], "transaction_id": "ov-after"})
+        assert r.status_code == 200 and time.perf_counter() - t0 < 2.0
+        print(
+            f"\noverload: {codes.count(200)} answered, {len(refused)} refused "
+            f"(median {sorted(refused)[len(refused) // 2] * 1000:.0f} ms)"
+        )
+    finally:
+        serve.delete("fraud-small")
+        RayShardClient(2, 4, {}).kill_all()
