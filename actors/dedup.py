@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import OrderedDict
 from enum import IntEnum
 
 import numpy as np
@@ -25,7 +26,9 @@ class DedupIndex:
         self.n_features = n_features
         self.window_ms = window_ms
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[int, int, np.ndarray]] = {}  # key -> (body, time, features)
+        # key -> (body hash, event time, features); an OrderedDict because a plain dict's
+        # "first key" costs O(deleted entries) once many were evicted from its front.
+        self._entries: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
         self._newest = -(2**62)
         self.hits = 0
         self.conflicts = 0
@@ -54,7 +57,7 @@ class DedupIndex:
         while entries:
             key = next(iter(entries))
             if len(entries) > self.max_entries or entries[key][1] < horizon:
-                del entries[key]
+                entries.popitem(last=False)
             else:
                 break
 
@@ -76,7 +79,7 @@ class DedupIndex:
         with np.load(io.BytesIO(data)) as npz:
             meta = json.loads(npz["meta"].tobytes().decode())
             body, time, feats = npz["body"], npz["time"], npz["feats"]
-        self._entries = {
-            k: (int(body[i]), int(time[i]), feats[i]) for i, k in enumerate(meta["keys"])
-        }
+        self._entries = OrderedDict(
+            (k, (int(body[i]), int(time[i]), feats[i])) for i, k in enumerate(meta["keys"])
+        )
         self._newest = int(meta["newest"])

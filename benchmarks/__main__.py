@@ -1,4 +1,4 @@
-"""python -m benchmarks <suite> [options]: offline, service."""
+"""python -m benchmarks <suite> [options]: offline, service, recovery."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import sys
 
 
 def main() -> None:
-    suites = {"offline": "benchmarks.offline", "service": "benchmarks.service"}
+    suites = {
+        "offline": "benchmarks.offline",
+        "service": "benchmarks.service",
+        "recovery": "benchmarks.recovery",
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")
         raise SystemExit(2)
