@@ -20,7 +20,7 @@ import orjson
 from rich.console import Console
 
 from benchmarks.common import save
-from cli.demo import URL, start_service, stop_service, wait_healthy
+from cli.demo import URL, demo_config, start_service, stop_service, wait_healthy
 
 EPOCH = dt.datetime(2018, 6, 1)
 
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     args = ap.parse_args(argv)
     console = Console()
-    proc = start_service(console, Path("data/logs/bench-serve.log"))
+    Path("data").mkdir(exist_ok=True)
+    proc = start_service(console, Path("data/logs/bench-serve.log"), demo_config(Path("data")))
     results = []
     try:
         wait_healthy(proc)

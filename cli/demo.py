@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 from rich.console import Console
 
 from cli.progress import replay_progress
@@ -26,13 +28,30 @@ from simulator.report import build_report, print_report
 URL = "http://127.0.0.1:8000"
 
 
-def start_service(console: Console, log_path: Path) -> subprocess.Popen[bytes]:
+def demo_config(directory: Path) -> Path:
+    """serve_config.yaml with the state kept in the demo's own, freshly emptied directory:
+    a replayed stream reuses transaction ids, and a live service's state is not the demo's."""
+    state = directory / "demo-state"
+    shutil.rmtree(state, ignore_errors=True)
+    doc = yaml.safe_load(SERVE_CONFIG.read_text())
+    for application in doc["applications"]:
+        if application["name"] == "fraud":
+            application["args"].setdefault("state", {})["path"] = str(state.resolve())
+    path = directory / "demo-serve-config.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def start_service(
+    console: Console, log_path: Path, config: Path = SERVE_CONFIG
+) -> subprocess.Popen[bytes]:
     serve_bin = Path(sys.executable).with_name("serve")
     env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0"}
-    console.print(f"starting: serve run {SERVE_CONFIG.name} (log: {log_path})")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"starting: serve run {config} (log: {log_path})")
     log = open(log_path, "wb")  # noqa: SIM115 - closed by the child's lifetime
     return subprocess.Popen(
-        [str(serve_bin), "run", str(SERVE_CONFIG)],
+        [str(serve_bin), "run", str(config)],
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -70,7 +89,7 @@ def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
 def run_demo(input_path: Path, log_dir: Path, concurrency: int, batch: int) -> dict:
     console = Console()
     log_dir.mkdir(parents=True, exist_ok=True)
-    proc = start_service(console, log_dir / "serve.log")
+    proc = start_service(console, log_dir / "serve.log", demo_config(log_dir.parent))
     try:
         wait_healthy(proc)
         console.print(f"service healthy: {httpx.get(f'{URL}/healthz').json()}")
