@@ -6,20 +6,50 @@ import datetime as dt
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 MAX_AMOUNT = 1_000_000.0
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 FUTURE_SLACK = dt.timedelta(days=2)
 
-# Ids: 1-64 visible characters (no whitespace or control characters); numbers become strings.
+# Ids: 1-64 visible characters (no whitespace or control characters); integers are accepted
+# (the handbook's ids are numbers) and become their decimal strings.
+_ID_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+
+
+def _int_id_to_str(value: object) -> object:
+    """Integers become their decimal string; other non-strings fail as the wrong type."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 Id = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+    str,
+    BeforeValidator(_int_id_to_str),
+    StringConstraints(min_length=1, max_length=64, pattern=_ID_PATTERN),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _ID_PATTERN},
+                {"type": "integer"},
+            ]
+        }
+    ),
 ]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TransactionIn(_Strict):
@@ -28,7 +58,9 @@ class TransactionIn(_Strict):
     transaction_id: Id
     user_id: Id = Field(description="Card (or user) id; state is sharded by its hash.")
     terminal_id: Id
-    amount: float = Field(gt=0, lt=MAX_AMOUNT, description=f"Positive, below {MAX_AMOUNT:,.0f}.")
+    amount: float = Field(
+        gt=0, lt=MAX_AMOUNT, strict=True, description=f"A JSON number, > 0, < {MAX_AMOUNT:,.0f}."
+    )
     timestamp: dt.datetime = Field(description="ISO 8601 (naive = UTC) or Unix seconds.")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
 
@@ -75,7 +107,7 @@ class LabelIn(_Strict):
 
     transaction_id: Id
     terminal_id: Id = Field(description="The terminal of the labelled transaction.")
-    is_fraud: bool
+    is_fraud: StrictBool
 
 
 class FeedbackIn(_Strict):

@@ -207,6 +207,7 @@ def parity_stream() -> pd.DataFrame:
     df = df[df["amount"] > 0]  # the API rejects zero amounts; both sides see the same stream
     df["user_id"] = "p-card-" + df["user_id"].astype(str)
     df["terminal_id"] = "p-term-" + df["terminal_id"].astype(str)
+    df["transaction_id"] = "p-tx-" + df["transaction_id"].astype(str)  # unique to this test
     return normalise(df)
 
 
@@ -254,7 +255,7 @@ def test_replay_as_ray_tasks(service: str, tmp_path: Path) -> None:
     tx = parity_stream().head(600).copy()
     tx["user_id"] = "job-" + tx["user_id"]
     tx["terminal_id"] = "job-" + tx["terminal_id"]  # its own state: the parity test follows
-    tx["transaction_id"] = tx["transaction_id"] + 10_000_000
+    tx["transaction_id"] = "job-" + tx["transaction_id"]
     path = tmp_path / "job.parquet"
     tx.to_parquet(path)
     result = replay_distributed(str(path), ReplayOptions(url=service, concurrency=2, batch=8), 2)
