@@ -1,4 +1,4 @@
-"""python -m benchmarks <suite> [options]: offline, service, recovery."""
+"""python -m benchmarks <suite> [options]: offline, service, recovery, compare."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ def main() -> None:
         "offline": "benchmarks.offline",
         "service": "benchmarks.service",
         "recovery": "benchmarks.recovery",
+        "compare": "benchmarks.compare",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

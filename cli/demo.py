@@ -43,10 +43,13 @@ def demo_config(directory: Path) -> Path:
 
 
 def start_service(
-    console: Console, log_path: Path, config: Path = SERVE_CONFIG
+    console: Console,
+    log_path: Path,
+    config: Path = SERVE_CONFIG,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     serve_bin = Path(sys.executable).with_name("serve")
-    env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0"}
+    env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0", **(extra_env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"starting: serve run {config} (log: {log_path})")
     log = open(log_path, "wb")  # noqa: SIM115 - closed by the child's lifetime

@@ -17,6 +17,15 @@ from features.decision import Thresholds
 DEFAULT_MODEL_DIR = "models/default"
 
 
+class MicroBatchConfig(BaseModel):
+    """Concurrent single-transaction requests share shard and model calls (0 ms = off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_wait_ms: float = Field(1.0, ge=0, le=50)
+    max_transactions: int = Field(512, ge=1, le=10_000)
+
+
 class AppArgs(BaseModel):
     """What a deployment decides: shard counts, batch limit, engine, state store, dedup."""
 
@@ -28,6 +37,7 @@ class AppArgs(BaseModel):
     engine: EngineConfig = EngineConfig()
     state: StoreConfig = StoreConfig()
     dedup: DedupConfig = DedupConfig()
+    micro_batch: MicroBatchConfig = MicroBatchConfig()
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 

@@ -28,7 +28,7 @@ def stable_hash32(value: str) -> int:
 
 def shard_of(key: str, n_shards: int) -> int:
     """The shard that owns `key` among `n_shards`; uniform and stable across processes."""
-    return (stable_hash64(key) & 0x7FFF_FFFF_FFFF_FFFF) % n_shards
+    return (id_keys(key)[1] & 0x7FFF_FFFF_FFFF_FFFF) % n_shards
 
 
 def as_id_strings(values: Iterable[object]) -> list[str]:
@@ -57,6 +57,23 @@ def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
     return np.fromiter((stable_hash64(str(v)) for v in arr), dtype=np.int64, count=len(arr))
 
 
+def id_keys(value: str) -> tuple[str, int]:
+    """One blake2b-128 of an id, giving everything the service keys by it: the digest that
+    stands for the id in state (`id_digest`) and a signed 64-bit key (its first 8 bytes) for
+    routing (`shard_of`), label matching and the 32-bit terminal identity."""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=b"fraud-id").digest()
+    return (
+        base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
+        int.from_bytes(digest[:8], "little", signed=True),
+    )
+
+
+def key32(key64: int) -> int:
+    """The low 32 bits of a 64-bit id key, as a signed int32 (a user's terminal identity)."""
+    low = key64 & 0xFFFF_FFFF
+    return low - (1 << 32) if low >= 1 << 31 else low
+
+
 def id_digest(value: str) -> str:
     """A 128-bit blake2b digest (22 url-safe base64 characters) standing for an id in state.
 
@@ -65,5 +82,4 @@ def id_digest(value: str) -> str:
     hex: a hex digest often contains 16 decimal digits in a row, which looks like a card
     number to scanners.
     """
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=b"fraud-id").digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return id_keys(value)[0]

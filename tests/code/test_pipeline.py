@@ -155,3 +155,34 @@ def test_model_holder_swaps_between_batches_without_splitting_one() -> None:
     with pytest.raises(Exception, match="not a model directory"):
         holder.load(REPO / "models" / "missing")
     assert holder.score_many([x])[0][1] == v1  # a failed load leaves the old model serving
+
+
+def test_micro_batcher_groups_requests_and_keeps_each_answer() -> None:
+    from deployments.microbatch import MicroBatcher
+
+    calls: list[int] = []
+
+    async def run(items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        if "boom" in items:
+            raise RuntimeError("down")
+        return [f"answer-{x}" for x in items]
+
+    async def scenario() -> tuple[list[list[str]], BaseException | None]:
+        b = MicroBatcher(run, max_wait_s=0.01, max_transactions=100)
+        got = await asyncio.gather(*(b.submit([f"r{i}a", f"r{i}b"]) for i in range(10)))
+        err = None
+        try:
+            await asyncio.gather(b.submit(["ok"]), b.submit(["boom"]))
+        except RuntimeError as e:
+            err = e
+        return got, err
+
+    got, err = run_(scenario())
+    assert got == [[f"answer-r{i}a", f"answer-r{i}b"] for i in range(10)]
+    assert calls[0] == 20  # one call for all ten requests
+    assert isinstance(err, RuntimeError)
+
+
+def run_(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)

@@ -1,0 +1,261 @@
+"""Side by side in one run: the seed-style baseline server vs our Ray Serve service.
+
+Each server runs alone while measured; the load generator is a separate process on
+loopback; every scenario is bounded in seconds and requests. Reports p50/p95/p99, achieved
+transactions/s, errors and server CPU-seconds per 1,000 transactions; writes JSON, a
+Markdown table and a PNG chart under benchmarks/results/, and prints ours/baseline ratios.
+
+python -m benchmarks compare [--seconds 10] [--fast]
+  --fast: start Serve with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (and the HAProxy ingress when
+          /usr/sbin/haproxy exists), which serve_config.yaml cannot set for the proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+
+from benchmarks.common import RESULTS, save
+from cli.demo import demo_config, start_service, stop_service, wait_healthy
+
+SCENARIOS: list[tuple[str, int, int, int]] = [  # name, concurrency, batch, max requests
+    ("single c=1", 1, 1, 20_000),
+    ("single c=16", 16, 1, 50_000),
+    ("single c=64", 64, 1, 50_000),
+    ("batch 256", 4, 256, 2_000),
+    ("batch 4096", 2, 4_096, 200),
+]
+BASELINE_PORT = 8100
+SERVICE_URL = "http://127.0.0.1:8000"
+
+
+def fast_env() -> dict[str, str]:
+    env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    if Path("/usr/sbin/haproxy").exists():
+        env |= {
+            "RAY_SERVE_ENABLE_HA_PROXY": "1",
+            "RAY_SERVE_HAPROXY_BINARY_PATH": "/usr/sbin/haproxy",
+            "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+        }
+    return env
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (Ray's whole tree)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def load(
+    url: str, concurrency: int, batch: int, seconds: float, cap: int, prefix: str
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.loadgen",
+            "--url",
+            url,
+            "--concurrency",
+            str(concurrency),
+            "--batch",
+            str(batch),
+            "--seconds",
+            str(seconds),
+            "--max-requests",
+            str(cap),
+            "--id-prefix",
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    name: str, url: str, pid: int, seconds: float, console: Console
+) -> list[dict[str, Any]]:
+    load(url, 4, 1, 2, 500, f"{name}-warm")
+    rows = []
+    for label, c, b, cap in SCENARIOS:
+        cpu0 = cpu_seconds(pid)
+        r = load(url, c, b, seconds, cap, f"{name}-{c}-{b}")
+        cpu = cpu_seconds(pid) - cpu0
+        ok_tx = r["ok"] * b
+        r |= {
+            "target": name,
+            "scenario": label,
+            "server_cpu_s_per_1000_tx": cpu / ok_tx * 1000 if ok_tx else None,
+        }
+        rows.append(r)
+        console.print(
+            f"{name:>9} {label:<12} p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
+            f"{r['transactions_per_s']:>10,.0f} tx/s  errors {r['errors']}"
+        )
+    return rows
+
+
+def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.baseline_server", "--port", str(BASELINE_PORT)],
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{BASELINE_PORT}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "baseline did not start"
+            time.sleep(0.3)
+        return measure("baseline", url, proc.pid, seconds, console)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def run_service(seconds: float, fast: bool, console: Console) -> list[dict[str, Any]]:
+    data = Path("data")
+    data.mkdir(exist_ok=True)
+    proc = start_service(
+        console,
+        data / "logs" / "compare-serve.log",
+        demo_config(data),
+        fast_env() if fast else None,
+    )
+    try:
+        wait_healthy(proc)
+        return measure("ours-fast" if fast else "ours", SERVICE_URL, proc.pid, seconds, console)
+    finally:
+        stop_service(proc, console)
+
+
+def markdown(rows: list[dict[str, Any]], targets: list[str]) -> str:
+    base = {r["scenario"]: r for r in rows if r["target"] == "baseline"}
+    lines = [
+        "| scenario | target | p50 ms | p95 ms | p99 ms | tx/s | errors | CPU s / 1k tx "
+        "| tx/s vs baseline |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, *_ in SCENARIOS:
+        for t in targets:
+            r = next((x for x in rows if x["target"] == t and x["scenario"] == label), None)
+            if r is None:
+                continue
+            b = base.get(label)
+            ratio = (
+                r["transactions_per_s"] / b["transactions_per_s"]
+                if b and b["transactions_per_s"]
+                else None
+            )
+            cpu = r["server_cpu_s_per_1000_tx"]
+            lines.append(
+                f"| {label} | {t} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
+                f"{r['transactions_per_s']:,.0f} | {r['errors']} | {cpu:.3f} | "
+                + (f"{ratio:.2f}x |" if ratio is not None and t != "baseline" else "- |")
+                if cpu is not None
+                else ""
+            )
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict[str, Any]], targets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [s[0] for s in SCENARIOS]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.8 / len(targets)
+    for k, t in enumerate(targets):
+        tps = [
+            next(
+                (r["transactions_per_s"] for r in rows if r["target"] == t and r["scenario"] == s),
+                0,
+            )
+            for s in labels
+        ]
+        p50 = [
+            next((r["p50_ms"] for r in rows if r["target"] == t and r["scenario"] == s), 0)
+            for s in labels
+        ]
+        x = np.arange(len(labels)) + k * width
+        a1.bar(x, tps, width, label=t)
+        a2.bar(x, p50, width, label=t)
+    for ax, title in ((a1, "transactions/s (log)"), (a2, "p50 latency ms (log)")):
+        ax.set_xticks(np.arange(len(labels)) + width * (len(targets) - 1) / 2, labels, rotation=20)
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("baseline (one uvicorn process) vs the Ray Serve service, same run, 2 cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=float, default=10.0, help="per scenario")
+    ap.add_argument(
+        "--fast", action="store_true", help="also measure the throughput-optimized mode"
+    )
+    args = ap.parse_args(argv)
+    console = Console()
+    rows = run_baseline(args.seconds, console)
+    rows += run_service(args.seconds, False, console)
+    targets = ["baseline", "ours"]
+    if args.fast:
+        rows += run_service(args.seconds, True, console)
+        targets.append("ours-fast")
+    table = markdown(rows, targets)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare.md").write_text(table)
+    chart(rows, targets, RESULTS / "compare.png")
+    console.print(table)
+    save(
+        "compare",
+        {
+            "seconds_per_scenario": args.seconds,
+            "haproxy": shutil.which("haproxy"),
+            "fast_env": fast_env() if args.fast else None,
+            "rows": rows,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Group concurrent single-transaction requests into one pipeline call per tick.
+
+Every request costs a hop to each shard and to the model; under concurrency the ingress
+holds many small requests at once, so it waits up to `max_wait_s` (or until
+`max_transactions` are waiting) and sends them together: one call per shard and one model
+call for the whole group. Order is kept (a card's requests stay in arrival order) and each
+request gets exactly its own answers, conflicts and errors included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    def __init__(
+        self,
+        run: Callable[[Sequence[T]], Awaitable[list[R]]],
+        max_wait_s: float = 0.001,
+        max_transactions: int = 512,
+    ) -> None:
+        self._run = run
+        self.max_wait_s, self.max_transactions = max_wait_s, max_transactions
+        self._pending: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.flushes = 0
+        self.requests = 0
+
+    async def submit(self, items: Sequence[T]) -> list[R]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[R]] = loop.create_future()
+        self._pending.append((items, future))
+        self._size += len(items)
+        if self._size >= self.max_transactions or self.max_wait_s <= 0:
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._flush_now)
+        return await future
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        group, self._pending, self._size = self._pending, [], 0
+        if group:
+            asyncio.get_running_loop().create_task(self._flush(group))
+
+    async def _flush(self, group: list[tuple[Sequence[T], asyncio.Future[list[R]]]]) -> None:
+        self.flushes += 1
+        self.requests += len(group)
+        items = [x for part, _ in group for x in part]
+        try:
+            results = await self._run(items)
+        except Exception as e:  # every request of the group fails the same way
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        start = 0
+        for part, future in group:
+            if not future.done():
+                future.set_result(results[start : start + len(part)])
+            start += len(part)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "flushes": self.flushes,
+            "requests": self.requests,
+            "requests_per_flush": self.requests / self.flushes if self.flushes else 0.0,
+        }
