@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup demo offline-demo test lint model bench bench-quick evaluate clean
+.PHONY: setup demo offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
 
 setup: $(STAMP)
 
@@ -49,8 +49,23 @@ evaluate: setup
 	$(VENV)/bin/fraud evaluate --protocol handbook \
 		--data ../shared/datasets/handbook/transactions.parquet --json $(DATA)/handbook-eval.json
 
+## The service on the local default (Ctrl-C stops it and its Ray cluster).
+serve: setup
+	$(VENV)/bin/serve run serve_config.yaml
+
+## The same with Ray Serve's throughput-optimized mode and, where Debian's haproxy is
+## installed, the HAProxy ingress (serve_config.yaml cannot set this for the proxy).
+serve-fast: setup
+	env RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
+	$$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1) \
+	$(VENV)/bin/serve run serve_config.yaml
+
 bench: setup
 	$(PY) -m benchmarks offline
+
+## Baseline (one uvicorn process) vs the service, side by side; wrk if installed.
+bench-compare: setup
+	$(PY) -m benchmarks compare --fast
 
 bench-quick: setup
 	$(PY) -m benchmarks offline --quick

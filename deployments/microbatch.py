@@ -1,10 +1,11 @@
 """Group concurrent single-transaction requests into one pipeline call per tick.
 
 Every request costs a hop to each shard and to the model; under concurrency the ingress
-holds many small requests at once, so it waits up to `max_wait_s` (or until
-`max_transactions` are waiting) and sends them together: one call per shard and one model
-call for the whole group. Order is kept (a card's requests stay in arrival order) and each
-request gets exactly its own answers, conflicts and errors included.
+holds many small requests at once. When nothing is in flight a request goes out at once (no
+added latency); while a group is in flight, newcomers wait for it to return (at most
+`max_wait_s`, or until `max_transactions` are waiting) and then go together: one call per
+shard and one model call for the whole group. Order is kept (a card's requests stay in
+arrival order) and each request gets exactly its own answers, conflicts and errors.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class MicroBatcher(Generic[T, R]):
         self._pending: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._in_flight = 0
         self.flushes = 0
         self.requests = 0
 
@@ -37,7 +39,7 @@ class MicroBatcher(Generic[T, R]):
         future: asyncio.Future[list[R]] = loop.create_future()
         self._pending.append((items, future))
         self._size += len(items)
-        if self._size >= self.max_transactions or self.max_wait_s <= 0:
+        if self._in_flight == 0 or self._size >= self.max_transactions or self.max_wait_s <= 0:
             self._flush_now()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_wait_s, self._flush_now)
@@ -49,6 +51,7 @@ class MicroBatcher(Generic[T, R]):
             self._timer = None
         group, self._pending, self._size = self._pending, [], 0
         if group:
+            self._in_flight += 1
             asyncio.get_running_loop().create_task(self._flush(group))
 
     async def _flush(self, group: list[tuple[Sequence[T], asyncio.Future[list[R]]]]) -> None:
@@ -62,6 +65,10 @@ class MicroBatcher(Generic[T, R]):
                 if not future.done():
                     future.set_exception(e)
             return
+        finally:
+            self._in_flight -= 1
+            if self._pending and self._in_flight == 0:
+                self._flush_now()  # what gathered meanwhile goes now
         start = 0
         for part, future in group:
             if not future.done():
