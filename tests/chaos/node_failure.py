@@ -43,16 +43,27 @@ def main() -> int:
                 "snapshot_every": 50,
             }
         }
-        shard = UserShardActor.options(
-            name="drill:user:0-of-1",
-            namespace="drill",
-            **_ACTOR_OPTIONS,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=True),
-        ).remote(0, 1, settings)
-        node_before = ray.get(
-            shard.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
-        )
-        if node_before != worker.node_id:
+
+        def node_of(actor: object) -> str:
+            return ray.get(
+                actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
+            )
+
+        # Soft affinity (so the restart may go elsewhere); a node that has only just joined
+        # can be passed over, so try a few times.
+        for attempt in range(10):
+            shard = UserShardActor.options(
+                name=f"drill:user:0-of-1:{attempt}",
+                namespace="drill",
+                **_ACTOR_OPTIONS,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=True),
+            ).remote(0, 1, settings)
+            node_before = node_of(shard)
+            if node_before == worker.node_id:
+                break
+            ray.kill(shard, no_restart=True)
+            time.sleep(1.0)
+        else:
             print(json.dumps({"ok": False, "error": "shard was not placed on the worker node"}))
             return 1
         rng = np.random.default_rng(0)
