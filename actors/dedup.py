@@ -28,7 +28,7 @@ class DedupIndex:
         self.max_entries = max_entries
         # key -> (body hash, event time, features); an OrderedDict because a plain dict's
         # "first key" costs O(deleted entries) once many were evicted from its front.
-        self._entries: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
+        self._entries: OrderedDict[str | int, tuple[int, int, np.ndarray]] = OrderedDict()
         self._newest = -(2**62)
         self.hits = 0
         self.conflicts = 0
@@ -36,7 +36,7 @@ class DedupIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def check(self, key: str, body_hash: int) -> tuple[Seen, np.ndarray | None]:
+    def check(self, key: str | int, body_hash: int) -> tuple[Seen, np.ndarray | None]:
         entry = self._entries.get(key)
         if entry is None:
             return Seen.NEW, None
@@ -46,7 +46,7 @@ class DedupIndex:
         self.hits += 1
         return Seen.DUPLICATE, entry[2]
 
-    def record(self, key: str, body_hash: int, time_ms: int, features: np.ndarray) -> None:
+    def record(self, key: str | int, body_hash: int, time_ms: int, features: np.ndarray) -> None:
         self._entries[key] = (body_hash, time_ms, features.copy())
         self._newest = max(self._newest, time_ms)
 
@@ -70,16 +70,22 @@ class DedupIndex:
             if keys
             else np.empty((0, self.n_features))
         )
+        # Integer keys go in binary: as decimal text, a key can look like a card number.
+        int_keys = bool(keys) and all(isinstance(k, int) for k in keys)
+        ikeys = np.array(keys if int_keys else [], dtype=np.int64)
         buf = io.BytesIO()
-        meta = json.dumps({"keys": keys, "newest": self._newest}).encode()
-        np.savez(buf, meta=np.frombuffer(meta, np.uint8), body=body, time=time, feats=feats)
+        meta = json.dumps({"keys": [] if int_keys else keys, "newest": self._newest}).encode()
+        np.savez(
+            buf, meta=np.frombuffer(meta, np.uint8), ikeys=ikeys, body=body, time=time, feats=feats
+        )
         return buf.getvalue()
 
     def restore(self, data: bytes) -> None:
         with np.load(io.BytesIO(data)) as npz:
             meta = json.loads(npz["meta"].tobytes().decode())
             body, time, feats = npz["body"], npz["time"], npz["feats"]
+            keys = meta["keys"] or npz["ikeys"].tolist()
         self._entries = OrderedDict(
-            (k, (int(body[i]), int(time[i]), feats[i])) for i, k in enumerate(meta["keys"])
+            (k, (int(body[i]), int(time[i]), feats[i])) for i, k in enumerate(keys)
         )
         self._newest = int(meta["newest"])

@@ -260,7 +260,7 @@ class TerminalShard(_JournaledShard):
                 keep.append(i)
                 continue
             key = int(tx_keys[i])
-            seen, stored = self.dedup.check(str(key), 0)
+            seen, stored = self.dedup.check(key, 0)
             if seen is Seen.DUPLICATE and stored is not None:
                 out[i] = stored
             elif key in first_in_batch:
@@ -280,7 +280,7 @@ class TerminalShard(_JournaledShard):
             out[idx], found[idx] = feats, f
             for j, i in enumerate(keep):
                 if kinds[i] == 0:
-                    self.dedup.record(str(int(tx_keys[i])), 0, int(times[i]), feats[j])
+                    self.dedup.record(int(tx_keys[i]), 0, int(times[i]), feats[j])
             self.dedup.evict()
             n_labels = int(np.sum(kinds[idx] == 1))
             self.labels += n_labels

@@ -194,3 +194,15 @@ def test_stored_state_holds_no_raw_ids(tmp_path: Path) -> None:
         shard.checkpoint()
     for f in tmp_path.iterdir():
         assert pan.encode() not in f.read_bytes(), f
+
+
+def test_integer_dedup_keys_are_stored_in_binary() -> None:
+    """As decimal text a 64-bit key can look like a card number to a log or state scan."""
+    key = 4595368069267726
+    d = DedupIndex(2, 3_600_000, 10)
+    d.record(key, 0, 1_000, np.ones(2))
+    data = d.to_bytes()
+    assert str(key).encode() not in data
+    clone = DedupIndex(2, 3_600_000, 10)
+    clone.restore(data)
+    assert clone.check(key, 0)[0] is Seen.DUPLICATE
