@@ -20,12 +20,6 @@ def stable_hash64(value: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
-def stable_hash32(value: str) -> int:
-    """A signed 32-bit blake2b hash (terminal identity inside a user's history)."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=4).digest()
-    return int.from_bytes(digest, "little", signed=True)
-
-
 def shard_of(key: str, n_shards: int) -> int:
     """The shard that owns `key` among `n_shards`; uniform and stable across processes."""
     return (id_keys(key)[1] & 0x7FFF_FFFF_FFFF_FFFF) % n_shards
@@ -34,15 +28,6 @@ def shard_of(key: str, n_shards: int) -> int:
 def as_id_strings(values: Iterable[object]) -> list[str]:
     """Ids as the service sees them: strings (integers are written in decimal)."""
     return [str(v) for v in values]
-
-
-def hash_column(values: np.ndarray | pd.Series, bits: int = 64) -> np.ndarray:
-    """Hash every id of a column, hashing each distinct value once (fast on long columns)."""
-    codes, uniques = pd.factorize(pd.Series(values), sort=False)
-    fn = stable_hash64 if bits == 64 else stable_hash32
-    dtype = np.int64 if bits == 64 else np.int32
-    table = np.fromiter((fn(str(u)) for u in uniques), dtype=dtype, count=len(uniques))
-    return table[codes]
 
 
 def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from simulator.replay import ReplayResult
 
@@ -66,11 +65,6 @@ def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:
             }
         report["by_scenario"] = by
     return report
-
-
-def report_frame(report: dict[str, Any]) -> pd.DataFrame:
-    """Scenario table for printing."""
-    return pd.DataFrame(report.get("by_scenario", {})).T
 
 
 def print_report(report: dict[str, Any], console: Any) -> None:

@@ -19,10 +19,3 @@ def write_model_dir(
     (path / ONNX_FILE).write_bytes(onnx_bytes)
     (path / NATIVE_FILE).write_bytes(booster_json)
     (path / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    card_path = Path(path) / CARD_FILE
-    if not card_path.exists():
-        raise FileNotFoundError(f"{path} is not a model directory (no {CARD_FILE})")
-    return json.loads(card_path.read_text())
