@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup demo offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
+.PHONY: setup demo offline-demo test lint model serve serve-fast bench bench-tools bench-compare bench-quick evaluate clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,7 @@ serve: setup
 ## The same with Ray Serve's throughput-optimized mode and, where Debian's haproxy is
 ## installed, the HAProxy ingress (serve_config.yaml cannot set this for the proxy).
 serve-fast: setup
+	@test -x /usr/sbin/haproxy || echo "no /usr/sbin/haproxy (make bench-tools): Serve's own proxy is used"
 	env RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
 	$$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1) \
 	$(VENV)/bin/serve run serve_config.yaml
@@ -63,8 +64,16 @@ serve-fast: setup
 bench: setup
 	$(PY) -m benchmarks offline
 
-## Baseline (one uvicorn process) vs the service, side by side; wrk if installed.
-bench-compare: setup
+## Debian's haproxy (fast Serve ingress) and wrk (load generator), where apt can install
+## them; without them serve-fast falls back to Serve's own proxy and the benchmark to its
+## Python client, and say so.
+bench-tools:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q haproxy wrk >/dev/null || echo "could not install haproxy/wrk: using fallbacks"; \
+	else echo "not root or no apt-get: install haproxy and wrk yourself, or use the fallbacks"; fi
+
+## Baseline (one uvicorn process) vs the service, side by side.
+bench-compare: setup bench-tools
 	$(PY) -m benchmarks compare --fast
 
 bench-quick: setup
