@@ -17,7 +17,7 @@ from deployments.errors import ConflictError
 from deployments.schemas import LabelIn, ScoreOut, TransactionIn
 from features.decision import Thresholds, decide
 from features.engine import LABEL, TX, assemble, stateless_features
-from features.ids import id_keys, stable_hash64
+from features.ids import id_keys, stable_hash64, terminal_identity
 from features.names import FEATURE_NAMES
 
 
@@ -91,7 +91,7 @@ class ScoringPipeline:
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
         bodies = np.fromiter((body_hash(t) for t in txs), np.int64, n)
-        hashes = terminal_routes.astype(np.int32)  # the low 32 bits: `features.ids.key32`
+        hashes = terminal_identity(terminal_routes)
 
         user_groups = group_by_route(user_routes, self.shards.n_user_shards)
         user_results = await asyncio.gather(*(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from features.config import EngineConfig
-from features.ids import id_keys, key32
+from features.ids import id_keys, terminal_identity
 from features.kernels import MS_PER_DAY, MS_PER_HOUR
 from features.names import FEATURE_NAMES, TERMINAL_COLUMNS, USER_COLUMNS
 from features.state import TerminalStore, UserStore
@@ -44,7 +44,8 @@ def assemble(stateless: np.ndarray, user: np.ndarray, terminal: np.ndarray) -> n
 
 def terminal_hashes(terminal_ids: Sequence[str]) -> np.ndarray:
     """The 32-bit terminal identity a user's history records (from the id's one digest)."""
-    return np.fromiter((key32(id_keys(t)[1]) for t in terminal_ids), np.int32, len(terminal_ids))
+    keys = np.fromiter((id_keys(t)[1] for t in terminal_ids), np.int64, len(terminal_ids))
+    return terminal_identity(keys)
 
 
 class FeatureEngine:

@@ -45,7 +45,8 @@ def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
 def id_keys(value: str) -> tuple[str, int]:
     """One blake2b-128 of an id, giving everything the service keys by it: the digest that
     stands for the id in state (`id_digest`) and a signed 64-bit key (its first 8 bytes) for
-    routing (`shard_of`), label matching and the 32-bit terminal identity."""
+    routing (`shard_of`), label matching and the 32-bit terminal identity
+    (`terminal_identity`)."""
     digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=b"fraud-id").digest()
     return (
         base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
@@ -53,10 +54,10 @@ def id_keys(value: str) -> tuple[str, int]:
     )
 
 
-def key32(key64: int) -> int:
-    """The low 32 bits of a 64-bit id key, as a signed int32 (a user's terminal identity)."""
-    low = key64 & 0xFFFF_FFFF
-    return low - (1 << 32) if low >= 1 << 31 else low
+def terminal_identity(keys64: np.ndarray) -> np.ndarray:
+    """The 32-bit terminal identity a card's history records: the low 32 bits of the
+    terminal's 64-bit id key. The one definition, used online and offline."""
+    return np.asarray(keys64, dtype=np.int64).astype(np.int32)
 
 
 def id_digest(value: str) -> str:
