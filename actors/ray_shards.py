@@ -123,9 +123,6 @@ class RayShardClient:
     async def stats(self) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(self._call(k, i, "stats") for (k, i) in self._handles)))
 
-    async def card_totals(self, shard: int, user_keys: Sequence[str]) -> list[tuple[int, float]]:
-        return await self._call("user", shard, "card_totals", user_keys)
-
     async def ping(self, timeout_s: float = 2.0) -> bool:
         calls = [h.ping.remote() for h in self._handles.values()]
         try:

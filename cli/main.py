@@ -22,6 +22,12 @@ console = Console()
 DEFAULT_MODEL = Path("models/default")
 
 
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    console.print(f"wrote {path}")
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code=2)
@@ -205,9 +211,7 @@ def evaluate(
         }
         _metrics_table({"all": result["all"]}, f"{m.version} on {data}")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        console.print(f"wrote {json_out}")
+        _write_json(json_out, result)
 
 
 @app.command()
@@ -307,8 +311,7 @@ def replay(
     report = build_report(result, len(tx))
     print_report(report, console)
     if report_json:
-        report_json.parent.mkdir(parents=True, exist_ok=True)
-        report_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        _write_json(report_json, report)
     if report["answered"] == 0:
         raise typer.Exit(code=1)
 
@@ -328,9 +331,7 @@ def demo(
     if not input.exists():
         _fail(f"{input} not found: run 'fraud simulate --output {input}' first")
     report = run_demo(input, report_json.parent / "logs", concurrency, batch)
-    report_json.parent.mkdir(parents=True, exist_ok=True)
-    report_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    console.print(f"wrote {report_json}")
+    _write_json(report_json, report)
 
 
 if __name__ == "__main__":
