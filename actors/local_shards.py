@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.desk import Desk
 from actors.shards import TerminalShard, UserShard
 from actors.state_store import StateStore
 
@@ -28,6 +29,13 @@ class LocalShardClient:
         self.terminals = [
             TerminalShard(i, n_terminal_shards, settings, store) for i in range(n_terminal_shards)
         ]
+        self.desk_state = Desk(0, 1, settings, store)
+
+    async def desk(self, method: str, *args: Any) -> Any:
+        return getattr(self.desk_state, method)(*args)
+
+    async def record(self, batch: dict[str, Any], wait: bool) -> None:
+        self.desk_state.record(batch)
 
     async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
         return self.users[shard].process(*args)

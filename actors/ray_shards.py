@@ -1,4 +1,4 @@
-"""Named Ray actors for the shards, and a client that finds them again after a restart.
+"""Named Ray actors for the shards and the desk, and a client that finds them after a restart.
 
 Actors are detached and named `fraud:<kind>:<i>-of-<n>` in namespace `fraud`, so a restarted
 (or second) ingress reaches the same state; they reserve no CPU (`num_cpus=0`: on a small
@@ -18,6 +18,7 @@ import numpy as np
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
+from actors.desk import Desk
 from actors.shards import TerminalShard, UserShard
 from actors.state_store import StoreUnavailable
 
@@ -31,8 +32,11 @@ _ACTOR_OPTIONS: dict[str, Any] = {
 }
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
 
-UserShardActor = ray.remote(UserShard)
-TerminalShardActor = ray.remote(TerminalShard)
+_ACTORS = {
+    "user": ray.remote(UserShard),
+    "terminal": ray.remote(TerminalShard),
+    "desk": ray.remote(Desk),
+}
 
 
 class ShardUnavailable(RuntimeError):
@@ -49,13 +53,16 @@ def actor_name(kind: str, shard: int, n_shards: int) -> str:
 
 def get_or_create(kind: str, shard: int, n_shards: int, settings: dict[str, Any]) -> Any:
     """The shard's actor handle, creating the actor if no live one has that name."""
-    cls = UserShardActor if kind == "user" else TerminalShardActor
-    return cls.options(
-        name=actor_name(kind, shard, n_shards),
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        **_ACTOR_OPTIONS,
-    ).remote(shard, n_shards, settings)
+    return (
+        _ACTORS[kind]
+        .options(
+            name=actor_name(kind, shard, n_shards),
+            namespace=NAMESPACE,
+            get_if_exists=True,
+            **_ACTOR_OPTIONS,
+        )
+        .remote(shard, n_shards, settings)
+    )
 
 
 class RayShardClient:
@@ -78,9 +85,10 @@ class RayShardClient:
             self._handles["user", i] = get_or_create("user", i, n_user_shards, settings)
         for i in range(n_terminal_shards):
             self._handles["terminal", i] = get_or_create("terminal", i, n_terminal_shards, settings)
+        self._handles["desk", 0] = get_or_create("desk", 0, 1, settings)
 
     def _n(self, kind: str) -> int:
-        return self.n_user_shards if kind == "user" else self.n_terminal_shards
+        return {"user": self.n_user_shards, "terminal": self.n_terminal_shards}.get(kind, 1)
 
     async def _call(self, kind: str, shard: int, method: str, *args: Any) -> Any:
         deadline = time.monotonic() + self.retry_for_s
@@ -120,8 +128,16 @@ class RayShardClient:
             "terminal", shard, "process", kinds, terminal_keys, times, keys, labels
         )
 
+    async def desk(self, method: str, *args: Any) -> Any:
+        """Call the desk actor (reviews, labels, policy, live numbers)."""
+        return await self._call("desk", 0, method, *args)
+
+    async def record(self, batch: dict[str, Any], wait: bool) -> None:
+        await self._call("desk", 0, "record", batch)
+
     async def stats(self) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(self._call(k, i, "stats") for (k, i) in self._handles)))
+        shards = [(k, i) for (k, i) in self._handles if k != "desk"]
+        return list(await asyncio.gather(*(self._call(k, i, "stats") for (k, i) in shards)))
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         calls = [h.ping.remote() for h in self._handles.values()]

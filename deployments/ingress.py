@@ -4,24 +4,51 @@ No `from __future__ import annotations` here: FastAPI must see real types on the
 that Serve moves onto the replica class.
 """
 
+import asyncio
 import hmac
+import logging
 import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.ray_shards import RayShardClient, ShardUnavailable
 from deployments import errors
+from deployments.desk_service import POLICY_POLL_S, DeskService, ReviewConflict, ReviewNotFound
+from deployments.ingress_config import IngressConfig
 from deployments.limits import BodySizeLimit
+from deployments.metrics import ServiceMetrics
 from deployments.microbatch import MicroBatcher
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
-from deployments.schemas import BatchIn, BatchOut, FeedbackIn, FeedbackOut, ScoreOut, TransactionIn
+from deployments.schemas import (
+    BatchIn,
+    BatchOut,
+    FeedbackIn,
+    FeedbackOut,
+    ListEditIn,
+    ResolveIn,
+    RollbackIn,
+    RulesIn,
+    ScoreOut,
+    TransactionIn,
+)
 from features.decision import Thresholds
+from policy.rules import ListName
+
+log = logging.getLogger(__name__)
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
+SSE_MAX_SECONDS = 600  # a live stream ends after this; EventSource reconnects by itself
 
 app = FastAPI(
     title="fraudguard",
@@ -36,10 +63,7 @@ app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
 def _answer(o: Any) -> Any:
     if isinstance(o, ScoreOut):
-        d = o.__dict__
-        return (
-            d if d.get("features") is not None else {k: v for k, v in d.items() if k != "features"}
-        )
+        return {k: v for k, v in o.__dict__.items() if v is not None}
     raise TypeError
 
 
@@ -55,10 +79,13 @@ async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
 
 @app.middleware("http")
 async def _require_api_key(request: Request, call_next: Any) -> Response:
-    """With FRAUD_API_KEY set, every /v1 route needs `Authorization: Bearer <key>`."""
+    """With FRAUD_API_KEY set, every /v1 route needs `Authorization: Bearer <key>`
+    (the live event stream, which browsers open without headers, takes `?access_token=`)."""
     key = os.environ.get(API_KEY_ENV)
     if key and request.url.path.startswith("/v1"):
         given = request.headers.get("authorization", "")
+        if request.url.path == "/v1/live/stream" and "access_token" in request.query_params:
+            given = f"Bearer {request.query_params['access_token']}"
         if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
             return JSONResponse(
                 {"detail": "missing or wrong API key"},
@@ -74,54 +101,182 @@ class Ingress:
     def __init__(self, model: DeploymentHandle, settings: dict[str, Any]) -> None:
         self.settings = settings
         self.model = model
+        self.config = IngressConfig()
         shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
-        shards = RayShardClient(
+        self.shards = RayShardClient(
             settings["n_user_shards"],
             settings["n_terminal_shards"],
             shard_settings,
             retry_for_s=settings["shard_retry_seconds"],
         )
+        self.metrics = ServiceMetrics()
         model_client = HandleModel(model, retry_for_s=settings["model_retry_seconds"])
-        self.pipeline = ScoringPipeline(shards, model_client, Thresholds())
+        self.pipeline = ScoringPipeline(
+            self.shards, model_client, Thresholds(), sink=self.shards, on_batch=self.metrics.batch
+        )
+        self.desk = DeskService(self.shards, self.pipeline)
         mb = settings["micro_batch"]
         self.batcher: MicroBatcher[TransactionIn, ScoreOut | None] = MicroBatcher(
             self.pipeline.score_items, mb["max_wait_ms"] / 1000, mb["max_transactions"]
         )
+        self.replica = uuid.uuid4().hex[:8]
+        self.latencies: list[float] = []
+        self.model_card: dict[str, Any] = {}
+        self._reporter: asyncio.Task[None] | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Thresholds can change at runtime through `user_config.thresholds`."""
-        self.pipeline.thresholds = Thresholds(**user_config.get("thresholds", {}))
+        """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
+        self.config = IngressConfig(**user_config)
+        self._apply_thresholds()
 
+    def _apply_thresholds(self) -> None:
+        cost = (self.model_card.get("card") or {}).get("cost_thresholds")
+        if self.config.thresholds_from_model and cost:
+            self.pipeline.thresholds = Thresholds(review=cost["review"], block=cost["block"])
+        else:
+            self.pipeline.thresholds = self.config.thresholds
+
+    # -- background: policy, model card, live numbers ------------------------------------------
+    def _ensure_reporter(self) -> None:
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.get_running_loop().create_task(self._report_forever())
+
+    async def _report_forever(self) -> None:
+        """Pick up new rules/lists, follow the model card, send latencies to the desk."""
+        ticks = 0
+        while True:
+            try:
+                await self.desk.refresh_policy()
+                if ticks % 8 == 0:  # every 2 s
+                    await self._follow_model()
+                lat, self.latencies = self.latencies, []
+                await self.shards.desk(
+                    "observe", self.replica, np.asarray(lat), vars(self.pipeline.shadow).copy()
+                )
+            except Exception as e:  # the desk or model restarting: try again next tick
+                log.warning("reporter: %s", type(e).__name__)
+            ticks += 1
+            await asyncio.sleep(POLICY_POLL_S)
+
+    async def _follow_model(self) -> None:
+        self.model_card = await self.model.card.remote()
+        self._apply_thresholds()
+        stats = await self.shards.desk("stats")
+        self.metrics.state(
+            self.model_card.get("version"),
+            self.model_card.get("shadow_version"),
+            stats["reviews_open"],
+            stats["policy_version"],
+        )
+
+    def _timed(self, route: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        self.latencies.append(elapsed * 1000)
+        self.metrics.request(route, elapsed)
+
+    # -- scoring ------------------------------------------------------------------------------
     @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
     async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
+        started = time.perf_counter()
+        self._ensure_reporter()
         if include_features:  # diagnostic: not grouped with other requests
             out = (await self.pipeline.score_items([tx], True))[0]
         else:
             out = (await self.batcher.submit([tx]))[0]
         if out is None:
             raise errors.ConflictError([tx.transaction_id])
+        self._timed("single", started)
         return json_response(out)
 
     @app.post("/v1/transactions/batch", response_model=BatchOut, response_model_exclude_none=True)
     async def score_batch(self, batch: BatchIn, include_features: bool = Query(False)) -> Response:
+        started = time.perf_counter()
+        self._ensure_reporter()
         limit = self.settings["max_batch_transactions"]
         if len(batch.transactions) > limit:
             raise HTTPException(413, f"transactions: at most {limit} per batch")
         results = await self.pipeline.score(batch.transactions, include_features)
+        self._timed("batch", started)
         return json_response({"results": results})
+
+    @app.get("/v1/transactions/{transaction_id}")
+    async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
+        """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
+        found = await self.shards.desk("transaction", transaction_id)
+        if found is None:
+            raise HTTPException(404, f"transaction_id: no stored decision for {transaction_id!r}")
+        return found
 
     @app.post("/v1/feedback", response_model=FeedbackOut)
     async def feedback(self, body: FeedbackIn) -> FeedbackOut:
-        missing = await self.pipeline.feedback(body.labels)
+        missing = await self.desk.feedback(body.labels)
         return FeedbackOut(applied=len(body.labels) - len(missing), not_found=missing)
 
+    # -- review queue and labels ----------------------------------------------------------------
+    @app.get("/v1/reviews")
+    async def reviews(
+        self,
+        status: str = Query("open", pattern="^(open|resolved|fraud|legit)$"),
+        limit: int = Query(50, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=1_000_000),
+        min_score: float = Query(0.0, ge=0.0, le=1.0),
+        rule: str | None = Query(None, max_length=80),
+    ) -> dict[str, Any]:
+        """REVIEW decisions, oldest first."""
+        return await self.shards.desk("review_page", status, limit, offset, min_score, rule)
+
+    @app.post("/v1/reviews/{transaction_id}")
+    async def resolve(
+        self, body: ResolveIn, transaction_id: str = PathParam(max_length=64)
+    ) -> dict[str, Any]:
+        try:
+            return await self.desk.resolve(transaction_id, body.outcome, body.analyst, body.note)
+        except ReviewNotFound:
+            raise HTTPException(404, f"transaction_id: no review for {transaction_id!r}") from None
+        except ReviewConflict as e:
+            raise HTTPException(409, str(e)) from None
+
+    @app.get("/v1/labels")
+    async def labels(
+        self, offset: int = Query(0, ge=0), limit: int = Query(10_000, ge=1, le=100_000)
+    ) -> dict[str, Any]:
+        """Every label received (chargebacks and reviews), in arrival order: for export."""
+        return await self.shards.desk("labels", offset, limit)
+
+    # -- rules and lists ------------------------------------------------------------------------
+    @app.get("/v1/policy")
+    async def policy(self) -> dict[str, Any]:
+        return await self.desk.policy()
+
+    @app.get("/v1/policy/history")
+    async def policy_history(self) -> list[dict[str, Any]]:
+        return await self.shards.desk("policy_history")
+
+    @app.put("/v1/policy/rules")
+    async def put_rules(self, body: RulesIn) -> dict[str, Any]:
+        return await self.desk.put_rules(body.rules, body.comment)
+
+    @app.post("/v1/policy/lists/{name}")
+    async def edit_list(self, name: ListName, body: ListEditIn) -> dict[str, Any]:
+        return await self.desk.edit_list(name, body.add, body.remove, body.comment)
+
+    @app.post("/v1/policy/rollback")
+    async def rollback(self, body: RollbackIn) -> dict[str, Any]:
+        out = await self.desk.rollback(body.version, body.comment)
+        if out is None:
+            raise HTTPException(404, f"version: no policy version {body.version}")
+        return out
+
+    # -- model, health, stats, live view --------------------------------------------------------
     @app.get("/v1/model")
     async def model_card(self) -> dict[str, Any]:
-        return await self.model.card.remote()
+        card = await self.model.card.remote()
+        return {**card, "thresholds": self.pipeline.thresholds.model_dump()}
 
     @app.get("/healthz")
     async def healthz(self) -> JSONResponse:
-        shards_ok = await self.pipeline.shards.ping()  # type: ignore[attr-defined]
+        self._ensure_reporter()
+        shards_ok = await self.shards.ping()
         try:
             version = (await self.model.card.remote())["version"]
         except Exception:  # the model replica is down or has no model
@@ -136,7 +291,56 @@ class Ingress:
 
     @app.get("/v1/stats")
     async def stats(self) -> dict[str, Any]:
+        shadow = self.pipeline.shadow
         return {
-            "shards": await self.pipeline.shards.stats(),  # type: ignore[attr-defined]
+            "shards": await self.shards.stats(),
+            "desk": await self.shards.desk("stats"),
             "micro_batching": self.batcher.stats(),
+            "shadow": {**vars(shadow), "replica": self.replica},
+            "reasons_unavailable": self.pipeline.explain_failures,
         }
+
+    @app.get("/v1/live")
+    async def live(self) -> dict[str, Any]:
+        """What the dashboard shows: rates, mix, latency, scores, flags, reviews, outcomes."""
+        return await self._live()
+
+    async def _live(self) -> dict[str, Any]:
+        snap = await self.shards.desk("snapshot")
+        snap["model"] = {
+            "version": self.model_card.get("version"),
+            "shadow_version": self.model_card.get("shadow_version"),
+            "thresholds": self.pipeline.thresholds.model_dump(),
+        }
+        return snap
+
+    @app.get("/v1/live/stream")
+    async def live_stream(
+        self, interval_s: float = Query(1.0, ge=0.2, le=10.0)
+    ) -> StreamingResponse:
+        """Server-sent events: one `live` snapshot per interval (for /dashboard)."""
+        self._ensure_reporter()
+
+        async def events() -> AsyncIterator[bytes]:
+            deadline = time.monotonic() + SSE_MAX_SECONDS
+            while time.monotonic() < deadline:
+                try:
+                    body = orjson.dumps(await self._live(), option=orjson.OPT_SERIALIZE_NUMPY)
+                    yield b"event: live\ndata: " + body + b"\n\n"
+                except Exception as e:  # keep the stream: the next tick may work
+                    yield b"event: error\ndata: " + orjson.dumps(type(e).__name__) + b"\n\n"
+                await asyncio.sleep(interval_s)
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard(self) -> FileResponse:
+        return FileResponse(DASHBOARD / "index.html", media_type="text/html")
+
+    @app.get("/dashboard/{asset}", include_in_schema=False)
+    async def dashboard_asset(self, asset: str) -> FileResponse:
+        files = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+        if asset not in files:
+            raise HTTPException(404, "no such file")
+        return FileResponse(DASHBOARD / asset, media_type=files[asset])

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.model_holder import Loader, ModelHolder, onnx_loader
+from deployments.model_holder import Loader, ModelHolder, Scored, onnx_loader
 
 
 @serve.deployment(name="ModelScorer", ray_actor_options={"num_cpus": 0})
@@ -17,12 +17,20 @@ class ModelScorer:
         self.holder = ModelHolder(loader or onnx_loader(threads))
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Hot swap: `user_config.model_dir` changes load a model in place (no restart)."""
-        self.holder.load(user_config["model_dir"])
+        """Hot swap: a new `model_dir` (or `shadow_model_dir`) loads in place, no restart."""
+        self.holder.load(user_config["model_dir"], user_config.get("shadow_model_dir"))
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0005)
-    async def score(self, batches: list[np.ndarray]) -> list[tuple[np.ndarray, str]]:
+    async def score(self, batches: list[np.ndarray]) -> list[Scored]:
         return self.holder.score_many(batches)
 
+    def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        return self.holder.explain(x)
+
     def card(self) -> dict[str, Any]:
-        return {"version": self.holder.model.version, "card": self.holder.model.card}
+        shadow = self.holder.shadow
+        return {
+            "version": self.holder.model.version,
+            "card": self.holder.model.card,
+            "shadow_version": shadow.version if shadow is not None else None,
+        }

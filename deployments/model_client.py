@@ -15,6 +15,7 @@ from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.errors import ServiceUnavailable
+from deployments.model_holder import Scored
 
 
 class HandleModel:
@@ -23,12 +24,18 @@ class HandleModel:
         self.retry_for_s = retry_for_s
         self.failovers = 0
 
-    async def score(self, x: Any) -> tuple[Any, str]:
+    async def score(self, x: Any) -> Scored:
+        return await self._call("score", x)
+
+    async def explain(self, x: Any) -> tuple[Any, str]:
+        return await self._call("explain", x)
+
+    async def _call(self, method: str, x: Any) -> Any:
         deadline = time.monotonic() + self.retry_for_s
         delay = 0.05
         while True:
             try:
-                return await self.handle.score.remote(x)
+                return await getattr(self.handle, method).remote(x)
             except RayTaskError as e:  # the model code raised: retrying gives the same
                 raise ServiceUnavailable("model_failed", retry_after_s=5) from e
             except Exception as e:  # replica gone, restarting, or refusing (backpressure)

@@ -7,11 +7,13 @@ with a fake model; by default it is `features.onnx_model.load_model`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from features.explain import Explainer
 from features.onnx_model import load_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +26,12 @@ class Scorer(Protocol):
     def score(self, x: np.ndarray) -> np.ndarray: ...
 
 
+class Explains(Protocol):
+    def contributions(self, x: np.ndarray) -> np.ndarray: ...
+
+
 Loader = Callable[[Path], Scorer]
+ExplainerLoader = Callable[[Path], Explains]
 
 
 def resolve_model_dir(model_dir: str | Path) -> Path:
@@ -37,18 +44,36 @@ def onnx_loader(threads: int = 1) -> Loader:
     return lambda path: load_model(path, threads=threads)
 
 
-class ModelHolder:
-    """Holds the current model; `load` builds the new one first, then swaps the reference."""
+@dataclass(frozen=True)
+class Scored:
+    """One request's scores, the version that made them, and the shadow model's (if any)."""
 
-    def __init__(self, loader: Loader) -> None:
+    scores: np.ndarray
+    version: str
+    shadow_scores: np.ndarray | None = None
+    shadow_version: str | None = None
+
+
+class ModelHolder:
+    """Holds the live model (and an optional shadow); `load` builds first, then swaps."""
+
+    def __init__(self, loader: Loader, explainer_loader: ExplainerLoader | None = None) -> None:
         self._loader = loader
+        self._explainer_loader = explainer_loader or Explainer
         self._model: Scorer | None = None
         self.model_dir: Path | None = None
+        self.shadow: Scorer | None = None
+        self.shadow_dir: Path | None = None
+        self._explainers: dict[str, Any] = {}
 
-    def load(self, model_dir: str | Path) -> str:
+    def load(self, model_dir: str | Path, shadow_dir: str | Path | None = None) -> str:
+        """Load the live model (and the shadow, or none); nothing changes if either fails."""
         path = resolve_model_dir(model_dir)
         model = self._loader(path)  # raises before anything changes if the model is bad
+        shadow_path = resolve_model_dir(shadow_dir) if shadow_dir else None
+        shadow = self._loader(shadow_path) if shadow_path else None
         self._model, self.model_dir = model, path
+        self.shadow, self.shadow_dir = shadow, shadow_path
         return model.version
 
     @property
@@ -57,13 +82,34 @@ class ModelHolder:
             raise RuntimeError("no model loaded")
         return self._model
 
-    def score_many(self, batches: Sequence[np.ndarray]) -> list[tuple[np.ndarray, str]]:
+    def score_many(self, batches: Sequence[np.ndarray]) -> list[Scored]:
         """Score several requests' rows in one model call; each gets the version that scored it."""
-        model = self.model  # one reference for the whole call: a swap cannot split a batch
+        model, shadow = self.model, self.shadow  # one reference each: a swap cannot split a batch
         sizes = [len(b) for b in batches]
-        scores = model.score(np.concatenate(batches)) if sum(sizes) else np.empty(0)
+        x = np.concatenate(batches) if sum(sizes) else None
+        scores = model.score(x) if x is not None else np.empty(0)
+        shadow_scores = shadow.score(x) if shadow is not None and x is not None else None
         out, start = [], 0
         for n in sizes:
-            out.append((scores[start : start + n], model.version))
+            part = slice(start, start + n)
+            out.append(
+                Scored(
+                    scores[part],
+                    model.version,
+                    shadow_scores[part] if shadow_scores is not None else None,
+                    shadow.version if shadow is not None else None,
+                )
+            )
             start += n
         return out
+
+    def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        """TreeSHAP contributions of the live model for these rows (loaded on first use)."""
+        model = self.model
+        explainer = self._explainers.get(model.version)
+        if explainer is None:
+            if self.model_dir is None:
+                raise RuntimeError("no model loaded")
+            explainer = self._explainer_loader(self.model_dir)
+            self._explainers = {model.version: explainer}  # keep only the live model's
+        return explainer.contributions(x), model.version

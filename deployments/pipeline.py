@@ -7,18 +7,25 @@ Ray actors and a Serve model deployment or against in-process fakes in unit test
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from actors.dedup import Seen
 from deployments.errors import ConflictError
+from deployments.model_holder import Scored
 from deployments.schemas import LabelIn, ScoreOut, TransactionIn
-from features.decision import Thresholds, decide
+from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import id_keys, stable_hash64, terminal_identity
 from features.names import FEATURE_NAMES
+from policy.reasons import top_reasons
+from policy.rules import Policy
+
+log = logging.getLogger(__name__)
 
 
 class ShardBackend(Protocol):
@@ -46,7 +53,44 @@ class ShardBackend(Protocol):
 
 
 class ModelBackend(Protocol):
-    async def score(self, x: np.ndarray) -> tuple[np.ndarray, str]: ...
+    async def score(self, x: np.ndarray) -> Scored: ...
+
+    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]: ...
+
+
+class DecisionSink(Protocol):
+    """Where decided batches go (the desk: review queue, decision log, live numbers)."""
+
+    async def record(self, batch: dict[str, Any], wait: bool) -> None: ...
+
+
+# (final tiers, scores, transactions per card shard, retries answered from dedup): metrics.
+BatchObserver = Callable[[np.ndarray, np.ndarray, dict[int, int], int], None]
+
+
+@dataclass
+class Featurised:
+    """A request's features and what the pipeline learnt on the way (per row)."""
+
+    x: np.ndarray
+    conflict: np.ndarray  # an id reused with another body: nothing was applied
+    duplicate: np.ndarray  # a retry of an applied transaction: answered as before
+    user_routes: np.ndarray  # 64-bit keys of the card ids (lists match on these)
+    terminal_routes: np.ndarray
+    user_digests: list[str]
+    times: np.ndarray
+    amounts: np.ndarray
+    shard_sizes: dict[int, int]
+
+
+@dataclass
+class ShadowStats:
+    """Live vs shadow model on the same traffic, under the same thresholds and rules."""
+
+    version: str | None = None
+    compared: int = 0
+    agreed: int = 0
+    abs_diff_sum: float = 0.0
 
 
 def _keys(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -74,15 +118,28 @@ def body_hash(t: TransactionIn) -> int:
 
 
 class ScoringPipeline:
-    def __init__(self, shards: ShardBackend, model: ModelBackend, thresholds: Thresholds) -> None:
+    def __init__(
+        self,
+        shards: ShardBackend,
+        model: ModelBackend,
+        thresholds: Thresholds,
+        sink: DecisionSink | None = None,
+        policy: Policy | None = None,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
         self.shards, self.model, self.thresholds = shards, model, thresholds
+        self.sink = sink
+        self.on_batch = on_batch
+        self.policy = policy or Policy()
+        self.shadow = ShadowStats()
+        self.explain_failures = 0
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def features(self, txs: Sequence[TransactionIn]) -> tuple[np.ndarray, np.ndarray]:
+    async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
 
-        Returns their features and a mask of conflicts (an id reused with another body),
-        which change nothing. Card shards go first: they own deduplication, so a conflicting
-        copy never reaches terminal state.
+        Conflicts (an id reused with another body) change nothing. Card shards go first:
+        they own deduplication, so a conflicting copy never reaches terminal state.
         """
         n = len(txs)
         tx_keys, label_keys = _keys([t.transaction_id for t in txs])
@@ -120,32 +177,122 @@ class ScoringPipeline:
         terminal = np.zeros((n, 6), np.float64)
         for idx, (feats, _) in zip(term_groups.values(), term_results, strict=True):
             terminal[idx] = feats
-        return assemble(stateless_features(times, amounts), user, terminal), conflict
+        x = assemble(stateless_features(times, amounts), user, terminal)
+        return Featurised(
+            x, conflict, status == Seen.DUPLICATE, user_routes, terminal_routes, user_keys,
+            times, amounts, {s: len(idx) for s, idx in user_groups.items()},
+        )  # fmt: skip
 
     async def score_items(
         self, txs: Sequence[TransactionIn], include_features: bool = False
     ) -> list[ScoreOut | None]:
-        """Answers in input order; None for a conflicting transaction."""
-        x, conflict = await self.features(txs)
-        if conflict.all():
+        """Answers in input order; None for a conflicting transaction.
+
+        Model score -> thresholds -> rules and lists -> reasons for what is flagged -> the
+        decision log (awaited when anything is flagged, so a REVIEW is never answered
+        before it is in the durable queue).
+        """
+        f = await self.features(txs)
+        if f.conflict.all():
             return [None] * len(txs)
-        scores, version = await self.model.score(x)
-        decisions = decide(scores, self.thresholds)
+        scored = await self.model.score(f.x)
+        policy, thresholds = self.policy, self.thresholds  # one version for the whole batch
+        final, fired = policy.apply(
+            tiers(scored.scores, thresholds), f.x, scored.scores, f.user_routes, f.terminal_routes
+        )
+        flagged = np.flatnonzero((final > 0) & ~f.conflict)
+        reasons = await self._reasons(f.x, flagged)
+        if scored.shadow_scores is not None:
+            self._compare_shadow(f, scored, final, thresholds, policy)
+        decisions = DECISIONS[final]
+        if self.on_batch is not None:
+            ok = ~f.conflict
+            self.on_batch(final[ok], scored.scores[ok], f.shard_sizes, int(f.duplicate.sum()))
+        if self.sink is not None:
+            await self._record(txs, f, scored, final, fired, reasons, len(flagged) > 0)
         build = ScoreOut.model_construct  # fields are ours and already typed: skip validation
         return [
             None
-            if conflict[i]
+            if f.conflict[i]
             else build(
                 transaction_id=t.transaction_id,
-                score=float(scores[i]),
+                score=float(scored.scores[i]),
                 decision=str(decisions[i]),
-                model_version=version,
-                features=dict(zip(FEATURE_NAMES, x[i].tolist(), strict=True))
+                model_version=scored.version,
+                reasons=reasons.get(i),
+                rules=(fired[i] or None) if fired else None,
+                features=dict(zip(FEATURE_NAMES, f.x[i].tolist(), strict=True))
                 if include_features
                 else None,
             )
             for i, t in enumerate(txs)
         ]
+
+    async def _reasons(self, x: np.ndarray, rows: np.ndarray) -> dict[int, list[dict[str, Any]]]:
+        """Top contributions for flagged rows only; a failure costs the reasons, not the answer."""
+        if not len(rows):
+            return {}
+        try:
+            contribs, _ = await self.model.explain(x[rows])
+        except Exception as e:  # the decision stands; the reasons are missing
+            self.explain_failures += 1
+            log.warning("reasons unavailable: %s", type(e).__name__)
+            return {}
+        return dict(zip(rows.tolist(), top_reasons(contribs, x[rows]), strict=True))
+
+    def _compare_shadow(
+        self, f: Featurised, scored: Scored, final: np.ndarray, th: Thresholds, policy: Policy
+    ) -> None:
+        assert scored.shadow_scores is not None
+        shadow_final, _ = policy.apply(
+            tiers(scored.shadow_scores, th), f.x, scored.shadow_scores, f.user_routes,
+            f.terminal_routes,
+        )  # fmt: skip
+        ok = ~f.conflict & ~f.duplicate
+        if self.shadow.version != scored.shadow_version:
+            self.shadow = ShadowStats(scored.shadow_version)
+        self.shadow.compared += int(ok.sum())
+        self.shadow.agreed += int(np.sum(shadow_final[ok] == final[ok]))
+        diff = np.abs(scored.shadow_scores[ok] - scored.scores[ok])
+        self.shadow.abs_diff_sum += float(diff.sum())
+
+    async def _record(
+        self,
+        txs: Sequence[TransactionIn],
+        f: Featurised,
+        scored: Scored,
+        final: np.ndarray,
+        fired: list[list[str]],
+        reasons: dict[int, list[dict[str, Any]]],
+        wait: bool,
+    ) -> None:
+        keep = np.flatnonzero(~f.conflict)
+        batch = {
+            "ids": [txs[i].transaction_id for i in keep],
+            "time_ms": f.times[keep],
+            "amount": f.amounts[keep],
+            "tier": final[keep],
+            "score": np.asarray(scored.scores)[keep],
+            "version": scored.version,
+            "policy_version": self.policy.version,
+            "user": [f.user_digests[i] for i in keep],
+            "terminal": [txs[i].terminal_id for i in keep],
+            "duplicate": f.duplicate[keep],
+            "reasons": {j: reasons[i] for j, i in enumerate(keep.tolist()) if i in reasons},
+            "rules": {j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
+        }
+        assert self.sink is not None
+        if wait:
+            await self.sink.record(batch, wait=True)
+        else:  # nothing flagged: the log and live numbers need not hold the answer back
+            task = asyncio.ensure_future(self.sink.record(batch, wait=False))
+            self._background.add(task)
+            task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("decision log write failed: %s", type(task.exception()).__name__)
 
     async def score(
         self, txs: Sequence[TransactionIn], include_features: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+
+from policy.rules import Rule
 
 MAX_AMOUNT = 1_000_000.0
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -90,11 +92,21 @@ class BatchIn(_Strict):
     transactions: list[TransactionIn] = Field(min_length=1)
 
 
+class Reason(BaseModel):
+    feature: str
+    value: float
+    contribution: float = Field(description="TreeSHAP, in log-odds: how far it pushed the score.")
+
+
 class ScoreOut(BaseModel):
     transaction_id: str
     score: float
     decision: str
     model_version: str
+    reasons: list[Reason] | None = Field(
+        None, description="REVIEW and BLOCK only: the features that raised the score most."
+    )
+    rules: list[str] | None = Field(None, description="Rules and lists that fired, by id.")
     features: dict[str, float] | None = None
 
 
@@ -119,3 +131,29 @@ class FeedbackOut(BaseModel):
     not_found: list[str] = Field(
         description="Transactions no longer (or never) held by their terminal's state."
     )
+
+
+class ResolveIn(_Strict):
+    """An analyst's verdict on a REVIEW; it becomes a label like a chargeback."""
+
+    outcome: Literal["fraud", "legit"]
+    analyst: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "analyst"
+    note: str = Field("", max_length=1000)
+
+
+class RulesIn(_Strict):
+    rules: list[Rule] = Field(max_length=200)
+    comment: str = Field("", max_length=500)
+
+
+class ListEditIn(_Strict):
+    """Ids are hashed on arrival: a list never stores them."""
+
+    add: list[Id] = Field(default_factory=list, max_length=100_000)
+    remove: list[Id] = Field(default_factory=list, max_length=100_000)
+    comment: str = Field("", max_length=500)
+
+
+class RollbackIn(_Strict):
+    version: int = Field(ge=1)
+    comment: str = Field("", max_length=500)

@@ -29,11 +29,16 @@ class Thresholds(BaseModel):
         return self
 
 
-_LABELS = np.array([Decision.LEGIT.value, Decision.REVIEW.value, Decision.BLOCK.value])
+LEGIT, REVIEW, BLOCK = 0, 1, 2  # tiers: a larger tier is a stricter decision
+DECISIONS = np.array([Decision.LEGIT.value, Decision.REVIEW.value, Decision.BLOCK.value])
+
+
+def tiers(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """Tier per score: 0 LEGIT, 1 REVIEW, 2 BLOCK."""
+    scores = np.asarray(scores)
+    return (scores > thresholds.review).astype(np.int8) + (scores > thresholds.block)
 
 
 def decide(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     """Decision strings for an array of scores."""
-    scores = np.asarray(scores)
-    tier = (scores > thresholds.review).astype(np.int8) + (scores > thresholds.block)
-    return _LABELS[tier]
+    return DECISIONS[tiers(scores, thresholds)]

@@ -26,7 +26,7 @@ def main() -> int:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from actors.ray_shards import _ACTOR_OPTIONS, UserShardActor
+    from actors.ray_shards import _ACTOR_OPTIONS, _ACTORS
     from features.ids import id_digest
 
     temp_dir = tempfile.mkdtemp(prefix="ray-node-drill-")
@@ -52,12 +52,16 @@ def main() -> int:
         # Soft affinity (so the restart may go elsewhere); a node that has only just joined
         # can be passed over, so try a few times.
         for attempt in range(10):
-            shard = UserShardActor.options(
-                name=f"drill:user:0-of-1:{attempt}",
-                namespace="drill",
-                **_ACTOR_OPTIONS,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=True),
-            ).remote(0, 1, settings)
+            shard = (
+                _ACTORS["user"]
+                .options(
+                    name=f"drill:user:0-of-1:{attempt}",
+                    namespace="drill",
+                    **_ACTOR_OPTIONS,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=True),
+                )
+                .remote(0, 1, settings)
+            )
             node_before = node_of(shard)
             if node_before == worker.node_id:
                 break

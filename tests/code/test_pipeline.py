@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from actors.local_shards import LocalShardClient
-from deployments.model_holder import ModelHolder, onnx_loader
+from deployments.model_holder import ModelHolder, Scored, onnx_loader
 from deployments.pipeline import ScoringPipeline, group_by_shard
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import Thresholds
@@ -23,12 +23,19 @@ COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
 
 class FakeModel:
-    """Scores = amount / 1000, capped at 1: decisions are predictable."""
+    """Scores = amount / 1000, capped at 1: decisions are predictable. Its "contributions"
+    are the amount (/1000) and the 1-hour count (/10), so the reasons are known too."""
 
     version = "fake-1"
 
-    async def score(self, x: np.ndarray) -> tuple[np.ndarray, str]:
-        return np.minimum(x[:, COL["TX_AMOUNT"]] / 1000, 1.0), self.version
+    async def score(self, x: np.ndarray) -> Scored:
+        return Scored(np.minimum(x[:, COL["TX_AMOUNT"]] / 1000, 1.0), self.version)
+
+    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        contribs = np.zeros_like(x)
+        contribs[:, COL["TX_AMOUNT"]] = x[:, COL["TX_AMOUNT"]] / 1000
+        contribs[:, COL["USER_NB_TX_1HOUR_WINDOW"]] = x[:, COL["USER_NB_TX_1HOUR_WINDOW"]] / 10
+        return contribs, self.version
 
 
 def tx(
@@ -151,10 +158,16 @@ def test_model_holder_swaps_between_batches_without_splitting_one() -> None:
     v1 = holder.load(REPO / "models" / "default")
     x = np.zeros((3, len(FEATURE_NAMES)))
     out = holder.score_many([x[:1], x[1:]])
-    assert [len(s) for s, _ in out] == [1, 2] and {v for _, v in out} == {v1}
+    assert [len(o.scores) for o in out] == [1, 2] and {o.version for o in out} == {v1}
     with pytest.raises(Exception, match="not a model directory"):
         holder.load(REPO / "models" / "missing")
-    assert holder.score_many([x])[0][1] == v1  # a failed load leaves the old model serving
+    assert holder.score_many([x])[0].version == v1  # a failed load leaves the old model serving
+    # A shadow scores the same rows beside the live model; the live answer is unchanged.
+    holder.load(REPO / "models" / "default", shadow_dir=REPO / "models" / "default")
+    both = holder.score_many([x])[0]
+    assert both.shadow_version == v1 and np.array_equal(both.shadow_scores, both.scores)
+    contribs, version = holder.explain(x[:2])
+    assert contribs.shape == (2, len(FEATURE_NAMES)) and version == v1
 
 
 def test_micro_batcher_groups_requests_and_keeps_each_answer() -> None:

@@ -1,0 +1,189 @@
+"""The analyst's desk: decision log, review queue, labels, rules and lists, live numbers.
+
+One actor (few writes per second: one per scored batch), journaled like a shard through the
+same `StateStore`, so reviews, labels and every policy version survive a restart. LEGIT
+decisions and the live counters are kept in memory only: they are a recent view, not a
+record (the review queue and labels are the record).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from typing import Any
+
+import numpy as np
+
+from actors.decision_log import DecisionLog, Held, as_record
+from actors.live_stats import LiveStats
+from actors.policy_store import PolicyStore
+from actors.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
+from actors.shards import _JournaledShard
+from features.decision import LEGIT, REVIEW
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Desk(_JournaledShard):
+    kind = "desk"
+
+    def _init_state(self) -> None:
+        self.log = DecisionLog()
+        self.reviews = ReviewQueue()
+        self.policies = PolicyStore()
+        self.live = LiveStats()
+        self.duplicates = 0
+
+    # -- writes from the scoring path ---------------------------------------------------------
+    def record(self, batch: dict[str, Any]) -> int:
+        """Hold a scored batch's decisions; flagged ones are journaled first. Retries of
+        transactions already decided are skipped, so nothing is counted twice."""
+        at = now_ms()
+        fresh = [
+            j
+            for j, tx_id in enumerate(batch["ids"])
+            if not batch["duplicate"][j] and tx_id not in self.log
+        ]
+        self.duplicates += len(batch["ids"]) - len(fresh)
+        if not fresh:
+            return 0
+        rows = [self._held(batch, j, at) for j in fresh]
+        flagged = [(tx, h) for tx, h in rows if h[2] != LEGIT]
+        if flagged:
+            self._submit(("flagged", flagged))  # durable before the scoring path answers
+        for tx_id, held in rows:
+            if held[2] == LEGIT:
+                self.log.add(tx_id, held)
+        idx = np.asarray(fresh)
+        self.live.add(np.asarray(batch["tier"])[idx], np.asarray(batch["score"])[idx], time.time())
+        for tx_id, held in flagged:
+            self.live.flagged(as_record(tx_id, held))
+        return len(fresh)
+
+    @staticmethod
+    def _held(batch: dict[str, Any], j: int, at: int) -> tuple[str, Held]:
+        return batch["ids"][j], (
+            int(batch["time_ms"][j]), float(batch["amount"][j]), int(batch["tier"][j]),
+            float(batch["score"][j]), batch["version"], int(batch["policy_version"]),
+            batch["user"][j], batch["terminal"][j], batch["reasons"].get(j),
+            batch["rules"].get(j), at,
+        )  # fmt: skip
+
+    def observe(self, replica: str, latencies_ms: np.ndarray, shadow: dict[str, Any]) -> None:
+        """An ingress replica's request latencies and shadow agreement since its last report."""
+        self.live.observe(latencies_ms, time.time())
+        self.live.compare(replica, shadow)
+
+    def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
+        """Labels from chargebacks (`/v1/feedback`) or reviews; returns how many were new."""
+        return self._submit(("label", list(ids), [bool(v) for v in is_fraud], source, now_ms()))
+
+    def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
+        """Resolve a review: {"status": ok|unchanged|not_found|conflict, "review": ...}."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}")
+        item = self.reviews.get(tx_id)
+        if item is None:
+            return {"status": "not_found", "review": None}
+        if item["status"] != "open":
+            same = item["status"] == outcome
+            return {"status": "unchanged" if same else "conflict", "review": item}
+        review = self._submit(("resolve", tx_id, outcome, analyst, note, now_ms()))
+        return {"status": "ok", "review": review}
+
+    def put_policy(
+        self, rules: list[dict[str, Any]], lists: dict[str, np.ndarray], comment: str
+    ) -> int:
+        """Store a new policy version (already validated by the caller); returns its number."""
+        return self._submit(("policy", rules, lists, comment, now_ms()))
+
+    # -- the journal --------------------------------------------------------------------------
+    def _apply(self, op: tuple[Any, ...]) -> Any:
+        kind = op[0]
+        if kind == "flagged":
+            for tx_id, held in op[1]:
+                self.log.add(tx_id, held)
+                if held[2] == REVIEW:
+                    self.reviews.add(as_record(tx_id, held))
+            return None
+        if kind == "label":
+            _, ids, values, source, at = op
+            return sum(self.log.label(t, v, source, at) for t, v in zip(ids, values, strict=True))
+        if kind == "resolve":
+            _, tx_id, outcome, analyst, note, at = op
+            try:
+                review, _ = self.reviews.resolve(tx_id, outcome, analyst, note, at)
+            except (KeyError, AlreadyResolved):  # replaying a resolution already applied
+                return self.reviews.get(tx_id)
+            self.log.label(tx_id, outcome == "fraud", "review", at)
+            return review
+        if kind == "policy":
+            _, rules, lists, comment, at = op
+            return self.policies.put(rules, lists, comment, at)
+        raise ValueError(f"unknown desk operation {kind!r}")
+
+    def _dump(self) -> dict[str, bytes]:
+        return {
+            "log": pickle.dumps(self.log, protocol=5),
+            "reviews": pickle.dumps(self.reviews, protocol=5),
+            "policies": pickle.dumps(self.policies, protocol=5),
+        }
+
+    def _load(self, parts: dict[str, bytes]) -> None:
+        self.log = pickle.loads(parts["log"])
+        self.reviews = pickle.loads(parts["reviews"])
+        self.policies = pickle.loads(parts["policies"])
+
+    # -- reads --------------------------------------------------------------------------------
+    def transaction(self, tx_id: str) -> dict[str, Any] | None:
+        return self.log.get(tx_id)
+
+    def review_page(
+        self, status: str, limit: int, offset: int, min_score: float, rule: str | None
+    ) -> dict[str, Any]:
+        return {
+            "items": self.reviews.page(status, limit, offset, min_score, rule),
+            "open": len(self.reviews.open),
+            "resolved": len(self.reviews.resolved),
+        }
+
+    def review(self, tx_id: str) -> dict[str, Any] | None:
+        return self.reviews.get(tx_id)
+
+    def labels(self, offset: int, limit: int) -> dict[str, Any]:
+        return {"labels": self.log.label_rows(offset, limit), "total": len(self.log.labels)}
+
+    def policy_version(self) -> int:
+        return self.policies.version
+
+    def policy(self, version: int | None = None) -> dict[str, Any] | None:
+        return self.policies.current() if version is None else self.policies.get(version)
+
+    def policy_history(self) -> list[dict[str, Any]]:
+        return self.policies.history()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the dashboard shows, in one call."""
+        out = self.live.snapshot(time.time())
+        out["outcomes"] = vars(self.log.outcomes).copy()
+        out["reviews"] = {
+            "open": len(self.reviews.open),
+            "oldest": self.reviews.page("open", limit=10),
+        }
+        out["policy_version"] = self.policies.version
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "kind": "desk",
+            "decisions_held": len(self.log.decisions),
+            "labels": len(self.log.labels),
+            "reviews_open": len(self.reviews.open),
+            "reviews_resolved": len(self.reviews.resolved),
+            "policy_version": self.policies.version,
+            "duplicates_skipped": self.duplicates,
+            "seq": self.seq,
+            "recovered_records": self.replayed,
+        }

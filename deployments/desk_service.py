@@ -1,0 +1,115 @@
+"""What the analyst routes do, as plain async code over the desk and the scoring pipeline.
+
+Rules and lists are validated here (a bad rule never reaches the desk), stored as a new
+version in the desk, and picked up by every ingress replica within `POLICY_POLL_S`. A review
+resolution goes through the same feedback path as a chargeback, so terminal risk learns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from deployments.pipeline import ScoringPipeline
+from deployments.schemas import LabelIn
+from policy.rules import LIST_NAMES, Policy, Rule, list_keys
+
+POLICY_POLL_S = 0.25
+
+
+class DeskBackend(Protocol):
+    async def desk(self, method: str, *args: Any) -> Any: ...
+
+
+class ReviewNotFound(LookupError):
+    pass
+
+
+class ReviewConflict(ValueError):
+    pass
+
+
+class DeskService:
+    def __init__(self, desk: DeskBackend, pipeline: ScoringPipeline) -> None:
+        self.desk, self.pipeline = desk, pipeline
+
+    # -- policy -------------------------------------------------------------------------------
+    async def refresh_policy(self) -> int:
+        """Load the desk's current policy if it is newer than the one in force here."""
+        version = await self.desk.desk("policy_version")
+        if version != self.pipeline.policy.version:
+            current = await self.desk.desk("policy", None)
+            self.pipeline.policy = Policy.build(
+                current["version"], current["rules"], current["lists"]
+            )
+        return int(version)
+
+    async def policy(self) -> dict[str, Any]:
+        await self.refresh_policy()
+        return self.pipeline.policy.describe()
+
+    async def _put(
+        self, rules: Sequence[Rule | dict[str, Any]], lists: dict[str, np.ndarray], comment: str
+    ) -> dict[str, Any]:
+        checked = Policy.build(0, rules, lists)  # raises on anything invalid: nothing stored
+        payload = [r.model_dump() for r in checked.all_rules]
+        await self.desk.desk("put_policy", payload, checked.lists, comment)
+        await self.refresh_policy()
+        return self.pipeline.policy.describe()
+
+    async def put_rules(self, rules: Sequence[Rule], comment: str) -> dict[str, Any]:
+        current = await self.desk.desk("policy", None)
+        return await self._put(rules, current["lists"], comment)
+
+    async def edit_list(
+        self, name: str, add: Sequence[str], remove: Sequence[str], comment: str
+    ) -> dict[str, Any]:
+        if name not in LIST_NAMES:
+            raise KeyError(name)
+        current = await self.desk.desk("policy", None)
+        lists = dict(current["lists"])
+        keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add))
+        lists[name] = np.setdiff1d(keys, list_keys(remove))
+        return await self._put(current["rules"], lists, comment)
+
+    async def rollback(self, version: int, comment: str) -> dict[str, Any] | None:
+        """A new version with the content of an old one (history is never rewritten)."""
+        old = await self.desk.desk("policy", version)
+        if old is None:
+            return None
+        return await self._put(old["rules"], old["lists"], comment or f"rollback to v{version}")
+
+    # -- labels and reviews -------------------------------------------------------------------
+    async def feedback(self, labels: Sequence[LabelIn], source: str = "feedback") -> list[str]:
+        """Labels into terminal state, then into the desk's label log (for export)."""
+        missing = await self.pipeline.feedback(labels)
+        await self.desk.desk(
+            "label", [lb.transaction_id for lb in labels], [lb.is_fraud for lb in labels], source
+        )
+        return missing
+
+    async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
+        current = await self._review(tx_id)
+        if current["status"] == "open":
+            label = LabelIn(
+                transaction_id=tx_id,
+                terminal_id=current["terminal_id"],
+                is_fraud=outcome == "fraud",
+            )
+            await self.pipeline.feedback([label])  # idempotent: safe if we crash after it
+        result = await self.desk.desk("resolve", tx_id, outcome, analyst, note)
+        if result["status"] == "not_found":
+            raise ReviewNotFound(tx_id)
+        if result["status"] == "conflict":
+            raise ReviewConflict(
+                f"review {tx_id} was already resolved as {result['review']['status']}"
+            )
+        return {**result["review"], "changed": result["status"] == "ok"}
+
+    async def _review(self, tx_id: str) -> dict[str, Any]:
+        item = await self.desk.desk("review", tx_id)
+        if item is None:
+            raise ReviewNotFound(tx_id)
+        return item

@@ -1,0 +1,172 @@
+"""Rule conditions: a small, safe expression language over the engine's features.
+
+`amount > 1000 and tx_count_1h >= 5` is parsed with Python's own parser, every node is
+checked against a short allow-list (comparisons, and/or/not, + - * /, numbers, feature
+names), and the tree is evaluated on whole columns with NumPy: no `eval`, no per-row Python.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.names import FEATURE_NAMES
+
+# Short names an analyst types; every feature's own name (any case) works too.
+ALIASES: dict[str, str] = {
+    "amount": "TX_AMOUNT",
+    "weekend": "TX_DURING_WEEKEND",
+    "night": "TX_DURING_NIGHT",
+    "tx_count_1d": "CUSTOMER_ID_NB_TX_1DAY_WINDOW",
+    "avg_amount_1d": "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW",
+    "tx_count_7d": "CUSTOMER_ID_NB_TX_7DAY_WINDOW",
+    "avg_amount_7d": "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW",
+    "tx_count_30d": "CUSTOMER_ID_NB_TX_30DAY_WINDOW",
+    "avg_amount_30d": "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
+    "terminal_tx_count_1d": "TERMINAL_ID_NB_TX_1DAY_WINDOW",
+    "terminal_risk_1d": "TERMINAL_ID_RISK_1DAY_WINDOW",
+    "terminal_tx_count_7d": "TERMINAL_ID_NB_TX_7DAY_WINDOW",
+    "terminal_risk_7d": "TERMINAL_ID_RISK_7DAY_WINDOW",
+    "terminal_tx_count_30d": "TERMINAL_ID_NB_TX_30DAY_WINDOW",
+    "terminal_risk_30d": "TERMINAL_ID_RISK_30DAY_WINDOW",
+    "amount_deviation": "AMOUNT_DEVIATION",
+    "seconds_since_last_tx": "SECONDS_SINCE_LAST_TX",
+    "tx_count_1h": "USER_NB_TX_1HOUR_WINDOW",
+    "amount_sum_1h": "USER_AMOUNT_SUM_1HOUR_WINDOW",
+    "new_terminal": "USER_NEW_TERMINAL",
+}
+SCORE = "score"
+_COLUMN = {name.lower(): i for i, name in enumerate(FEATURE_NAMES)}
+_COLUMN.update({alias: FEATURE_NAMES.index(name) for alias, name in ALIASES.items()})
+KNOWN_NAMES = (*ALIASES, SCORE)
+
+_COMPARE: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_ARITH: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+MAX_LENGTH = 500
+
+
+class RuleSyntaxError(ValueError):
+    """A condition that is not in the language; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A checked condition: evaluate it on a feature matrix (and model scores)."""
+
+    text: str
+    tree: ast.Expression
+    names: frozenset[str]
+
+    def evaluate(self, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Boolean mask, one per row of `x` (rows in `FEATURE_NAMES` order)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = _eval(self.tree.body, x, scores)
+        return np.broadcast_to(np.asarray(out, dtype=bool), (len(x),))
+
+
+def _name(node: ast.Name) -> str:
+    return node.id.lower()
+
+
+def _check(node: ast.AST, boolean: bool) -> None:
+    """Raise `RuleSyntaxError` unless `node` is allowed where a boolean (or number) goes."""
+    where = f"at column {getattr(node, 'col_offset', 0) + 1}"
+    if isinstance(node, ast.BoolOp):
+        if not boolean:
+            raise RuleSyntaxError(f"'and'/'or' used where a number is expected {where}")
+        for v in node.values:
+            _check(v, True)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        if not boolean:
+            raise RuleSyntaxError(f"'not' used where a number is expected {where}")
+        _check(node.operand, True)
+    elif isinstance(node, ast.Compare):
+        if not boolean:
+            raise RuleSyntaxError(f"a comparison used where a number is expected {where}")
+        for op in node.ops:
+            if type(op) not in _COMPARE:
+                raise RuleSyntaxError(f"operator {type(op).__name__} is not allowed {where}")
+        for operand in (node.left, *node.comparators):
+            _check(operand, False)
+    elif boolean and not isinstance(node, ast.Name):  # a bare name means "is not 0"
+        raise RuleSyntaxError(
+            f"expected a comparison such as 'amount > 1000' {where}, got {ast.unparse(node)!r}"
+        )
+    elif isinstance(node, ast.BinOp):
+        if type(node.op) not in _ARITH:
+            raise RuleSyntaxError(f"operator {type(node.op).__name__} is not allowed {where}")
+        _check(node.left, False)
+        _check(node.right, False)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        _check(node.operand, False)
+    elif isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise RuleSyntaxError(f"only numbers are allowed as constants {where}")
+    elif isinstance(node, ast.Name):
+        if _name(node) not in _COLUMN and _name(node) != SCORE:
+            raise RuleSyntaxError(
+                f"unknown name {node.id!r} {where}; known: {', '.join(KNOWN_NAMES)} "
+                "(or any feature's full name)"
+            )
+    else:
+        raise RuleSyntaxError(f"{ast.unparse(node)!r} is not allowed {where}")
+
+
+def parse(text: str) -> Condition:
+    """Check a condition; raise `RuleSyntaxError` naming the problem."""
+    if not text.strip():
+        raise RuleSyntaxError("the condition is empty")
+    if len(text) > MAX_LENGTH:
+        raise RuleSyntaxError(f"the condition is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise RuleSyntaxError(f"not a valid condition at column {e.offset}: {e.msg}") from None
+    _check(tree.body, True)
+    names = frozenset(_name(n) for n in ast.walk(tree) if isinstance(n, ast.Name))
+    return Condition(text, tree, names)
+
+
+def _eval(node: ast.AST, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    if isinstance(node, ast.BoolOp):
+        parts = [np.asarray(_eval(v, x, scores), dtype=bool) for v in node.values]
+        combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        out = parts[0]
+        for p in parts[1:]:
+            out = combine(out, p)
+        return out
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, x, scores)
+        return np.logical_not(np.asarray(value, bool)) if isinstance(node.op, ast.Not) else -value
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, x, scores)
+        out: np.ndarray | None = None
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = _eval(right_node, x, scores)
+            part = _COMPARE[type(op)](left, right)
+            out = part if out is None else np.logical_and(out, part)
+            left = right
+        return np.asarray(out)
+    if isinstance(node, ast.BinOp):
+        return _ARITH[type(node.op)](_eval(node.left, x, scores), _eval(node.right, x, scores))
+    if isinstance(node, ast.Constant):
+        return np.asarray(float(node.value))
+    assert isinstance(node, ast.Name)
+    name = _name(node)
+    return scores if name == SCORE else x[:, _COLUMN[name]]

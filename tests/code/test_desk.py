@@ -1,0 +1,108 @@
+"""Reason codes, rules and lists, the review queue and labels, without Ray: the pipeline and
+the desk in-process (the same classes the actors run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from actors.local_shards import LocalShardClient
+from actors.state_store import MemoryStore
+from deployments.desk_service import DeskService, ReviewConflict, ReviewNotFound
+from deployments.pipeline import ScoringPipeline
+from deployments.schemas import LabelIn
+from features.decision import Thresholds
+from policy.rules import Rule
+from tests.code.test_pipeline import FakeModel, tx
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def make(store: MemoryStore | None = None) -> tuple[LocalShardClient, ScoringPipeline, DeskService]:
+    client = LocalShardClient(2, 2, store=store or MemoryStore())
+    pipeline = ScoringPipeline(client, FakeModel(), Thresholds(review=0.5, block=0.9), sink=client)
+    return client, pipeline, DeskService(client, pipeline)
+
+
+def test_flagged_decisions_carry_reasons_and_enter_the_queue_once() -> None:
+    client, p, _ = make()
+    out = run(p.score([tx(1, amount=20.0), tx(2, amount=600.0), tx(3, "u2", amount=950.0)]))
+    assert [o.decision for o in out] == ["LEGIT", "REVIEW", "BLOCK"]
+    assert out[0].reasons is None  # LEGIT stays cheap: no explanation computed
+    assert out[1].reasons[0]["feature"] == "TX_AMOUNT"
+    assert out[1].reasons[0]["contribution"] == pytest.approx(0.6)
+    # A retry answers the same and is neither queued nor counted again.
+    again = run(p.score([tx(2, amount=600.0)]))
+    assert again[0].decision == "REVIEW"
+    page = run(client.desk("review_page", "open", 10, 0, 0.0, None))
+    assert [i["transaction_id"] for i in page["items"]] == ["tx2"] and page["open"] == 1
+    stored = run(client.desk("transaction", "tx3"))
+    assert stored["decision"] == "BLOCK" and stored["reasons"][0]["feature"] == "TX_AMOUNT"
+    assert "u2" not in str(stored)  # the card appears only as its digest
+    live = run(client.desk("snapshot"))
+    assert live["transactions"] == 3 and live["decisions"] == {"LEGIT": 1, "REVIEW": 1, "BLOCK": 1}
+
+
+def test_rules_and_lists_change_decisions_at_runtime_and_roll_back() -> None:
+    _, p, desk = make()
+    rule = Rule(id="big-burst", when="amount > 100 and tx_count_1h >= 2", action="REVIEW")
+    described = run(desk.put_rules([rule], "first rule"))
+    assert described["version"] == 1
+    out = run(p.score([tx(1, amount=150.0), tx(2, amount=150.0, ts="2018-06-01T10:05:00")]))
+    assert [o.decision for o in out] == ["LEGIT", "REVIEW"]
+    assert out[1].rules == ["big-burst"] and out[1].reasons is not None
+    run(desk.edit_list("block_terminals", ["t9"], [], "bad terminal"))
+    blocked = run(p.score([tx(3, "u5", terminal="t9", amount=5.0)]))[0]
+    assert blocked.decision == "BLOCK" and blocked.rules == ["list:block_terminals"]
+    run(desk.edit_list("allow_users", ["u5"], [], "VIP"))  # allow beats block
+    assert run(p.score([tx(4, "u5", terminal="t9", amount=5.0)]))[0].decision == "LEGIT"
+    assert run(desk.rollback(1, ""))["version"] == 4  # history is kept: a new version
+    assert run(p.score([tx(5, "u6", terminal="t9", amount=5.0)]))[0].decision == "LEGIT"
+    with pytest.raises(ValueError, match="unknown name 'amt'"):
+        Rule(id="bad", when="amt > 3", action="BLOCK")
+
+
+def test_resolving_a_review_labels_the_terminal_and_survives_a_restart() -> None:
+    store = MemoryStore()
+    client, p, desk = make(store)
+    run(p.score([tx(1, amount=600.0, terminal="t7")]))
+    with pytest.raises(ReviewNotFound):
+        run(desk.resolve("nope", "fraud", "ana", ""))
+    resolved = run(desk.resolve("tx1", "fraud", "ana", "called the cardholder"))
+    assert resolved["status"] == "fraud" and resolved["changed"]
+    assert not run(desk.resolve("tx1", "fraud", "ana", ""))["changed"]  # same again: no-op
+    with pytest.raises(ReviewConflict):
+        run(desk.resolve("tx1", "legit", "bob", ""))
+    run(desk.feedback([LabelIn(transaction_id="tx9", terminal_id="t1", is_fraud=True)]))
+    labels = run(client.desk("labels", 0, 10))
+    assert [(r["transaction_id"], r["source"]) for r in labels["labels"]] == [
+        ("tx1", "review"), ("tx9", "feedback"),
+    ]  # fmt: skip
+    # Terminal state saw the review's label: terminal risk is 1/1 once the delay has passed.
+    later = run(p.score([tx(2, "u3", terminal="t7", amount=1.0, ts="2018-06-09T10:00:00")], True))
+    assert later[0].features["TERMINAL_ID_RISK_30DAY_WINDOW"] == 1.0
+    snap = run(client.desk("snapshot"))
+    assert snap["outcomes"]["frauds_caught"] == 1 and snap["outcomes"]["unmatched"] == 1
+    # A restarted desk rebuilds the queue, the labels and the policy from its journal.
+    restarted = LocalShardClient(2, 2, store=store)
+    assert run(restarted.desk("review", "tx1"))["status"] == "fraud"
+    assert run(restarted.desk("labels", 0, 10))["total"] == 2
+
+
+def test_shadow_agreement_is_counted_without_changing_answers() -> None:
+    from deployments.model_holder import Scored
+
+    class WithShadow(FakeModel):
+        async def score(self, x: np.ndarray) -> Scored:
+            live = await super().score(x)
+            return Scored(live.scores, live.version, np.zeros(len(x)), "shadow-0")
+
+    client = LocalShardClient(1, 1)
+    p = ScoringPipeline(client, WithShadow(), Thresholds(), sink=client)
+    out = run(p.score([tx(1, amount=20.0), tx(2, "u2", amount=700.0)]))
+    assert [o.decision for o in out] == ["LEGIT", "REVIEW"]
+    assert (p.shadow.version, p.shadow.compared, p.shadow.agreed) == ("shadow-0", 2, 1)

@@ -1,0 +1,122 @@
+"""The analyst's side of the live service: rules and lists at runtime, reasons, the review
+queue and its labels, stored decisions, live numbers and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.ray
+
+
+def tx(i: int, amount: float, terminal: str = "desk-t1", user: str | None = None) -> dict[str, Any]:
+    return {
+        "transaction_id": f"desk-{i}",
+        "user_id": user or f"desk-u{i}",
+        "terminal_id": terminal,
+        "amount": amount,
+        "timestamp": "2018-06-01T10:00:00",
+    }
+
+
+def wait_for_policy(c: httpx.Client, version: int) -> None:
+    """Every ingress replica picks a new version up within its poll interval."""
+    time.sleep(1.0)
+    assert c.get("/v1/policy").json()["version"] == version
+
+
+def test_rules_lists_reviews_and_labels_over_http(service: str) -> None:
+    with httpx.Client(base_url=service, timeout=30) as c:
+        bad = c.put(
+            "/v1/policy/rules", json={"rules": [{"id": "x", "when": "amt > 3", "action": "BLOCK"}]}
+        )
+        assert bad.status_code == 422
+        error = bad.json()["errors"][0]
+        assert error["field"] == "rules.0.when" and "unknown name 'amt'" in error["message"]
+        start = c.get("/v1/policy").json()["version"]
+
+        rules = [
+            {"id": "huge", "when": "amount >= 77777", "action": "BLOCK"},
+            {"id": "odd-amount", "when": "amount >= 55555 and amount < 55556", "action": "REVIEW"},
+        ]
+        r = c.put("/v1/policy/rules", json={"rules": rules, "comment": "test rules"})
+        assert r.status_code == 200 and r.json()["version"] == start + 1
+        r = c.post("/v1/policy/lists/block_terminals", json={"add": ["desk-bad-terminal"]})
+        assert r.json()["list_sizes"]["block_terminals"] == 1
+        assert c.post("/v1/policy/lists/nope", json={"add": ["a"]}).status_code == 422
+        wait_for_policy(c, start + 2)
+
+        huge = c.post("/v1/transactions", json=tx(1, 77777.0)).json()
+        assert huge["decision"] == "BLOCK" and huge["rules"] == ["huge"]
+        assert huge["reasons"] and {"feature", "value", "contribution"} <= set(huge["reasons"][0])
+        listed = c.post("/v1/transactions", json=tx(2, 12.0, terminal="desk-bad-terminal")).json()
+        assert listed["decision"] == "BLOCK" and listed["rules"] == ["list:block_terminals"]
+        legit = c.post("/v1/transactions", json=tx(3, 12.0)).json()
+        assert legit["decision"] == "LEGIT" and "reasons" not in legit
+
+        batch = {"transactions": [tx(4, 55555.5, terminal="desk-t4"), tx(5, 10.0)]}
+        results = c.post("/v1/transactions/batch", json=batch).json()["results"]
+        assert results[0]["decision"] == "REVIEW" and results[0]["rules"] == ["odd-amount"]
+
+        stored = c.get("/v1/transactions/desk-1").json()
+        assert stored["decision"] == "BLOCK" and stored["reasons"] == huge["reasons"]
+        assert "desk-u1" not in str(stored)  # the card id only as its digest
+        assert c.get("/v1/transactions/never-seen").status_code == 404
+
+        queue = c.get("/v1/reviews", params={"rule": "odd-amount"}).json()
+        assert [i["transaction_id"] for i in queue["items"]] == ["desk-4"]
+        assert c.post("/v1/reviews/never-seen", json={"outcome": "fraud"}).status_code == 404
+        assert c.post("/v1/reviews/desk-4", json={"outcome": "maybe"}).status_code == 422
+        done = c.post("/v1/reviews/desk-4", json={"outcome": "fraud", "analyst": "ana"})
+        assert done.status_code == 200 and done.json()["status"] == "fraud"
+        assert c.post("/v1/reviews/desk-4", json={"outcome": "legit"}).status_code == 409
+        resolved = c.get("/v1/reviews", params={"status": "fraud"}).json()["items"]
+        assert "desk-4" in [i["transaction_id"] for i in resolved]
+        labels = c.get("/v1/labels").json()["labels"]
+        mine = [lb for lb in labels if lb["transaction_id"] == "desk-4"]
+        assert [(lb["source"], lb["is_fraud"]) for lb in mine] == [("review", True)]
+
+        history = c.get("/v1/policy/history").json()
+        assert [h["version"] for h in history][-2:] == [start + 1, start + 2]
+        r = c.post("/v1/policy/rollback", json={"version": start + 1})
+        assert r.json()["version"] == start + 3 and r.json()["list_sizes"]["block_terminals"] == 0
+        assert c.post("/v1/policy/rollback", json={"version": 999}).status_code == 404
+        assert (
+            c.put("/v1/policy/rules", json={"rules": [], "comment": "clean up"}).status_code == 200
+        )
+        wait_for_policy(c, start + 4)
+        again = c.post("/v1/transactions", json=tx(6, 12.0, terminal="desk-bad-terminal")).json()
+        assert again["decision"] == "LEGIT"
+
+        live = c.get("/v1/live").json()
+        assert live["transactions"] >= 6 and live["decisions"]["BLOCK"] >= 2
+        assert live["outcomes"]["frauds_caught"] >= 1
+        assert any(f["transaction_id"] == "desk-1" for f in live["recent_flagged"])
+        with c.stream("GET", "/v1/live/stream", params={"interval_s": 0.2}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            first = next(line for line in stream.iter_lines() if line.startswith("data: "))
+        assert '"transactions"' in first
+        assert "fraudguard" in c.get("/dashboard").text
+
+
+def test_prometheus_metrics_are_exported(service: str) -> None:
+    """Ray's metrics agent serves our counters in Prometheus text format on each node."""
+    import ray
+
+    with httpx.Client(base_url=service, timeout=30) as c:
+        for i in range(5):
+            c.post("/v1/transactions", json=tx(100 + i, 20.0 + i))
+    port = ray.nodes()[0]["MetricsExportPort"]
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        if "ray_fraud_decisions" in text and "ray_fraud_request_latency_seconds" in text:
+            break
+        time.sleep(2)
+    assert "ray_fraud_decisions_total{" in text or "ray_fraud_decisions{" in text, text[-2000:]
+    assert "ray_fraud_request_latency_seconds_bucket" in text
+    assert "ray_fraud_shard_transactions" in text and "ray_fraud_model_info" in text
