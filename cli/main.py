@@ -114,8 +114,17 @@ def train(
     valid_days: Annotated[int, typer.Option(min=1, help="Validation block length.")] = 7,
     test_days: Annotated[int, typer.Option(min=1, help="Test block length.")] = 7,
     warmup_days: Annotated[int, typer.Option(min=0, help="First days skipped (windows fill).")] = 7,
+    review_cost: Annotated[float, typer.Option(min=0, help="Cost of one manual review.")] = 3.0,
+    chargeback_fee: Annotated[
+        float, typer.Option(min=0, help="Added to a missed fraud's amount.")
+    ] = 15.0,
+    false_block_fraction: Annotated[
+        float, typer.Option(min=0, help="Share of a blocked good payment's amount lost.")
+    ] = 0.3,
 ) -> None:
-    """Train XGBoost on time blocks, export ONNX after a parity check, write a model card."""
+    """Train XGBoost on time blocks, export ONNX after a parity check, write a model card
+    with the REVIEW/BLOCK thresholds that cost least on validation (and a plot of why)."""
+    from policy.costs import CostModel
     from training.pipeline import TrainOptions, train_model
 
     opts = TrainOptions(
@@ -126,13 +135,27 @@ def train(
         valid_days=valid_days,
         test_days=test_days,
         warmup_days=warmup_days,
+        costs=CostModel(
+            review_cost=review_cost,
+            chargeback_fee=chargeback_fee,
+            false_block_fraction=false_block_fraction,
+        ),
     )
     try:
         card = train_model(input, output, opts, say=console.print)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _metrics_table(card["metrics"], f"model {card['version']}")
-    console.print(f"wrote {output} (model.onnx, model.json, model_card.json, thresholds.png)")
+    cost = card["cost_thresholds"]
+    console.print(
+        f"cost-optimal on validation: REVIEW > {cost['review']:.2f}, BLOCK > {cost['block']:.2f} "
+        f"(cost {cost['cost']['total']:,.0f} vs {cost['cost_at_current']['total']:,.0f} at the "
+        "current thresholds); serve them with `thresholds_from_model: true`"
+    )
+    console.print(
+        f"wrote {output} (model.onnx, model.json, model_card.json, thresholds.png, "
+        "cost_thresholds.png)"
+    )
 
 
 def _metrics_table(metrics: dict, title: str) -> None:
@@ -336,3 +359,16 @@ def demo(
 
 if __name__ == "__main__":
     app()
+
+
+def _register() -> None:
+    """Commands that live in their own modules (imported lazily by their bodies)."""
+    from cli.analyst import backtest, export_labels
+    from cli.models import models_app
+
+    app.command()(backtest)
+    app.command("export-labels")(export_labels)
+    app.add_typer(models_app, name="models")
+
+
+_register()

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from ray import serve
 
 from deployments.model_holder import Loader, ModelHolder, Scored, onnx_loader
+
+
+class ScorerConfig(BaseModel):
+    """ModelScorer's `user_config`; `fraud models promote/rollback/shadow` edit it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_dir: str
+    shadow_model_dir: str | None = None  # scores the same traffic; decisions ignore it
+    previous_model_dir: str | None = None  # what `fraud models rollback` returns to
 
 
 @serve.deployment(name="ModelScorer", ray_actor_options={"num_cpus": 0})
@@ -18,7 +29,8 @@ class ModelScorer:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Hot swap: a new `model_dir` (or `shadow_model_dir`) loads in place, no restart."""
-        self.holder.load(user_config["model_dir"], user_config.get("shadow_model_dir"))
+        config = ScorerConfig(**user_config)
+        self.holder.load(config.model_dir, config.shadow_model_dir)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0005)
     async def score(self, batches: list[np.ndarray]) -> list[Scored]:

@@ -72,8 +72,8 @@ def cost_optimal_thresholds(
     scores: np.ndarray,
     amounts: np.ndarray,
     costs: CostModel = CostModel(),
-    grid: np.ndarray | None = None,
     current: Thresholds = Thresholds(),
+    grid: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The cheapest (review, block) on the grid, with its cost beside the current thresholds'."""
     grid = np.round(np.linspace(0.01, 0.99, 99), 4) if grid is None else grid

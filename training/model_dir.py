@@ -1,4 +1,5 @@
-"""A model directory: model.onnx, model.json (XGBoost native), model_card.json, a plot."""
+"""A model directory: model.onnx, model.json (XGBoost native, for reasons), model_card.json,
+and two plots (rates vs thresholds; expected cost vs thresholds)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from features.explain import BOOSTER_FILE
 from features.onnx_model import CARD_FILE, ONNX_FILE
 
-NATIVE_FILE = "model.json"
+NATIVE_FILE = BOOSTER_FILE
 PLOT_FILE = "thresholds.png"
+COST_PLOT_FILE = "cost_thresholds.png"
 
 
 def write_model_dir(

@@ -7,7 +7,7 @@ import hashlib
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,14 +15,16 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
+from features.decision import Thresholds
 from features.names import FEATURE_NAMES
 from features.replay import replay
 from features.transactions import read_transactions
+from policy.costs import CostModel, cost_grid, cost_optimal_thresholds
 from training import booster as bst
 from training.export import check_parity, to_onnx
 from training.metrics import evaluate_scores
-from training.model_dir import PLOT_FILE, write_model_dir
-from training.plots import threshold_plot
+from training.model_dir import COST_PLOT_FILE, PLOT_FILE, write_model_dir
+from training.plots import cost_plot, threshold_plot
 from training.splits import time_blocks
 
 Engine = Literal["ray", "xgboost"]
@@ -43,6 +45,7 @@ class TrainOptions:
     block_threshold: float = 0.9
     class_weights: tuple[float, ...] = (1.0, 3.0, 10.0)
     selection_rounds: int = 100
+    costs: CostModel = field(default_factory=CostModel)
 
 
 def file_sha256(path: Path) -> str:
@@ -152,6 +155,21 @@ def train_model(
         scores = bst.predict(model, bst.design_matrix(frame))
         metrics[name] = evaluate_scores(frame, scores, opts.review_threshold, opts.block_threshold)
 
+    valid_scores = bst.predict(model, bst.design_matrix(blocks.validation))
+    valid_y, valid_amounts = (
+        bst.labels(blocks.validation),
+        blocks.validation["TX_AMOUNT"].to_numpy(),
+    )
+    current = Thresholds(review=opts.review_threshold, block=opts.block_threshold)
+    cost = cost_optimal_thresholds(
+        valid_y, valid_scores, valid_amounts, opts.costs, current=current
+    )
+    say(
+        f"cost-optimal thresholds on validation: REVIEW > {cost['review']:.2f}, BLOCK > "
+        f"{cost['block']:.2f}: cost {cost['cost']['total']:,.0f} vs "
+        f"{cost['cost_at_current']['total']:,.0f} at {current.review}/{current.block}"
+    )
+
     x_test = bst.design_matrix(blocks.test)
     onnx_bytes = to_onnx(model, len(FEATURE_NAMES))
     parity = check_parity(model, onnx_bytes, x_test)
@@ -165,6 +183,7 @@ def train_model(
         "input": {"name": "input", "dtype": "float32", "shape": [None, len(FEATURE_NAMES)]},
         "output": "probabilities[:, 1] = P(fraud)",
         "thresholds": {"review": opts.review_threshold, "block": opts.block_threshold},
+        "cost_thresholds": cost,
         "engine_config": config.model_dump(),
         "training": {
             "engine": opts.engine,
@@ -200,5 +219,13 @@ def train_model(
         opts.block_threshold,
         output_dir / PLOT_FILE,
         f"{output_dir.name}: test block",
+    )
+    grid = np.round(np.linspace(0.01, 0.99, 99), 4)
+    cost_plot(
+        grid,
+        cost_grid(valid_y, valid_scores, valid_amounts, opts.costs, grid),
+        cost,
+        output_dir / COST_PLOT_FILE,
+        f"{output_dir.name}: expected cost on validation",
     )
     return card

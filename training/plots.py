@@ -7,6 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve
@@ -55,3 +57,36 @@ def threshold_plot(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     del thresholds
+
+
+def cost_plot(
+    grid: np.ndarray, costs: np.ndarray, chosen: dict[str, Any], path: Path, title: str
+) -> None:
+    """Left: expected cost over (review, block) with the optimum and the current pair marked;
+    right: cost vs review threshold at the chosen block threshold."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    shown = np.where(np.isfinite(costs), costs, np.nan)
+    im = ax1.imshow(
+        shown.T, origin="lower", extent=(grid[0], grid[-1], grid[0], grid[-1]), aspect="auto",
+        cmap="viridis_r",
+    )  # fmt: skip
+    fig.colorbar(im, ax=ax1, label="expected cost")
+    current = chosen["cost_at_current"]["thresholds"]
+    ax1.scatter([chosen["review"]], [chosen["block"]], color="#d62728", marker="*", s=160,
+                label=f"cheapest {chosen['review']:.2f}/{chosen['block']:.2f}: "
+                f"{chosen['cost']['total']:,.0f}")  # fmt: skip
+    ax1.scatter([current["review"]], [current["block"]], color="white", edgecolor="k",
+                label=f"current {current['review']:.2f}/{current['block']:.2f}: "
+                f"{chosen['cost_at_current']['total']:,.0f}")  # fmt: skip
+    ax1.set(xlabel="REVIEW threshold", ylabel="BLOCK threshold", title="Cost (validation)")
+    ax1.legend(loc="lower right", fontsize=8)
+    j = int(np.argmin(np.abs(grid - chosen["block"])))
+    ax2.plot(grid, shown[:, j], color="#1f77b4")
+    ax2.axvline(chosen["review"], color="#d62728", ls="--", lw=1)
+    ax2.set(xlabel="REVIEW threshold", ylabel="expected cost",
+            title=f"Cost vs REVIEW threshold (BLOCK > {chosen['block']:.2f})")  # fmt: skip
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 from typer.testing import CliRunner
 
 from cli.main import app
+from cli.serve_config import user_config
+from deployments.model import ScorerConfig
 from features.names import HANDBOOK_FEATURES
+
+REPO = Path(__file__).resolve().parents[2]
 
 runner = CliRunner()
 
@@ -22,7 +27,7 @@ def run(*args: str) -> str:
 
 def test_help_lists_every_command() -> None:
     out = run("--help")
-    for cmd in ("simulate", "features", "train", "evaluate", "score"):
+    for cmd in ("simulate", "features", "train", "evaluate", "score", "backtest", "models"):
         assert cmd in out
 
 
@@ -71,6 +76,31 @@ def test_simulate_train_evaluate_score(tmp_path: Path) -> None:
         "2",
     )
     assert "ONNX parity" in out and (model / "model.onnx").exists()
+    card = json.loads((model / "model_card.json").read_text())
+    cost = card["cost_thresholds"]
+    assert 0 < cost["review"] <= cost["block"] < 1 and (model / "cost_thresholds.png").exists()
+    assert cost["cost"]["total"] <= cost["cost_at_current"]["total"]  # the optimum is no worse
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - id: burst\n"
+        "    when: tx_count_1d >= 6 and amount > 50\n"
+        "    action: REVIEW\n"
+        "lists:\n"
+        "  block_terminals: ['0', '1']\n"
+    )
+    bt = tmp_path / "backtest.json"
+    run("backtest", "--rules", str(rules), "--input", str(tx), "--model", str(model),
+        "--json", str(bt))  # fmt: skip
+    result = json.loads(bt.read_text())
+    alone, ruled = result["model_only"], result["with_rules"]
+    assert ruled["reviews"] + ruled["blocks"] >= alone["reviews"] + alone["blocks"]
+    assert result["per_rule"]["list:block_terminals"]["hits"] > 0
+    assert ruled["frauds_caught"] + ruled["frauds_missed"] == alone["frauds"]
+    rules.write_text("rules:\n  - id: bad\n    when: amt > 3\n    action: BLOCK\n")
+    bad = runner.invoke(app, ["backtest", "--rules", str(rules), "--input", str(tx)])
+    assert bad.exit_code == 2 and "unknown name 'amt'" in " ".join(bad.output.split())
 
     report = tmp_path / "eval.json"
     run(
@@ -100,3 +130,25 @@ def test_bad_input_file_gets_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", "--input", str(bad), "--output", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "lacks column(s)" in result.output and "timestamp" in result.output
+
+
+def test_models_promote_rollback_and_shadow_edit_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "serve_config.yaml"
+    shutil.copy(REPO / "serve_config.yaml", config)
+    other = tmp_path / "other-model"
+    shutil.copytree(REPO / "models" / "default", other)
+    run("models", "promote", str(other), "--config", str(config))
+    text = config.read_text()
+    assert "# `serve run serve_config.yaml`" in text  # comments survive the edit
+    scorer = user_config("ModelScorer", config)
+    assert scorer["model_dir"] == str(other) and scorer["previous_model_dir"] == "models/default"
+    run("models", "shadow", "models/default", "--config", str(config))
+    assert user_config("ModelScorer", config)["shadow_model_dir"] == "models/default"
+    run("models", "rollback", "--config", str(config))
+    scorer = user_config("ModelScorer", config)
+    assert scorer["model_dir"] == "models/default" and scorer["previous_model_dir"] == str(other)
+    run("models", "shadow", "--off", "--config", str(config))
+    assert "shadow_model_dir" not in user_config("ModelScorer", config)
+    ScorerConfig(**user_config("ModelScorer", config))  # what the deployment will accept
+    bad = runner.invoke(app, ["models", "promote", str(tmp_path / "nope"), "--config", str(config)])
+    assert bad.exit_code == 2 and "not a model directory" in " ".join(bad.output.split())
