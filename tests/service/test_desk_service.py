@@ -4,9 +4,11 @@ queue and its labels, stored decisions, live numbers and Prometheus metrics."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.ray
@@ -100,6 +102,45 @@ def test_rules_lists_reviews_and_labels_over_http(service: str) -> None:
             first = next(line for line in stream.iter_lines() if line.startswith("data: "))
         assert '"transactions"' in first
         assert "fraudguard" in c.get("/dashboard").text
+
+
+def test_export_labels_writes_training_data(service: str, tmp_path: Path) -> None:
+    """Labels the service holds (here: a review outcome and a chargeback) -> parquet, and
+    merged into a history file that `fraud train` reads."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    with httpx.Client(base_url=service, timeout=30) as c:
+        c.post("/v1/transactions", json=tx(200, 15.0, terminal="desk-t200"))
+        fb = {
+            "labels": [{"transaction_id": "desk-200", "terminal_id": "desk-t200", "is_fraud": True}]
+        }
+        assert c.post("/v1/feedback", json=fb).json()["applied"] == 1
+    history = tmp_path / "history.parquet"
+    pd.DataFrame(
+        {
+            "transaction_id": ["desk-200", "desk-201"],
+            "user_id": ["desk-u200", "desk-u201"],
+            "terminal_id": ["desk-t200", "desk-t201"],
+            "amount": [15.0, 16.0],
+            "timestamp": pd.to_datetime(["2018-06-01T10:00:00", "2018-06-01T10:01:00"]),
+            "is_fraud": [0, 0],
+        }
+    ).to_parquet(history)
+    out, merged = tmp_path / "labels.parquet", tmp_path / "train-next.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["export-labels", "--url", service, "--output", str(out), "--transactions",
+         str(history), "--training-output", str(merged)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = pd.read_parquet(out).set_index("transaction_id")
+    assert labels.loc["desk-200", "source"] == "feedback" and bool(
+        labels.loc["desk-200", "is_fraud"]
+    )
+    train = pd.read_parquet(merged).set_index("transaction_id")
+    assert train.loc["desk-200", "is_fraud"] == 1 and train.loc["desk-201", "is_fraud"] == 0
 
 
 def test_prometheus_metrics_are_exported(service: str) -> None:

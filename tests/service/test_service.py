@@ -171,7 +171,10 @@ def test_hot_swap_under_traffic_loses_nothing(
     time.sleep(2)
     settings = AppArgs(**app_args).model_dump()
     app = Ingress.options(user_config={"thresholds": Thresholds().model_dump()}).bind(
-        ModelScorer.options(user_config={"model_dir": str(swapped)}).bind(), settings
+        ModelScorer.options(
+            user_config={"model_dir": str(swapped), "shadow_model_dir": "models/default"}
+        ).bind(),
+        settings,
     )
     serve.run(app, name="fraud", route_prefix="/")
     deadline = time.monotonic() + 60
@@ -185,6 +188,10 @@ def test_hot_swap_under_traffic_loses_nothing(
     assert codes.count(200) == len(codes), f"failed requests during swap: {set(codes)}"
     versions = [v for _, v in seen]
     assert versions[0].startswith("default-") and versions[-1] == "swapped-v2"
+    # The shadow (the old model) scored the same traffic; a copy agrees with itself.
+    shadow = httpx.get(f"{service}/v1/live").json()["shadow"]
+    assert shadow["compared"] > 0 and shadow["agreement"] == 1.0
+    assert shadow["mean_abs_score_diff"] == 0.0
     # State survived the redeploy: the shard actors were found again by name.
     r = httpx.post(
         f"{service}/v1/transactions",
