@@ -71,10 +71,20 @@ class Desk(_JournaledShard):
             batch["rules"].get(j), at,
         )  # fmt: skip
 
-    def observe(self, replica: str, latencies_ms: np.ndarray, shadow: dict[str, Any]) -> None:
-        """An ingress replica's request latencies and shadow agreement since its last report."""
+    def tick(
+        self,
+        replica: str,
+        batches: list[dict[str, Any]],
+        latencies_ms: np.ndarray,
+        shadow: dict[str, Any],
+    ) -> dict[str, int]:
+        """An ingress replica's periodic report: its LEGIT-only batches, request latencies and
+        shadow agreement since the last one. Answers what the replica needs back."""
+        for batch in batches:
+            self.record(batch)
         self.live.observe(latencies_ms, time.time())
         self.live.compare(replica, shadow)
+        return {"policy_version": self.policies.version, "reviews_open": len(self.reviews.open)}
 
     def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
         """Labels from chargebacks (`/v1/feedback`) or reviews; returns how many were new."""

@@ -31,6 +31,7 @@ _ACTOR_OPTIONS: dict[str, Any] = {
     "max_concurrency": 1,  # calls run one at a time, in arrival order: per-card order holds
 }
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
+MAX_PENDING_ROWS = 200_000  # LEGIT decisions held for the desk while it is unreachable
 
 _ACTORS = {
     "user": ray.remote(UserShard),
@@ -47,22 +48,21 @@ class ShardUnavailable(RuntimeError):
         self.reason = reason
 
 
-def actor_name(kind: str, shard: int, n_shards: int) -> str:
-    return f"fraud:{kind}:{shard}-of-{n_shards}"
+def actor_name(kind: str, shard: int, n_shards: int, layout: str = "") -> str:
+    return f"fraud:{kind}:{shard}-of-{n_shards}" + (f"@{layout}" if layout else "")
 
 
-def get_or_create(kind: str, shard: int, n_shards: int, settings: dict[str, Any]) -> Any:
-    """The shard's actor handle, creating the actor if no live one has that name."""
-    return (
-        _ACTORS[kind]
-        .options(
-            name=actor_name(kind, shard, n_shards),
-            namespace=NAMESPACE,
-            get_if_exists=True,
-            **_ACTOR_OPTIONS,
-        )
-        .remote(shard, n_shards, settings)
+def get_or_create(
+    kind: str, shard: int, n_shards: int, settings: dict[str, Any], layout: str = ""
+) -> Any:
+    """The actor's handle, creating the actor if no live one has that name."""
+    options = _ACTORS[kind].options(
+        name=actor_name(kind, shard, n_shards, layout),
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        **_ACTOR_OPTIONS,
     )
+    return options.remote(shard, n_shards, settings)
 
 
 class RayShardClient:
@@ -81,11 +81,17 @@ class RayShardClient:
         self.retry_for_s = retry_for_s
         self.retries = 0
         self._handles: dict[tuple[str, int], Any] = {}
+        self._layout = f"{n_user_shards}u{n_terminal_shards}t"
+        self._pending: list[dict[str, Any]] = []
+        self._pending_rows = 0
+        self.dropped_rows = 0
         for i in range(n_user_shards):
             self._handles["user", i] = get_or_create("user", i, n_user_shards, settings)
         for i in range(n_terminal_shards):
             self._handles["terminal", i] = get_or_create("terminal", i, n_terminal_shards, settings)
-        self._handles["desk", 0] = get_or_create("desk", 0, 1, settings)
+        # One desk per shard layout, as for the shards: two apps on one cluster with different
+        # shard counts keep separate reviews, labels and rules.
+        self._handles["desk", 0] = get_or_create("desk", 0, 1, settings, self._layout)
 
     def _n(self, kind: str) -> int:
         return {"user": self.n_user_shards, "terminal": self.n_terminal_shards}.get(kind, 1)
@@ -109,8 +115,9 @@ class RayShardClient:
                 # The GCS may be busy restarting it: then try again next round.
                 with contextlib.suppress(Exception):
                     self._handles[kind, shard] = get_or_create(
-                        kind, shard, self._n(kind), self.settings
-                    )
+                        kind, shard, self._n(kind), self.settings,
+                        self._layout if kind == "desk" else "",
+                    )  # fmt: skip
 
     async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
         return await self._call("user", shard, "process", *args)
@@ -133,7 +140,26 @@ class RayShardClient:
         return await self._call("desk", 0, method, *args)
 
     async def record(self, batch: dict[str, Any], wait: bool) -> None:
-        await self._call("desk", 0, "record", batch)
+        """Flagged batches go to the desk now (the answer waits for the journal); LEGIT-only
+        ones wait for the next `take_pending` (one desk call per tick, not per request)."""
+        if wait:
+            await self._call("desk", 0, "record", batch)
+            return
+        self._pending.append(batch)
+        self._pending_rows += len(batch["ids"])
+        while self._pending_rows > MAX_PENDING_ROWS and len(self._pending) > 1:
+            dropped = self._pending.pop(0)  # the desk is away: LEGIT history is best effort
+            self._pending_rows -= len(dropped["ids"])
+            self.dropped_rows += len(dropped["ids"])
+
+    def take_pending(self) -> list[dict[str, Any]]:
+        batches, self._pending, self._pending_rows = self._pending, [], 0
+        return batches
+
+    def put_back(self, batches: list[dict[str, Any]]) -> None:
+        """Batches whose desk call failed: kept, oldest first, for the next tick."""
+        self._pending[:0] = batches
+        self._pending_rows += sum(len(b["ids"]) for b in batches)
 
     async def stats(self) -> list[dict[str, Any]]:
         shards = [(k, i) for (k, i) in self._handles if k != "desk"]

@@ -1,7 +1,7 @@
 """What the analyst routes do, as plain async code over the desk and the scoring pipeline.
 
 Rules and lists are validated here (a bad rule never reaches the desk), stored as a new
-version in the desk, and picked up by every ingress replica within `POLICY_POLL_S`. A review
+version in the desk, and picked up by every ingress replica within `REPORT_INTERVAL_S`. A review
 resolution goes through the same feedback path as a chargeback, so terminal risk learns it.
 """
 
@@ -16,7 +16,7 @@ from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
-POLICY_POLL_S = 0.25
+REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
 
 
 class DeskBackend(Protocol):
@@ -36,9 +36,10 @@ class DeskService:
         self.desk, self.pipeline = desk, pipeline
 
     # -- policy -------------------------------------------------------------------------------
-    async def refresh_policy(self) -> int:
+    async def refresh_policy(self, version: int | None = None) -> int:
         """Load the desk's current policy if it is newer than the one in force here."""
-        version = await self.desk.desk("policy_version")
+        if version is None:
+            version = await self.desk.desk("policy_version")
         if version != self.pipeline.policy.version:
             current = await self.desk.desk("policy", None)
             self.pipeline.policy = Policy.build(

@@ -24,7 +24,12 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.ray_shards import RayShardClient, ShardUnavailable
 from deployments import errors
-from deployments.desk_service import POLICY_POLL_S, DeskService, ReviewConflict, ReviewNotFound
+from deployments.desk_service import (
+    REPORT_INTERVAL_S,
+    DeskService,
+    ReviewConflict,
+    ReviewNotFound,
+)
 from deployments.ingress_config import IngressConfig
 from deployments.limits import BodySizeLimit
 from deployments.metrics import ServiceMetrics
@@ -142,31 +147,34 @@ class Ingress:
             self._reporter = asyncio.get_running_loop().create_task(self._report_forever())
 
     async def _report_forever(self) -> None:
-        """Pick up new rules/lists, follow the model card, send latencies to the desk."""
+        """One desk call per tick: LEGIT-only batches, latencies, shadow agreement; the answer
+        says whether the rules changed. Every 10th tick, follow the model card."""
         ticks = 0
         while True:
+            batches = self.shards.take_pending()
+            lat, self.latencies = self.latencies, []
             try:
-                await self.desk.refresh_policy()
-                if ticks % 8 == 0:  # every 2 s
-                    await self._follow_model()
-                lat, self.latencies = self.latencies, []
-                await self.shards.desk(
-                    "observe", self.replica, np.asarray(lat), vars(self.pipeline.shadow).copy()
+                shadow = vars(self.pipeline.shadow).copy()
+                state = await self.shards.desk(
+                    "tick", self.replica, batches, np.asarray(lat), shadow
                 )
+                await self.desk.refresh_policy(state["policy_version"])
+                if ticks % 10 == 0:
+                    await self._follow_model(state)
             except Exception as e:  # the desk or model restarting: try again next tick
+                self.shards.put_back(batches)
                 log.warning("reporter: %s", type(e).__name__)
             ticks += 1
-            await asyncio.sleep(POLICY_POLL_S)
+            await asyncio.sleep(REPORT_INTERVAL_S)
 
-    async def _follow_model(self) -> None:
+    async def _follow_model(self, state: dict[str, int]) -> None:
         self.model_card = await self.model.card.remote()
         self._apply_thresholds()
-        stats = await self.shards.desk("stats")
         self.metrics.state(
             self.model_card.get("version"),
             self.model_card.get("shadow_version"),
-            stats["reviews_open"],
-            stats["policy_version"],
+            state["reviews_open"],
+            state["policy_version"],
         )
 
     def _timed(self, route: str, started: float) -> None:
@@ -298,6 +306,7 @@ class Ingress:
             "micro_batching": self.batcher.stats(),
             "shadow": {**vars(shadow), "replica": self.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
+            "decision_log_dropped": self.shards.dropped_rows,
         }
 
     @app.get("/v1/live")

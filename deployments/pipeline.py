@@ -59,7 +59,8 @@ class ModelBackend(Protocol):
 
 
 class DecisionSink(Protocol):
-    """Where decided batches go (the desk: review queue, decision log, live numbers)."""
+    """Where decided batches go (the desk: review queue, decision log, live numbers).
+    `wait`: the batch holds a REVIEW or BLOCK, so it must be durable before the answer."""
 
     async def record(self, batch: dict[str, Any], wait: bool) -> None: ...
 
@@ -133,7 +134,6 @@ class ScoringPipeline:
         self.policy = policy or Policy()
         self.shadow = ShadowStats()
         self.explain_failures = 0
-        self._background: set[asyncio.Task[None]] = set()
 
     async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
@@ -282,17 +282,7 @@ class ScoringPipeline:
             "rules": {j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
         }
         assert self.sink is not None
-        if wait:
-            await self.sink.record(batch, wait=True)
-        else:  # nothing flagged: the log and live numbers need not hold the answer back
-            task = asyncio.ensure_future(self.sink.record(batch, wait=False))
-            self._background.add(task)
-            task.add_done_callback(self._recorded)
-
-    def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("decision log write failed: %s", type(task.exception()).__name__)
+        await self.sink.record(batch, wait)
 
     async def score(
         self, txs: Sequence[TransactionIn], include_features: bool = False

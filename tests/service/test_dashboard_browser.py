@@ -63,7 +63,7 @@ def test_dashboard_updates_live_and_resolves_a_review(service: str, tmp_path: Pa
     c = httpx.Client(base_url=service, timeout=30)
     rule = {"id": "dash-review", "when": "amount >= 33333 and amount < 33334", "action": "REVIEW"}
     assert c.put("/v1/policy/rules", json={"rules": [rule]}).status_code == 200
-    time.sleep(1.0)  # every ingress replica polls the policy version
+    time.sleep(1.5)  # every ingress replica polls the policy version
     flagged = {
         "transaction_id": "dash-review-1",
         "user_id": "dash-reviewed-card",

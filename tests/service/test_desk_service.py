@@ -26,7 +26,7 @@ def tx(i: int, amount: float, terminal: str = "desk-t1", user: str | None = None
 
 def wait_for_policy(c: httpx.Client, version: int) -> None:
     """Every ingress replica picks a new version up within its poll interval."""
-    time.sleep(1.0)
+    time.sleep(1.5)
     assert c.get("/v1/policy").json()["version"] == version
 
 

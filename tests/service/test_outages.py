@@ -195,13 +195,18 @@ def test_overload_is_refused_fast_and_recovers(service: str) -> None:
         refused = [t for c, t in results if c in (429, 503)]
         assert refused, f"no request was refused: {set(codes)}"
         assert set(codes) <= {200, 429, 503}
-        assert sorted(refused)[len(refused) // 2] < 2.0  # refusals are quick
+        answered = sorted(t for c, t in results if c == 200)
+        median_refused = sorted(refused)[len(refused) // 2]
+        # Refused at the door, not after waiting in line: quicker than the requests that
+        # were served (absolute times depend on how busy this 2-core machine is).
+        assert median_refused < answered[len(answered) // 2], (median_refused, answered)
         t0 = time.perf_counter()
         r = httpx.post(f"{url}/v1/transactions", json={**stream[0], "transaction_id": "ov-after"})
         assert r.status_code == 200 and time.perf_counter() - t0 < 2.0
         print(
             f"\noverload: {codes.count(200)} answered, {len(refused)} refused "
-            f"(median {sorted(refused)[len(refused) // 2] * 1000:.0f} ms)"
+            f"(median {median_refused * 1000:.0f} ms; answered median "
+            f"{answered[len(answered) // 2] * 1000:.0f} ms)"
         )
     finally:
         serve.delete("fraud-small")
