@@ -273,6 +273,11 @@ def score(
     console.print(f"scored {len(out):,} transactions with {m.version}: {counts} -> {output}")
 
 
+class Sink(str, Enum):
+    http = "http"
+    redis_stream = "redis-stream"
+
+
 @app.command()
 def replay(
     input: Annotated[Path, typer.Option(help="Transactions to play (ours or the handbook's).")],
@@ -296,6 +301,18 @@ def replay(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N transactions.")] = None,
     max_seconds: Annotated[float | None, typer.Option(min=1, help="Stop after this long.")] = None,
     report_json: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    sink: Annotated[
+        Sink, typer.Option(help="http: the HTTP API; redis-stream: the durable stream path.")
+    ] = Sink.http,
+    redis_url: Annotated[
+        str, typer.Option(help="redis-stream: the broker.")
+    ] = "redis://127.0.0.1:6379/0",
+    stream_prefix: Annotated[
+        str, typer.Option(help="redis-stream: <prefix>:tx:<p> in, <prefix>:decisions:<p> out.")
+    ] = "fraud",
+    partitions: Annotated[
+        int, typer.Option(min=1, help="redis-stream: as the service's stream.partitions.")
+    ] = 4,
 ) -> None:
     """Stream transactions to the live service in event-time order, with delayed labels."""
     import asyncio
@@ -321,7 +338,21 @@ def replay(
     tx = read_transactions(input)
     if limit:
         tx = tx.sort_values("timestamp", kind="stable").head(limit)
-    if workers > 1:
+    if sink is Sink.redis_stream:
+        from simulator.stream_replay import StreamReplayOptions, replay_to_stream
+
+        sopts = StreamReplayOptions(
+            redis_url=redis_url,
+            input_prefix=f"{stream_prefix}:tx",
+            results_prefix=f"{stream_prefix}:decisions",
+            partitions=partitions,
+            labels=labels,
+            label_delay_days=delay_days,
+            max_seconds=max_seconds,
+        )
+        with replay_progress(console) as progress:
+            result = replay_to_stream(tx, sopts, progress)
+    elif workers > 1:
         from simulator.distributed import replay_distributed
 
         if limit:

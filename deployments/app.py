@@ -11,6 +11,8 @@ from actors.shards import DedupConfig
 from actors.state_store import StoreConfig
 from deployments.ingress import Ingress
 from deployments.model import ModelScorer
+from deployments.stream_consumer import StreamConsumer
+from deployments.streams import StreamConfig
 from features.config import EngineConfig
 from features.decision import Thresholds
 
@@ -38,6 +40,7 @@ class AppArgs(BaseModel):
     state: StoreConfig = StoreConfig()
     dedup: DedupConfig = DedupConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
+    stream: StreamConfig = StreamConfig()
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 
@@ -46,5 +49,10 @@ def build_app(args: dict[str, Any]) -> Application:
     settings = AppArgs(**args)
     # Defaults for a bare deployment; the config file's user_config overrides them.
     model = ModelScorer.options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
-    ingress = Ingress.options(user_config={"thresholds": Thresholds().model_dump()})
-    return ingress.bind(model, settings.model_dump())
+    decide = {"thresholds": Thresholds().model_dump()}
+    stream = (
+        StreamConsumer.options(user_config=decide).bind(model, settings.model_dump())
+        if settings.stream.enabled
+        else None
+    )
+    return Ingress.options(user_config=decide).bind(model, settings.model_dump(), stream)

@@ -9,12 +9,10 @@ import hmac
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
@@ -24,18 +22,14 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.ray_shards import RayShardClient, ShardUnavailable
 from deployments import errors
-from deployments.desk_service import (
-    REPORT_INTERVAL_S,
-    DeskService,
-    ReviewConflict,
-    ReviewNotFound,
-)
-from deployments.ingress_config import IngressConfig
+from deployments.desk_service import DeskService, ReviewConflict, ReviewNotFound
+from deployments.ingress_config import IngressConfig, thresholds_for
 from deployments.limits import BodySizeLimit
 from deployments.metrics import ServiceMetrics
 from deployments.microbatch import MicroBatcher
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
+from deployments.reporter import Reporter
 from deployments.schemas import (
     BatchIn,
     BatchOut,
@@ -103,9 +97,15 @@ async def _require_api_key(request: Request, call_next: Any) -> Response:
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
-    def __init__(self, model: DeploymentHandle, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: DeploymentHandle,
+        settings: dict[str, Any],
+        stream: DeploymentHandle | None = None,
+    ) -> None:
         self.settings = settings
         self.model = model
+        self.stream = stream  # the StreamConsumer, when the stream path is enabled
         self.config = IngressConfig()
         shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
         self.shards = RayShardClient(
@@ -124,10 +124,10 @@ class Ingress:
         self.batcher: MicroBatcher[TransactionIn, ScoreOut | None] = MicroBatcher(
             self.pipeline.score_items, mb["max_wait_ms"] / 1000, mb["max_transactions"]
         )
-        self.replica = uuid.uuid4().hex[:8]
-        self.latencies: list[float] = []
         self.model_card: dict[str, Any] = {}
-        self._reporter: asyncio.Task[None] | None = None
+        self.reporter = Reporter(
+            self.shards, self.desk, self.pipeline, model, self.metrics, self._on_card
+        )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
@@ -135,58 +135,22 @@ class Ingress:
         self._apply_thresholds()
 
     def _apply_thresholds(self) -> None:
-        cost = (self.model_card.get("card") or {}).get("cost_thresholds")
-        if self.config.thresholds_from_model and cost:
-            self.pipeline.thresholds = Thresholds(review=cost["review"], block=cost["block"])
-        else:
-            self.pipeline.thresholds = self.config.thresholds
+        self.pipeline.thresholds = thresholds_for(self.config, self.model_card)
 
-    # -- background: policy, model card, live numbers ------------------------------------------
-    def _ensure_reporter(self) -> None:
-        if self._reporter is None or self._reporter.done():
-            self._reporter = asyncio.get_running_loop().create_task(self._report_forever())
-
-    async def _report_forever(self) -> None:
-        """One desk call per tick: LEGIT-only batches, latencies, shadow agreement; the answer
-        says whether the rules changed. Every 10th tick, follow the model card."""
-        ticks = 0
-        while True:
-            batches = self.shards.take_pending()
-            lat, self.latencies = self.latencies, []
-            try:
-                shadow = vars(self.pipeline.shadow).copy()
-                state = await self.shards.desk(
-                    "tick", self.replica, batches, np.asarray(lat), shadow
-                )
-                await self.desk.refresh_policy(state["policy_version"])
-                if ticks % 10 == 0:
-                    await self._follow_model(state)
-            except Exception as e:  # the desk or model restarting: try again next tick
-                self.shards.put_back(batches)
-                log.warning("reporter: %s", type(e).__name__)
-            ticks += 1
-            await asyncio.sleep(REPORT_INTERVAL_S)
-
-    async def _follow_model(self, state: dict[str, int]) -> None:
-        self.model_card = await self.model.card.remote()
+    def _on_card(self, card: dict[str, Any]) -> None:
+        self.model_card = card
         self._apply_thresholds()
-        self.metrics.state(
-            self.model_card.get("version"),
-            self.model_card.get("shadow_version"),
-            state["reviews_open"],
-            state["policy_version"],
-        )
 
     def _timed(self, route: str, started: float) -> None:
         elapsed = time.perf_counter() - started
-        self.latencies.append(elapsed * 1000)
+        self.reporter.latencies.append(elapsed * 1000)
         self.metrics.request(route, elapsed)
 
     # -- scoring ------------------------------------------------------------------------------
     @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
     async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
         started = time.perf_counter()
-        self._ensure_reporter()
+        self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
             out = (await self.pipeline.score_items([tx], True))[0]
         else:
@@ -199,7 +163,7 @@ class Ingress:
     @app.post("/v1/transactions/batch", response_model=BatchOut, response_model_exclude_none=True)
     async def score_batch(self, batch: BatchIn, include_features: bool = Query(False)) -> Response:
         started = time.perf_counter()
-        self._ensure_reporter()
+        self.reporter.ensure_running()
         limit = self.settings["max_batch_transactions"]
         if len(batch.transactions) > limit:
             raise HTTPException(413, f"transactions: at most {limit} per batch")
@@ -283,7 +247,7 @@ class Ingress:
 
     @app.get("/healthz")
     async def healthz(self) -> JSONResponse:
-        self._ensure_reporter()
+        self.reporter.ensure_running()
         shards_ok = await self.shards.ping()
         try:
             version = (await self.model.card.remote())["version"]
@@ -304,9 +268,10 @@ class Ingress:
             "shards": await self.shards.stats(),
             "desk": await self.shards.desk("stats"),
             "micro_batching": self.batcher.stats(),
-            "shadow": {**vars(shadow), "replica": self.replica},
+            "shadow": {**vars(shadow), "replica": self.reporter.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
             "decision_log_dropped": self.shards.dropped_rows,
+            "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }
 
     @app.get("/v1/live")
@@ -328,7 +293,7 @@ class Ingress:
         self, interval_s: float = Query(1.0, ge=0.2, le=10.0)
     ) -> StreamingResponse:
         """Server-sent events: one `live` snapshot per interval (for /dashboard)."""
-        self._ensure_reporter()
+        self.reporter.ensure_running()
 
         async def events() -> AsyncIterator[bytes]:
             deadline = time.monotonic() + SSE_MAX_SECONDS

@@ -73,7 +73,7 @@ class _Pacer:
             await asyncio.sleep(delay)
 
 
-def _tx_body(row: tuple[Any, ...]) -> dict[str, Any]:
+def tx_body(row: tuple[Any, ...]) -> dict[str, Any]:
     tx_id, ts, user, terminal, amount = row
     return {
         "transaction_id": str(tx_id),
@@ -103,7 +103,7 @@ class _Client:
     async def send_transactions(
         self, chunk: list[tuple[Any, ...]], meta: list[dict[str, Any]]
     ) -> None:
-        bodies = [_tx_body(r) for r in chunk]
+        bodies = [tx_body(r) for r in chunk]
         params = {"include_features": "true"} if self.opts.include_features else None
         single = self.opts.batch == 1
         path = "/v1/transactions" if single else "/v1/transactions/batch"
@@ -134,7 +134,7 @@ class _Client:
         t0 = time.perf_counter()
         try:
             resp = await self.http.post(
-                "/v1/transactions", content=orjson.dumps(_tx_body(row)), params=params
+                "/v1/transactions", content=orjson.dumps(tx_body(row)), params=params
             )
         except httpx.HTTPError as e:
             self._error(type(e).__name__)

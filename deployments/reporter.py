@@ -1,0 +1,75 @@
+"""A replica's background report to the desk, shared by the Ingress and the StreamConsumer.
+
+Every `REPORT_INTERVAL_S`: one desk call carrying the LEGIT-only batches scored since the
+last tick, request latencies and shadow agreement; its answer says whether the rules changed.
+Every tenth tick the model card is read again (model version metric, cost thresholds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from actors.ray_shards import RayShardClient
+from deployments.desk_service import REPORT_INTERVAL_S, DeskService
+from deployments.metrics import ServiceMetrics
+from deployments.pipeline import ScoringPipeline
+
+log = logging.getLogger(__name__)
+
+
+class Reporter:
+    def __init__(
+        self,
+        shards: RayShardClient,
+        desk: DeskService,
+        pipeline: ScoringPipeline,
+        model: Any,
+        metrics: ServiceMetrics,
+        on_card: Callable[[dict[str, Any]], None] = lambda card: None,
+    ) -> None:
+        self.shards, self.desk, self.pipeline = shards, desk, pipeline
+        self.model, self.metrics, self.on_card = model, metrics, on_card
+        self.replica = uuid.uuid4().hex[:8]
+        self.latencies: list[float] = []
+        self.model_card: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        """Start (or restart) the loop on the running event loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        ticks = 0
+        while True:
+            batches = self.shards.take_pending()
+            lat, self.latencies = self.latencies, []
+            try:
+                shadow = vars(self.pipeline.shadow).copy()
+                state = await self.shards.desk(
+                    "tick", self.replica, batches, np.asarray(lat), shadow
+                )
+                await self.desk.refresh_policy(state["policy_version"])
+                if ticks % 10 == 0:
+                    await self._follow_model(state)
+            except Exception as e:  # the desk or model restarting: try again next tick
+                self.shards.put_back(batches)
+                log.warning("reporter: %s", type(e).__name__)
+            ticks += 1
+            await asyncio.sleep(REPORT_INTERVAL_S)
+
+    async def _follow_model(self, state: dict[str, int]) -> None:
+        self.model_card = await self.model.card.remote()
+        self.on_card(self.model_card)
+        self.metrics.state(
+            self.model_card.get("version"),
+            self.model_card.get("shadow_version"),
+            state["reviews_open"],
+            state["policy_version"],
+        )

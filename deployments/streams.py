@@ -1,0 +1,60 @@
+"""The stream path: its wire format, its configuration and the small interface a broker
+adapter implements (`redis_streams.RedisStreams` here; a Kafka adapter is one more module
+with the same five methods).
+
+Producers append entries to partition `p` of the input (`<input_prefix>:<p>`), choosing
+`p` from the card id so that a card's transactions stay in order. An entry has two fields:
+`kind` (`tx` or `label`) and `body` (the JSON the HTTP API takes for one transaction or one
+label). Decisions go to `<results_prefix>:<p>` with fields `transaction_id`, `decision`,
+`score`, `model_version`, `src` (the input entry id) and `body` (the full answer as JSON, or
+`{"error": ...}` for an entry that failed validation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TX, LABEL = "tx", "label"
+
+
+class StreamConfig(BaseModel):
+    """`stream:` in serve_config.yaml (off unless enabled)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    input_prefix: str = "fraud:tx"
+    results_prefix: str = "fraud:decisions"
+    group: str = "fraud-scorers"
+    partitions: int = Field(4, ge=1, le=1024)
+    read_count: int = Field(2048, ge=1, le=10_000, description="Entries per read and batch.")
+    block_ms: int = Field(200, ge=1, le=10_000)
+    reclaim_idle_ms: int = Field(10_000, ge=100, description="Pending this long: reclaimed.")
+    results_maxlen: int = Field(2_000_000, ge=1_000, description="Per partition, approximate.")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    kind: str
+    body: bytes
+
+
+class StreamSource(Protocol):
+    async def read(self, partition: int, count: int, block_ms: int, pending: bool) -> list[Entry]:
+        """New entries for this consumer, or (`pending`) the ones it read and did not ack."""
+        ...
+
+    async def reclaim(self, partition: int, min_idle_ms: int) -> int:
+        """Take over entries another (dead) consumer read and never acknowledged."""
+        ...
+
+    async def write_results(self, partition: int, results: list[dict[str, Any]]) -> None: ...
+
+    async def ack(self, partition: int, ids: list[str]) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,139 @@
+"""`fraud replay --sink redis-stream`: append a transaction file (and its labels, when they
+become known) to the service's input streams, then collect its decisions from the results
+streams and report as the HTTP replay does.
+
+Speaks only the stream wire format (docs/api.md, "Stream path"); imports nothing of the
+service. A card always goes to the same partition, so its transactions stay in order.
+End-to-end latency per transaction is the difference of the Redis-assigned ids (ms) of
+its input entry and of its decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pandas as pd
+import redis
+
+from features.ids import stable_hash64
+from features.replay import feedback_from_labels
+from features.transactions import sort_by_event_time
+from simulator.replay import ReplayResult, tx_body
+
+Progress = Callable[[int, int, dict[str, int]], None]
+
+
+@dataclass(frozen=True)
+class StreamReplayOptions:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    input_prefix: str = "fraud:tx"
+    results_prefix: str = "fraud:decisions"
+    partitions: int = 4
+    labels: bool = True
+    label_delay_days: float = 7.0
+    chunk: int = 2_000  # entries per pipelined round trip
+    wait_seconds: float = 120.0  # for the last decisions, after the last entry went in
+    max_seconds: float | None = None  # stop producing after this long
+
+
+def _partition(users: pd.Series, partitions: int) -> np.ndarray:
+    codes, uniques = pd.factorize(users.astype(str))
+    table = np.array([stable_hash64(u) % partitions for u in uniques], dtype=np.int64)
+    return table[codes]
+
+
+def _ms(entry_id: bytes | str) -> int:
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(raw.split("-")[0])
+
+
+def _events(df: pd.DataFrame, opts: StreamReplayOptions) -> pd.DataFrame:
+    """Transactions and label events in one event-time order (labels first on ties)."""
+    tx = pd.DataFrame({"t": df["timestamp"], "kind": 1, "row": np.arange(len(df))})
+    if not opts.labels:
+        return tx
+    labels = feedback_from_labels(df, int(opts.label_delay_days * 86_400_000))
+    row_of = pd.Series(np.arange(len(df)), index=df["transaction_id"].astype(str))
+    rows = row_of.reindex(labels["transaction_id"].astype(str)).to_numpy()
+    lb = pd.DataFrame({"t": labels["timestamp"].to_numpy(), "kind": 0, "row": rows})
+    both = pd.concat([tx, lb], ignore_index=True)
+    return both.sort_values(["t", "kind"], kind="stable").reset_index(drop=True)
+
+
+def replay_to_stream(
+    transactions: pd.DataFrame, opts: StreamReplayOptions, progress: Progress | None = None
+) -> ReplayResult:
+    df = sort_by_event_time(transactions)
+    r = redis.Redis.from_url(opts.redis_url, socket_timeout=30)
+    result = ReplayResult()
+    partitions = _partition(df["user_id"], opts.partitions)
+    results_keys = [f"{opts.results_prefix}:{p}" for p in range(opts.partitions)]
+    # Decisions already in the results streams are from earlier runs: read after them.
+    cursors = {}
+    for key in results_keys:
+        last = r.xrevrange(key, count=1)
+        cursors[key] = last[0][0] if last else b"0-0"
+
+    records = list(df[["transaction_id", "timestamp", "user_id", "terminal_id", "amount"]]
+                   .itertuples(index=False, name=None))  # fmt: skip
+    terminals = df["terminal_id"].astype(str).to_numpy()
+    events = _events(df, opts)
+    sent: set[str] = set()
+    started = time.perf_counter()
+    kinds, rows = events["kind"].to_numpy(), events["row"].to_numpy()
+    for a in range(0, len(events), opts.chunk):
+        if opts.max_seconds and time.perf_counter() - started > opts.max_seconds:
+            result.stopped_early = True
+            break
+        pipe = r.pipeline(transaction=False)
+        for kind, row in zip(kinds[a : a + opts.chunk], rows[a : a + opts.chunk], strict=True):
+            key = f"{opts.input_prefix}:{partitions[row]}"
+            if kind == 1:
+                body = tx_body(records[row])
+                sent.add(body["transaction_id"])
+                pipe.xadd(key, {"kind": "tx", "body": orjson.dumps(body)})
+            else:
+                label = {"transaction_id": str(records[row][0]),
+                         "terminal_id": str(terminals[row]), "is_fraud": True}  # fmt: skip
+                pipe.xadd(key, {"kind": "label", "body": orjson.dumps(label)})
+                result.labels_sent += 1
+        pipe.execute()
+        if progress:
+            progress(min(a + opts.chunk, len(events)), len(events), {"sent": len(sent)})
+
+    meta_cols = [c for c in ("transaction_id", "user_id", "is_fraud", "fraud_scenario") if c in df]
+    metas = {str(m["transaction_id"]): m for m in df[meta_cols].to_dict("records")}
+    seen: set[str] = set()
+    deadline = time.perf_counter() + opts.wait_seconds
+    last_ms = 0
+    while len(seen) < len(sent) and time.perf_counter() < deadline:
+        reply = r.xread(cursors, count=10_000, block=500)
+        for key, entries in reply or ():
+            for entry_id, fields in entries:
+                cursors[key.decode() if isinstance(key, bytes) else key] = entry_id
+                tx_id = fields[b"transaction_id"].decode()
+                decision = fields[b"decision"].decode()
+                if decision == "INVALID":
+                    result.errors["invalid"] = result.errors.get("invalid", 0) + 1
+                    continue
+                if tx_id not in sent or tx_id in seen:  # a redelivery: one answer per id
+                    continue
+                seen.add(tx_id)
+                last_ms = max(last_ms, _ms(entry_id))
+                result.rows.append({
+                    **metas[tx_id],
+                    "score": float(fields[b"score"]),
+                    "decision": decision,
+                    "model_version": fields[b"model_version"].decode(),
+                    "latency_ms": float(_ms(entry_id) - _ms(fields[b"src"])),
+                })  # fmt: skip
+    missing = len(sent) - len(seen)
+    if missing:
+        result.errors["no_decision"] = missing
+    result.wall_seconds = time.perf_counter() - started
+    r.close()
+    return result
