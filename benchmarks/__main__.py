@@ -1,4 +1,4 @@
-"""python -m benchmarks <suite> [options]: offline, service, recovery, compare."""
+"""python -m benchmarks <suite> [options]: offline, service, recovery, compare, stream."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ def main() -> None:
         "service": "benchmarks.service",
         "recovery": "benchmarks.recovery",
         "compare": "benchmarks.compare",
+        "stream": "benchmarks.stream",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

@@ -28,7 +28,7 @@ from deployments.limits import BodySizeLimit
 from deployments.metrics import ServiceMetrics
 from deployments.microbatch import MicroBatcher
 from deployments.model_client import HandleModel
-from deployments.pipeline import ScoringPipeline
+from deployments.pipeline import Answer, ScoringPipeline
 from deployments.reporter import Reporter
 from deployments.schemas import (
     BatchIn,
@@ -61,8 +61,8 @@ app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
 
 def _answer(o: Any) -> Any:
-    if isinstance(o, ScoreOut):
-        return {k: v for k, v in o.__dict__.items() if v is not None}
+    if isinstance(o, Answer):
+        return o.as_dict()
     raise TypeError
 
 
@@ -121,7 +121,7 @@ class Ingress:
         )
         self.desk = DeskService(self.shards, self.pipeline)
         mb = settings["micro_batch"]
-        self.batcher: MicroBatcher[TransactionIn, ScoreOut | None] = MicroBatcher(
+        self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
             self.pipeline.score_items, mb["max_wait_ms"] / 1000, mb["max_transactions"]
         )
         self.model_card: dict[str, Any] = {}

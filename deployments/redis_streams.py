@@ -88,13 +88,15 @@ class RedisStreams:
         await self.redis.aclose()
 
 
-def result_fields(src: str, answer: dict[str, Any]) -> dict[str, Any]:
-    """One decision as stream fields (flat, so consumers can read them without JSON)."""
-    return {
-        "transaction_id": answer["transaction_id"],
-        "decision": answer["decision"],
-        "score": repr(answer["score"]),
-        "model_version": answer["model_version"],
-        "src": src,
-        "body": orjson.dumps(answer),
-    }
+def result_fields(src: str, answers: list[dict[str, Any]], single: bool) -> dict[str, Any]:
+    """One input entry's answers as stream fields."""
+    fields: dict[str, Any] = {"src": src, "count": len(answers), "body": orjson.dumps(answers)}
+    if single and answers:
+        a = answers[0]
+        fields.update(
+            transaction_id=a.get("transaction_id", ""),
+            decision=a["decision"],
+            score=repr(a.get("score", "")),
+            model_version=a.get("model_version", ""),
+        )
+    return fields

@@ -4,6 +4,7 @@ loses nothing and counts nothing twice (its pending entries are reclaimed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -65,11 +66,12 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
     serve.run(build_app(args), name="fraud-stream", route_prefix="/stream")
     opts = StreamReplayOptions(
         redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
-        partitions=2, labels=False, chunk=500, wait_seconds=90,
+        partitions=2, labels=False, chunk=500, wait_seconds=90, entry_size=1,
     )  # fmt: skip
     r = redis.Redis.from_url(REDIS_URL)
     try:
-        # 1. Decided once each, as offline would (no labels in play: no cross-partition timing).
+        # 1. Decided once each (one transaction per entry), as offline would (no labels in
+        # play, so no timing between partitions matters).
         first = stream_frame(1)
         result = replay_to_stream(first, opts)
         assert result.errors == {} and len(result.rows) == len(first)
@@ -104,7 +106,8 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
 
         killer = threading.Thread(target=kill_soon)
         killer.start()
-        result = replay_to_stream(second, opts)
+        packed = dataclasses.replace(opts, entry_size=50)  # many transactions per entry
+        result = replay_to_stream(second, packed)
         killer.join()
         assert killed.is_set()
         assert result.errors == {} and len(result.rows) == len(second)

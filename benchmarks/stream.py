@@ -1,0 +1,154 @@
+"""The stream path end to end: `serve run` with `stream.enabled`, transactions (and their
+labels) appended to Redis Streams by `fraud replay --sink redis-stream`'s producer, decisions
+read back from the results streams.
+
+Reports end-to-end transactions/s (first entry appended -> last decision read), latency from
+the Redis entry ids (input -> decision; it includes time queued behind the backlog, since the
+producer appends as fast as it can), and CPU-seconds per 1,000 transactions for the service
+and for Redis. Bounded in count and time; loopback only.
+Run: python -m benchmarks stream [--transactions 200000] [--partitions 4].
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import psutil
+import redis
+import yaml
+from rich.console import Console
+
+from benchmarks.common import save
+from benchmarks.compare import cpu_seconds
+from cli.demo import URL, demo_config, start_service, stop_service, wait_healthy
+from features.transactions import normalise
+from simulator.config import SimulationConfig
+from simulator.generate import generate_days
+from simulator.stream_replay import StreamReplayOptions, replay_to_stream
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def stream_config(directory: Path, prefix: str, partitions: int, read_count: int) -> Path:
+    path = demo_config(directory)
+    doc = yaml.safe_load(path.read_text())
+    for application in doc["applications"]:
+        if application["name"] == "fraud":
+            application["args"]["stream"] = {
+                "enabled": True,
+                "redis_url": REDIS_URL,
+                "input_prefix": f"{prefix}:tx",
+                "results_prefix": f"{prefix}:decisions",
+                "partitions": partitions,
+                "read_count": read_count,
+            }
+    out = directory / "stream-serve-config.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+def redis_cpu() -> float:
+    """CPU seconds of the local redis-server processes (read only)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "redis-server":
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def transactions(n: int, seed: int = 11) -> pd.DataFrame:
+    days = max(2, int(np.ceil(n / (5_000 * 1.95))))
+    cfg = SimulationConfig(n_customers=5_000, n_terminals=10_000, n_days=days, seed=seed)
+    df = normalise(pd.concat(list(generate_days(cfg)), ignore_index=True))
+    return df.head(n)
+
+
+def run(
+    console: Console, n: int, partitions: int, read_count: int, entry_size: int, labels: bool
+) -> dict[str, Any]:
+    data = Path("data")
+    prefix = f"fraudbench-{uuid.uuid4().hex[:8]}"
+    config = stream_config(data, prefix, partitions, read_count)
+    proc = start_service(console, data / "logs" / "bench-stream.log", config)
+    r = redis.Redis.from_url(REDIS_URL)
+    opts = StreamReplayOptions(
+        redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
+        partitions=partitions, labels=labels, wait_seconds=300, entry_size=entry_size,
+    )  # fmt: skip
+    try:
+        wait_healthy(proc)
+        tx = transactions(n)
+        warm = tx.head(5_000).copy()
+        warm["transaction_id"] = "warm-" + warm["transaction_id"].astype(str)
+        warm["user_id"] = "warm-" + warm["user_id"].astype(str)
+        console.print("warm-up: 5,000 transactions")
+        replay_to_stream(warm, opts)
+        console.print(f"stream: {len(tx):,} transactions, {partitions} partitions")
+        cpu0, redis0, t0 = cpu_seconds(proc.pid), redis_cpu(), time.perf_counter()
+        result = replay_to_stream(tx, opts)
+        wall = time.perf_counter() - t0
+        cpu, rcpu = cpu_seconds(proc.pid) - cpu0, redis_cpu() - redis0
+        consumer = httpx.get(f"{URL}/v1/stats", timeout=30).json()["stream"]
+    finally:
+        stop_service(proc, console)
+        for key in r.scan_iter(f"{prefix}:*"):
+            r.delete(key)
+        r.close()
+    rows = pd.DataFrame(result.rows)
+    lat = rows["latency_ms"].to_numpy() if len(rows) else np.zeros(1)
+    decided = len(rows)
+    return {
+        "transactions": len(tx),
+        "decided": decided,
+        "labels": result.labels_sent,
+        "errors": result.errors,
+        "partitions": partitions,
+        "read_count": read_count,
+        "entry_size": entry_size,
+        "seconds": wall,
+        "tx_per_s": decided / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "service_cpu_s_per_1k": 1000 * cpu / max(decided, 1),
+        "redis_cpu_s_per_1k": 1000 * rcpu / max(decided, 1),
+        "decisions": rows["decision"].value_counts().to_dict() if len(rows) else {},
+        "consumer": consumer,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks stream")
+    ap.add_argument("--transactions", type=int, default=200_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--read-count", type=int, default=40, help="entries per read")
+    ap.add_argument("--entry-size", type=int, default=100, help="transactions per entry")
+    ap.add_argument("--no-labels", action="store_true")
+    args = ap.parse_args(argv)
+    console = Console()
+    out = run(
+        console, args.transactions, args.partitions, args.read_count, args.entry_size,
+        not args.no_labels,
+    )  # fmt: skip
+    console.print(
+        f"stream path: {out['decided']:,}/{out['transactions']:,} decided in "
+        f"{out['seconds']:.1f} s = {out['tx_per_s']:,.0f} tx/s end to end; latency p50 "
+        f"{out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms (backlog included); CPU s/1k: "
+        f"service {out['service_cpu_s_per_1k']:.3f}, redis {out['redis_cpu_s_per_1k']:.3f}"
+    )
+    save("stream", {"command": "python -m benchmarks stream " + " ".join(argv or []), **out})
+
+
+if __name__ == "__main__":
+    main()
