@@ -280,6 +280,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--fast", action="store_true", help="also measure the throughput-optimized mode"
     )
+    ap.add_argument(
+        "--stream",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also push N transactions through the Redis Streams path (python -m benchmarks "
+        "stream); the baseline has no stream path",
+    )
     args = ap.parse_args(argv)
     console = Console()
     rows = run_baseline(args.seconds, console)
@@ -289,6 +297,17 @@ def main(argv: list[str] | None = None) -> None:
         rows += run_service(args.seconds, True, console)
         targets.append("ours-fast")
     table = markdown(rows, targets)
+    if args.stream:
+        from benchmarks.stream import run as run_stream
+
+        st = run_stream(console, args.stream, 4, 40, 100, True)
+        rows.append({"target": "ours-stream", "scenario": f"stream {args.stream:,}", **st})
+        table += (
+            f"| stream {args.stream:,} (Redis Streams, labels, 100 tx per entry) | ours | "
+            f"{st['p50_ms']:.0f} | {st['p95_ms']:.0f} | {st['p99_ms']:.0f} | "
+            f"{st['tx_per_s']:,.0f} | {sum(st['errors'].values())} | "
+            f"{st['service_cpu_s_per_1k']:.3f} | - |\n"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare.md").write_text(table)
     chart(rows, targets, RESULTS / "compare.png")

@@ -12,6 +12,7 @@ Run: python -m benchmarks stream [--transactions 200000] [--partitions 4].
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import uuid
 from pathlib import Path
@@ -75,7 +76,13 @@ def transactions(n: int, seed: int = 11) -> pd.DataFrame:
 
 
 def run(
-    console: Console, n: int, partitions: int, read_count: int, entry_size: int, labels: bool
+    console: Console,
+    n: int,
+    partitions: int,
+    read_count: int,
+    entry_size: int,
+    labels: bool,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     data = Path("data")
     prefix = f"fraudbench-{uuid.uuid4().hex[:8]}"
@@ -85,6 +92,7 @@ def run(
     opts = StreamReplayOptions(
         redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
         partitions=partitions, labels=labels, wait_seconds=300, entry_size=entry_size,
+        rate=rate, chunk=max(50, int(rate / 20)) if rate else 2_000,
     )  # fmt: skip
     try:
         wait_healthy(proc)
@@ -93,7 +101,7 @@ def run(
         warm["transaction_id"] = "warm-" + warm["transaction_id"].astype(str)
         warm["user_id"] = "warm-" + warm["user_id"].astype(str)
         console.print("warm-up: 5,000 transactions")
-        replay_to_stream(warm, opts)
+        replay_to_stream(warm, dataclasses.replace(opts, rate=None))
         console.print(f"stream: {len(tx):,} transactions, {partitions} partitions")
         cpu0, redis0, t0 = cpu_seconds(proc.pid), redis_cpu(), time.perf_counter()
         result = replay_to_stream(tx, opts)
@@ -116,6 +124,7 @@ def run(
         "partitions": partitions,
         "read_count": read_count,
         "entry_size": entry_size,
+        "rate": rate,
         "seconds": wall,
         "tx_per_s": decided / wall,
         "p50_ms": float(np.percentile(lat, 50)),
@@ -135,11 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--read-count", type=int, default=40, help="entries per read")
     ap.add_argument("--entry-size", type=int, default=100, help="transactions per entry")
     ap.add_argument("--no-labels", action="store_true")
+    ap.add_argument("--rate", type=float, default=None, help="tx/s to append at (default: max)")
     args = ap.parse_args(argv)
     console = Console()
     out = run(
         console, args.transactions, args.partitions, args.read_count, args.entry_size,
-        not args.no_labels,
+        not args.no_labels, args.rate,
     )  # fmt: skip
     console.print(
         f"stream path: {out['decided']:,}/{out['transactions']:,} decided in "

@@ -39,6 +39,7 @@ class StreamReplayOptions:
     entry_size: int = 100  # transactions (or labels) packed per stream entry; 1: one each
     wait_seconds: float = 120.0  # for the last decisions, after the last entry went in
     max_seconds: float | None = None  # stop producing after this long
+    rate: float | None = None  # transactions per second to append at; None: as fast as possible
 
 
 def _partition(users: pd.Series, partitions: int) -> np.ndarray:
@@ -121,6 +122,10 @@ def replay_to_stream(
                 payload = orjson.dumps(bodies[0] if single else bodies)
                 pipe.xadd(f"{opts.input_prefix}:{p}", {"kind": name, "body": payload})
         pipe.execute()
+        if opts.rate:  # keep to the rate: latency below saturation, not behind a backlog
+            ahead = started + len(sent) / opts.rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
         if progress:
             progress(min(a + opts.chunk, len(events)), len(events), {"sent": len(sent)})
 
