@@ -74,7 +74,7 @@ bench-tools:
 
 ## Baseline (one uvicorn process) vs the service, side by side.
 bench-compare: setup bench-tools
-	$(PY) -m benchmarks compare --fast
+	$(PY) -m benchmarks compare --fast --stream 200000
 
 bench-quick: setup
 	$(PY) -m benchmarks offline --quick

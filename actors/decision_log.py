@@ -13,8 +13,9 @@ from typing import Any
 
 DECISION_NAMES = ("LEGIT", "REVIEW", "BLOCK")
 # One held decision: (time_ms, amount, tier, score, model version, policy version,
-# card digest, terminal id, reasons or None, rules or None, recorded at ms)
-Held = tuple[int, float, int, float, str, int, str, str, Any, Any, int]
+# card digest, terminal digest, reasons or None, rules or None, recorded at ms,
+# terminal key, transaction key) - ids only as hashes; the keys route a review's label.
+Held = tuple[int, float, int, float, str, int, str, str, Any, Any, int, int, int]
 
 
 def as_record(tx_id: str, h: Held) -> dict[str, Any]:
@@ -27,10 +28,12 @@ def as_record(tx_id: str, h: Held) -> dict[str, Any]:
         "model_version": h[4],
         "policy_version": h[5],
         "card": h[6],
-        "terminal_id": h[7],
+        "terminal": h[7],
         "reasons": h[8],
         "rules": h[9],
         "recorded_ms": h[10],
+        "terminal_key": h[11],
+        "transaction_key": h[12],
     }
 
 

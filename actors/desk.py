@@ -68,7 +68,7 @@ class Desk(_JournaledShard):
             int(batch["time_ms"][j]), float(batch["amount"][j]), int(batch["tier"][j]),
             float(batch["score"][j]), batch["version"], int(batch["policy_version"]),
             batch["user"][j], batch["terminal"][j], batch["reasons"].get(j),
-            batch["rules"].get(j), at,
+            batch["rules"].get(j), at, int(batch["terminal_key"][j]), int(batch["tx_key"][j]),
         )  # fmt: skip
 
     def tick(

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +48,17 @@ def save(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2, default=str) + "\n")
     print(f"saved {path}")
     return path
+
+
+def cpu_of(processes: Iterable[Any]) -> float:
+    """User + system CPU seconds of these `psutil.Process`es (ones gone meanwhile count 0)."""
+    import psutil
+
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total

@@ -27,7 +27,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from benchmarks.common import RESULTS, save
+from benchmarks.common import RESULTS, cpu_of, save
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
 
 SCENARIOS: list[tuple[str, int, int, int]] = [  # name, concurrency, batch, max requests
@@ -56,17 +56,9 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (Ray's whole tree)."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return cpu_of([root, *root.children(recursive=True)])
     except psutil.NoSuchProcess:
         return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_post.lua")

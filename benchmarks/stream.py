@@ -26,7 +26,7 @@ import redis
 import yaml
 from rich.console import Console
 
-from benchmarks.common import save
+from benchmarks.common import cpu_of, save
 from benchmarks.compare import cpu_seconds
 from cli.demo import URL, demo_config, start_service, stop_service, wait_healthy
 from features.transactions import normalise
@@ -57,15 +57,7 @@ def stream_config(directory: Path, prefix: str, partitions: int, read_count: int
 
 def redis_cpu() -> float:
     """CPU seconds of the local redis-server processes (read only)."""
-    total = 0.0
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] == "redis-server":
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-    return total
+    return cpu_of(p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server")
 
 
 def transactions(n: int, seed: int = 11) -> pd.DataFrame:

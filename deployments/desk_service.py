@@ -14,6 +14,7 @@ import numpy as np
 
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn
+from features.ids import redact_pan
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
@@ -86,20 +87,20 @@ class DeskService:
     async def feedback(self, labels: Sequence[LabelIn], source: str = "feedback") -> list[str]:
         """Labels into terminal state, then into the desk's label log (for export)."""
         missing = await self.pipeline.feedback(labels)
-        await self.desk.desk(
-            "label", [lb.transaction_id for lb in labels], [lb.is_fraud for lb in labels], source
-        )
+        ids = [redact_pan(lb.transaction_id) for lb in labels]
+        await self.desk.desk("label", ids, [lb.is_fraud for lb in labels], source)
         return missing
 
     async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
+        tx_id = redact_pan(tx_id)
         current = await self._review(tx_id)
-        if current["status"] == "open":
-            label = LabelIn(
-                transaction_id=tx_id,
-                terminal_id=current["terminal_id"],
-                is_fraud=outcome == "fraud",
+        if current["status"] == "open":  # into terminal state first: idempotent if we crash
+            await self.pipeline.apply_labels(
+                np.array([current["transaction_key"]], np.int64),
+                [current["terminal"]],
+                np.array([current["terminal_key"]], np.int64),
+                np.array([outcome == "fraud"], np.int8),
             )
-            await self.pipeline.feedback([label])  # idempotent: safe if we crash after it
         result = await self.desk.desk("resolve", tx_id, outcome, analyst, note)
         if result["status"] == "not_found":
             raise ReviewNotFound(tx_id)

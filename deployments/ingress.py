@@ -43,6 +43,7 @@ from deployments.schemas import (
     TransactionIn,
 )
 from features.decision import Thresholds
+from features.ids import redact_pan
 from policy.rules import ListName
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def _answer(o: Any) -> Any:
 
 def json_response(body: Any) -> Response:
     """orjson straight from our own objects: no second validation pass over 10,000 answers."""
-    return Response(orjson.dumps(body, default=_answer), media_type="application/json")
+    raw = orjson.dumps(body, default=_answer, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+    return Response(raw, media_type="application/json")
 
 
 @app.exception_handler(ShardUnavailable)
@@ -174,7 +176,7 @@ class Ingress:
     @app.get("/v1/transactions/{transaction_id}")
     async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
         """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
-        found = await self.shards.desk("transaction", transaction_id)
+        found = await self.shards.desk("transaction", redact_pan(transaction_id))
         if found is None:
             raise HTTPException(404, f"transaction_id: no stored decision for {transaction_id!r}")
         return found

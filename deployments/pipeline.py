@@ -20,7 +20,7 @@ from deployments.model_holder import Scored
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
-from features.ids import id_keys, stable_hash64, terminal_identity
+from features.ids import id_keys, redact_pan, stable_hash64, terminal_identity
 from features.names import FEATURE_NAMES
 from policy.reasons import top_reasons
 from policy.rules import Policy
@@ -79,6 +79,8 @@ class Featurised:
     user_routes: np.ndarray  # 64-bit keys of the card ids (lists match on these)
     terminal_routes: np.ndarray
     user_digests: list[str]
+    terminal_digests: list[str]
+    tx_keys64: np.ndarray  # what a label for the transaction is matched on
     times: np.ndarray
     amounts: np.ndarray
     shard_sizes: dict[int, int]
@@ -199,7 +201,8 @@ class ScoringPipeline:
         x = assemble(stateless_features(times, amounts), user, terminal)
         return Featurised(
             x, conflict, status == Seen.DUPLICATE, user_routes, terminal_routes, user_keys,
-            times, amounts, {s: len(idx) for s, idx in user_groups.items()},
+            terminal_keys, label_keys, times, amounts,
+            {s: len(idx) for s, idx in user_groups.items()},
         )  # fmt: skip
 
     async def score_items(
@@ -287,7 +290,7 @@ class ScoringPipeline:
     ) -> None:
         keep = np.flatnonzero(~f.conflict)
         batch = {
-            "ids": [txs[i].transaction_id for i in keep],
+            "ids": [redact_pan(txs[i].transaction_id) for i in keep],
             "time_ms": f.times[keep],
             "amount": f.amounts[keep],
             "tier": final[keep],
@@ -295,7 +298,9 @@ class ScoringPipeline:
             "version": scored.version,
             "policy_version": self.policy.version,
             "user": [f.user_digests[i] for i in keep],
-            "terminal": [txs[i].terminal_id for i in keep],
+            "terminal": [f.terminal_digests[i] for i in keep],  # never the raw ids
+            "terminal_key": f.terminal_routes[keep],
+            "tx_key": f.tx_keys64[keep],
             "duplicate": f.duplicate[keep],
             "reasons": {j: reasons[i] for j, i in enumerate(keep.tolist()) if i in reasons},
             "rules": {j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
@@ -315,25 +320,36 @@ class ScoringPipeline:
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""
-        terminal_keys, terminal_routes = _keys([lb.terminal_id for lb in labels])
-        keys = _keys([lb.transaction_id for lb in labels])[1]
+        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels])
+        tx_keys = _keys([lb.transaction_id for lb in labels])[1]
         values = np.fromiter((int(lb.is_fraud) for lb in labels), np.int8, len(labels))
-        groups = group_by_route(terminal_routes, self.shards.n_terminal_shards)
+        found = await self.apply_labels(tx_keys, terminal_digests, terminal_routes, values)
+        return [lb.transaction_id for lb, ok in zip(labels, found, strict=True) if not ok]
+
+    async def apply_labels(
+        self,
+        tx_keys: np.ndarray,
+        terminal_digests: Sequence[str],
+        terminal_routes: np.ndarray,
+        values: np.ndarray,
+    ) -> np.ndarray:
+        """Labels by hashed ids (what the desk keeps); whether each transaction was held."""
+        groups = group_by_route(
+            np.asarray(terminal_routes, np.int64), self.shards.n_terminal_shards
+        )
         calls = [
             self.shards.terminal_step(
                 s,
                 np.full(len(idx), LABEL, np.int8),
-                [terminal_keys[i] for i in idx],
+                [terminal_digests[i] for i in idx],
                 np.zeros(len(idx), np.int64),
-                keys[idx],
-                values[idx],
+                np.asarray(tx_keys, np.int64)[idx],
+                np.asarray(values, np.int8)[idx],
             )
             for s, idx in groups.items()
         ]
         results = await asyncio.gather(*calls)
-        missing: list[str] = []
-        for idx, (_, found) in zip(groups.values(), results, strict=True):
-            missing.extend(
-                labels[i].transaction_id for i, ok in zip(idx, found, strict=True) if not ok
-            )
-        return missing
+        found = np.zeros(len(values), bool)
+        for idx, (_, ok) in zip(groups.values(), results, strict=True):
+            found[idx] = ok
+        return found

@@ -54,6 +54,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _StrictTypes(_Strict):
+    """No coercion either (`"3"` is not a number, `0` is not false)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class TransactionIn(_Strict):
     """One card payment to score."""
 
@@ -133,7 +139,7 @@ class FeedbackOut(BaseModel):
     )
 
 
-class ResolveIn(_Strict):
+class ResolveIn(_StrictTypes):
     """An analyst's verdict on a REVIEW; it becomes a label like a chargeback."""
 
     outcome: Literal["fraud", "legit"]
@@ -141,12 +147,12 @@ class ResolveIn(_Strict):
     note: str = Field("", max_length=1000)
 
 
-class RulesIn(_Strict):
+class RulesIn(_StrictTypes):
     rules: list[Rule] = Field(max_length=200)
     comment: str = Field("", max_length=500)
 
 
-class ListEditIn(_Strict):
+class ListEditIn(_StrictTypes):
     """Ids are hashed on arrival: a list never stores them."""
 
     add: list[Id] = Field(default_factory=list, max_length=100_000)
@@ -154,6 +160,6 @@ class ListEditIn(_Strict):
     comment: str = Field("", max_length=500)
 
 
-class RollbackIn(_Strict):
+class RollbackIn(_StrictTypes):
     version: int = Field(ge=1)
     comment: str = Field("", max_length=500)

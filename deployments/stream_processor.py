@@ -22,6 +22,7 @@ from deployments.pipeline import Answer
 from deployments.redis_streams import result_fields
 from deployments.schemas import LabelIn, TransactionIn
 from deployments.streams import LABEL, LABELS, TX, TXS, Entry, StreamConfig, StreamSource
+from features.ids import redact_pan
 
 log = logging.getLogger(__name__)
 ScoreItems = Callable[[Sequence[TransactionIn]], Awaitable[list[Answer | None]]]
@@ -36,7 +37,8 @@ def _invalid(item: object, error: ValidationError | str) -> dict[str, Any]:
     else:
         message = error
     tx_id = item.get("transaction_id", "") if isinstance(item, dict) else ""
-    return {"transaction_id": str(tx_id)[:64], "decision": "INVALID", "error": message}
+    # The id only if it is a plausible one (answers are also in input order to match on).
+    return {"transaction_id": redact_pan(str(tx_id)[:64]), "decision": "INVALID", "error": message}
 
 
 def _items(entry: Entry) -> list[object] | str:

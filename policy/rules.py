@@ -26,7 +26,7 @@ ListName = Literal["allow_users", "block_users", "allow_terminals", "block_termi
 class Rule(BaseModel):
     """`when` is a condition over features and `score`; `action` applies where it holds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # `enabled: 0` is refused
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Shown in reasons.")
     when: str = Field(min_length=1, max_length=500, examples=["amount > 1000 and tx_count_1h >= 5"])

@@ -106,3 +106,25 @@ def test_shadow_agreement_is_counted_without_changing_answers() -> None:
     out = run(p.score([tx(1, amount=20.0), tx(2, "u2", amount=700.0)]))
     assert [o.decision for o in out] == ["LEGIT", "REVIEW"]
     assert (p.shadow.version, p.shadow.compared, p.shadow.agreed) == ("shadow-0", 2, 1)
+
+
+def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
+    from features.ids import redact_pan
+
+    pan = "4539578763621486"  # Luhn-valid test number
+    assert redact_pan(pan).startswith("redacted:") and redact_pan(f"tx-{pan}") != f"tx-{pan}"
+    assert redact_pan("tx-4539578763621487") == "tx-4539578763621487"  # not Luhn-valid
+    assert redact_pan("order-2018-06-01-000123") == "order-2018-06-01-000123"
+    client, p, desk = make()
+    from tests.code.test_pipeline import tx as make_tx
+
+    t = make_tx(1, user=pan, terminal=pan, amount=600.0).model_copy(update={"transaction_id": pan})
+    run(p.score([t]))
+    run(desk.feedback([LabelIn(transaction_id=pan, terminal_id=pan, is_fraud=True)]))
+    state = repr(client.desk_state.log.decisions) + repr(client.desk_state.reviews.open)
+    state += repr(client.desk_state.log.labels)
+    assert pan not in state
+    stored = run(client.desk("transaction", redact_pan(pan)))
+    assert stored["decision"] == "REVIEW"
+    resolved = run(desk.resolve(pan, "fraud", "ana", ""))  # found by the same raw id
+    assert resolved["status"] == "fraud"
