@@ -1,4 +1,4 @@
-"""python -m benchmarks <suite> [options]: offline, service, recovery, compare, stream."""
+"""python -m benchmarks <suite> [options]: offline, service, recovery, compare, stream, memory."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def main() -> None:
         "recovery": "benchmarks.recovery",
         "compare": "benchmarks.compare",
         "stream": "benchmarks.stream",
+        "memory": "benchmarks.memory",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

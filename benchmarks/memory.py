@@ -1,0 +1,80 @@
+"""Card state per user at scale: N simulated cards with the handbook's activity level.
+
+Each card gets ~1.95 transactions per day (the handbook's 1.75M over 5,000 cards x 183 days)
+for `--days` days through the engine's own `UserStore.update` (the kernel the shards run);
+reports resident state bytes per card (the fixed rings), the id index, the process's RSS
+growth, and how many bytes the events actually kept would need (the snapshot's size).
+Run: python -m benchmarks memory [--users 1000000] [--days 31].
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import psutil
+
+from benchmarks.common import save
+from features.config import EngineConfig
+from features.state import UserStore
+
+DAY_MS = 86_400_000
+TX_PER_DAY = 1.95
+
+
+def run(users: int, days: int, seed: int = 5) -> dict[str, float]:
+    rss0 = psutil.Process().memory_info().rss
+    store = UserStore(EngineConfig().user_capacity)
+    ids = [f"card-{i:09d}" for i in range(users)]
+    t0 = time.perf_counter()
+    slots = store.slots_for(ids)
+    rng = np.random.default_rng(seed)
+    start = 1_525_000_000_000
+    events = 0
+    for day in range(days):  # one day at a time, in event-time order, as a stream would be
+        n = rng.poisson(TX_PER_DAY, users)
+        who = np.repeat(np.arange(users), n)
+        times = start + day * DAY_MS + rng.integers(0, DAY_MS, len(who))
+        order = np.argsort(times, kind="stable")
+        who, times = who[order], times[order]
+        amounts = np.round(rng.gamma(2.0, 30.0, len(who)), 2)
+        terminals = rng.integers(0, 2**31 - 1, len(who)).astype(np.int32)
+        store.update(slots[who], times.astype(np.int64), amounts, terminals)
+        events += len(who)
+    seconds = time.perf_counter() - t0
+    rss = psutil.Process().memory_info().rss - rss0
+    state = store.state_nbytes()
+    snapshot = len(store.to_bytes())
+    index = sys.getsizeof(store.index) + sum(sys.getsizeof(k) for k in ids)
+    return {
+        "users": users,
+        "days": days,
+        "events": events,
+        "seconds": seconds,
+        "state_bytes_per_user": state / users,
+        "index_bytes_per_user": index / users,
+        "rss_growth_bytes_per_user": rss / users,
+        "snapshot_bytes_per_user": snapshot / users,
+        "overflow_events": store.overflow_total,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks memory")
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=31, help="31: every 30-day window is full")
+    args = ap.parse_args(argv)
+    out = run(args.users, args.days)
+    print(
+        f"{out['users']:,} cards, {out['events']:,} events in {out['seconds']:.0f} s: state "
+        f"{out['state_bytes_per_user']:,.0f} B/card (fixed rings) + index "
+        f"{out['index_bytes_per_user']:,.0f} B; RSS growth {out['rss_growth_bytes_per_user']:,.0f}"
+        f" B/card; the kept events alone (snapshot) {out['snapshot_bytes_per_user']:,.0f} B/card"
+    )
+    save("memory", {"command": "python -m benchmarks memory " + " ".join(argv or []), **out})
+
+
+if __name__ == "__main__":
+    main()
