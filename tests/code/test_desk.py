@@ -128,3 +128,16 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
     assert stored["decision"] == "REVIEW"
     resolved = run(desk.resolve(pan, "fraud", "ana", ""))  # found by the same raw id
     assert resolved["status"] == "fraud"
+
+
+def test_thresholds_from_the_model_card_only_when_asked() -> None:
+    from deployments.ingress_config import IngressConfig, thresholds_for
+
+    card = {"card": {"cost_thresholds": {"review": 0.06, "block": 0.84}}}
+    assert thresholds_for(IngressConfig(), card) == Thresholds()
+    chosen = thresholds_for(IngressConfig(thresholds_from_model=True), card)
+    assert (chosen.review, chosen.block) == (0.06, 0.84)
+    # A model without cost thresholds keeps the configured ones.
+    assert thresholds_for(IngressConfig(thresholds_from_model=True), {"card": {}}) == Thresholds()
+    with pytest.raises(ValueError, match="thresholds_from_mdl"):
+        IngressConfig(thresholds_from_mdl=True)  # type: ignore[call-arg]
