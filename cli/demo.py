@@ -7,6 +7,7 @@ process group, so stopping it ends the Ray cluster it started and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -89,7 +90,28 @@ def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
     console.print("service stopped")
 
 
-def run_demo(input_path: Path, log_dir: Path, concurrency: int, batch: int) -> dict:
+def desk_summary(console: Console) -> dict:
+    """What the analyst's desk saw during the replay (after the replicas' last report)."""
+    time.sleep(1.0)
+    live = httpx.get(f"{URL}/v1/live", timeout=30).json()
+    summary = {
+        "decisions": live["decisions"],
+        "open_reviews": live["reviews"]["open"],
+        "outcomes": live["outcomes"],
+        "latency_ms": live["latency_ms"],
+    }
+    o = live["outcomes"]
+    console.print(
+        f"analyst desk: {summary['open_reviews']:,} reviews open; labelled frauds caught "
+        f"{o['frauds_caught']:,}, missed {o['frauds_missed']:,}; decisions {live['decisions']}; "
+        f"live view at {URL}/dashboard while the service runs (fraud demo --keep-running)"
+    )
+    return summary
+
+
+def run_demo(
+    input_path: Path, log_dir: Path, concurrency: int, batch: int, keep_running: bool = False
+) -> dict:
     console = Console()
     log_dir.mkdir(parents=True, exist_ok=True)
     proc = start_service(console, log_dir / "serve.log", demo_config(log_dir.parent))
@@ -102,6 +124,11 @@ def run_demo(input_path: Path, log_dir: Path, concurrency: int, batch: int) -> d
             result = asyncio.run(replay_stream(tx, opts, progress))
         report = build_report(result, len(tx))
         print_report(report, console)
+        report["desk"] = desk_summary(console)
+        if keep_running:
+            console.print(f"the service stays up: {URL}/dashboard (Ctrl-C stops it)")
+            with contextlib.suppress(KeyboardInterrupt):
+                proc.wait()
         return report
     finally:
         stop_service(proc, console)

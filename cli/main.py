@@ -378,18 +378,17 @@ def demo(
     report_json: Annotated[Path, typer.Option("--json", help="Where to write the report.")] = Path(
         "data/demo-report.json"
     ),
+    keep_running: Annotated[
+        bool, typer.Option(help="Keep the service up afterwards (for /dashboard); Ctrl-C stops.")
+    ] = False,
 ) -> None:
     """Start the service (serve run serve_config.yaml), replay INPUT with labels, report, stop."""
     from cli.demo import run_demo
 
     if not input.exists():
         _fail(f"{input} not found: run 'fraud simulate --output {input}' first")
-    report = run_demo(input, report_json.parent / "logs", concurrency, batch)
+    report = run_demo(input, report_json.parent / "logs", concurrency, batch, keep_running)
     _write_json(report_json, report)
-
-
-if __name__ == "__main__":
-    app()
 
 
 def _register() -> None:
@@ -403,3 +402,6 @@ def _register() -> None:
 
 
 _register()
+
+if __name__ == "__main__":
+    app()
