@@ -362,6 +362,8 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
 
     import ray
 
+    from features.ids import luhn_valid
+
     pan = "4539578763621486"  # Luhn-valid test number
     r = httpx.post(f"{service}/v1/transactions", json=body("pan-1", pan, pan))
     assert r.status_code == 200
@@ -371,13 +373,6 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
         json={"labels": [{"transaction_id": pan, "terminal_id": pan, "is_fraud": True}]},
     )
     time.sleep(1.0)  # let log writers flush
-
-    def luhn(digits: str) -> bool:
-        total = 0
-        for i, d in enumerate(reversed(digits)):
-            n = int(d) * (2 if i % 2 else 1)
-            total += n - 9 if n > 9 else n
-        return total % 10 == 0
 
     run16 = re.compile(rb"(?<!\d)\d{16}(?!\d)")
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
@@ -390,7 +385,9 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
             data = f.read_bytes()
             scanned += 1
             assert pan.encode() not in data, f"card number in {f}"
-            hits = [m.group().decode() for m in run16.finditer(data) if luhn(m.group().decode())]
+            hits = [
+                m.group().decode() for m in run16.finditer(data) if luhn_valid(m.group().decode())
+            ]
             assert not [h for h in hits if h.startswith(("4", "5"))], (
                 f"PAN-like run in {f}: {hits[:3]}"
             )
