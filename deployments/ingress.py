@@ -20,16 +20,12 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.ray_shards import RayShardClient, ShardUnavailable
+from actors.ray_shards import ShardUnavailable
 from deployments import errors
-from deployments.desk_service import DeskService, ReviewConflict, ReviewNotFound
-from deployments.ingress_config import IngressConfig, thresholds_for
+from deployments.desk_service import ReviewConflict, ReviewNotFound
 from deployments.limits import BodySizeLimit
-from deployments.metrics import ServiceMetrics
 from deployments.microbatch import MicroBatcher
-from deployments.model_client import HandleModel
-from deployments.pipeline import Answer, ScoringPipeline
-from deployments.reporter import Reporter
+from deployments.pipeline import Answer
 from deployments.schemas import (
     BatchIn,
     BatchOut,
@@ -42,7 +38,7 @@ from deployments.schemas import (
     ScoreOut,
     TransactionIn,
 )
-from features.decision import Thresholds
+from deployments.scoring_service import ScoringService
 from features.ids import redact_pan
 from policy.rules import ListName
 
@@ -108,40 +104,18 @@ class Ingress:
         self.settings = settings
         self.model = model
         self.stream = stream  # the StreamConsumer, when the stream path is enabled
-        self.config = IngressConfig()
-        shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
-        self.shards = RayShardClient(
-            settings["n_user_shards"],
-            settings["n_terminal_shards"],
-            shard_settings,
-            retry_for_s=settings["shard_retry_seconds"],
-        )
-        self.metrics = ServiceMetrics()
-        model_client = HandleModel(model, retry_for_s=settings["model_retry_seconds"])
-        self.pipeline = ScoringPipeline(
-            self.shards, model_client, Thresholds(), sink=self.shards, on_batch=self.metrics.batch
-        )
-        self.desk = DeskService(self.shards, self.pipeline)
+        scoring = ScoringService(model, settings)
+        self.scoring = scoring
+        self.shards, self.pipeline, self.desk = scoring.shards, scoring.pipeline, scoring.desk
+        self.metrics, self.reporter = scoring.metrics, scoring.reporter
         mb = settings["micro_batch"]
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
             self.pipeline.score_items, mb["max_wait_ms"] / 1000, mb["max_transactions"]
         )
-        self.model_card: dict[str, Any] = {}
-        self.reporter = Reporter(
-            self.shards, self.desk, self.pipeline, model, self.metrics, self._on_card
-        )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
-        self.config = IngressConfig(**user_config)
-        self._apply_thresholds()
-
-    def _apply_thresholds(self) -> None:
-        self.pipeline.thresholds = thresholds_for(self.config, self.model_card)
-
-    def _on_card(self, card: dict[str, Any]) -> None:
-        self.model_card = card
-        self._apply_thresholds()
+        self.scoring.reconfigure(user_config)
 
     def _timed(self, route: str, started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -284,8 +258,8 @@ class Ingress:
     async def _live(self) -> dict[str, Any]:
         snap = await self.shards.desk("snapshot")
         snap["model"] = {
-            "version": self.model_card.get("version"),
-            "shadow_version": self.model_card.get("shadow_version"),
+            "version": self.scoring.model_card.get("version"),
+            "shadow_version": self.scoring.model_card.get("shadow_version"),
             "thresholds": self.pipeline.thresholds.model_dump(),
         }
         return snap

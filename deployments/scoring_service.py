@@ -1,0 +1,51 @@
+"""What every deciding replica holds (the Ingress and the StreamConsumer alike): the shard
+and desk client, the scoring pipeline, the analyst's desk service, metrics, the background
+reporter, and which thresholds are in force. One place, so both paths decide identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.ray_shards import RayShardClient
+from deployments.desk_service import DeskService
+from deployments.ingress_config import IngressConfig, thresholds_for
+from deployments.metrics import ServiceMetrics
+from deployments.model_client import HandleModel
+from deployments.pipeline import ScoringPipeline
+from deployments.reporter import Reporter
+from features.decision import Thresholds
+
+
+class ScoringService:
+    def __init__(self, model: Any, settings: dict[str, Any]) -> None:
+        shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
+        self.shards = RayShardClient(
+            settings["n_user_shards"],
+            settings["n_terminal_shards"],
+            shard_settings,
+            retry_for_s=settings["shard_retry_seconds"],
+        )
+        self.metrics = ServiceMetrics()
+        self.pipeline = ScoringPipeline(
+            self.shards,
+            HandleModel(model, retry_for_s=settings["model_retry_seconds"]),
+            Thresholds(),
+            sink=self.shards,
+            on_batch=self.metrics.batch,
+        )
+        self.desk = DeskService(self.shards, self.pipeline)
+        self.config = IngressConfig()
+        self.model_card: dict[str, Any] = {}
+        self.reporter = Reporter(
+            self.shards, self.desk, self.pipeline, model, self.metrics, self._on_card
+        )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """`user_config`: thresholds, or `thresholds_from_model` (the card's cost-optimal)."""
+        self.config = IngressConfig(**user_config)
+        self.pipeline.thresholds = thresholds_for(self.config, self.model_card)
+
+    def _on_card(self, card: dict[str, Any]) -> None:
+        self.model_card = card
+        self.pipeline.thresholds = thresholds_for(self.config, card)
