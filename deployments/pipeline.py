@@ -231,7 +231,8 @@ class ScoringPipeline:
             ok = ~f.conflict
             self.on_batch(final[ok], scored.scores[ok], f.shard_sizes, int(f.duplicate.sum()))
         if self.sink is not None:
-            await self._record(txs, f, scored, final, fired, reasons, len(flagged) > 0)
+            flagged_any = len(flagged) > 0
+            await self._record(txs, f, scored, final, fired, reasons, policy.version, flagged_any)
         scores, names = scored.scores.tolist(), decisions.tolist()
         return [
             None
@@ -286,6 +287,7 @@ class ScoringPipeline:
         final: np.ndarray,
         fired: list[list[str]],
         reasons: dict[int, list[dict[str, Any]]],
+        policy_version: int,
         wait: bool,
     ) -> None:
         keep = np.flatnonzero(~f.conflict)
@@ -296,7 +298,7 @@ class ScoringPipeline:
             "tier": final[keep],
             "score": np.asarray(scored.scores)[keep],
             "version": scored.version,
-            "policy_version": self.policy.version,
+            "policy_version": policy_version,  # the one that decided, not the newest
             "user": [f.user_digests[i] for i in keep],
             "terminal": [f.terminal_digests[i] for i in keep],  # never the raw ids
             "terminal_key": f.terminal_routes[keep],
