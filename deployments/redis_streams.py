@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -86,17 +85,3 @@ class RedisStreams:
 
     async def close(self) -> None:
         await self.redis.aclose()
-
-
-def result_fields(src: str, answers: list[dict[str, Any]], single: bool) -> dict[str, Any]:
-    """One input entry's answers as stream fields."""
-    fields: dict[str, Any] = {"src": src, "count": len(answers), "body": orjson.dumps(answers)}
-    if single and answers:
-        a = answers[0]
-        fields.update(
-            transaction_id=a.get("transaction_id", ""),
-            decision=a["decision"],
-            score=repr(a.get("score", "")),
-            model_version=a.get("model_version", ""),
-        )
-    return fields

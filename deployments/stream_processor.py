@@ -19,9 +19,17 @@ import orjson
 from pydantic import ValidationError
 
 from deployments.pipeline import Answer
-from deployments.redis_streams import result_fields
 from deployments.schemas import LabelIn, TransactionIn
-from deployments.streams import LABEL, LABELS, TX, TXS, Entry, StreamConfig, StreamSource
+from deployments.streams import (
+    LABEL,
+    LABELS,
+    TX,
+    TXS,
+    Entry,
+    StreamConfig,
+    StreamSource,
+    result_fields,
+)
 from features.ids import redact_pan
 
 log = logging.getLogger(__name__)

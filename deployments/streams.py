@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 TX, TXS, LABEL, LABELS = "tx", "txs", "label", "labels"
@@ -63,3 +64,17 @@ class StreamSource(Protocol):
     async def ack(self, partition: int, ids: list[str]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def result_fields(src: str, answers: list[dict[str, Any]], single: bool) -> dict[str, Any]:
+    """One input entry's answers as stream fields."""
+    fields: dict[str, Any] = {"src": src, "count": len(answers), "body": orjson.dumps(answers)}
+    if single and answers:
+        a = answers[0]
+        fields.update(
+            transaction_id=a.get("transaction_id", ""),
+            decision=a["decision"],
+            score=repr(a.get("score", "")),
+            model_version=a.get("model_version", ""),
+        )
+    return fields
