@@ -16,7 +16,6 @@ class LiveStats:
     window_s: int = 120  # per-second timeline kept
     latency_window_s: float = 10.0
     recent_max: int = 25
-    transactions: int = 0
     decisions: np.ndarray = field(default_factory=lambda: np.zeros(3, np.int64))
     score_counts: np.ndarray = field(
         default_factory=lambda: np.zeros(len(SCORE_BINS) - 1, np.int64)
@@ -31,7 +30,6 @@ class LiveStats:
         if not n:
             return
         counts = np.bincount(tiers, minlength=3)
-        self.transactions += n
         self.decisions += counts
         self.score_counts += np.histogram(np.clip(scores, 0, 1), SCORE_BINS)[0]
         second = int(now)
@@ -67,7 +65,7 @@ class LiveStats:
         shadow = [s for s in self.shadow.values() if s.get("version")]
         compared = sum(s["compared"] for s in shadow)
         return {
-            "transactions": self.transactions,
+            "transactions": int(self.decisions.sum()),
             "tps": sum(r[1] for r in recent_5s) / 5.0,
             "decisions": dict(
                 zip(("LEGIT", "REVIEW", "BLOCK"), self.decisions.tolist(), strict=True)
