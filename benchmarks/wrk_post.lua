@@ -4,7 +4,9 @@ local prefix = os.getenv("PREFIX") or "wrk"
 local batch = tonumber(os.getenv("BATCH") or "1")
 local threads = {}
 local counter = 0
-local tid = 0
+-- `tid` is a global that setup() gives each thread (thread:set writes globals; a local of
+-- the same name here would shadow it and every thread would send the same ids).
+tid = 0
 
 function setup(thread)
   thread:set("tid", #threads)
