@@ -24,8 +24,13 @@ class MicroBatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_wait_ms: float = Field(1.0, ge=0, le=50)
+    max_wait_ms: float = Field(
+        20.0, ge=0, le=200, description="Longest a request waits for a free slot."
+    )
     max_transactions: int = Field(512, ge=1, le=10_000)
+    max_in_flight: int = Field(
+        1, ge=1, le=64, description="Groups out at once per replica; more wait and go together."
+    )
 
 
 class AppArgs(BaseModel):

@@ -5,9 +5,7 @@ that Serve moves onto the replica class.
 """
 
 import asyncio
-import hmac
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.ray_shards import ShardUnavailable
 from deployments import errors
+from deployments.auth import ApiKeyGuard
 from deployments.desk_service import ReviewConflict, ReviewNotFound
 from deployments.limits import BodySizeLimit
 from deployments.microbatch import MicroBatcher
@@ -52,9 +51,9 @@ app = FastAPI(
     description="Real-time card-fraud decisions: BLOCK, REVIEW or LEGIT.",
 )
 errors.install(app)
-API_KEY_ENV = "FRAUD_API_KEY"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+app.add_middleware(ApiKeyGuard)  # outermost: a request without the key is not read at all
 
 
 def _answer(o: Any) -> Any:
@@ -72,24 +71,6 @@ def json_response(body: Any) -> Response:
 @app.exception_handler(ShardUnavailable)
 async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
     return errors.unavailable(exc.reason, retry_after_s=2)
-
-
-@app.middleware("http")
-async def _require_api_key(request: Request, call_next: Any) -> Response:
-    """With FRAUD_API_KEY set, every /v1 route needs `Authorization: Bearer <key>`
-    (the live event stream, which browsers open without headers, takes `?access_token=`)."""
-    key = os.environ.get(API_KEY_ENV)
-    if key and request.url.path.startswith("/v1"):
-        given = request.headers.get("authorization", "")
-        if request.url.path == "/v1/live/stream" and "access_token" in request.query_params:
-            given = f"Bearer {request.query_params['access_token']}"
-        if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
-            return JSONResponse(
-                {"detail": "missing or wrong API key"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    return await call_next(request)
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
@@ -110,7 +91,10 @@ class Ingress:
         self.metrics, self.reporter = scoring.metrics, scoring.reporter
         mb = settings["micro_batch"]
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
-            self.pipeline.score_items, mb["max_wait_ms"] / 1000, mb["max_transactions"]
+            self.pipeline.score_items,
+            mb["max_wait_ms"] / 1000,
+            mb["max_transactions"],
+            mb["max_in_flight"],
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
 """Group concurrent single-transaction requests into one pipeline call per tick.
 
 Every request costs a hop to each shard and to the model; under concurrency the ingress
-holds many small requests at once. When nothing is in flight a request goes out at once (no
-added latency); while a group is in flight, newcomers wait for it to return (at most
-`max_wait_s`, or until `max_transactions` are waiting) and then go together: one call per
-shard and one model call for the whole group. Order is kept (a card's requests stay in
-arrival order) and each request gets exactly its own answers, conflicts and errors.
+holds many small requests at once. While fewer than `max_in_flight` groups are out, a
+request goes at once (no added latency); otherwise newcomers wait for a group to return (at
+most `max_wait_s`, or until `max_transactions` are waiting) and then go together: one call
+per shard and one model call for the whole group. The group size follows the load (group
+commit): the slower a round trip, the more requests it carries. Order is kept (a card's
+requests stay in arrival order) and each request gets exactly its own answers, conflicts
+and errors.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
         run: Callable[[Sequence[T]], Awaitable[list[R]]],
-        max_wait_s: float = 0.001,
+        max_wait_s: float = 0.02,
         max_transactions: int = 512,
+        max_in_flight: int = 1,
     ) -> None:
         self._run = run
         self.max_wait_s, self.max_transactions = max_wait_s, max_transactions
+        self.max_in_flight = max_in_flight
         self._pending: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -39,7 +43,11 @@ class MicroBatcher(Generic[T, R]):
         future: asyncio.Future[list[R]] = loop.create_future()
         self._pending.append((items, future))
         self._size += len(items)
-        if self._in_flight == 0 or self._size >= self.max_transactions or self.max_wait_s <= 0:
+        if (
+            self._in_flight < self.max_in_flight
+            or self._size >= self.max_transactions
+            or self.max_wait_s <= 0
+        ):
             self._flush_now()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_wait_s, self._flush_now)
@@ -67,7 +75,7 @@ class MicroBatcher(Generic[T, R]):
             return
         finally:
             self._in_flight -= 1
-            if self._pending and self._in_flight == 0:
+            if self._pending and self._in_flight < self.max_in_flight:
                 self._flush_now()  # what gathered meanwhile goes now
         start = 0
         for part, future in group:

@@ -6,18 +6,22 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deployments.ingress import API_KEY_ENV, _require_api_key
+from deployments.auth import API_KEY_ENV, ApiKeyGuard
 from deployments.limits import BodySizeLimit
 
 
 def guarded_app(max_bytes: int = 1_000) -> FastAPI:
     app = FastAPI()
-    app.middleware("http")(_require_api_key)
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    app.add_middleware(ApiKeyGuard)
 
     @app.post("/v1/echo")
     async def echo(payload: dict) -> dict:
         return {"n": len(payload)}
+
+    @app.get("/v1/live/stream")
+    async def live() -> dict:
+        return {"live": True}
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -38,6 +42,11 @@ def test_api_key_required_on_v1_when_configured(monkeypatch: pytest.MonkeyPatch)
     ok = client.post("/v1/echo", json={"a": 1}, headers={"authorization": "Bearer s3cret-token"})
     assert ok.status_code == 200
     assert client.get("/healthz").status_code == 200  # probes need no key
+    # Browsers open the event stream without headers: the key may come as a query parameter,
+    # there and nowhere else.
+    assert client.get("/v1/live/stream?access_token=s3cret-token").status_code == 200
+    assert client.get("/v1/live/stream?access_token=nope").status_code == 401
+    assert client.post("/v1/echo?access_token=s3cret-token", json={"a": 1}).status_code == 401
 
 
 def test_body_limit_by_header_and_by_stream() -> None:
