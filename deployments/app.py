@@ -46,6 +46,11 @@ class AppArgs(BaseModel):
     dedup: DedupConfig = DedupConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
     stream: StreamConfig = StreamConfig()
+    score_in_process: bool = Field(
+        True,
+        description="Deciding replicas run the model the ModelScorer serves themselves "
+        "(one hop fewer); false sends every batch to the ModelScorer.",
+    )
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 

@@ -26,11 +26,13 @@ class ModelScorer:
     def __init__(self, loader: Loader | None = None, threads: int = 1) -> None:
         # One intra-op thread, no spinning: two cores are shared with the ingress and shards.
         self.holder = ModelHolder(loader or onnx_loader(threads))
+        self.config: ScorerConfig | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Hot swap: a new `model_dir` (or `shadow_model_dir`) loads in place, no restart."""
         config = ScorerConfig(**user_config)
         self.holder.load(config.model_dir, config.shadow_model_dir)
+        self.config = config
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0005)
     async def score(self, batches: list[np.ndarray]) -> list[Scored]:
@@ -41,8 +43,12 @@ class ModelScorer:
 
     def card(self) -> dict[str, Any]:
         shadow = self.holder.shadow
+        assert self.config is not None  # Serve calls reconfigure before any request
         return {
             "version": self.holder.model.version,
             "card": self.holder.model.card,
             "shadow_version": shadow.version if shadow is not None else None,
+            # What deciding replicas that score in process load (deployments.local_model).
+            "model_dir": self.config.model_dir,
+            "shadow_model_dir": self.config.shadow_model_dir,
         }

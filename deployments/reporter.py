@@ -2,7 +2,8 @@
 
 Every `REPORT_INTERVAL_S`: one desk call carrying the LEGIT-only batches scored since the
 last tick, request latencies and shadow agreement; its answer says whether the rules changed.
-Every tenth tick the model card is read again (model version metric, cost thresholds).
+Every second tick the model card is read again (which model to score with in process, the
+model version metric, cost thresholds).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class Reporter:
         pipeline: ScoringPipeline,
         model: Any,
         metrics: ServiceMetrics,
-        on_card: Callable[[dict[str, Any]], None] = lambda card: None,
+        on_card: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.shards, self.desk, self.pipeline = shards, desk, pipeline
         self.model, self.metrics, self.on_card = model, metrics, on_card
@@ -56,7 +57,7 @@ class Reporter:
                     "tick", self.replica, batches, np.asarray(lat), shadow
                 )
                 await self.desk.refresh_policy(state["policy_version"])
-                if ticks % 10 == 0:
+                if ticks % 2 == 0:
                     await self._follow_model(state)
             except Exception as e:  # the desk or model restarting: try again next tick
                 self.shards.put_back(batches)
@@ -66,7 +67,8 @@ class Reporter:
 
     async def _follow_model(self, state: dict[str, int]) -> None:
         self.model_card = await self.model.card.remote()
-        self.on_card(self.model_card)
+        if self.on_card is not None:
+            await self.on_card(self.model_card)
         self.metrics.state(
             self.model_card.get("version"),
             self.model_card.get("shadow_version"),

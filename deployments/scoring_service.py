@@ -10,6 +10,7 @@ from typing import Any
 from actors.ray_shards import RayShardClient
 from deployments.desk_service import DeskService
 from deployments.ingress_config import IngressConfig, thresholds_for
+from deployments.local_model import FollowingModel
 from deployments.metrics import ServiceMetrics
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
@@ -27,9 +28,12 @@ class ScoringService:
             retry_for_s=settings["shard_retry_seconds"],
         )
         self.metrics = ServiceMetrics()
+        remote = HandleModel(model, retry_for_s=settings["model_retry_seconds"])
+        # In process: the same model the ModelScorer serves, one hop fewer per batch.
+        self.local_model = FollowingModel(remote) if settings["score_in_process"] else None
         self.pipeline = ScoringPipeline(
             self.shards,
-            HandleModel(model, retry_for_s=settings["model_retry_seconds"]),
+            self.local_model or remote,
             Thresholds(),
             sink=self.shards,
             on_batch=self.metrics.batch,
@@ -46,6 +50,8 @@ class ScoringService:
         self.config = IngressConfig(**user_config)
         self.pipeline.thresholds = thresholds_for(self.config, self.model_card)
 
-    def _on_card(self, card: dict[str, Any]) -> None:
+    async def _on_card(self, card: dict[str, Any]) -> None:
         self.model_card = card
         self.pipeline.thresholds = thresholds_for(self.config, card)
+        if self.local_model is not None:
+            await self.local_model.follow(card)

@@ -1,0 +1,104 @@
+"""The in-process model follows the ModelScorer's card and falls back to it (no Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deployments.errors import ServiceUnavailable
+from deployments.local_model import FollowingModel
+from deployments.model_holder import Scored
+from features.names import FEATURE_NAMES
+
+
+class FakeScorer:
+    def __init__(self, path: Path) -> None:
+        if path.name == "missing":
+            raise FileNotFoundError(path)
+        self.version, self.card = path.name, {}
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if self.version == "broken":
+            raise ValueError("graph wants 19 inputs")
+        return np.full(len(x), 0.25)
+
+
+class FakeExplainer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros_like(x)
+
+
+class RemoteStub:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def score(self, x: np.ndarray) -> Scored:
+        self.calls += 1
+        return Scored(np.full(len(x), 0.75), "remote")
+
+    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+        self.calls += 1
+        return np.ones_like(x), "remote"
+
+
+def card(model_dir: str, version: str | None = None) -> dict[str, Any]:
+    return {"model_dir": model_dir, "version": version or Path(model_dir).name}
+
+
+def model() -> tuple[FollowingModel, RemoteStub]:
+    remote = RemoteStub()
+    follower = FollowingModel(remote, loader=FakeScorer)  # type: ignore[arg-type]
+    follower.holder._explainer_loader = FakeExplainer
+    return follower, remote
+
+
+def test_scores_locally_once_it_has_loaded_what_the_card_names() -> None:
+    follower, remote = model()
+    x = np.zeros((3, len(FEATURE_NAMES)))
+
+    async def scenario() -> list[str]:
+        versions = [(await follower.score(x)).version]  # nothing loaded yet: remote
+        await follower.follow(card("/models/v1"))
+        versions.append((await follower.score(x)).version)
+        await follower.follow(card("/models/v2"))  # a promote: the next batch uses v2
+        versions.append((await follower.score(x)).version)
+        return versions
+
+    assert asyncio.run(scenario()) == ["remote", "v1", "v2"]
+    assert remote.calls == 1
+
+
+@pytest.mark.parametrize(
+    "bad_card", [card("/models/missing"), card("/models/v3", version="other-version")]
+)
+def test_falls_back_to_the_model_scorer_when_the_copy_is_not_the_same(
+    bad_card: dict[str, Any],
+) -> None:
+    follower, _ = model()
+    x = np.zeros((2, len(FEATURE_NAMES)))
+
+    async def scenario() -> str:
+        await follower.follow(card("/models/v1"))
+        await follower.follow(bad_card)  # unreadable here, or not the version served
+        return (await follower.score(x)).version
+
+    assert asyncio.run(scenario()) == "remote" and not follower.local
+
+
+def test_a_model_that_cannot_score_is_a_503_not_a_legit() -> None:
+    follower, _ = model()
+
+    async def scenario() -> None:
+        await follower.follow(card("/models/broken"))
+        await follower.score(np.zeros((1, len(FEATURE_NAMES))))
+
+    with pytest.raises(ServiceUnavailable) as e:
+        asyncio.run(scenario())
+    assert e.value.reason == "model_failed"
