@@ -5,9 +5,11 @@ loopback; every scenario is bounded in seconds and requests. Reports p50/p95/p99
 transactions/s, errors and server CPU-seconds per 1,000 transactions; writes JSON, a
 Markdown table and a PNG chart under benchmarks/results/, and prints ours/baseline ratios.
 
-python -m benchmarks compare [--seconds 10] [--fast]
+python -m benchmarks compare [--seconds 10] [--fast] [--approx-reasons] [--stream N]
   --fast: start Serve with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (and the HAProxy ingress when
           /usr/sbin/haproxy exists), which serve_config.yaml cannot set for the proxy.
+  --approx-reasons: also the fast mode with `reasons: approx` (the baseline explains nothing;
+          exact TreeSHAP for flagged rows is the service's largest per-batch cost).
 """
 
 from __future__ import annotations
@@ -182,18 +184,20 @@ def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
         proc.wait(timeout=30)
 
 
-def run_service(seconds: float, fast: bool, console: Console) -> list[dict[str, Any]]:
+def run_service(
+    seconds: float, fast: bool, console: Console, name: str, args: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     data = Path("data")
     data.mkdir(exist_ok=True)
     proc = start_service(
         console,
         data / "logs" / "compare-serve.log",
-        demo_config(data),
+        demo_config(data, args),
         fast_env() if fast else None,
     )
     try:
         wait_healthy(proc)
-        return measure("ours-fast" if fast else "ours", SERVICE_URL, proc.pid, seconds, console)
+        return measure(name, SERVICE_URL, proc.pid, seconds, console)
     finally:
         stop_service(proc, console)
 
@@ -273,6 +277,11 @@ def main(argv: list[str] | None = None) -> None:
         "--fast", action="store_true", help="also measure the throughput-optimized mode"
     )
     ap.add_argument(
+        "--approx-reasons",
+        action="store_true",
+        help="also the fast mode with `reasons: approx` instead of exact TreeSHAP",
+    )
+    ap.add_argument(
         "--stream",
         type=int,
         default=0,
@@ -283,11 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     console = Console()
     rows = run_baseline(args.seconds, console)
-    rows += run_service(args.seconds, False, console)
+    rows += run_service(args.seconds, False, console, "ours")
     targets = ["baseline", "ours"]
     if args.fast:
-        rows += run_service(args.seconds, True, console)
+        rows += run_service(args.seconds, True, console, "ours-fast")
         targets.append("ours-fast")
+    if args.approx_reasons:
+        rows += run_service(args.seconds, True, console, "ours-fast-approx", {"reasons": "approx"})
+        targets.append("ours-fast-approx")
     table = markdown(rows, targets)
     if args.stream:
         from benchmarks.stream import run as run_stream

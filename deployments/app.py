@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
@@ -50,6 +50,11 @@ class AppArgs(BaseModel):
         True,
         description="Deciding replicas run the model the ModelScorer serves themselves "
         "(one hop fewer); false sends every batch to the ModelScorer.",
+    )
+    reasons: Literal["exact", "approx"] = Field(
+        "exact",
+        description="Reason codes for flagged rows: exact TreeSHAP (~2 ms per flagged row) "
+        "or Saabas attribution (~70x cheaper; top reason differs on ~4 rows in 10).",
     )
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)

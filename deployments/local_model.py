@@ -70,7 +70,7 @@ class FollowingModel:
         except Exception as e:  # as from the ModelScorer: a 503, never a silent LEGIT
             raise ServiceUnavailable("model_failed", retry_after_s=5) from e
 
-    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+    async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         if self.serving is None:
-            return await self.remote.explain(x)
-        return self.holder.explain(x)
+            return await self.remote.explain(x, approx)
+        return self.holder.explain(x, approx)

@@ -38,8 +38,8 @@ class ModelScorer:
     async def score(self, batches: list[np.ndarray]) -> list[Scored]:
         return self.holder.score_many(batches)
 
-    def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
-        return self.holder.explain(x)
+    def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
+        return self.holder.explain(x, approx)
 
     def card(self) -> dict[str, Any]:
         shadow = self.holder.shadow

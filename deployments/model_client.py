@@ -27,15 +27,15 @@ class HandleModel:
     async def score(self, x: Any) -> Scored:
         return await self._call("score", x)
 
-    async def explain(self, x: Any) -> tuple[Any, str]:
-        return await self._call("explain", x)
+    async def explain(self, x: Any, approx: bool = False) -> tuple[Any, str]:
+        return await self._call("explain", x, approx)
 
-    async def _call(self, method: str, x: Any) -> Any:
+    async def _call(self, method: str, *args: Any) -> Any:
         deadline = time.monotonic() + self.retry_for_s
         delay = 0.05
         while True:
             try:
-                return await getattr(self.handle, method).remote(x)
+                return await getattr(self.handle, method).remote(*args)
             except RayTaskError as e:  # the model code raised: retrying gives the same
                 raise ServiceUnavailable("model_failed", retry_after_s=5) from e
             except Exception as e:  # replica gone, restarting, or refusing (backpressure)

@@ -27,7 +27,7 @@ class Scorer(Protocol):
 
 
 class Explains(Protocol):
-    def contributions(self, x: np.ndarray) -> np.ndarray: ...
+    def contributions(self, x: np.ndarray, approx: bool = False) -> np.ndarray: ...
 
 
 Loader = Callable[[Path], Scorer]
@@ -103,7 +103,7 @@ class ModelHolder:
             start += n
         return out
 
-    def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+    def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         """TreeSHAP contributions of the live model for these rows (loaded on first use)."""
         model = self.model
         explainer = self._explainers.get(model.version)
@@ -112,4 +112,4 @@ class ModelHolder:
                 raise RuntimeError("no model loaded")
             explainer = self._explainer_loader(self.model_dir)
             self._explainers = {model.version: explainer}  # keep only the live model's
-        return explainer.contributions(x), model.version
+        return explainer.contributions(x, approx), model.version

@@ -55,7 +55,7 @@ class ShardBackend(Protocol):
 class ModelBackend(Protocol):
     async def score(self, x: np.ndarray) -> Scored: ...
 
-    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]: ...
+    async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]: ...
 
 
 class DecisionSink(Protocol):
@@ -155,6 +155,7 @@ class ScoringPipeline:
         self.policy = policy or Policy()
         self.shadow = ShadowStats()
         self.explain_failures = 0
+        self.approx_reasons = False  # `reasons: approx` (Saabas) instead of exact TreeSHAP
 
     async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
@@ -256,7 +257,7 @@ class ScoringPipeline:
         if not len(rows):
             return {}
         try:
-            contribs, _ = await self.model.explain(x[rows])
+            contribs, _ = await self.model.explain(x[rows], self.approx_reasons)
         except Exception as e:  # the decision stands; the reasons are missing
             self.explain_failures += 1
             log.warning("reasons unavailable: %s", type(e).__name__)

@@ -38,6 +38,7 @@ class ScoringService:
             sink=self.shards,
             on_batch=self.metrics.batch,
         )
+        self.pipeline.approx_reasons = settings["reasons"] == "approx"
         self.desk = DeskService(self.shards, self.pipeline)
         self.config = IngressConfig()
         self.model_card: dict[str, Any] = {}

@@ -23,9 +23,14 @@ class Explainer:
         self.booster.load_model(str(Path(path) / BOOSTER_FILE))
         self.booster.set_param({"nthread": 1})
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        """(n, features) log-odds contributions; the bias column is dropped."""
+    def contributions(self, x: np.ndarray, approx: bool = False) -> np.ndarray:
+        """(n, features) log-odds contributions; the bias column is dropped.
+
+        `approx`: Saabas path attribution instead of exact TreeSHAP, ~70x cheaper (0.03 vs
+        ~2 ms per row for the default model) but its top reason differs from TreeSHAP's on
+        about 4 rows in 10; the service's `reasons: approx` setting."""
         if len(x) == 0:
             return np.empty((0, len(FEATURE_NAMES)))
         dm = xgb.DMatrix(np.asarray(x, np.float32), feature_names=list(FEATURE_NAMES))
-        return np.asarray(self.booster.predict(dm, pred_contribs=True))[:, :-1]
+        contribs = self.booster.predict(dm, pred_contribs=True, approx_contribs=approx)
+        return np.asarray(contribs)[:, :-1]

@@ -31,7 +31,7 @@ class FakeExplainer:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
+    def contributions(self, x: np.ndarray, approx: bool = False) -> np.ndarray:
         return np.zeros_like(x)
 
 
@@ -43,7 +43,7 @@ class RemoteStub:
         self.calls += 1
         return Scored(np.full(len(x), 0.75), "remote")
 
-    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+    async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         self.calls += 1
         return np.ones_like(x), "remote"
 

@@ -31,7 +31,7 @@ class FakeModel:
     async def score(self, x: np.ndarray) -> Scored:
         return Scored(np.minimum(x[:, COL["TX_AMOUNT"]] / 1000, 1.0), self.version)
 
-    async def explain(self, x: np.ndarray) -> tuple[np.ndarray, str]:
+    async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         contribs = np.zeros_like(x)
         contribs[:, COL["TX_AMOUNT"]] = x[:, COL["TX_AMOUNT"]] / 1000
         contribs[:, COL["USER_NB_TX_1HOUR_WINDOW"]] = x[:, COL["USER_NB_TX_1HOUR_WINDOW"]] / 10
@@ -168,6 +168,24 @@ def test_model_holder_swaps_between_batches_without_splitting_one() -> None:
     assert both.shadow_version == v1 and np.array_equal(both.shadow_scores, both.scores)
     contribs, version = holder.explain(x[:2])
     assert contribs.shape == (2, len(FEATURE_NAMES)) and version == v1
+
+
+def test_exact_and_approximate_reasons_both_add_up_to_the_score() -> None:
+    """Exact TreeSHAP and Saabas attribution both decompose the same log-odds (with the
+    bias); they are different decompositions, which is why `reasons: exact` is the default."""
+    from features.explain import Explainer
+    from features.onnx_model import load_model
+
+    x = np.random.default_rng(3).gamma(2.0, 20.0, size=(50, len(FEATURE_NAMES)))
+    explainer = Explainer(REPO / "models" / "default")
+    exact, approx = explainer.contributions(x), explainer.contributions(x, approx=True)
+    assert exact.shape == approx.shape == (50, len(FEATURE_NAMES))
+    assert np.allclose(exact.sum(1) - approx.sum(1), 0.0, atol=1e-4)  # same bias, same margin
+    assert not np.allclose(exact, approx)
+    margin = np.log(load_model(REPO / "models" / "default").score(x))
+    margin -= np.log1p(-np.exp(margin))
+    bias = margin - exact.sum(1)
+    assert np.allclose(bias, bias[0], atol=5e-3)  # contributions + one constant = log-odds
 
 
 def test_micro_batcher_groups_requests_and_keeps_each_answer() -> None:
