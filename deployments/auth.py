@@ -13,6 +13,8 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from deployments.asgi import send_json
+
 API_KEY_ENV = "FRAUD_API_KEY"
 LIVE_STREAM_PATH = "/v1/live/stream"
 _DENIED = b'{"detail":"missing or wrong API key"}'
@@ -36,15 +38,4 @@ class ApiKeyGuard:
         if hmac.compare_digest(given, f"Bearer {key}".encode()):
             await self.app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(_DENIED)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _DENIED})
+        await send_json(send, 401, _DENIED, ((b"www-authenticate", b"Bearer"),))

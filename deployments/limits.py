@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployments.asgi import send_json
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
@@ -50,14 +52,4 @@ class BodySizeLimit:
 
     async def _reject(self, send: Any) -> None:
         body = f'{{"detail": "request body over {self.max_bytes} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, body)

@@ -31,6 +31,7 @@ class FollowingModel:
         self.holder = ModelHolder(loader or onnx_loader(1))
         self.serving: tuple[Any, ...] | None = None  # the card fields of what is loaded
         self.load_failures = 0
+        self._failed: tuple[Any, ...] | None = None  # a card that did not load: not retried
 
     @property
     def local(self) -> bool:
@@ -41,19 +42,19 @@ class FollowingModel:
         changed."""
         fields = ("model_dir", "shadow_model_dir", "version", "shadow_version")
         wanted = tuple(card.get(k) for k in fields)
-        if wanted[0] is None or wanted == self.serving:
+        if wanted[0] is None or wanted in (self.serving, self._failed):
             return
         model_dir, shadow_dir = wanted[0], wanted[1]
         try:  # ONNX sessions and the TreeSHAP booster take ~0.1 s: not on the event loop
             await asyncio.to_thread(self._load, model_dir, shadow_dir)
         except Exception as e:  # e.g. the directory is not on this node: keep the remote
             self.load_failures += 1
-            self.serving = None
+            self.serving, self._failed = None, wanted
             log.warning("in-process model unavailable (%s): using the ModelScorer", e)
             return
         if self.holder.model.version != card.get("version"):
             log.warning("in-process model version differs from the ModelScorer's: remote")
-            self.serving = None
+            self.serving, self._failed = None, wanted
             return
         self.serving = wanted
         log.info("scoring in process with %s", resolve_model_dir(model_dir))

@@ -16,7 +16,10 @@ from features.names import FEATURE_NAMES
 
 
 class FakeScorer:
+    loads = 0
+
     def __init__(self, path: Path) -> None:
+        FakeScorer.loads += 1
         if path.name == "missing":
             raise FileNotFoundError(path)
         self.version, self.card = path.name, {}
@@ -87,6 +90,9 @@ def test_falls_back_to_the_model_scorer_when_the_copy_is_not_the_same(
     async def scenario() -> str:
         await follower.follow(card("/models/v1"))
         await follower.follow(bad_card)  # unreadable here, or not the version served
+        loads = FakeScorer.loads
+        await follower.follow(bad_card)  # the same card again: not tried again every tick
+        assert FakeScorer.loads == loads
         return (await follower.score(x)).version
 
     assert asyncio.run(scenario()) == "remote" and not follower.local
