@@ -38,7 +38,6 @@ class Reporter:
         self.model, self.metrics, self.on_card = model, metrics, on_card
         self.replica = uuid.uuid4().hex[:8]
         self.latencies: list[float] = []
-        self.model_card: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
 
     def ensure_running(self) -> None:
@@ -56,22 +55,24 @@ class Reporter:
                 state = await self.shards.desk(
                     "tick", self.replica, batches, np.asarray(lat), shadow
                 )
-                await self.desk.refresh_policy(state["policy_version"])
-                if ticks % 2 == 0:
-                    await self._follow_model(state)
-            except Exception as e:  # the desk or model restarting: try again next tick
+            except Exception as e:  # the desk restarting: its batches go with the next tick
                 self.shards.put_back(batches)
-                log.warning("reporter: %s", type(e).__name__)
+                log.warning("reporter: desk %s", type(e).__name__)
+            else:  # delivered: a failure below must not send the batches again
+                try:
+                    await self.desk.refresh_policy(state["policy_version"])
+                    if ticks % 2 == 0:
+                        await self._follow_model(state)
+                except Exception as e:  # the desk or model restarting: try again next tick
+                    log.warning("reporter: %s", type(e).__name__)
             ticks += 1
             await asyncio.sleep(REPORT_INTERVAL_S)
 
     async def _follow_model(self, state: dict[str, int]) -> None:
-        self.model_card = await self.model.card.remote()
+        card = await self.model.card.remote()
         if self.on_card is not None:
-            await self.on_card(self.model_card)
+            await self.on_card(card)
         self.metrics.state(
-            self.model_card.get("version"),
-            self.model_card.get("shadow_version"),
-            state["reviews_open"],
+            card.get("version"), card.get("shadow_version"), state["reviews_open"],
             state["policy_version"],
-        )
+        )  # fmt: skip
