@@ -19,16 +19,28 @@ import numpy as np
 
 from deployments.errors import ServiceUnavailable
 from deployments.model_client import HandleModel
-from deployments.model_holder import Loader, ModelHolder, Scored, onnx_loader, resolve_model_dir
+from deployments.model_holder import (
+    ExplainerLoader,
+    Loader,
+    ModelHolder,
+    Scored,
+    onnx_loader,
+    resolve_model_dir,
+)
 from features.names import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 
 
 class FollowingModel:
-    def __init__(self, remote: HandleModel, loader: Loader | None = None) -> None:
+    def __init__(
+        self,
+        remote: HandleModel,
+        loader: Loader | None = None,
+        explainer_loader: ExplainerLoader | None = None,
+    ) -> None:
         self.remote = remote
-        self.holder = ModelHolder(loader or onnx_loader(1))
+        self.holder = ModelHolder(loader or onnx_loader(1), explainer_loader)
         self.serving: tuple[Any, ...] | None = None  # the card fields of what is loaded
         self.load_failures = 0
         self._failed: tuple[Any, ...] | None = None  # a card that did not load: not retried

@@ -148,6 +148,7 @@ class ScoringPipeline:
         sink: DecisionSink | None = None,
         policy: Policy | None = None,
         on_batch: BatchObserver | None = None,
+        approx_reasons: bool = False,
     ) -> None:
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink = sink
@@ -155,7 +156,7 @@ class ScoringPipeline:
         self.policy = policy or Policy()
         self.shadow = ShadowStats()
         self.explain_failures = 0
-        self.approx_reasons = False  # `reasons: approx` (Saabas) instead of exact TreeSHAP
+        self.approx_reasons = approx_reasons  # `reasons: approx`: Saabas, not exact TreeSHAP
 
     async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).

@@ -37,8 +37,8 @@ class ScoringService:
             Thresholds(),
             sink=self.shards,
             on_batch=self.metrics.batch,
+            approx_reasons=settings["reasons"] == "approx",
         )
-        self.pipeline.approx_reasons = settings["reasons"] == "approx"
         self.desk = DeskService(self.shards, self.pipeline)
         self.config = IngressConfig()
         self.model_card: dict[str, Any] = {}

@@ -57,8 +57,7 @@ def card(model_dir: str, version: str | None = None) -> dict[str, Any]:
 
 def model() -> tuple[FollowingModel, RemoteStub]:
     remote = RemoteStub()
-    follower = FollowingModel(remote, loader=FakeScorer)  # type: ignore[arg-type]
-    follower.holder._explainer_loader = FakeExplainer
+    follower = FollowingModel(remote, FakeScorer, FakeExplainer)  # type: ignore[arg-type]
     return follower, remote
 
 
