@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,10 +43,19 @@ def percentiles_us(samples_s: list[float]) -> dict[str, float]:
     return {"p50_us": statistics.median(xs) * 1e6, "p95_us": q(0.95), "p99_us": q(0.99)}
 
 
+def command() -> str:
+    """How this run was started (`python -m benchmarks <suite> ...` or a suite's module)."""
+    script = Path(sys.argv[0])
+    module = "benchmarks" if script.name == "__main__.py" else f"benchmarks.{script.stem}"
+    return " ".join(["python -m", module, *sys.argv[1:]])
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
+    """`benchmarks/results/<name>.json`: the result with the machine and the command."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **result}, indent=2, default=str) + "\n")
+    body = {"machine": machine(), "command": command(), **result}
+    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
     print(f"saved {path}")
     return path
 

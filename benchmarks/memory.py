@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{out['index_bytes_per_user']:,.0f} B; RSS growth {out['rss_growth_bytes_per_user']:,.0f}"
         f" B/card; the kept events alone (snapshot) {out['snapshot_bytes_per_user']:,.0f} B/card"
     )
-    save("memory", {"command": "python -m benchmarks memory " + " ".join(argv or []), **out})
+    save("memory", out)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms (backlog included); CPU s/1k: "
         f"service {out['service_cpu_s_per_1k']:.3f}, redis {out['redis_cpu_s_per_1k']:.3f}"
     )
-    save("stream", {"command": "python -m benchmarks stream " + " ".join(argv or []), **out})
+    save("stream", out)
 
 
 if __name__ == "__main__":
