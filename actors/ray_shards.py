@@ -21,6 +21,14 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from actors.desk import Desk
 from actors.shards import TerminalShard, UserShard
 from actors.state_store import StoreUnavailable
+from actors.wire import (
+    STORE_UNAVAILABLE,
+    WireClosed,
+    WireConnection,
+    WireRemoteError,
+    WireServer,
+    wire_items,
+)
 
 NAMESPACE = "fraud"
 _ACTOR_OPTIONS: dict[str, Any] = {
@@ -33,9 +41,31 @@ _ACTOR_OPTIONS: dict[str, Any] = {
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
 MAX_PENDING_ROWS = 200_000  # LEGIT decisions held for the desk while it is unreachable
 
+
+class _Wired:
+    """A shard actor that also takes `process` calls over its own socket (`actors.wire`)."""
+
+    _wire: WireServer | None = None
+
+    def open_wire(self) -> tuple[str, int, bytes]:
+        """(host, port, token) of this actor's socket, opened on first use on its node's
+        address. The token travels only through Ray, so only Ray's clients can connect."""
+        if self._wire is None:
+            self._wire = WireServer(self.process, ray.util.get_node_ip_address())  # type: ignore[attr-defined]
+        return (*self._wire.address, self._wire.token)
+
+
+class UserShardActor(_Wired, UserShard):
+    pass
+
+
+class TerminalShardActor(_Wired, TerminalShard):
+    pass
+
+
 _ACTORS = {
-    "user": ray.remote(UserShard),
-    "terminal": ray.remote(TerminalShard),
+    "user": ray.remote(UserShardActor),
+    "terminal": ray.remote(TerminalShardActor),
     "desk": ray.remote(Desk),
 }
 
@@ -75,12 +105,15 @@ class RayShardClient:
         n_terminal_shards: int,
         settings: dict[str, Any],
         retry_for_s: float = 20.0,
+        transport: str = "direct",
     ) -> None:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         self.settings = settings
         self.retry_for_s = retry_for_s
+        self.transport = transport  # "direct": `process` over the shard's socket; "ray"
         self.retries = 0
         self._handles: dict[tuple[str, int], Any] = {}
+        self._wires: dict[tuple[str, int], asyncio.Task[WireConnection]] = {}
         self._layout = f"{n_user_shards}u{n_terminal_shards}t"
         self._pending: list[dict[str, Any]] = []
         self._pending_rows = 0
@@ -112,15 +145,57 @@ class RayShardClient:
                 self.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                # The GCS may be busy restarting it: then try again next round.
-                with contextlib.suppress(Exception):
-                    self._handles[kind, shard] = get_or_create(
-                        kind, shard, self._n(kind), self.settings,
-                        self._layout if kind == "desk" else "",
-                    )  # fmt: skip
+                self._reresolve(kind, shard)
+
+    def _reresolve(self, kind: str, shard: int) -> None:
+        # The GCS may be busy restarting it: then try again next round.
+        with contextlib.suppress(Exception):
+            self._handles[kind, shard] = get_or_create(
+                kind, shard, self._n(kind), self.settings, self._layout if kind == "desk" else ""
+            )
+
+    async def _connect(self, kind: str, shard: int) -> WireConnection:
+        host, port, token = await self._handles[kind, shard].open_wire.remote()
+        return await WireConnection.open(host, port, token)
+
+    async def _wire(self, kind: str, shard: int) -> WireConnection:
+        """The open connection to a shard; one connect at a time however many callers wait."""
+        task = self._wires.get((kind, shard))
+        if task is not None and task.done() and (task.exception() or task.result().closed):
+            task = None
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._connect(kind, shard))
+            self._wires[kind, shard] = task
+        return await asyncio.shield(task)
+
+    async def _process(self, kind: str, shard: int, *args: Any) -> Any:
+        """`process` on a shard: over its socket (`transport: direct`) or as a Ray call.
+        A broken connection is a dead actor until proven otherwise: re-resolve and retry
+        (the call may have run; shards deduplicate)."""
+        if self.transport == "ray":
+            return await self._call(kind, shard, "process", *args)
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        items = wire_items(args)
+        while True:
+            try:
+                conn = await self._wire(kind, shard)
+                return tuple(await conn.call(items))
+            except WireRemoteError as e:
+                if e.status == STORE_UNAVAILABLE:
+                    raise ShardUnavailable("state_store_unavailable") from e
+                raise
+            except (WireClosed, OSError, *_ACTOR_GONE) as e:
+                if time.monotonic() > deadline:
+                    raise ShardUnavailable(f"{kind}_shard_unavailable") from e
+                self.retries += 1
+                self._wires.pop((kind, shard), None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                self._reresolve(kind, shard)
 
     async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
-        return await self._call("user", shard, "process", *args)
+        return await self._process("user", shard, *args)
 
     async def terminal_step(
         self,
@@ -131,9 +206,7 @@ class RayShardClient:
         keys: np.ndarray,
         labels: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return await self._call(
-            "terminal", shard, "process", kinds, terminal_keys, times, keys, labels
-        )
+        return await self._process("terminal", shard, kinds, terminal_keys, times, keys, labels)
 
     async def desk(self, method: str, *args: Any) -> Any:
         """Call the desk actor (reviews, labels, policy, live numbers)."""

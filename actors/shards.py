@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,9 @@ class _JournaledShard:
         self.store: StateStore = store or open_store(self.settings.state, REPO_ROOT)
         self.seq = 0
         self.snapshot_seq = 0
+        # Requests arrive as Ray calls and over the shard's socket (`actors.wire`): applied
+        # one at a time either way.
+        self._lock = threading.Lock()
         self._init_state()
         started = time.perf_counter()
         self.replayed = self._recover()
@@ -97,13 +101,14 @@ class _JournaledShard:
 
     def _submit(self, op: tuple[Any, ...]) -> Any:
         """Journal, then apply: an answered request is always in the store."""
-        seq = self.seq + 1
-        self.store.append(self.name, seq, pickle.dumps(op, protocol=5))  # may raise
-        self.seq = seq
-        result = self._apply(op)
-        if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every:
-            self.checkpoint()
-        return result
+        with self._lock:
+            seq = self.seq + 1
+            self.store.append(self.name, seq, pickle.dumps(op, protocol=5))  # may raise
+            self.seq = seq
+            result = self._apply(op)
+            if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every:
+                self.checkpoint()
+            return result
 
     def checkpoint(self) -> None:
         """Snapshot the whole shard and drop the log it covers."""

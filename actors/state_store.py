@@ -84,7 +84,11 @@ class SqliteStore:
         conn = self._conns.get(shard)
         if conn is None:
             safe = shard.replace(":", "_").replace("/", "_")
-            conn = sqlite3.connect(self.directory / f"{safe}.sqlite", isolation_level=None)
+            # Any thread may write (a shard takes requests from Ray and from its socket);
+            # the shard's lock makes the writes one at a time.
+            conn = sqlite3.connect(
+                self.directory / f"{safe}.sqlite", isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
             conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")

@@ -282,6 +282,12 @@ def main(argv: list[str] | None = None) -> None:
         help="also the fast mode with `reasons: approx` instead of exact TreeSHAP",
     )
     ap.add_argument(
+        "--ray-hops",
+        action="store_true",
+        help="also the fast mode with `shard_transport: ray` (shard calls as Ray actor calls "
+        "instead of each shard's socket)",
+    )
+    ap.add_argument(
         "--stream",
         type=int,
         default=0,
@@ -300,6 +306,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.approx_reasons:
         rows += run_service(args.seconds, True, console, "ours-fast-approx", {"reasons": "approx"})
         targets.append("ours-fast-approx")
+    if args.ray_hops:
+        rows += run_service(
+            args.seconds, True, console, "ours-fast-rayhops", {"shard_transport": "ray"}
+        )
+        targets.append("ours-fast-rayhops")
     table = markdown(rows, targets)
     if args.stream:
         from benchmarks.stream import run as run_stream

@@ -56,6 +56,11 @@ class AppArgs(BaseModel):
         description="Reason codes for flagged rows: exact TreeSHAP (~2 ms per flagged row) "
         "or Saabas attribution (~70x cheaper; top reason differs on ~4 rows in 10).",
     )
+    shard_transport: Literal["direct", "ray"] = Field(
+        "direct",
+        description="How deciding replicas send transactions to shards: over each shard "
+        "actor's own socket (~0.5 ms a call) or as Ray actor calls (~2.3 ms).",
+    )
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 

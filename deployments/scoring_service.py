@@ -26,6 +26,7 @@ class ScoringService:
             settings["n_terminal_shards"],
             shard_settings,
             retry_for_s=settings["shard_retry_seconds"],
+            transport=settings["shard_transport"],
         )
         self.metrics = ServiceMetrics()
         remote = HandleModel(model, retry_for_s=settings["model_retry_seconds"])

@@ -1,0 +1,217 @@
+"""A direct socket from shard clients to a shard actor: the hot path's data plane.
+
+Why: one Ray actor call costs ~2.3 ms of wall time and CPU on a 2-core node, a loopback TCP
+round trip ~0.13 ms (docs/architecture.md, "Shard transport"). Ray stays the control plane:
+it places, names and restarts the shard actors and hands out each one's address and token
+(`open_wire`); the socket only carries `process` calls and their answers.
+
+Frames are length-prefixed; a frame holds NumPy arrays and lists of id digests in a fixed
+binary layout (no pickle: nothing that arrives on the socket is ever executed). A client
+proves it got the address through Ray by sending the shard's random token first.
+Answers come back in request order on each connection, so one connection per client and
+shard keeps the order in which a client sent a card's transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import secrets
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+Item = np.ndarray | list[str]
+Handler = Callable[..., tuple[np.ndarray, ...]]
+
+_LEN = struct.Struct("<I")
+_ARRAY_HEAD = struct.Struct("<cB")  # tag, len(dtype.str)
+_STRS_HEAD = struct.Struct("<cII")  # tag, count, bytes
+MAX_FRAME = 256 << 20
+TOKEN_BYTES = 16
+OK, STORE_UNAVAILABLE, FAILED = 0, 1, 2
+
+
+class WireClosed(ConnectionError):
+    """The connection to a shard broke; a call on it may or may not have run."""
+
+
+class WireRemoteError(RuntimeError):
+    """The shard answered with an error (`status` says which)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- codec --------------------------------------------------------------------------------
+def encode(status: int, items: Sequence[Item]) -> bytes:
+    """One frame: length, status byte, item count, then each item."""
+    parts: list[bytes] = [bytes((status, len(items)))]
+    for item in items:
+        if isinstance(item, np.ndarray):
+            arr = np.ascontiguousarray(item)
+            dt = arr.dtype.str.encode()
+            parts += [_ARRAY_HEAD.pack(b"A", len(dt)), dt, bytes((arr.ndim,))]
+            parts.append(struct.pack(f"<{arr.ndim}Q", *arr.shape))
+            parts.append(arr.tobytes())
+        else:
+            joined = "\x00".join(item).encode()
+            parts += [_STRS_HEAD.pack(b"S", len(item), len(joined)), joined]
+    body = b"".join(parts)
+    return _LEN.pack(len(body)) + body
+
+
+def decode(body: bytes | bytearray | memoryview) -> tuple[int, list[Item]]:
+    """(status, items) from a frame's body (its length prefix already read)."""
+    view = memoryview(body)
+    status, count = view[0], view[1]
+    pos, items = 2, []
+    for _ in range(count):
+        tag = bytes(view[pos : pos + 1])
+        if tag == b"A":
+            _, dlen = _ARRAY_HEAD.unpack_from(view, pos)
+            pos += _ARRAY_HEAD.size
+            dtype = np.dtype(bytes(view[pos : pos + dlen]).decode())
+            if dtype.hasobject:
+                raise ValueError("object arrays are not accepted on the wire")
+            pos += dlen
+            ndim = view[pos]
+            pos += 1
+            shape = struct.unpack_from(f"<{ndim}Q", view, pos)
+            pos += 8 * ndim
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            items.append(np.frombuffer(view[pos : pos + nbytes], dtype).reshape(shape))
+            pos += nbytes
+        elif tag == b"S":
+            _, n, nbytes = _STRS_HEAD.unpack_from(view, pos)
+            pos += _STRS_HEAD.size
+            text = bytes(view[pos : pos + nbytes]).decode()
+            items.append(text.split("\x00") if n else [])
+            pos += nbytes
+        else:
+            raise ValueError(f"unknown item tag {tag!r}")
+    return status, items
+
+
+# -- server (inside the shard actor) -----------------------------------------------------------
+def _recv_exact(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise WireClosed("peer closed")
+        got += k
+    return buf
+
+
+class WireServer:
+    """Serves `handler(*items)` on a TCP port, one thread per client connection. The
+    handler serialises itself (a shard applies one request at a time under its own lock,
+    whether it came over the socket or as a Ray call)."""
+
+    def __init__(self, handler: Handler, host: str) -> None:
+        self.handler = handler
+        self.token = secrets.token_bytes(TOKEN_BYTES)
+        self._listener = socket.create_server((host, 0))
+        self.address = (host, self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, name="wire-accept", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError, WireClosed):
+            if not hmac.compare_digest(bytes(_recv_exact(conn, TOKEN_BYTES)), self.token):
+                return
+            while True:
+                (size,) = _LEN.unpack(_recv_exact(conn, _LEN.size))
+                if size > MAX_FRAME:
+                    return
+                conn.sendall(self._answer(_recv_exact(conn, size)))
+
+    def _answer(self, body: bytearray) -> bytes:
+        from actors.state_store import StoreUnavailable  # the one error clients act on
+
+        try:
+            _, items = decode(body)
+            return encode(OK, list(self.handler(*items)))
+        except StoreUnavailable as e:
+            return encode(STORE_UNAVAILABLE, [[str(e)]])
+        except Exception as e:  # the client raises it; the connection stays usable
+            return encode(FAILED, [[f"{type(e).__name__}: {e}"]])
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+# -- client (in the ingress and stream replicas) -----------------------------------------------
+class WireConnection:
+    """One asyncio connection to one shard; calls are pipelined and answered in order."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._waiting: deque[asyncio.Future[list[Item]]] = deque()
+        self.closed = False
+        self._task = asyncio.get_running_loop().create_task(self._read_answers())
+
+    @classmethod
+    async def open(cls, host: str, port: int, token: bytes) -> WireConnection:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(token)
+        return cls(reader, writer)
+
+    async def call(self, items: Sequence[Item]) -> list[Item]:
+        if self.closed:
+            raise WireClosed("connection closed")
+        future: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)  # appended and written with no await between: in order
+        self._writer.write(encode(OK, items))
+        await self._writer.drain()
+        return await future
+
+    async def _read_answers(self) -> None:
+        error: BaseException = WireClosed("connection closed")
+        try:
+            while True:
+                (size,) = _LEN.unpack(await self._reader.readexactly(_LEN.size))
+                status, items = decode(await self._reader.readexactly(size))
+                future = self._waiting.popleft()
+                if future.done():
+                    continue
+                if status == OK:
+                    future.set_result(items)
+                else:
+                    future.set_exception(WireRemoteError(status, str(items[0][0])))
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
+            error = WireClosed(str(e) or type(e).__name__)  # broken, or a frame out of step
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.closed = True
+            self._writer.close()
+            while self._waiting:
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(error)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def wire_items(args: Sequence[Any]) -> list[Item]:
+    """Call arguments as wire items: arrays stay arrays, sequences of ids become lists."""
+    return [a if isinstance(a, np.ndarray) else list(a) for a in args]

@@ -1,0 +1,168 @@
+"""The shard socket (`actors.wire`): same answers as a direct call, in order, guarded.
+
+No Ray: a real `UserShard` behind a `WireServer` on loopback, and a twin shard called
+directly; what Ray adds (finding the address, restarting) is covered by the service tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actors.shards import UserShard
+from actors.state_store import MemoryStore, SqliteStore, StoreUnavailable
+from actors.wire import (
+    FAILED,
+    OK,
+    STORE_UNAVAILABLE,
+    TOKEN_BYTES,
+    WireClosed,
+    WireConnection,
+    WireRemoteError,
+    WireServer,
+    decode,
+    encode,
+    wire_items,
+)
+from features.ids import id_keys
+
+
+def test_codec_round_trip_keeps_dtypes_shapes_and_ids() -> None:
+    items = [
+        np.arange(6, dtype=np.float64).reshape(2, 3),
+        np.array([-1, 2**40], np.int64),
+        np.zeros(0, np.int8),
+        ["a", "b-c", ""],
+        [],
+    ]
+    status, back = decode(encode(FAILED, items)[4:])
+    assert status == FAILED
+    for sent, got in zip(items, back, strict=True):
+        if isinstance(sent, np.ndarray):
+            assert isinstance(got, np.ndarray)
+            assert got.dtype == sent.dtype and got.shape == sent.shape
+            np.testing.assert_array_equal(got, sent)
+        else:
+            assert got == sent
+
+
+def test_codec_refuses_object_arrays_and_unknown_tags() -> None:
+    frame = bytearray(encode(OK, [np.array([1.0])])[4:])
+    frame[2:3] = b"X"
+    with pytest.raises(ValueError, match="tag"):
+        decode(frame)
+    with pytest.raises(ValueError, match="object"):
+        decode(encode(OK, [np.array([{"a": 1}], dtype=object)])[4:])
+
+
+def _calls(n: int, rows: int = 3) -> list[tuple[Any, ...]]:
+    """`UserShard.process` arguments: cards seen again and again, one retry per call."""
+    out = []
+    for c in range(n):
+        txs = [id_keys(f"tx{c}-{r}")[0] for r in range(rows)]
+        txs[-1] = txs[0]  # a retry inside the request
+        out.append((
+            txs,
+            np.array([c, c + 1, c][:rows], np.int64),
+            [id_keys(f"card{(c + r) % 4}")[0] for r in range(rows)],
+            np.full(rows, 1_600_000_000_000 + 60_000 * c, np.int64),
+            np.linspace(5, 50, rows) + c,
+            np.arange(rows, dtype=np.int32),
+        ))  # fmt: skip
+    return out
+
+
+async def _over_wire(server: WireServer, calls: list[tuple[Any, ...]]) -> list[list[Any]]:
+    conn = await WireConnection.open(*server.address, server.token)
+    try:  # all sent at once: pipelined on one connection, answered in order
+        return list(await asyncio.gather(*(conn.call(wire_items(c)) for c in calls)))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_answers_over_the_socket_equal_direct_calls_in_order(backend: str, tmp_path: Path) -> None:
+    """The socket's threads write the journal too: SQLite must accept that (it refuses a
+    connection used from another thread unless told)."""
+    store = SqliteStore(tmp_path) if backend == "sqlite" else MemoryStore()
+    over_socket, direct = UserShard(0, 1, {}, store=store), UserShard(0, 1, {})
+    server = WireServer(over_socket.process, "127.0.0.1")
+    calls = _calls(40)
+    try:
+        got = asyncio.run(_over_wire(server, calls))
+    finally:
+        server.close()
+    for call, (feats, status) in zip(calls, got, strict=True):
+        want_feats, want_status = direct.process(*call)
+        np.testing.assert_array_equal(feats, want_feats)
+        np.testing.assert_array_equal(status, want_status)
+    assert over_socket.transactions == direct.transactions == 40 * 2
+    assert over_socket.dedup.hits == direct.dedup.hits
+    restarted = UserShard(0, 1, {}, store=store)  # what was answered was journaled
+    assert restarted.transactions == 40 * 2 and restarted.replayed == 40
+
+
+def test_a_wrong_token_is_disconnected_before_anything_is_applied() -> None:
+    shard = UserShard(0, 1, {})
+    server = WireServer(shard.process, "127.0.0.1")
+    try:
+        with socket.create_connection(server.address, timeout=5) as s:
+            s.sendall(b"x" * TOKEN_BYTES + encode(OK, wire_items(_calls(1)[0])))
+            try:
+                answer = s.recv(1)
+            except ConnectionResetError:  # closed with our frame unread
+                answer = b""
+            assert answer == b""  # closed without an answer
+    finally:
+        server.close()
+    assert shard.transactions == 0
+
+
+class _DownStore(MemoryStore):
+    def append(self, name: str, seq: int, record: bytes) -> None:
+        raise StoreUnavailable("disk full")
+
+
+def test_errors_come_back_as_statuses_and_the_connection_stays_usable() -> None:
+    shard = UserShard(0, 1, {}, store=_DownStore())
+    server = WireServer(shard.process, "127.0.0.1")
+
+    async def go() -> tuple[int, int, int]:
+        conn = await WireConnection.open(*server.address, server.token)
+        with pytest.raises(WireRemoteError) as down:
+            await conn.call(wire_items(_calls(1)[0]))
+        with pytest.raises(WireRemoteError) as bad:
+            await conn.call([np.zeros(2)])  # wrong arguments: the handler raises
+        server.close()
+        return down.value.status, bad.value.status, len(conn._waiting)
+
+    try:
+        down, bad, waiting = asyncio.run(go())
+    finally:
+        server.close()
+    assert (down, bad, waiting) == (STORE_UNAVAILABLE, FAILED, 0)
+    assert shard.transactions == 0
+
+
+def test_a_broken_connection_fails_waiting_calls_instead_of_hanging() -> None:
+    async def go() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(TOKEN_BYTES + 4)
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = await WireConnection.open("127.0.0.1", port, b"t" * TOKEN_BYTES)
+        with pytest.raises(WireClosed):
+            await asyncio.wait_for(conn.call([np.zeros(1)]), 5)
+        assert conn.closed
+        with pytest.raises(WireClosed):
+            await conn.call([np.zeros(1)])
+        server.close()
+
+    asyncio.run(go())
