@@ -1,8 +1,9 @@
 """Per-transaction feature contributions (TreeSHAP) from the booster the ONNX model came from.
 
-Every model directory keeps `model.json` beside `model.onnx`; XGBoost's `pred_contribs` on
-that booster gives exact TreeSHAP values in log-odds. It costs far more than ONNX scoring,
-so the service asks for it only for the rows it flags.
+Every model directory keeps `model.json` beside `model.onnx`. Exact TreeSHAP values in
+log-odds come from per-leaf tables built from it (`features.treeshap`: the same values as
+XGBoost's `pred_contribs`, ~5x cheaper per row in batches, ~12x for one row); they still
+cost far more than ONNX scoring, so the service asks for them only for the rows it flags.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import xgboost as xgb
 
 from features.names import FEATURE_NAMES
+from features.treeshap import load_tables, shap_values
 
 BOOSTER_FILE = "model.json"
 
@@ -22,15 +24,19 @@ class Explainer:
         self.booster = xgb.Booster()
         self.booster.load_model(str(Path(path) / BOOSTER_FILE))
         self.booster.set_param({"nthread": 1})
+        self.tables = load_tables(Path(path) / BOOSTER_FILE)
 
     def contributions(self, x: np.ndarray, approx: bool = False) -> np.ndarray:
         """(n, features) log-odds contributions; the bias column is dropped.
 
-        `approx`: Saabas path attribution instead of exact TreeSHAP, ~70x cheaper (0.03 vs
-        ~2 ms per row for the default model) but its top reason differs from TreeSHAP's on
-        about 4 rows in 10; the service's `reasons: approx` setting."""
+        `approx`: Saabas path attribution (XGBoost's) instead of exact TreeSHAP, cheaper
+        still (0.03 ms per row for the default model against ~0.4 ms for the tables) but its
+        top reason differs from TreeSHAP's on about 4 rows in 10; the service's
+        `reasons: approx` setting."""
         if len(x) == 0:
             return np.empty((0, len(FEATURE_NAMES)))
+        if not approx:
+            return shap_values(self.tables, x)
         dm = xgb.DMatrix(np.asarray(x, np.float32), feature_names=list(FEATURE_NAMES))
-        contribs = self.booster.predict(dm, pred_contribs=True, approx_contribs=approx)
+        contribs = self.booster.predict(dm, pred_contribs=True, approx_contribs=True)
         return np.asarray(contribs)[:, :-1]
