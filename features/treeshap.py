@@ -193,9 +193,10 @@ def _rows(  # type: ignore[no-untyped-def]
             pattern = (1 << d) - 1
             for c in range(cond_start[leaf], cond_start[leaf + 1]):
                 v = x[r, cond_feature[c]]
-                goes_left = cond_default_left[c] if np.isnan(v) else v < cond_threshold[c]
-                if goes_left != cond_left[c]:
-                    pattern &= ~(1 << cond_bit[c])
+                # Branch-free (which way a row goes is unpredictable): NaN < t is false.
+                goes_left = (v < cond_threshold[c]) | (np.isnan(v) & cond_default_left[c])
+                missed = np.int64(goes_left != cond_left[c])
+                pattern &= ~(missed << cond_bit[c])
             at = base + pattern * d
             for j in range(d):
                 out[r, feat[f0 + j]] += table[at + j]
