@@ -142,7 +142,9 @@ def load(
 def measure(
     name: str, url: str, pid: int, seconds: float, console: Console
 ) -> list[dict[str, Any]]:
-    load(url, 4, 1, 2, 500, f"{name}-warm")
+    # Steady state is what is compared: the first seconds after a start also load models,
+    # explainers and connections (docs/operations.md, "After a start").
+    load(url, 4, 1, 4, 1000, f"{name}-warm")
     rows = []
     for label, c, b, cap in SCENARIOS:
         cpu0 = cpu_seconds(pid)
