@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import ray
@@ -105,7 +105,7 @@ class RayShardClient:
         n_terminal_shards: int,
         settings: dict[str, Any],
         retry_for_s: float = 20.0,
-        transport: str = "direct",
+        transport: Literal["direct", "ray"] = "direct",
     ) -> None:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         self.settings = settings
@@ -130,29 +130,56 @@ class RayShardClient:
         return {"user": self.n_user_shards, "terminal": self.n_terminal_shards}.get(kind, 1)
 
     async def _call(self, kind: str, shard: int, method: str, *args: Any) -> Any:
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        while True:
+        """A Ray actor call, retried while the actor restarts."""
+
+        async def attempt() -> Any:
             try:
                 return await getattr(self._handles[kind, shard], method).remote(*args)
             except RayTaskError as e:
                 if isinstance(e.cause, StoreUnavailable):
                     raise ShardUnavailable("state_store_unavailable") from e
                 raise
-            except _ACTOR_GONE as e:
+
+        return await self._retrying(kind, shard, attempt)
+
+    async def _process(self, kind: str, shard: int, *args: Any) -> Any:
+        """`process` on a shard: over its socket (`transport: direct`) or as a Ray call. A
+        broken connection is a dead actor until proven otherwise."""
+        if self.transport == "ray":
+            return await self._call(kind, shard, "process", *args)
+        items = wire_items(args)
+
+        async def attempt() -> Any:
+            try:
+                return tuple(await (await self._wire(kind, shard)).call(items))
+            except WireRemoteError as e:
+                if e.status == STORE_UNAVAILABLE:
+                    raise ShardUnavailable("state_store_unavailable") from e
+                raise
+
+        return await self._retrying(kind, shard, attempt)
+
+    async def _retrying(self, kind: str, shard: int, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry `attempt` while the shard is gone (the call may have run: shards
+        deduplicate), re-resolving the actor by name, for up to `retry_for_s` seconds."""
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.05
+        while True:
+            try:
+                return await attempt()
+            except (*_ACTOR_GONE, WireClosed, OSError) as e:
                 if time.monotonic() > deadline:
                     raise ShardUnavailable(f"{kind}_shard_unavailable") from e
                 self.retries += 1
+                self._wires.pop((kind, shard), None)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                self._reresolve(kind, shard)
-
-    def _reresolve(self, kind: str, shard: int) -> None:
-        # The GCS may be busy restarting it: then try again next round.
-        with contextlib.suppress(Exception):
-            self._handles[kind, shard] = get_or_create(
-                kind, shard, self._n(kind), self.settings, self._layout if kind == "desk" else ""
-            )
+                # The GCS may be busy restarting it: then try again next round.
+                with contextlib.suppress(Exception):
+                    self._handles[kind, shard] = get_or_create(
+                        kind, shard, self._n(kind), self.settings,
+                        self._layout if kind == "desk" else "",
+                    )  # fmt: skip
 
     async def _connect(self, kind: str, shard: int) -> WireConnection:
         host, port, token = await self._handles[kind, shard].open_wire.remote()
@@ -167,32 +194,6 @@ class RayShardClient:
             task = asyncio.get_running_loop().create_task(self._connect(kind, shard))
             self._wires[kind, shard] = task
         return await asyncio.shield(task)
-
-    async def _process(self, kind: str, shard: int, *args: Any) -> Any:
-        """`process` on a shard: over its socket (`transport: direct`) or as a Ray call.
-        A broken connection is a dead actor until proven otherwise: re-resolve and retry
-        (the call may have run; shards deduplicate)."""
-        if self.transport == "ray":
-            return await self._call(kind, shard, "process", *args)
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        items = wire_items(args)
-        while True:
-            try:
-                conn = await self._wire(kind, shard)
-                return tuple(await conn.call(items))
-            except WireRemoteError as e:
-                if e.status == STORE_UNAVAILABLE:
-                    raise ShardUnavailable("state_store_unavailable") from e
-                raise
-            except (WireClosed, OSError, *_ACTOR_GONE) as e:
-                if time.monotonic() > deadline:
-                    raise ShardUnavailable(f"{kind}_shard_unavailable") from e
-                self.retries += 1
-                self._wires.pop((kind, shard), None)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                self._reresolve(kind, shard)
 
     async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
         return await self._process("user", shard, *args)

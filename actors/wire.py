@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from actors.state_store import StoreUnavailable
+
 Item = np.ndarray | list[str]
 Handler = Callable[..., tuple[np.ndarray, ...]]
 
@@ -144,12 +146,10 @@ class WireServer:
                 conn.sendall(self._answer(_recv_exact(conn, size)))
 
     def _answer(self, body: bytearray) -> bytes:
-        from actors.state_store import StoreUnavailable  # the one error clients act on
-
         try:
             _, items = decode(body)
             return encode(OK, list(self.handler(*items)))
-        except StoreUnavailable as e:
+        except StoreUnavailable as e:  # the one error clients act on: 503, retry later
             return encode(STORE_UNAVAILABLE, [[str(e)]])
         except Exception as e:  # the client raises it; the connection stays usable
             return encode(FAILED, [[f"{type(e).__name__}: {e}"]])
