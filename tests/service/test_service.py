@@ -181,7 +181,14 @@ def test_hot_swap_under_traffic_loses_nothing(
     while not seen or seen[-1][1] != "swapped-v2":
         assert time.monotonic() < deadline, "swap not visible within 60 s"
         time.sleep(0.2)
-    time.sleep(1)
+    # Traffic goes on until the replicas' reports (every 0.5 s) show shadow comparisons:
+    # each replica loads the new model and its shadow off the event loop, in its own time.
+    deadline = time.monotonic() + 60
+    while True:
+        shadow = httpx.get(f"{service}/v1/live").json()["shadow"]
+        if shadow["compared"] > 0 or time.monotonic() > deadline or not t.is_alive():
+            break
+        time.sleep(0.5)
     stop.set()
     t.join(timeout=60)
     codes = [c for c, _ in seen]
@@ -189,7 +196,6 @@ def test_hot_swap_under_traffic_loses_nothing(
     versions = [v for _, v in seen]
     assert versions[0].startswith("default-") and versions[-1] == "swapped-v2"
     # The shadow (the old model) scored the same traffic; a copy agrees with itself.
-    shadow = httpx.get(f"{service}/v1/live").json()["shadow"]
     assert shadow["compared"] > 0 and shadow["agreement"] == 1.0
     assert shadow["mean_abs_score_diff"] == 0.0
     # State survived the redeploy: the shard actors were found again by name.
