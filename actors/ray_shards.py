@@ -188,7 +188,11 @@ class RayShardClient:
     async def _wire(self, kind: str, shard: int) -> WireConnection:
         """The open connection to a shard; one connect at a time however many callers wait."""
         task = self._wires.get((kind, shard))
-        if task is not None and task.done() and (task.exception() or task.result().closed):
+        if (
+            task is not None
+            and task.done()
+            and (task.cancelled() or task.exception() or task.result().closed)
+        ):
             task = None
         if task is None:
             task = asyncio.get_running_loop().create_task(self._connect(kind, shard))

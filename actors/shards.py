@@ -73,8 +73,8 @@ class _JournaledShard:
         self._init_state()
         started = time.perf_counter()
         self.replayed = self._recover()
-        self._warm()
         self.recovery_seconds = time.perf_counter() - started
+        self._warm()
 
     # -- to be provided by subclasses -------------------------------------------------------
     def _init_state(self) -> None:

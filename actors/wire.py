@@ -213,5 +213,5 @@ class WireConnection:
 
 
 def wire_items(args: Sequence[Any]) -> list[Item]:
-    """Call arguments as wire items: arrays stay arrays, sequences of ids become lists."""
-    return [a if isinstance(a, np.ndarray) else list(a) for a in args]
+    """Call arguments as wire items: arrays and lists as they are, other sequences as lists."""
+    return [a if isinstance(a, np.ndarray | list) else list(a) for a in args]

@@ -5,11 +5,12 @@ loopback; every scenario is bounded in seconds and requests. Reports p50/p95/p99
 transactions/s, errors and server CPU-seconds per 1,000 transactions; writes JSON, a
 Markdown table and a PNG chart under benchmarks/results/, and prints ours/baseline ratios.
 
-python -m benchmarks compare [--seconds 10] [--fast] [--approx-reasons] [--stream N]
+python -m benchmarks compare [--seconds 10] [--fast] [--approx-reasons] [--ray-hops] [--stream N]
   --fast: start Serve with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (and the HAProxy ingress when
           /usr/sbin/haproxy exists), which serve_config.yaml cannot set for the proxy.
   --approx-reasons: also the fast mode with `reasons: approx` (the baseline explains nothing;
           exact TreeSHAP for flagged rows is the service's largest per-batch cost).
+  --ray-hops: also the fast mode with `shard_transport: ray` (Ray actor calls to shards).
 """
 
 from __future__ import annotations

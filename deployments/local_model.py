@@ -57,7 +57,7 @@ class FollowingModel:
         if wanted[0] is None or wanted in (self.serving, self._failed):
             return
         model_dir, shadow_dir = wanted[0], wanted[1]
-        try:  # ONNX sessions and the TreeSHAP booster take ~0.1 s: not on the event loop
+        try:  # ONNX sessions and the TreeSHAP tables take ~0.5 s: not on the event loop
             await asyncio.to_thread(self._load, model_dir, shadow_dir)
         except Exception as e:  # e.g. the directory is not on this node: keep the remote
             self.load_failures += 1

@@ -2,8 +2,8 @@
 
 Every model directory keeps `model.json` beside `model.onnx`. Exact TreeSHAP values in
 log-odds come from per-leaf tables built from it (`features.treeshap`: the same values as
-XGBoost's `pred_contribs`, 5.5-6.7x cheaper per row); they still
-cost far more than ONNX scoring, so the service asks for them only for the rows it flags.
+XGBoost's `pred_contribs`, 5.5-6.7x cheaper per row); they still cost far more than ONNX
+scoring, so the service asks for them only for the rows it flags.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class Explainer:
         """(n, features) log-odds contributions; the bias column is dropped.
 
         `approx`: Saabas path attribution (XGBoost's) instead of exact TreeSHAP, cheaper
-        still (0.03 ms per row for the default model against ~0.3-0.5 ms for the tables) but its
-        top reason differs from TreeSHAP's on about 4 rows in 10; the service's
+        still (0.03 ms per row for the default model against ~0.3-0.5 ms for the tables),
+        but its top reason differs from TreeSHAP's on about 4 rows in 10; the service's
         `reasons: approx` setting."""
         if len(x) == 0:
             return np.empty((0, len(FEATURE_NAMES)))
