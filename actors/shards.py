@@ -192,7 +192,7 @@ class UserShard(_JournaledShard):
 
     def _warm(self) -> None:
         none = np.empty(0, np.int64)
-        UserStore(1, initial_rows=1).update(none, none, np.empty(0), np.empty(0, np.int32))
+        UserStore(8, initial_rows=1).update(none, none, np.empty(0), np.empty(0, np.int32))
 
     def _dump(self) -> dict[str, bytes]:
         return {
@@ -306,7 +306,7 @@ class TerminalShard(_JournaledShard):
     def _warm(self) -> None:
         none = np.empty(0, np.int64)
         e = self.settings.engine
-        TerminalStore(1, e.label_delay_ms, initial_rows=1).step(
+        TerminalStore(8, e.label_delay_ms, initial_rows=1).step(
             np.empty(0, np.int8), none, none, none, np.empty(0, np.int8)
         )
 

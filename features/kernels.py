@@ -2,8 +2,16 @@
 
 Each loop walks its events in the order given, so one call with a single online transaction
 and one call with a day of history run exactly the same arithmetic. State lives in plain NumPy
-arrays (one row per user or terminal slot, one column per kept event) so it can be
-snapshotted, shipped and restored without any object graph.
+arrays so it can be snapshotted, shipped and restored without any object graph.
+
+Every user or terminal owns a ring of kept events: a block of `cap` slots in flat per-column
+event arrays (the arena), at `offset`, read from `head` for `length` events. A ring starts
+empty and grows by `STEP` slots when it is full, up to the configured capacity, so a card
+holds about as many slots as its windows need, not the busiest card's. Freed blocks go on a
+free list per size (linked through their own first slots) and are reused by the next ring
+that grows to that size. A loop that finds the arena full returns the index it stopped at;
+the caller enlarges the arena and calls again from there (nothing of that event has been
+recorded yet, so it is redone exactly).
 
 Windows are pandas-style time windows, (t - n, t], over integer milliseconds.
 """
@@ -16,45 +24,112 @@ from numba import njit
 MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000
 NO_TIME = np.int64(-(2**62))
+STEP = 4
+# A card's kept times are 32-bit offsets from its own base, so they span at most 2**32 ms
+# (49.7 days). Rebasing keeps a day of room below the oldest event and a week above the newest.
+TIME_SPAN = np.int64(2**32)
+BASE_MARGIN = np.int64(MS_PER_DAY)
+FUTURE_ROOM = np.int64(7 * MS_PER_DAY)
+
+
+@njit(cache=True, nogil=True)
+def size_class(cap: int) -> int:
+    """Free-list index of a block size (sizes are multiples of STEP, or the capacity)."""
+    return (cap + STEP - 1) // STEP
+
+
+@njit(cache=True, nogil=True)
+def _alloc(
+    link: np.ndarray, scale: int, free_head: np.ndarray, top: np.ndarray, size: int, cap: int
+) -> int:
+    """Offset of a free block of `cap` slots: a freed one of that size, or fresh space at the
+    top of the arena; -1 when the arena is full."""
+    k = size_class(cap)
+    off = free_head[k]
+    if off >= 0:
+        i = off * scale
+        free_head[k] = (np.int64(link[i + 1]) << 32) | (np.int64(link[i]) & 0xFFFFFFFF)
+        return off
+    if top[0] + cap > size:
+        return -1
+    off = top[0]
+    top[0] += cap
+    return off
+
+
+@njit(cache=True, nogil=True)
+def _release(link: np.ndarray, scale: int, free_head: np.ndarray, off: int, cap: int) -> None:
+    """Put a block on its size's free list; its first 8 bytes of `link` hold the next one."""
+    k = size_class(cap)
+    nxt = free_head[k]
+    i = off * scale
+    link[i] = np.int32(nxt & 0xFFFFFFFF)
+    link[i + 1] = np.int32(nxt >> 32)
+    free_head[k] = off
+
+
+@njit(cache=True, nogil=True)
+def _relocate(arr: np.ndarray, src: int, cap: int, head: int, n: int, dst: int) -> None:
+    """Copy a ring's n events, oldest first, to a block at dst (head becomes 0)."""
+    j = head
+    for k in range(n):
+        arr[dst + k] = arr[src + j]
+        j += 1
+        if j == cap:
+            j = 0
 
 
 @njit(cache=True, nogil=True)
 def user_step(
-    r_time: np.ndarray,
-    r_amount: np.ndarray,
-    r_term: np.ndarray,
+    ev_time: np.ndarray,
+    ev_cents: np.ndarray,
+    ev_term: np.ndarray,
+    free_head: np.ndarray,
+    top: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
     head: np.ndarray,
     length: np.ndarray,
+    base: np.ndarray,
     count_total: np.ndarray,
     sum_total: np.ndarray,
     last_time: np.ndarray,
     overflow: np.ndarray,
+    max_cap: int,
     slots: np.ndarray,
     times: np.ndarray,
     amounts: np.ndarray,
+    cents: np.ndarray,
     terms: np.ndarray,
     out: np.ndarray,
-) -> None:
+    start: int,
+) -> int:
     """Compute user features for each transaction, then record it in the user's history.
 
     `out[i]` gets: nb_1d, avg_1d, nb_7d, avg_7d, nb_30d, avg_30d, amount_deviation,
     seconds_since_last, nb_1h, amount_sum_1h, new_terminal. Windows include the current
-    transaction; earlier events with the same timestamp count, later arrivals do not.
+    transaction; earlier events with the same timestamp count, later arrivals do not. Window
+    sums add amounts to the cent (`cents`); the deviation uses the exact amount. Returns the
+    number of transactions done: less than all when the arena needs to grow first.
     """
-    cap = r_time.shape[1]
+    size = ev_time.shape[0]
     horizon = 30 * MS_PER_DAY
-    for i in range(slots.shape[0]):
+    for i in range(start, slots.shape[0]):
         s = slots[i]
         t = times[i]
         a = amounts[i]
+        aw = cents[i] / 100.0
         term = terms[i]
+        off = offset[s]
+        c = np.int64(cap[s])
+        b = base[s]
         # Forget events that no window can reach any more (history is kept in arrival order;
         # an out-of-order event is excluded by the window tests below, never double counted).
-        h = head[s]
-        n = length[s]
-        while n > 0 and r_time[s, h] <= t - horizon:
+        h = np.int64(head[s])
+        n = np.int64(length[s])
+        while n > 0 and b + np.int64(ev_time[off + h]) <= t - horizon:
             h += 1
-            if h == cap:
+            if h == c:
                 h = 0
             n -= 1
         head[s] = h
@@ -64,20 +139,20 @@ def user_step(
         c7 = 1
         c30 = 1
         ch = 1
-        s1 = a
-        s7 = a
-        s30 = a
-        sh = a
+        s1 = aw
+        s7 = aw
+        s30 = aw
+        sh = aw
         prev = NO_TIME
         seen = False
         j = h
         for _ in range(n):
-            et = r_time[s, j]
+            et = b + np.int64(ev_time[off + j])
             if et <= t:
                 if et > prev:
                     prev = et
                 if et > t - horizon:
-                    ea = r_amount[s, j]
+                    ea = ev_cents[off + j] / 100.0
                     c30 += 1
                     s30 += ea
                     if et > t - 7 * MS_PER_DAY:
@@ -89,10 +164,10 @@ def user_step(
                             if et > t - MS_PER_HOUR:
                                 ch += 1
                                 sh += ea
-            if r_term[s, j] == term:
+            if ev_term[off + j] == term:
                 seen = True
             j += 1
-            if j == cap:
+            if j == c:
                 j = 0
         if prev == NO_TIME and last_time[s] != NO_TIME and last_time[s] <= t:
             prev = last_time[s]
@@ -113,35 +188,101 @@ def user_step(
         out[i, 9] = sh
         out[i, 10] = 0.0 if seen else 1.0
 
-        # Record the transaction; a full ring drops its oldest event and says so.
-        if n == cap:
-            h += 1
-            if h == cap:
+        # Make room: a full ring grows (in a new block) until the capacity, then drops its
+        # oldest event and says so.
+        if n == c:
+            if c < max_cap:
+                nc = min(max_cap, c + STEP)
+                dst = _alloc(ev_cents, 1, free_head, top, size, nc)
+                if dst < 0:
+                    return i
+                _relocate(ev_time, off, c, h, n, dst)
+                _relocate(ev_cents, off, c, h, n, dst)
+                _relocate(ev_term, off, c, h, n, dst)
+                if c > 0:
+                    _release(ev_cents, 1, free_head, off, c)
+                off = dst
+                c = nc
                 h = 0
-            head[s] = h
-            n -= 1
+                offset[s] = off
+                cap[s] = c
+                head[s] = 0
+            else:
+                h += 1
+                if h == c:
+                    h = 0
+                head[s] = h
+                n -= 1
+                overflow[s] += 1
+        keep = True
+        if t - b < 0 or t - b >= TIME_SPAN:
+            # Rebase: a day below the oldest time, or lower only as far as the span allows;
+            # events more than ~43 days older than the newest (no window reaches them from
+            # there) are dropped and counted.
+            lo = t
+            hi = t
+            j = h
+            for _ in range(n):
+                et = b + np.int64(ev_time[off + j])
+                lo = min(lo, et)
+                hi = max(hi, et)
+                j += 1
+                if j == c:
+                    j = 0
+            nb = max(lo - BASE_MARGIN, hi - TIME_SPAN + FUTURE_ROOM)
+            r = h
+            w = h
+            kept = 0
+            for _ in range(n):
+                et = b + np.int64(ev_time[off + r])
+                if et >= nb:
+                    ev_time[off + w] = np.uint32(et - nb)
+                    ev_cents[off + w] = ev_cents[off + r]
+                    ev_term[off + w] = ev_term[off + r]
+                    kept += 1
+                    w += 1
+                    if w == c:
+                        w = 0
+                r += 1
+                if r == c:
+                    r = 0
+            overflow[s] += n - kept
+            n = kept
+            length[s] = n
+            b = nb
+            base[s] = nb
+            keep = t >= nb
+        if keep:
+            k = h + n
+            if k >= c:
+                k -= c
+            ev_time[off + k] = np.uint32(t - b)
+            ev_cents[off + k] = cents[i]
+            ev_term[off + k] = term
+            length[s] = n + 1
+        else:
             overflow[s] += 1
-        k = h + n
-        if k >= cap:
-            k -= cap
-        r_time[s, k] = t
-        r_amount[s, k] = a
-        r_term[s, k] = term
-        length[s] = n + 1
         count_total[s] += 1
         sum_total[s] += a
         if t > last_time[s]:
             last_time[s] = t
+    return slots.shape[0]
 
 
 @njit(cache=True, nogil=True)
 def terminal_step(
-    r_time: np.ndarray,
-    r_fraud: np.ndarray,
-    r_key: np.ndarray,
+    ev_time: np.ndarray,
+    ev_fraud: np.ndarray,
+    ev_key: np.ndarray,
+    link: np.ndarray,
+    free_head: np.ndarray,
+    top: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
     head: np.ndarray,
     length: np.ndarray,
     overflow: np.ndarray,
+    max_cap: int,
     kinds: np.ndarray,
     slots: np.ndarray,
     times: np.ndarray,
@@ -150,7 +291,8 @@ def terminal_step(
     delay_ms: np.int64,
     out: np.ndarray,
     found: np.ndarray,
-) -> None:
+    start: int,
+) -> int:
     """Walk a mixed stream of transactions (kind 0) and label events (kind 1) for terminals.
 
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
@@ -158,30 +300,33 @@ def terminal_step(
     unlabelled. A label event sets (not adds) the label of the recorded transaction with the
     same key, so a repeated label counts once; `found[i]` says whether it was still kept.
     Labels are used only for transactions older than the delay, so an early label waits and a
-    late one counts from its arrival.
+    late one counts from its arrival. `link` is `ev_key` seen as int32 (2 per slot): freed
+    blocks are linked through it. Returns the number of events done, as `user_step` does.
     """
-    cap = r_time.shape[1]
+    size = ev_time.shape[0]
     horizon = 30 * MS_PER_DAY + delay_ms
-    for i in range(slots.shape[0]):
+    for i in range(start, slots.shape[0]):
         s = slots[i]
         t = times[i]
-        h = head[s]
-        n = length[s]
+        off = offset[s]
+        c = np.int64(cap[s])
+        h = np.int64(head[s])
+        n = np.int64(length[s])
         if kinds[i] == 1:
             found[i] = False
             j = h
             for _ in range(n):
-                if r_key[s, j] == keys[i]:
-                    r_fraud[s, j] = labels[i]
+                if ev_key[off + j] == keys[i]:
+                    ev_fraud[off + j] = labels[i]
                     found[i] = True
                 j += 1
-                if j == cap:
+                if j == c:
                     j = 0
             continue
 
-        while n > 0 and r_time[s, h] <= t - horizon:
+        while n > 0 and ev_time[off + h] <= t - horizon:
             h += 1
-            if h == cap:
+            if h == c:
                 h = 0
             n -= 1
         head[s] = h
@@ -196,9 +341,9 @@ def terminal_step(
         upper = t - delay_ms
         j = h
         for _ in range(n):
-            et = r_time[s, j]
+            et = ev_time[off + j]
             if et <= upper and et > upper - 30 * MS_PER_DAY:
-                fr = r_fraud[s, j]
+                fr = ev_fraud[off + j]
                 c30 += 1
                 f30 += fr
                 if et > upper - 7 * MS_PER_DAY:
@@ -208,7 +353,7 @@ def terminal_step(
                         c1 += 1
                         f1 += fr
             j += 1
-            if j == cap:
+            if j == c:
                 j = 0
         out[i, 0] = c1
         out[i, 1] = f1 / c1 if c1 > 0 else 0.0
@@ -217,17 +362,60 @@ def terminal_step(
         out[i, 4] = c30
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
 
-        if n == cap:
-            h += 1
-            if h == cap:
+        if n == c:
+            if c < max_cap:
+                nc = min(max_cap, c + STEP)
+                dst = _alloc(link, 2, free_head, top, size, nc)
+                if dst < 0:
+                    return i
+                _relocate(ev_time, off, c, h, n, dst)
+                _relocate(ev_fraud, off, c, h, n, dst)
+                _relocate(ev_key, off, c, h, n, dst)
+                if c > 0:
+                    _release(link, 2, free_head, off, c)
+                off = dst
+                c = nc
                 h = 0
-            head[s] = h
-            n -= 1
-            overflow[s] += 1
+                offset[s] = off
+                cap[s] = c
+                head[s] = 0
+            else:
+                h += 1
+                if h == c:
+                    h = 0
+                head[s] = h
+                n -= 1
+                overflow[s] += 1
         k = h + n
-        if k >= cap:
-            k -= cap
-        r_time[s, k] = t
-        r_fraud[s, k] = 0
-        r_key[s, k] = keys[i]
+        if k >= c:
+            k -= c
+        ev_time[off + k] = t
+        ev_fraud[off + k] = 0
+        ev_key[off + k] = keys[i]
         length[s] = n + 1
+    return slots.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def pack_rings(
+    src: np.ndarray,
+    dst: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
+    head: np.ndarray,
+    length: np.ndarray,
+    new_offset: np.ndarray,
+) -> None:
+    """Copy every ring's kept events, oldest first, from one arena column to another at
+    `new_offset` (compaction: a straight copy loop, no index arrays)."""
+    for s in range(new_offset.shape[0]):
+        if length[s] > 0:
+            j = np.int64(head[s])
+            c = np.int64(cap[s])
+            a = offset[s]
+            d = new_offset[s]
+            for k in range(length[s]):
+                dst[d + k] = src[a + j]
+                j += 1
+                if j == c:
+                    j = 0

@@ -1,14 +1,17 @@
-"""Per-user and per-terminal state: ring buffers in NumPy arrays, one row per id.
+"""Per-user and per-terminal state: a ring of recent events per id, in a shared arena.
 
-A store owns the id -> row mapping, grows its arrays as ids arrive, and serialises to bytes
-(NumPy `.npz`) so a shard can be checkpointed and restored exactly.
+A store owns the id -> row mapping, the per-row scalars and the arena of event columns (see
+`features.kernels` for the layout), grows them as ids and events arrive, and serialises to
+bytes (NumPy `.npz`) so a shard can be checkpointed and restored exactly. A snapshot holds
+each row's kept events oldest first in absolute units (int64 times, float amounts), so the
+format does not depend on the arena's layout.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -17,47 +20,128 @@ from features import kernels
 
 _USER_FEATURES = 11
 _TERMINAL_FEATURES = 6
+_CHUNK_ROWS = 8192  # bounds temporaries when a large shard is snapshotted
+# Arena slack as a fraction of the rings (1/16): spare room kept after growing or compacting,
+# and the freed blocks tolerated before compacting. Smaller means less memory, more copying.
+SLACK_DIVISOR = 16
+MAX_CENTS = 2**31 - 1
 
 
 class _RingStore:
-    """Rows of fixed-capacity event rings plus per-row scalars, addressed by string id."""
+    """Rows of variable-size event rings plus per-row scalars, addressed by string id."""
 
-    ring_dtypes: ClassVar[dict[str, type]] = {}
-    scalar_dtypes: ClassVar[dict[str, type]] = {}
+    event_dtypes: ClassVar[dict[str, type]] = {}
+    scalar_dtypes: ClassVar[dict[str, type]] = {}  # kept in snapshots ("length" among them)
+    layout_dtypes: ClassVar[dict[str, type]] = {
+        "offset": np.int64,
+        "cap": np.int32,
+        "head": np.int32,
+    }
     scalar_fill: ClassVar[dict[str, int]] = {}
+    snapshot_columns: ClassVar[tuple[str, ...]] = ()  # `_export`'s names for event columns
 
     def __init__(self, capacity: int, initial_rows: int = 256) -> None:
+        if capacity < 2:
+            raise ValueError(f"capacity must be at least 2 events, got {capacity}")
         self.capacity = int(capacity)
         self.index: dict[str, int] = {}
         self.ids: list[str] = []
-        self.rings = {
-            k: np.zeros((initial_rows, capacity), dtype=d) for k, d in self.ring_dtypes.items()
-        }
+        dtypes = {**self.layout_dtypes, **self.scalar_dtypes}
         self.scalars = {
-            k: np.full(initial_rows, self.scalar_fill.get(k, 0), dtype=d)
-            for k, d in self.scalar_dtypes.items()
+            k: np.full(initial_rows, self.scalar_fill.get(k, 0), dtype=d) for k, d in dtypes.items()
         }
+        self.events = {
+            k: np.empty(max(1024, 8 * initial_rows), d) for k, d in self.event_dtypes.items()
+        }
+        self.top = np.zeros(1, np.int64)
+        self.free_head = np.full(kernels.size_class(self.capacity) + 1, -1, np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def rows_allocated(self) -> int:
-        return next(iter(self.rings.values())).shape[0]
+        return next(iter(self.scalars.values())).shape[0]
+
+    @property
+    def arena_slots(self) -> int:
+        return next(iter(self.events.values())).shape[0]
 
     def _grow(self, needed: int) -> None:
         rows = self.rows_allocated
         if needed <= rows:
             return
         new_rows = max(needed, rows * 2)
-        for k, arr in self.rings.items():
-            grown = np.zeros((new_rows, self.capacity), dtype=arr.dtype)
-            grown[:rows] = arr
-            self.rings[k] = grown
         for k, arr in self.scalars.items():
             grown = np.full(new_rows, self.scalar_fill.get(k, 0), dtype=arr.dtype)
             grown[:rows] = arr
             self.scalars[k] = grown
+
+    def _make_room(self) -> None:
+        """Room for at least one more full-size ring: compact when a sixteenth of the rings'
+        slots or more could be given back (freed blocks nobody reused, rings with more than
+        a step of room), otherwise enlarge the arena by a sixteenth (amortised)."""
+        n = len(self)
+        cap = self.scalars["cap"][:n]
+        rings = int(cap.sum(dtype=np.int64))
+        fitted = int(np.minimum(cap, self._fitted_caps(self.scalars["length"][:n])).sum())
+        reclaimable = int(self.top[0]) - fitted
+        slack = 4 * self.capacity
+        if reclaimable >= max(rings // SLACK_DIVISOR, slack):
+            self.compact()
+            return
+        used = int(self.top[0])
+        size = max(self.arena_slots + self.arena_slots // SLACK_DIVISOR, used + slack)
+        for k, arr in self.events.items():
+            grown = np.empty(size, arr.dtype)
+            grown[:used] = arr[:used]
+            self.events[k] = grown
+
+    def _fitted_caps(self, length: np.ndarray) -> np.ndarray:
+        """Ring sizes with one growth step of room above the events kept (none when empty)."""
+        step = kernels.STEP
+        length = length.astype(np.int64)
+        fitted = np.minimum(self.capacity, (length + step - 1) // step * step + step)
+        return np.where(length > 0, fitted, 0)
+
+    def compact(self) -> None:
+        """Pack every ring end to end (oldest event first) in a fresh arena with a sixteenth of
+        spare room, dropping freed blocks and shrinking rings that hold more than a step of
+        room (a card whose activity fell gives its slots back)."""
+        n = len(self)
+        sc = self.scalars
+        cap = np.minimum(sc["cap"][:n], self._fitted_caps(sc["length"][:n])).astype(np.int64)
+        offset = np.cumsum(cap) - cap
+        total = int(cap.sum())
+        size = total + total // SLACK_DIVISOR + 4 * self.capacity
+        fresh = {c: np.empty(size, arr.dtype) for c, arr in self.events.items()}
+        for c, arr in self.events.items():
+            kernels.pack_rings(
+                arr, fresh[c], sc["offset"][:n], sc["cap"][:n], sc["head"][:n],
+                sc["length"][:n], offset,
+            )  # fmt: skip
+        self.events = fresh
+        sc["cap"][:n] = cap
+        sc["offset"][:n] = offset
+        sc["head"][:n] = 0
+        self.top[0] = total
+        self.free_head[:] = -1
+
+    def _kept_positions(self, a: int, b: int) -> np.ndarray:
+        """Arena positions of rows a..b's kept events, oldest first."""
+        sc = self.scalars
+        length = sc["length"][a:b].astype(np.int64)
+        rows = np.repeat(np.arange(a, b), length)
+        k = np.arange(len(rows)) - np.repeat(np.cumsum(length) - length, length)
+        cap = np.maximum(sc["cap"][rows].astype(np.int64), 1)
+        return sc["offset"][rows] + (sc["head"][rows] + k) % cap
+
+    def _run(self, step: Callable[[int], int], n: int) -> None:
+        """Run a kernel over n events, enlarging the arena whenever it stops for room."""
+        done = step(0)
+        while done < n:
+            self._make_room()
+            done = step(done)
 
     def slots_for(self, ids: Sequence[str]) -> np.ndarray:
         """Rows for these ids, creating rows for ids never seen before."""
@@ -75,36 +159,56 @@ class _RingStore:
 
     @property
     def overflow_total(self) -> int:
-        """Events dropped because a ring was full (windows then undercount)."""
+        """Events not kept: dropped because a ring was full at its capacity (windows then
+        undercount) or, for cards, because they were too far out of time order."""
         return int(self.scalars["overflow"][: len(self)].sum())
 
+    def _event_bytes(self) -> int:
+        return sum(np.dtype(d).itemsize for d in self.event_dtypes.values())
+
     def state_nbytes(self) -> int:
-        """Bytes of state held for the ids in use (arrays only, excluding the id index)."""
+        """Bytes of state held: the whole arena (rings, freed blocks and spare room) plus the
+        scalars of the ids in use (excluding the id index)."""
+        per_row = sum(a.dtype.itemsize for a in self.scalars.values())
+        return self.arena_slots * self._event_bytes() + len(self) * per_row
+
+    def arena_usage(self) -> dict[str, int]:
+        """Arena slots by use: events kept, slots in rings, freed blocks, never used yet."""
         n = len(self)
-        per_row = sum(a.dtype.itemsize * self.capacity for a in self.rings.values())
-        per_row += sum(a.dtype.itemsize for a in self.scalars.values())
-        return n * per_row
+        in_rings = int(self.scalars["cap"][:n].sum(dtype=np.int64))
+        return {
+            "events_kept": int(self.scalars["length"][:n].sum(dtype=np.int64)),
+            "ring_slots": in_rings,
+            "free_slots": int(self.top[0]) - in_rings,
+            "spare_slots": self.arena_slots - int(self.top[0]),
+        }
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def _export(self, rows: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Kept events of `rows` (one entry per event) in snapshot units."""
+        return cols
+
+    def _import(
+        self, rows: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Snapshot columns back into arena units: which events to keep, and their values."""
+        return np.ones(len(rows), np.bool_), cols
 
     def to_bytes(self) -> bytes:
-        """Snapshot of the ids in use, holding only the events the rings keep (not their free
-        slots); `from_bytes` restores a store that continues identically."""
+        """Snapshot of the ids in use, holding only the events the rings keep (oldest first);
+        `from_bytes` restores a store that continues identically."""
         n = len(self)
-        head = self.scalars["head"][:n].astype(np.int64)
-        length = self.scalars["length"][:n].astype(np.int64)
-        cols = np.arange(self.capacity)
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.rings}
-        for a in range(0, n, 8192):  # bounded temporaries on large shards
-            h, ln = head[a : a + 8192, None], length[a : a + 8192, None]
-            idx = (h + cols[None, :]) % self.capacity
-            used = cols[None, :] < ln
-            rows = np.arange(a, a + len(h))[:, None]
-            for k, ring in self.rings.items():
-                parts[k].append(ring[rows, idx][used])
-        arrays = {
-            f"ring_{k}": np.concatenate(v) if v else np.empty(0, self.rings[k].dtype)
-            for k, v in parts.items()
-        }
-        arrays.update({f"scalar_{k}": v[:n] for k, v in self.scalars.items()})
+        sc = self.scalars
+        parts: dict[str, list[np.ndarray]] = {}
+        for a in range(0, n, _CHUNK_ROWS):
+            b = min(n, a + _CHUNK_ROWS)
+            idx = self._kept_positions(a, b)
+            rows = np.repeat(np.arange(a, b), sc["length"][a:b])
+            cols = self._export(rows, {c: arr[idx] for c, arr in self.events.items()})
+            for c, v in cols.items():
+                parts.setdefault(c, []).append(v)
+        arrays = {f"ring_{c}": np.concatenate(v) for c, v in parts.items()}
+        arrays.update({f"scalar_{k}": sc[k][:n] for k in self.scalar_dtypes})
         buf = io.BytesIO()
         meta = json.dumps({"capacity": self.capacity, "ids": self.ids}).encode()
         np.savez(buf, meta=np.frombuffer(meta, dtype=np.uint8), **arrays)
@@ -112,6 +216,8 @@ class _RingStore:
 
     @classmethod
     def _restore(cls, store: _RingStore, data: bytes) -> None:
+        """Fill an empty store from a snapshot: rings packed end to end, sized as compaction
+        sizes them. Older snapshots (fixed rings) restore the same way."""
         with np.load(io.BytesIO(data)) as npz:
             meta = json.loads(npz["meta"].tobytes().decode())
             if meta["capacity"] != store.capacity:
@@ -120,29 +226,49 @@ class _RingStore:
                 )
             store.ids = list(meta["ids"])
             store.index = {k: i for i, k in enumerate(store.ids)}
-            store._grow(len(store.ids))
             n = len(store.ids)
-            for k in store.scalars:
+            store._grow(n)
+            for k in store.scalar_dtypes:
                 store.scalars[k][:n] = npz[f"scalar_{k}"]
             length = store.scalars["length"][:n].astype(np.int64)
-            store.scalars["head"][:n] = 0  # events are written back from slot 0
             rows = np.repeat(np.arange(n), length)
-            offsets = np.concatenate([[0], np.cumsum(length)[:-1]]) if n else np.empty(0, np.int64)
-            cols = np.arange(len(rows)) - np.repeat(offsets, length)
-            for k in store.rings:
-                store.rings[k][rows, cols] = npz[f"ring_{k}"]
+            keep, cols = store._import(rows, {c: npz[f"ring_{c}"] for c in store.snapshot_columns})
+        if not keep.all():
+            rows = rows[keep]
+            cols = {c: v[keep] for c, v in cols.items()}
+            kept = np.bincount(rows, minlength=n)
+            store.scalars["overflow"][:n] += (length - kept).astype(np.int32)
+            length = kept
+            store.scalars["length"][:n] = length
+        cap = store._fitted_caps(length)
+        offset = np.cumsum(cap) - cap
+        store.scalars["cap"][:n] = cap
+        store.scalars["offset"][:n] = offset
+        store.scalars["head"][:n] = 0
+        total = int(cap.sum())
+        size = max(1024, total + total // SLACK_DIVISOR + 4 * store.capacity)
+        store.events = {c: np.empty(size, d) for c, d in store.event_dtypes.items()}
+        store.top[0] = total
+        pos = offset[rows] + (np.arange(len(rows)) - np.repeat(np.cumsum(length) - length, length))
+        for c, v in cols.items():
+            store.events[c][pos] = v
 
 
 class UserStore(_RingStore):
-    """Each card's recent transactions (time, amount, terminal) and lifetime totals."""
+    """Each card's recent transactions (time, amount, terminal) and lifetime totals.
 
-    ring_dtypes: ClassVar[dict[str, type]] = {
-        "time": np.int64,
-        "amount": np.float64,
+    An event is 12 bytes: its time as a 32-bit offset from the card's `base` (ms), its amount
+    in integer cents and the 32-bit terminal identity.
+    """
+
+    event_dtypes: ClassVar[dict[str, type]] = {
+        "time": np.uint32,
+        "cents": np.int32,
         "term": np.int32,
     }
+    layout_dtypes: ClassVar[dict[str, type]] = {**_RingStore.layout_dtypes, "base": np.int64}
+    snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "amount", "term")
     scalar_dtypes: ClassVar[dict[str, type]] = {
-        "head": np.int32,
         "length": np.int32,
         "count_total": np.int64,
         "sum_total": np.float64,
@@ -159,25 +285,56 @@ class UserStore(_RingStore):
         terminal_hashes: np.ndarray,
     ) -> np.ndarray:
         """Features for each transaction, in order; each is then added to its user's history."""
-        out = np.empty((len(slots), _USER_FEATURES), dtype=np.float64)
-        r, s = self.rings, self.scalars
-        kernels.user_step(
-            r["time"],
-            r["amount"],
-            r["term"],
-            s["head"],
-            s["length"],
-            s["count_total"],
-            s["sum_total"],
-            s["last_time"],
-            s["overflow"],
-            np.ascontiguousarray(slots, dtype=np.int64),
-            np.ascontiguousarray(times_ms, dtype=np.int64),
-            np.ascontiguousarray(amounts, dtype=np.float64),
-            np.ascontiguousarray(terminal_hashes, dtype=np.int32),
-            out,
-        )
+        n = len(slots)
+        out = np.empty((n, _USER_FEATURES), dtype=np.float64)
+        amounts = np.ascontiguousarray(amounts, dtype=np.float64)
+        cents = to_cents(amounts)
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        times_ms = np.ascontiguousarray(times_ms, dtype=np.int64)
+        terminal_hashes = np.ascontiguousarray(terminal_hashes, dtype=np.int32)
+        s = self.scalars
+
+        def step(start: int) -> int:
+            e = self.events
+            return kernels.user_step(
+                e["time"], e["cents"], e["term"], self.free_head, self.top,
+                s["offset"], s["cap"], s["head"], s["length"], s["base"],
+                s["count_total"], s["sum_total"], s["last_time"], s["overflow"],
+                self.capacity, slots, times_ms, amounts, cents, terminal_hashes, out, start,
+            )  # fmt: skip
+
+        self._run(step, n)
         return out
+
+    def _export(self, rows: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            "time": self.scalars["base"][rows] + cols["time"].astype(np.int64),
+            "amount": cols["cents"] / 100.0,
+            "term": cols["term"],
+        }
+
+    def _import(
+        self, rows: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        times = cols["time"].astype(np.int64)
+        n = len(self)
+        base = np.zeros(n, np.int64)
+        if len(rows):
+            lo = np.full(n, np.iinfo(np.int64).max)
+            hi = np.full(n, np.iinfo(np.int64).min)
+            np.minimum.at(lo, rows, times)
+            np.maximum.at(hi, rows, times)
+            used = np.bincount(rows, minlength=n) > 0
+            base[used] = np.maximum(
+                lo[used] - kernels.BASE_MARGIN, hi[used] - kernels.TIME_SPAN + kernels.FUTURE_ROOM
+            )
+        self.scalars["base"][:n] = base
+        keep = times >= base[rows]
+        return keep, {
+            "time": (times - base[rows]).astype(np.uint32),
+            "cents": to_cents(cols["amount"]),
+            "term": cols["term"],
+        }
 
     @classmethod
     def from_bytes(cls, data: bytes, capacity: int) -> UserStore:
@@ -186,15 +343,20 @@ class UserStore(_RingStore):
         return store
 
 
+def to_cents(amounts: np.ndarray) -> np.ndarray:
+    """Amounts as int32 cents, as card history keeps them; refuses what does not fit."""
+    cents = np.rint(np.asarray(amounts, dtype=np.float64) * 100.0)
+    if len(cents) and not (np.abs(cents) <= MAX_CENTS).all():
+        raise ValueError(f"amount must be within +/-{MAX_CENTS / 100:,.2f}")
+    return cents.astype(np.int32)
+
+
 class TerminalStore(_RingStore):
     """Each terminal's recent transactions with their labels as known so far."""
 
-    ring_dtypes: ClassVar[dict[str, type]] = {"time": np.int64, "fraud": np.int8, "key": np.int64}
-    scalar_dtypes: ClassVar[dict[str, type]] = {
-        "head": np.int32,
-        "length": np.int32,
-        "overflow": np.int32,
-    }
+    event_dtypes: ClassVar[dict[str, type]] = {"time": np.int64, "fraud": np.int8, "key": np.int64}
+    scalar_dtypes: ClassVar[dict[str, type]] = {"length": np.int32, "overflow": np.int32}
+    snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "fraud", "key")
 
     def __init__(self, capacity: int, label_delay_ms: int, initial_rows: int = 256) -> None:
         super().__init__(capacity, initial_rows)
@@ -216,23 +378,23 @@ class TerminalStore(_RingStore):
         n = len(slots)
         out = np.zeros((n, _TERMINAL_FEATURES), dtype=np.float64)
         found = np.zeros(n, dtype=np.bool_)
-        r, s = self.rings, self.scalars
-        kernels.terminal_step(
-            r["time"],
-            r["fraud"],
-            r["key"],
-            s["head"],
-            s["length"],
-            s["overflow"],
-            np.ascontiguousarray(kinds, dtype=np.int8),
-            np.ascontiguousarray(slots, dtype=np.int64),
-            np.ascontiguousarray(times_ms, dtype=np.int64),
-            np.ascontiguousarray(keys, dtype=np.int64),
-            np.ascontiguousarray(labels, dtype=np.int8),
-            np.int64(self.label_delay_ms),
-            out,
-            found,
-        )
+        kinds = np.ascontiguousarray(kinds, dtype=np.int8)
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        times_ms = np.ascontiguousarray(times_ms, dtype=np.int64)
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        labels = np.ascontiguousarray(labels, dtype=np.int8)
+        s = self.scalars
+
+        def step(start: int) -> int:
+            e = self.events
+            return kernels.terminal_step(
+                e["time"], e["fraud"], e["key"], e["key"].view(np.int32), self.free_head,
+                self.top, s["offset"], s["cap"], s["head"], s["length"], s["overflow"],
+                self.capacity, kinds, slots, times_ms, keys, labels,
+                np.int64(self.label_delay_ms), out, found, start,
+            )  # fmt: skip
+
+        self._run(step, n)
         return out, found
 
     @classmethod

@@ -7,6 +7,7 @@ import pytest
 
 from features.config import EngineConfig
 from features.engine import FeatureEngine, stateless_features
+from features.kernels import STEP
 from features.names import FEATURE_NAMES
 from features.state import TerminalStore, UserStore
 
@@ -185,10 +186,18 @@ def test_batch_equals_one_by_one() -> None:
     np.testing.assert_array_equal(batch, np.array(rows))
 
 
-def test_state_size_is_documented_per_user() -> None:
+def test_state_size_is_the_arena_plus_scalars_per_user() -> None:
     e = FeatureEngine()
     e.transact(["u1", "u2"], ["t", "t"], np.array([T0, T0]), np.array([1.0, 2.0]), np.arange(2))
-    assert e.users.state_nbytes() == 2 * (192 * (8 + 8 + 4) + 4 + 4 + 8 + 8 + 8 + 4)
+    per_event = 4 + 4 + 4  # time offset, cents, terminal identity
+    per_user = 8 + 4 + 4 + 8 + 4 + 8 + 8 + 8 + 4  # layout (offset, cap, head, base) + totals
+    assert e.users.state_nbytes() == e.users.arena_slots * per_event + 2 * per_user
+    assert e.users.arena_usage() == {
+        "events_kept": 2,
+        "ring_slots": 2 * STEP,
+        "free_slots": 0,
+        "spare_slots": e.users.arena_slots - 2 * STEP,
+    }
 
 
 def test_snapshot_of_wrapped_rings_continues_identically() -> None:
