@@ -58,22 +58,29 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return JSONResponse(
-            status_code=409,
-            content={
-                "detail": "transaction_id already used with a different body; a retry must "
-                "repeat the original request exactly",
-                "transaction_ids": exc.transaction_ids,
-            },
-        )
+        return conflict(exc)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return JSONResponse(
-            status_code=503,
-            content={
-                "detail": "temporarily unavailable; retry the same request",
-                "reason": exc.reason,
-            },
-            headers={"Retry-After": str(exc.retry_after_s)},
-        )
+        return unavailable(exc.reason, exc.retry_after_s)
+
+
+def conflict(exc: ConflictError) -> JSONResponse:
+    return JSONResponse(
+        status_code=409,
+        content={
+            "detail": "transaction_id already used with a different body; a retry must "
+            "repeat the original request exactly",
+            "transaction_ids": exc.transaction_ids,
+        },
+    )
+
+
+def render(exc: Exception) -> JSONResponse | None:
+    """The answer for the service's own failure modes, wherever they are raised: the app's
+    exception handlers and the fast single-transaction route give the same bodies."""
+    if isinstance(exc, ConflictError):
+        return conflict(exc)
+    if isinstance(exc, ServiceUnavailable):
+        return unavailable(exc.reason, exc.retry_after_s)
+    return None

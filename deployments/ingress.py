@@ -22,6 +22,7 @@ from actors.ray_shards import ShardUnavailable
 from deployments import errors
 from deployments.auth import ApiKeyGuard
 from deployments.desk_service import ReviewConflict, ReviewNotFound
+from deployments.fast_route import RouteBinding, SingleTransactionRoute
 from deployments.limits import BodySizeLimit
 from deployments.microbatch import MicroBatcher
 from deployments.pipeline import Answer
@@ -52,6 +53,9 @@ app = FastAPI(
 )
 errors.install(app)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
+single_route = RouteBinding()
+# Middleware added last runs first: key check, then body size, then the fast single route.
+app.add_middleware(SingleTransactionRoute, binding=single_route)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 app.add_middleware(ApiKeyGuard)  # outermost: a request without the key is not read at all
 
@@ -66,6 +70,13 @@ def json_response(body: Any) -> Response:
     """orjson straight from our own objects: no second validation pass over 10,000 answers."""
     raw = orjson.dumps(body, default=_answer, option=orjson.OPT_PASSTHROUGH_DATACLASS)
     return Response(raw, media_type="application/json")
+
+
+def render_error(exc: Exception) -> Response | None:
+    """The app's answer for its own failure modes (shared with the fast single route)."""
+    if isinstance(exc, ShardUnavailable):
+        return errors.unavailable(exc.reason, retry_after_s=2)
+    return errors.render(exc)
 
 
 @app.exception_handler(ShardUnavailable)
@@ -96,6 +107,7 @@ class Ingress:
             mb["max_transactions"],
             mb["max_in_flight"],
         )
+        single_route.bind(self.score_single, render_error)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
@@ -109,6 +121,11 @@ class Ingress:
     # -- scoring ------------------------------------------------------------------------------
     @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
     async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
+        """Most requests never reach this: `SingleTransactionRoute` answers them through
+        `score_single` first (deployments/fast_route.py)."""
+        return await self.score_single(tx, include_features)
+
+    async def score_single(self, tx: TransactionIn, include_features: bool = False) -> Response:
         started = time.perf_counter()
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
