@@ -71,7 +71,9 @@ def build_app(args: dict[str, Any]) -> Application:
     model = ModelScorer.options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
     decide = {"thresholds": Thresholds().model_dump()}
     stream = (
-        StreamConsumer.options(user_config=decide).bind(model, settings.model_dump())
+        StreamConsumer.options(user_config=decide, num_replicas=settings.stream.consumers).bind(
+            model, settings.model_dump()
+        )
         if settings.stream.enabled
         else None
     )

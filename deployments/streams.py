@@ -35,6 +35,14 @@ class StreamConfig(BaseModel):
     results_prefix: str = "fraud:decisions"
     group: str = "fraud-scorers"
     partitions: int = Field(4, ge=1, le=1024)
+    consumers: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="StreamConsumer replicas; each owns the partitions p with p % consumers "
+        "== its rank. One replica is one Python process: with one, the stream path used "
+        "~1.2 of 2 cores, the consumer's own core full.",
+    )
     read_count: int = Field(
         64, ge=1, le=10_000, description="Entries per read (a packed entry holds many)."
     )

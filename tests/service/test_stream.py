@@ -37,7 +37,7 @@ def stream_frame(seed: int) -> pd.DataFrame:
 
 
 def kill_consumer() -> int:
-    """kill -9 the StreamConsumer replica's process (Serve starts a new one)."""
+    """kill -9 a StreamConsumer replica's process (Serve starts a new one)."""
     from ray import serve
 
     handle = serve.get_deployment_handle("StreamConsumer", app_name="fraud-stream")
