@@ -200,7 +200,7 @@ class _RingStore:
         n = len(self)
         sc = self.scalars
         parts: dict[str, list[np.ndarray]] = {}
-        for a in range(0, n, _CHUNK_ROWS):
+        for a in range(0, max(n, 1), _CHUNK_ROWS):  # once at least: an empty store too
             b = min(n, a + _CHUNK_ROWS)
             idx = self._kept_positions(a, b)
             rows = np.repeat(np.arange(a, b), sc["length"][a:b])

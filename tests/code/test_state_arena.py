@@ -147,6 +147,17 @@ def test_old_fixed_ring_snapshots_restore() -> None:
     np.testing.assert_array_equal(restored.transact(*nxt), e.transact(*nxt))
 
 
+def test_empty_stores_snapshot_and_restore() -> None:
+    e = FeatureEngine()
+    users = UserStore.from_bytes(e.users.to_bytes(), 192)
+    terminals = type(e.terminals).from_bytes(e.terminals.to_bytes(), 128, e.config.label_delay_ms)
+    assert len(users) == 0 and len(terminals) == 0
+    restored = FeatureEngine()
+    restored.users, restored.terminals = users, terminals
+    first = (["c"], ["T"], np.array([T0]), np.array([5.0]), [1])
+    np.testing.assert_array_equal(restored.transact(*first), e.transact(*first))
+
+
 def test_amounts_beyond_int32_cents_are_refused() -> None:
     with pytest.raises(ValueError, match="amount must be within"):
         FeatureEngine().transact(["c"], ["T"], np.array([T0]), np.array([3e7]), [0])
