@@ -80,6 +80,53 @@ def _relocate(arr: np.ndarray, src: int, cap: int, head: int, n: int, dst: int) 
 
 
 @njit(cache=True, nogil=True)
+def _room_for_one(
+    col_a: np.ndarray,
+    col_b: np.ndarray,
+    col_c: np.ndarray,
+    link: np.ndarray,
+    scale: int,
+    free_head: np.ndarray,
+    top: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
+    head: np.ndarray,
+    length: np.ndarray,
+    overflow: np.ndarray,
+    s: int,
+    max_cap: int,
+) -> bool:
+    """Room for one more event in row s's full ring: it grows (into a new block, its three
+    event columns copied) until the capacity, then drops its oldest event and counts it.
+    False when the arena has no block to grow into: nothing has changed then."""
+    off = offset[s]
+    c = np.int64(cap[s])
+    h = np.int64(head[s])
+    n = np.int64(length[s])
+    if c < max_cap:
+        nc = min(max_cap, c + STEP)
+        dst = _alloc(link, scale, free_head, top, col_a.shape[0], nc)
+        if dst < 0:
+            return False
+        _relocate(col_a, off, c, h, n, dst)
+        _relocate(col_b, off, c, h, n, dst)
+        _relocate(col_c, off, c, h, n, dst)
+        if c > 0:
+            _release(link, scale, free_head, off, c)
+        offset[s] = dst
+        cap[s] = nc
+        head[s] = 0
+    else:
+        h += 1
+        if h == c:
+            h = 0
+        head[s] = h
+        length[s] = n - 1
+        overflow[s] += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
 def user_step(
     ev_time: np.ndarray,
     ev_cents: np.ndarray,
@@ -112,7 +159,6 @@ def user_step(
     sums add amounts to the cent (`cents`); the deviation uses the exact amount. Returns the
     number of transactions done: less than all when the arena needs to grow first.
     """
-    size = ev_time.shape[0]
     horizon = 30 * MS_PER_DAY
     for i in range(start, slots.shape[0]):
         s = slots[i]
@@ -188,32 +234,16 @@ def user_step(
         out[i, 9] = sh
         out[i, 10] = 0.0 if seen else 1.0
 
-        # Make room: a full ring grows (in a new block) until the capacity, then drops its
-        # oldest event and says so.
         if n == c:
-            if c < max_cap:
-                nc = min(max_cap, c + STEP)
-                dst = _alloc(ev_cents, 1, free_head, top, size, nc)
-                if dst < 0:
-                    return i
-                _relocate(ev_time, off, c, h, n, dst)
-                _relocate(ev_cents, off, c, h, n, dst)
-                _relocate(ev_term, off, c, h, n, dst)
-                if c > 0:
-                    _release(ev_cents, 1, free_head, off, c)
-                off = dst
-                c = nc
-                h = 0
-                offset[s] = off
-                cap[s] = c
-                head[s] = 0
-            else:
-                h += 1
-                if h == c:
-                    h = 0
-                head[s] = h
-                n -= 1
-                overflow[s] += 1
+            if not _room_for_one(
+                ev_time, ev_cents, ev_term, ev_cents, 1, free_head, top,
+                offset, cap, head, length, overflow, s, max_cap,
+            ):  # fmt: skip
+                return i
+            off = offset[s]
+            c = np.int64(cap[s])
+            h = np.int64(head[s])
+            n = np.int64(length[s])
         keep = True
         if t - b < 0 or t - b >= TIME_SPAN:
             # Rebase: a day below the oldest time, or lower only as far as the span allows;
@@ -303,7 +333,6 @@ def terminal_step(
     late one counts from its arrival. `link` is `ev_key` seen as int32 (2 per slot): freed
     blocks are linked through it. Returns the number of events done, as `user_step` does.
     """
-    size = ev_time.shape[0]
     horizon = 30 * MS_PER_DAY + delay_ms
     for i in range(start, slots.shape[0]):
         s = slots[i]
@@ -363,29 +392,15 @@ def terminal_step(
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
 
         if n == c:
-            if c < max_cap:
-                nc = min(max_cap, c + STEP)
-                dst = _alloc(link, 2, free_head, top, size, nc)
-                if dst < 0:
-                    return i
-                _relocate(ev_time, off, c, h, n, dst)
-                _relocate(ev_fraud, off, c, h, n, dst)
-                _relocate(ev_key, off, c, h, n, dst)
-                if c > 0:
-                    _release(link, 2, free_head, off, c)
-                off = dst
-                c = nc
-                h = 0
-                offset[s] = off
-                cap[s] = c
-                head[s] = 0
-            else:
-                h += 1
-                if h == c:
-                    h = 0
-                head[s] = h
-                n -= 1
-                overflow[s] += 1
+            if not _room_for_one(
+                ev_time, ev_fraud, ev_key, link, 2, free_head, top,
+                offset, cap, head, length, overflow, s, max_cap,
+            ):  # fmt: skip
+                return i
+            off = offset[s]
+            c = np.int64(cap[s])
+            h = np.int64(head[s])
+            n = np.int64(length[s])
         k = h + n
         if k >= c:
             k -= c
