@@ -20,7 +20,13 @@ from deployments.model_holder import Scored
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
-from features.ids import id_keys, redact_pan, stable_hash64, terminal_identity
+from features.ids import (
+    id_keys,
+    redact_pan,
+    repeated_id_keys,
+    stable_hash64,
+    terminal_identity,
+)
 from features.names import FEATURE_NAMES
 from policy.reasons import top_reasons
 from policy.rules import Policy
@@ -115,9 +121,11 @@ class ShadowStats:
     abs_diff_sum: float = 0.0
 
 
-def _keys(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """One hash per id: the digests that stand for them in state, and their 64-bit keys."""
-    pairs = [id_keys(v) for v in ids]
+def _keys(ids: Sequence[str], repeated: bool = False) -> tuple[list[str], np.ndarray]:
+    """One hash per id: the digests that stand for them in state, and their 64-bit keys.
+    `repeated`: ids that come back (cards, terminals) go through a bounded cache."""
+    key_of = repeated_id_keys if repeated else id_keys
+    pairs = [key_of(v) for v in ids]
     return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
 
 
@@ -166,8 +174,8 @@ class ScoringPipeline:
         """
         n = len(txs)
         tx_keys, label_keys = _keys([t.transaction_id for t in txs])
-        user_keys, user_routes = _keys([t.user_id for t in txs])
-        terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs])
+        user_keys, user_routes = _keys([t.user_id for t in txs], repeated=True)
+        terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs], repeated=True)
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
         bodies = np.fromiter((body_hash(t) for t in txs), np.int64, n)
@@ -324,7 +332,7 @@ class ScoringPipeline:
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""
-        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels])
+        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels], True)
         tx_keys = _keys([lb.transaction_id for lb in labels])[1]
         values = np.fromiter((int(lb.is_fraud) for lb in labels), np.int8, len(labels))
         found = await self.apply_labels(tx_keys, terminal_digests, terminal_routes, values)

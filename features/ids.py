@@ -10,6 +10,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,15 @@ def id_keys(value: str) -> tuple[str, int]:
         base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
         int.from_bytes(digest[:8], "little", signed=True),
     )
+
+
+@lru_cache(maxsize=1 << 15)
+def repeated_id_keys(value: str) -> tuple[str, int]:
+    """`id_keys` remembered for ids that come back (cards, terminals): a dictionary lookup
+    (~0.05 us) instead of a blake2b and a base64 (~1.1 us). Bounded (~10 MB at 32,768 ids);
+    how often it hits depends on how often ids repeat. Never for transaction ids, which are
+    unique and would only push the useful entries out."""
+    return id_keys(value)
 
 
 def terminal_identity(keys64: np.ndarray) -> np.ndarray:
