@@ -1,0 +1,36 @@
+"""Validation rules of a transaction that no other test pins down."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from deployments.schemas import TransactionIn
+
+BASE = {"transaction_id": "t", "user_id": "u", "terminal_id": "k", "amount": 1.0}
+
+
+def test_timestamps_up_to_two_days_ahead_pass_and_later_ones_name_the_field() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    ok = TransactionIn.model_validate(
+        {**BASE, "timestamp": (now + dt.timedelta(days=1.9)).isoformat()}
+    )
+    assert ok.timestamp.tzinfo == dt.timezone.utc
+    with pytest.raises(ValidationError, match="timestamp more than 2 days in the future") as e:
+        TransactionIn.model_validate(
+            {**BASE, "timestamp": (now + dt.timedelta(days=2.1)).isoformat()}
+        )
+    assert e.value.errors()[0]["loc"] == ("timestamp",)
+    # An offset is honoured: 2.1 days ahead in UTC is 2.1 days ahead in any zone.
+    tz = dt.timezone(dt.timedelta(hours=-8))
+    with pytest.raises(ValidationError, match="future"):
+        TransactionIn.model_validate(
+            {**BASE, "timestamp": (now + dt.timedelta(days=2.1)).astimezone(tz).isoformat()}
+        )
+
+
+def test_naive_timestamps_are_utc_and_time_ms_is_exact() -> None:
+    tx = TransactionIn.model_validate({**BASE, "timestamp": "2018-06-01T10:00:00.250"})
+    assert tx.time_ms == 1_527_847_200_250
