@@ -23,8 +23,8 @@ from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
     id_keys,
     redact_pan,
-    repeated_id_keys,
     stable_hash64,
+    terminal_id_keys,
     terminal_identity,
 )
 from features.names import FEATURE_NAMES
@@ -121,10 +121,10 @@ class ShadowStats:
     abs_diff_sum: float = 0.0
 
 
-def _keys(ids: Sequence[str], repeated: bool = False) -> tuple[list[str], np.ndarray]:
-    """One hash per id: the digests that stand for them in state, and their 64-bit keys.
-    `repeated`: ids that come back (cards, terminals) go through a bounded cache."""
-    key_of = repeated_id_keys if repeated else id_keys
+def _keys(ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
+    """One hash per id: the digests that stand for them in state, and their 64-bit keys
+    (terminal ids through a bounded cache, `features.ids.terminal_id_keys`)."""
+    key_of = terminal_id_keys if terminals else id_keys
     pairs = [key_of(v) for v in ids]
     return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
 
@@ -175,8 +175,8 @@ class ScoringPipeline:
         """
         n = len(txs)
         tx_keys, label_keys = _keys([t.transaction_id for t in txs])
-        user_keys, user_routes = _keys([t.user_id for t in txs], repeated=True)
-        terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs], repeated=True)
+        user_keys, user_routes = _keys([t.user_id for t in txs])
+        terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs], terminals=True)
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
         bodies = np.fromiter(map(body_hash, txs, times.tolist()), np.int64, n)
@@ -333,7 +333,7 @@ class ScoringPipeline:
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""
-        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels], True)
+        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels], terminals=True)
         tx_keys = _keys([lb.transaction_id for lb in labels])[1]
         values = np.fromiter((int(lb.is_fraud) for lb in labels), np.int8, len(labels))
         found = await self.apply_labels(tx_keys, terminal_digests, terminal_routes, values)

@@ -15,7 +15,7 @@ from deployments.model_holder import ModelHolder, Scored, onnx_loader
 from deployments.pipeline import ScoringPipeline, group_by_shard
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import Thresholds
-from features.ids import id_keys, repeated_id_keys, shard_of
+from features.ids import id_keys, shard_of, terminal_id_keys
 from features.names import FEATURE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,12 +54,12 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-def test_remembered_id_keys_equal_fresh_ones_past_the_cache_bound() -> None:
-    ids = [f"card-{i}" for i in range(40_000)]  # more than the cache holds
-    hits = repeated_id_keys.cache_info().hits
+def test_remembered_terminal_keys_equal_fresh_ones_past_the_cache_bound() -> None:
+    ids = [f"term-{i}" for i in range(40_000)]  # more than the cache holds
+    hits = terminal_id_keys.cache_info().hits
     for v in ids + ids[-100:] + ids[:100]:  # recent ones are remembered, the first evicted
-        assert repeated_id_keys(v) == id_keys(v)
-    assert repeated_id_keys.cache_info().hits - hits == 100
+        assert terminal_id_keys(v) == id_keys(v)
+    assert terminal_id_keys.cache_info().hits - hits == 100
 
 
 def test_shard_hash_is_stable_and_spreads() -> None:
