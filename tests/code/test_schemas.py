@@ -34,3 +34,19 @@ def test_timestamps_up_to_two_days_ahead_pass_and_later_ones_name_the_field() ->
 def test_naive_timestamps_are_utc_and_time_ms_is_exact() -> None:
     tx = TransactionIn.model_validate({**BASE, "timestamp": "2018-06-01T10:00:00.250"})
     assert tx.time_ms == 1_527_847_200_250
+
+
+def test_integer_ids_become_strings_and_other_types_are_refused_by_field() -> None:
+    ts = {"timestamp": "2018-06-01T10:00:00"}
+    tx = TransactionIn.model_validate(
+        {**BASE, **ts, "transaction_id": 7, "user_id": 4111, "terminal_id": -3}
+    )
+    assert (tx.transaction_id, tx.user_id, tx.terminal_id) == ("7", "4111", "-3")
+    for bad in (True, 1.5, None, [1], ""):
+        with pytest.raises(ValidationError) as e:
+            TransactionIn.model_validate({**BASE, **ts, "user_id": bad})
+        assert [err["loc"] for err in e.value.errors()] == [("user_id",)]
+    for amount in (float("nan"), float("inf"), 0.0):
+        with pytest.raises(ValidationError) as e:
+            TransactionIn.model_validate({**BASE, **ts, "amount": amount})
+        assert [err["loc"] for err in e.value.errors()] == [("amount",)]
