@@ -81,7 +81,9 @@ def render_error(exc: Exception) -> Response | None:
 
 @app.exception_handler(ShardUnavailable)
 async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
-    return errors.unavailable(exc.reason, retry_after_s=2)
+    answer = render_error(exc)
+    assert answer is not None
+    return answer
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
