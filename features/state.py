@@ -27,6 +27,12 @@ SLACK_DIVISOR = 16
 MAX_CENTS = 2**31 - 1
 
 
+def _ranks(length: np.ndarray) -> np.ndarray:
+    """0..length-1 for each row in turn: every kept event's place in its ring, oldest first."""
+    length = np.asarray(length, np.int64)
+    return np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+
+
 class _RingStore:
     """Rows of variable-size event rings plus per-row scalars, addressed by string id."""
 
@@ -132,7 +138,7 @@ class _RingStore:
         sc = self.scalars
         length = sc["length"][a:b].astype(np.int64)
         rows = np.repeat(np.arange(a, b), length)
-        k = np.arange(len(rows)) - np.repeat(np.cumsum(length) - length, length)
+        k = _ranks(length)
         cap = np.maximum(sc["cap"][rows].astype(np.int64), 1)
         return sc["offset"][rows] + (sc["head"][rows] + k) % cap
 
@@ -249,7 +255,7 @@ class _RingStore:
         size = max(1024, total + total // SLACK_DIVISOR + 4 * store.capacity)
         store.events = {c: np.empty(size, d) for c, d in store.event_dtypes.items()}
         store.top[0] = total
-        pos = offset[rows] + (np.arange(len(rows)) - np.repeat(np.cumsum(length) - length, length))
+        pos = offset[rows] + _ranks(length)
         for c, v in cols.items():
             store.events[c][pos] = v
 
