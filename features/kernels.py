@@ -95,10 +95,11 @@ def _room_for_one(
     overflow: np.ndarray,
     s: int,
     max_cap: int,
-) -> bool:
+) -> tuple[bool, int, int, int, int]:
     """Room for one more event in row s's full ring: it grows (into a new block, its three
     event columns copied) until the capacity, then drops its oldest event and counts it.
-    False when the arena has no block to grow into: nothing has changed then."""
+    Returns (done, offset, cap, head, length) of the ring after; done is False when the
+    arena has no block to grow into, and nothing has changed then."""
     off = offset[s]
     c = np.int64(cap[s])
     h = np.int64(head[s])
@@ -107,7 +108,7 @@ def _room_for_one(
         nc = min(max_cap, c + STEP)
         dst = _alloc(link, scale, free_head, top, col_a.shape[0], nc)
         if dst < 0:
-            return False
+            return False, off, c, h, n
         _relocate(col_a, off, c, h, n, dst)
         _relocate(col_b, off, c, h, n, dst)
         _relocate(col_c, off, c, h, n, dst)
@@ -116,14 +117,29 @@ def _room_for_one(
         offset[s] = dst
         cap[s] = nc
         head[s] = 0
-    else:
+        return True, dst, nc, 0, n
+    h += 1
+    if h == c:
+        h = 0
+    head[s] = h
+    length[s] = n - 1
+    overflow[s] += 1
+    return True, off, c, h, n - 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _expire(
+    ev_time: np.ndarray, base: int, off: int, c: int, h: int, n: int, cutoff: int
+) -> tuple[int, int]:
+    """Forget a ring's oldest events at or before `cutoff` (no window reaches them any
+    more); returns the new (head, length). History is kept in arrival order, so an
+    out-of-order event stays until it reaches the head; the windows exclude it meanwhile."""
+    while n > 0 and base + np.int64(ev_time[off + h]) <= cutoff:
         h += 1
         if h == c:
             h = 0
-        head[s] = h
-        length[s] = n - 1
-        overflow[s] += 1
-    return True
+        n -= 1
+    return h, n
 
 
 @njit(cache=True, nogil=True)
@@ -169,15 +185,7 @@ def user_step(
         off = offset[s]
         c = np.int64(cap[s])
         b = base[s]
-        # Forget events that no window can reach any more (history is kept in arrival order;
-        # an out-of-order event is excluded by the window tests below, never double counted).
-        h = np.int64(head[s])
-        n = np.int64(length[s])
-        while n > 0 and b + np.int64(ev_time[off + h]) <= t - horizon:
-            h += 1
-            if h == c:
-                h = 0
-            n -= 1
+        h, n = _expire(ev_time, b, off, c, np.int64(head[s]), np.int64(length[s]), t - horizon)
         head[s] = h
         length[s] = n
 
@@ -235,15 +243,12 @@ def user_step(
         out[i, 10] = 0.0 if seen else 1.0
 
         if n == c:
-            if not _room_for_one(
+            done, off, c, h, n = _room_for_one(
                 ev_time, ev_cents, ev_term, ev_cents, 1, free_head, top,
                 offset, cap, head, length, overflow, s, max_cap,
-            ):  # fmt: skip
+            )  # fmt: skip
+            if not done:
                 return i
-            off = offset[s]
-            c = np.int64(cap[s])
-            h = np.int64(head[s])
-            n = np.int64(length[s])
         keep = True
         if t - b < 0 or t - b >= TIME_SPAN:
             # Rebase: a day below the oldest time, or lower only as far as the span allows;
@@ -353,11 +358,7 @@ def terminal_step(
                     j = 0
             continue
 
-        while n > 0 and ev_time[off + h] <= t - horizon:
-            h += 1
-            if h == c:
-                h = 0
-            n -= 1
+        h, n = _expire(ev_time, 0, off, c, h, n, t - horizon)
         head[s] = h
         length[s] = n
 
@@ -392,15 +393,12 @@ def terminal_step(
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
 
         if n == c:
-            if not _room_for_one(
+            done, off, c, h, n = _room_for_one(
                 ev_time, ev_fraud, ev_key, link, 2, free_head, top,
                 offset, cap, head, length, overflow, s, max_cap,
-            ):  # fmt: skip
+            )  # fmt: skip
+            if not done:
                 return i
-            off = offset[s]
-            c = np.int64(cap[s])
-            h = np.int64(head[s])
-            n = np.int64(length[s])
         k = h + n
         if k >= c:
             k -= c
