@@ -36,6 +36,7 @@ def demo_config(directory: Path, args: dict[str, Any] | None = None) -> Path:
     `args`: app arguments to set on top (benchmarks compare settings this way)."""
     state = directory / "demo-state"
     shutil.rmtree(state, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
     doc = yaml.safe_load(SERVE_CONFIG.read_text())
     for application in doc["applications"]:
         if application["name"] == "fraud":
