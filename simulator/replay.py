@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from features.ids import stable_hash64
+from features.ids import as_id_strings, stable_hash64
 from features.replay import feedback_from_labels
 from features.transactions import sort_by_event_time
 
@@ -73,15 +73,26 @@ class _Pacer:
             await asyncio.sleep(delay)
 
 
-def tx_body(row: tuple[Any, ...]) -> dict[str, Any]:
-    tx_id, ts, user, terminal, amount = row
-    return {
-        "transaction_id": str(tx_id),
-        "user_id": str(user),
-        "terminal_id": str(terminal),
-        "amount": float(amount),
-        "timestamp": pd.Timestamp(ts).isoformat(timespec="milliseconds"),
-    }
+def tx_bodies(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The API's JSON body for every row, built column by column (a pandas Timestamp per row
+    cost ~4 us, on the cores the service scores with). Timezone-aware times are sent as
+    their UTC wall time: naive means UTC to the API."""
+    ts = pd.to_datetime(df["timestamp"])
+    if ts.dt.tz is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    stamps = np.datetime_as_string(ts.to_numpy().astype("datetime64[ms]"), unit="ms").tolist()
+    columns = zip(
+        as_id_strings(df["transaction_id"]),
+        as_id_strings(df["user_id"]),
+        as_id_strings(df["terminal_id"]),
+        df["amount"].astype(float).tolist(),
+        stamps,
+        strict=True,
+    )
+    return [
+        {"transaction_id": t, "user_id": u, "terminal_id": k, "amount": a, "timestamp": s}
+        for t, u, k, a, s in columns
+    ]
 
 
 class _Client:
@@ -101,9 +112,8 @@ class _Client:
         self.result.errors[key] = self.result.errors.get(key, 0) + n
 
     async def send_transactions(
-        self, chunk: list[tuple[Any, ...]], meta: list[dict[str, Any]]
+        self, bodies: list[dict[str, Any]], meta: list[dict[str, Any]]
     ) -> None:
-        bodies = [tx_body(r) for r in chunk]
         params = {"include_features": "true"} if self.opts.include_features else None
         single = self.opts.batch == 1
         path = "/v1/transactions" if single else "/v1/transactions/batch"
@@ -112,29 +122,29 @@ class _Client:
         try:
             resp = await self.http.post(path, content=orjson.dumps(payload), params=params)
         except httpx.HTTPError as e:
-            self._error(type(e).__name__, len(chunk))
+            self._error(type(e).__name__, len(bodies))
             return
         latency_ms = (time.perf_counter() - t0) * 1000
         if resp.status_code == 422 and not single:
             # A batch is rejected whole (and changes nothing): resend one by one so only the
             # invalid transactions are refused.
-            for row, m in zip(chunk, meta, strict=True):
-                await self._send_one(row, m)
+            for body, m in zip(bodies, meta, strict=True):
+                await self._send_one(body, m)
             return
         if resp.status_code != 200:
-            self._error(f"http_{resp.status_code}", len(chunk))
+            self._error(f"http_{resp.status_code}", len(bodies))
             return
         data = orjson.loads(resp.content)
         results = [data] if single else data["results"]
         for m, r in zip(meta, results, strict=True):
             self._record(m, r, latency_ms)
 
-    async def _send_one(self, row: tuple[Any, ...], meta: dict[str, Any]) -> None:
+    async def _send_one(self, body: dict[str, Any], meta: dict[str, Any]) -> None:
         params = {"include_features": "true"} if self.opts.include_features else None
         t0 = time.perf_counter()
         try:
             resp = await self.http.post(
-                "/v1/transactions", content=orjson.dumps(tx_body(row)), params=params
+                "/v1/transactions", content=orjson.dumps(body), params=params
             )
         except httpx.HTTPError as e:
             self._error(type(e).__name__)
@@ -215,8 +225,7 @@ async def replay_stream(
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(df)]])
     lanes = _lane_of(df["user_id"], opts.concurrency)
-    cols = df[["transaction_id", "timestamp", "user_id", "terminal_id", "amount"]]
-    records = list(cols.itertuples(index=False, name=None))
+    bodies = tx_bodies(df)
     meta_cols = [c for c in ("transaction_id", "user_id", "is_fraud", "fraud_scenario") if c in df]
     metas = df[meta_cols].to_dict("records")
     counts: dict[str, int] = {}
@@ -227,7 +236,7 @@ async def replay_stream(
         for a in range(0, len(idx), opts.batch):
             part = idx[a : a + opts.batch]
             await pacer.wait(len(part))
-            await client.send_transactions([records[i] for i in part], [metas[i] for i in part])
+            await client.send_transactions([bodies[i] for i in part], [metas[i] for i in part])
 
     try:
         for s, e in zip(starts, ends, strict=True):

@@ -22,7 +22,7 @@ import redis
 from features.ids import stable_hash64
 from features.replay import feedback_from_labels
 from features.transactions import sort_by_event_time
-from simulator.replay import ReplayResult, tx_body
+from simulator.replay import ReplayResult, tx_bodies
 
 Progress = Callable[[int, int, dict[str, int]], None]
 
@@ -77,6 +77,41 @@ def _runs(kinds: np.ndarray, rows: np.ndarray, size: int) -> Iterator[tuple[int,
         start = end
 
 
+Answered = tuple[float, str, str, float]  # score, decision, model version, latency (ms)
+
+
+def _collect(
+    r: redis.Redis,
+    cursors: dict[str, bytes],
+    sent: set[str],
+    wait_seconds: float,
+    result: ReplayResult,
+) -> dict[str, Answered]:
+    """Read decisions until every sent transaction has one (or `wait_seconds` pass): one
+    answer per transaction id, the first; redeliveries are skipped. Only what the report
+    needs is kept while reading: the rows are built once the clock has stopped."""
+    answers: dict[str, Answered] = {}
+    deadline = time.perf_counter() + wait_seconds
+    while len(answers) < len(sent) and time.perf_counter() < deadline:
+        reply = r.xread(cursors, count=10_000, block=500)  # type: ignore[arg-type]
+        for key, entries in reply or ():
+            for entry_id, fields in entries:
+                cursors[key.decode() if isinstance(key, bytes) else key] = entry_id
+                latency = float(_ms(entry_id) - _ms(fields[b"src"]))
+                for answer in orjson.loads(fields[b"body"]):
+                    tx_id, decision = answer.get("transaction_id", ""), answer["decision"]
+                    if tx_id in sent:
+                        if tx_id in answers:  # a redelivery: one answer per id
+                            continue
+                        answers[tx_id] = (
+                            answer.get("score", float("nan")), decision,
+                            answer.get("model_version", ""), latency,
+                        )  # fmt: skip
+                    if decision == "INVALID":  # refused, naming the field: answered, not lost
+                        result.errors["invalid"] = result.errors.get("invalid", 0) + 1
+    return answers
+
+
 def replay_to_stream(
     transactions: pd.DataFrame, opts: StreamReplayOptions, progress: Progress | None = None
 ) -> ReplayResult:
@@ -91,13 +126,13 @@ def replay_to_stream(
         last = r.xrevrange(key, count=1)
         cursors[key] = last[0][0] if last else b"0-0"
 
-    records = list(df[["transaction_id", "timestamp", "user_id", "terminal_id", "amount"]]
-                   .itertuples(index=False, name=None))  # fmt: skip
-    terminals = df["terminal_id"].astype(str).to_numpy()
+    bodies = tx_bodies(df)
+    tx_ids = [b["transaction_id"] for b in bodies]
+    terminals = [b["terminal_id"] for b in bodies]
     events = _events(df, opts)
     sent: set[str] = set()
-    started = time.perf_counter()
     kinds, rows = events["kind"].to_numpy(), events["row"].to_numpy()
+    started = time.perf_counter()  # from the first entry appended: the set-up is the client's
     for a in range(0, len(events), opts.chunk):
         if opts.max_seconds and time.perf_counter() - started > opts.max_seconds:
             result.stopped_early = True
@@ -107,20 +142,20 @@ def replay_to_stream(
         for p in range(opts.partitions):
             mine = partitions[w] == p
             for kind, group in _runs(k[mine], w[mine], opts.entry_size):
-                bodies = []
-                for row in group:
-                    if kind == 1:
-                        body = tx_body(records[row])
-                        sent.add(body["transaction_id"])
-                    else:
-                        body = {"transaction_id": str(records[row][0]),
-                                "terminal_id": str(terminals[row]), "is_fraud": True}  # fmt: skip
-                        result.labels_sent += 1
-                    bodies.append(body)
-                single = len(bodies) == 1
+                if kind == 1:
+                    payload = [bodies[row] for row in group]
+                    sent.update(tx_ids[row] for row in group)
+                else:
+                    payload = [
+                        {"transaction_id": tx_ids[row], "terminal_id": terminals[row],
+                         "is_fraud": True}
+                        for row in group
+                    ]  # fmt: skip
+                    result.labels_sent += len(group)
+                single = len(payload) == 1
                 name = ("tx" if kind == 1 else "label") + ("" if single else "s")
-                payload = orjson.dumps(bodies[0] if single else bodies)
-                pipe.xadd(f"{opts.input_prefix}:{p}", {"kind": name, "body": payload})
+                entry = orjson.dumps(payload[0] if single else payload)
+                pipe.xadd(f"{opts.input_prefix}:{p}", {"kind": name, "body": entry})
         pipe.execute()
         if opts.rate:  # keep to the rate: latency below saturation, not behind a backlog
             ahead = started + len(sent) / opts.rate - time.perf_counter()
@@ -129,36 +164,18 @@ def replay_to_stream(
         if progress:
             progress(min(a + opts.chunk, len(events)), len(events), {"sent": len(sent)})
 
-    meta_cols = [c for c in ("transaction_id", "user_id", "is_fraud", "fraud_scenario") if c in df]
-    metas = {str(m["transaction_id"]): m for m in df[meta_cols].to_dict("records")}
-    seen: set[str] = set()
-    deadline = time.perf_counter() + opts.wait_seconds
-    while len(seen) < len(sent) and time.perf_counter() < deadline:
-        reply = r.xread(cursors, count=10_000, block=500)
-        for key, entries in reply or ():
-            for entry_id, fields in entries:
-                cursors[key.decode() if isinstance(key, bytes) else key] = entry_id
-                latency = float(_ms(entry_id) - _ms(fields[b"src"]))
-                for answer in orjson.loads(fields[b"body"]):
-                    tx_id, decision = answer.get("transaction_id", ""), answer["decision"]
-                    if tx_id not in sent or tx_id in seen:  # a redelivery: one answer per id
-                        if decision == "INVALID" and tx_id not in sent:
-                            result.errors["invalid"] = result.errors.get("invalid", 0) + 1
-                        continue
-                    seen.add(tx_id)
-                    if decision == "INVALID":  # refused, naming the field: answered, not lost
-                        result.errors["invalid"] = result.errors.get("invalid", 0) + 1
-                        continue
-                    result.rows.append({
-                        **metas[tx_id],
-                        "score": answer.get("score", float("nan")),
-                        "decision": decision,
-                        "model_version": answer.get("model_version", ""),
-                        "latency_ms": latency,
-                    })  # fmt: skip
-    missing = len(sent) - len(seen)
+    answers = _collect(r, cursors, sent, opts.wait_seconds, result)
+    result.wall_seconds = time.perf_counter() - started  # the last decision read
+    missing = len(sent) - len(answers)
     if missing:
         result.errors["no_decision"] = missing
-    result.wall_seconds = time.perf_counter() - started
+    meta_cols = [c for c in ("transaction_id", "user_id", "is_fraud", "fraud_scenario") if c in df]
+    metas = dict(zip(tx_ids, df[meta_cols].to_dict("records"), strict=True))
+    result.rows = [
+        {**metas[tx_id], "score": score, "decision": decision, "model_version": version,
+         "latency_ms": latency}
+        for tx_id, (score, decision, version, latency) in answers.items()
+        if decision != "INVALID"
+    ]  # fmt: skip
     r.close()
     return result

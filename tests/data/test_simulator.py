@@ -78,3 +78,26 @@ def test_card_testing_bursts_are_small_fast_and_at_new_terminals() -> None:
         [(u, t) not in used for u, t in zip(burst["user_id"], burst["terminal_id"], strict=True)]
     )
     assert new_share > 0.9
+
+
+def test_replay_bodies_are_what_the_api_takes_at_the_same_instants() -> None:
+    """The replays send `tx_bodies`: each must validate as the API's `TransactionIn` and
+    name the same instant (to the ms) and values as its row, tz-aware times included."""
+    from deployments.schemas import TransactionIn
+    from simulator.replay import tx_bodies
+
+    cfg = SimulationConfig(n_customers=50, n_terminals=100, n_days=2, seed=3)
+    df = pd.concat(list(generate_days(cfg)), ignore_index=True).head(300)
+    df["timestamp"] = df["timestamp"].astype("datetime64[ns]") + pd.to_timedelta(
+        np.arange(len(df)) % 1000, unit="ms"
+    )  # sub-second parts survive
+    aware = df.assign(timestamp=df["timestamp"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
+    for frame in (df, aware):
+        bodies = tx_bodies(frame)
+        txs = [TransactionIn.model_validate(b) for b in bodies]
+        expected_ms = df["timestamp"].astype("datetime64[ms]").astype(np.int64).to_numpy()
+        assert [t.time_ms for t in txs] == expected_ms.tolist()
+        assert [t.transaction_id for t in txs] == df["transaction_id"].astype(str).tolist()
+        assert [t.user_id for t in txs] == df["user_id"].astype(str).tolist()
+        assert [t.terminal_id for t in txs] == df["terminal_id"].astype(str).tolist()
+        assert [t.amount for t in txs] == df["amount"].tolist()
