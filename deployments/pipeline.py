@@ -21,7 +21,7 @@ from deployments.schemas import LabelIn, TransactionIn
 from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
-    id_keys,
+    id_keys_many,
     redact_pan,
     stable_hash64,
     terminal_id_keys,
@@ -124,8 +124,9 @@ class ShadowStats:
 def _keys(ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
     """One hash per id: the digests that stand for them in state, and their 64-bit keys
     (terminal ids through a bounded cache, `features.ids.terminal_id_keys`)."""
-    key_of = terminal_id_keys if terminals else id_keys
-    pairs = [key_of(v) for v in ids]
+    if not terminals:
+        return id_keys_many(ids)
+    pairs = [terminal_id_keys(v) for v in ids]
     return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -44,16 +44,42 @@ def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
     return np.fromiter((stable_hash64(str(v)) for v in arr), dtype=np.int64, count=len(arr))
 
 
+_PERSON = b"fraud-id"
+_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
+
+
 def id_keys(value: str) -> tuple[str, int]:
     """One blake2b-128 of an id, giving everything the service keys by it: the digest that
     stands for the id in state (`id_digest`) and a signed 64-bit key (its first 8 bytes) for
     routing (`shard_of`), label matching and the 32-bit terminal identity
     (`terminal_identity`)."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=b"fraud-id").digest()
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=_PERSON).digest()
     return (
         base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
         int.from_bytes(digest[:8], "little", signed=True),
     )
+
+
+def id_keys_many(values: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """`id_keys` of many ids at once, equal to it id by id: only the blake2b runs per id;
+    the base64 text and the 64-bit keys are computed on the whole array (~0.5 us of its
+    ~1.1 us per id)."""
+    n = len(values)
+    if n == 0:
+        return [], np.empty(0, np.int64)
+    h = hashlib.blake2b
+    joined = b"".join([h(v.encode(), digest_size=16, person=_PERSON).digest() for v in values])
+    raw = np.frombuffer(joined, np.uint8).reshape(n, 16)
+    # Base64 of 16 bytes: five 3-byte groups give 20 characters, the last byte 2 more.
+    groups = raw[:, :15].reshape(n, 5, 3).astype(np.uint32)
+    word = (groups[..., 0] << 16) | (groups[..., 1] << 8) | groups[..., 2]
+    text = np.empty((n, 22), np.uint8)
+    for j, shift in enumerate((18, 12, 6, 0)):
+        text[:, j:20:4] = _B64[(word >> shift) & 63]
+    last = raw[:, 15]
+    text[:, 20], text[:, 21] = _B64[last >> 2], _B64[(last & 3) << 4]
+    digests = text.view("S22").ravel().astype("U22").tolist()
+    return digests, raw[:, :8].copy().view("<i8").ravel().astype(np.int64)
 
 
 @lru_cache(maxsize=1 << 15)

@@ -15,7 +15,7 @@ from deployments.model_holder import ModelHolder, Scored, onnx_loader
 from deployments.pipeline import ScoringPipeline, group_by_shard
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import Thresholds
-from features.ids import id_keys, shard_of, terminal_id_keys
+from features.ids import id_keys, id_keys_many, shard_of, terminal_id_keys
 from features.names import FEATURE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,21 @@ def test_remembered_terminal_keys_equal_fresh_ones_past_the_cache_bound() -> Non
     for v in ids + ids[-100:] + ids[:100]:  # recent ones are remembered, the first evicted
         assert terminal_id_keys(v) == id_keys(v)
     assert terminal_id_keys.cache_info().hits - hits == 100
+
+
+def test_ids_hashed_together_equal_ids_hashed_one_by_one() -> None:
+    """`id_keys_many` computes base64 and 64-bit keys on arrays; it must give `id_keys`'s
+    values exactly (state, snapshots and routing are keyed by them)."""
+    rng = np.random.default_rng(5)
+    printable = [chr(c) for c in range(33, 127)] + ["é", "カ", "🙂"]
+    ids = [str(i) for i in range(-5, 1_000)] + [
+        "".join(rng.choice(printable, size=int(rng.integers(1, 65)))) for _ in range(3_000)
+    ]
+    digests, keys = id_keys_many(ids)
+    expected = [id_keys(v) for v in ids]
+    assert digests == [e[0] for e in expected]
+    assert keys.dtype == np.int64 and keys.tolist() == [e[1] for e in expected]
+    assert id_keys_many([])[0] == [] and len(id_keys_many([])[1]) == 0
 
 
 def test_shard_hash_is_stable_and_spreads() -> None:
