@@ -23,6 +23,8 @@ from policy.rules import Rule
 MAX_AMOUNT = 1_000_000.0
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 FUTURE_SLACK = dt.timedelta(days=2)
+_UTC = dt.timezone.utc
+_EARLIEST_S, _FUTURE_SLACK_S = EARLIEST.timestamp(), FUTURE_SLACK.total_seconds()
 
 # Ids: 1-64 visible characters (no whitespace or control characters); integers are accepted
 # (the handbook's ids are numbers) and become their decimal strings.
@@ -70,7 +72,8 @@ class TransactionIn(_Strict):
 
     # Ids as `IdText`, with `_int_ids` below in place of `Id`'s per-field validator: the same
     # rule in one Python call per transaction instead of three (this model is validated once
-    # per transaction on every path; 6.4 -> 4.1 us per transaction with `allow_inf_nan`).
+    # per transaction on every path; 6.4 -> 4.1 us per transaction with `allow_inf_nan`, and
+    # ~3.3 us with the string-id fast path and the time checks on POSIX seconds).
     transaction_id: IdText
     user_id: IdText = Field(description="Card (or user) id; state is sharded by its hash.")
     terminal_id: IdText
@@ -87,6 +90,11 @@ class TransactionIn(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _int_ids(cls, data: object) -> object:
+        if type(data) is dict:  # the usual case, string ids, decided without building anything
+            get = data.get
+            tx, user, terminal = get("transaction_id"), get("user_id"), get("terminal_id")
+            if type(tx) is str and type(user) is str and type(terminal) is str:
+                return data
         if isinstance(data, dict):
             ids = {k: _int_id_to_str(data[k]) for k in _TX_IDS if k in data}
             if any(v is not data[k] for k, v in ids.items()):
@@ -96,10 +104,11 @@ class TransactionIn(_Strict):
     @field_validator("timestamp")
     @classmethod
     def _sane_time(cls, v: dt.datetime) -> dt.datetime:
-        v = v.replace(tzinfo=dt.timezone.utc) if v.tzinfo is None else v.astimezone(dt.timezone.utc)
-        if v < EARLIEST:
+        v = v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
+        seconds = v.timestamp()  # compared as POSIX seconds: no datetime built per row
+        if seconds < _EARLIEST_S:
             raise ValueError(f"timestamp before {EARLIEST:%Y-%m-%d}")
-        if v.timestamp() > time.time() + FUTURE_SLACK.total_seconds():  # no datetime per row
+        if seconds > time.time() + _FUTURE_SLACK_S:
             raise ValueError("timestamp more than 2 days in the future")
         return v
 
