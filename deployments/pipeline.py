@@ -22,7 +22,7 @@ from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
     id_keys_many,
-    redact_pan,
+    redact_pans,
     stable_hash64,
     terminal_id_keys,
     terminal_identity,
@@ -107,8 +107,20 @@ class Answer:
     features: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON body: fields that are None are left out."""
-        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
+        """The JSON body: the optional fields that are None are left out."""
+        out = {
+            "transaction_id": self.transaction_id,
+            "score": self.score,
+            "decision": self.decision,
+            "model_version": self.model_version,
+        }
+        if self.reasons is not None:
+            out["reasons"] = self.reasons
+        if self.rules is not None:
+            out["rules"] = self.rules
+        if self.features is not None:
+            out["features"] = self.features
+        return out
 
 
 @dataclass
@@ -303,16 +315,21 @@ class ScoringPipeline:
         wait: bool,
     ) -> None:
         keep = np.flatnonzero(~f.conflict)
+        every = len(keep) == len(txs)  # the usual case: the lists go as they are
+
+        def kept(values: list[str]) -> list[str]:
+            return values if every else [values[i] for i in keep]
+
         batch = {
-            "ids": [redact_pan(txs[i].transaction_id) for i in keep],
+            "ids": redact_pans(kept([t.transaction_id for t in txs])),
             "time_ms": f.times[keep],
             "amount": f.amounts[keep],
             "tier": final[keep],
             "score": np.asarray(scored.scores)[keep],
             "version": scored.version,
             "policy_version": policy_version,  # the one that decided, not the newest
-            "user": [f.user_digests[i] for i in keep],
-            "terminal": [f.terminal_digests[i] for i in keep],  # never the raw ids
+            "user": kept(f.user_digests),
+            "terminal": kept(f.terminal_digests),  # never the raw ids
             "terminal_key": f.terminal_routes[keep],
             "tx_key": f.tx_keys64[keep],
             "duplicate": f.duplicate[keep],

@@ -115,6 +115,13 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
     assert redact_pan(pan).startswith("redacted:") and redact_pan(f"tx-{pan}") != f"tx-{pan}"
     assert redact_pan("tx-4539578763621487") == "tx-4539578763621487"  # not Luhn-valid
     assert redact_pan("order-2018-06-01-000123") == "order-2018-06-01-000123"
+    from features.ids import redact_pans
+
+    # One scan over the whole batch decides; ids never join into one digit run.
+    plain = ["4539578", "763621486", "tx-1", "order-2018-06-01-000123"]
+    assert redact_pans(plain) == plain
+    mixed = ["tx-1", f"tx-{pan}", "4539578763621487"]
+    assert redact_pans(mixed) == [redact_pan(v) for v in mixed] != mixed
     client, p, desk = make()
     from tests.code.test_pipeline import tx as make_tx
 
