@@ -49,6 +49,29 @@ class ShardSettings(BaseModel):
     dedup: DedupConfig = DedupConfig()
 
 
+def _first_of_each(
+    keys: Sequence[Any], status: np.ndarray, body_hashes: np.ndarray
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Positions of the new keys to apply (the first of each), and (copy, first) pairs for
+    an id sent twice in one request: the same body is answered as the first (and marked
+    `DUPLICATE` in `status`), another body is a `CONFLICT`."""
+    fresh = np.flatnonzero(status == Seen.NEW)
+    if len(set(keys)) == len(keys):  # the usual case: no id twice in the request
+        return fresh, []
+    first_of: dict[Any, int] = {}
+    firsts, copies = [], []
+    for i in fresh.tolist():
+        first = first_of.setdefault(keys[i], i)
+        if first == i:
+            firsts.append(i)
+        elif body_hashes[first] == body_hashes[i]:
+            status[i] = Seen.DUPLICATE
+            copies.append((i, first))
+        else:
+            status[i] = Seen.CONFLICT
+    return np.asarray(firsts, np.int64), copies
+
+
 class _JournaledShard:
     """Write-ahead journaling, snapshots and recovery around a shard's `_apply`."""
 
@@ -158,33 +181,16 @@ class UserShard(_JournaledShard):
 
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, tx_keys, body_hashes, user_keys, times, amounts, term_hashes = op
-        n = len(tx_keys)
-        out = np.zeros((n, USER_FEATURES), np.float64)
-        status = np.zeros(n, np.int8)
-        fresh: list[int] = []
-        in_batch: dict[str, int] = {}
-        copies: list[tuple[int, int]] = []
-        for i, key in enumerate(tx_keys):
-            seen, stored = self.dedup.check(key, int(body_hashes[i]))
-            if seen is Seen.NEW and key in in_batch:  # the same id twice in one request
-                first = in_batch[key]
-                same = body_hashes[first] == body_hashes[i]
-                seen = Seen.DUPLICATE if same else Seen.CONFLICT
-                if same:
-                    copies.append((i, first))
-            elif seen is Seen.DUPLICATE and stored is not None:
-                out[i] = stored
-            elif seen is Seen.NEW:
-                in_batch[key] = i
-                fresh.append(i)
-            status[i] = seen
-        if fresh:
-            idx = np.asarray(fresh)
-            slots = self.users.slots_for([user_keys[i] for i in fresh])
-            out[idx] = self.users.update(slots, times[idx], amounts[idx], term_hashes[idx])
-            for i in fresh:
-                self.dedup.record(tx_keys[i], int(body_hashes[i]), int(times[i]), out[i])
-            self.dedup.evict()
+        status, out = self.dedup.check_many(tx_keys, body_hashes)
+        fresh, copies = _first_of_each(tx_keys, status, body_hashes)
+        if len(fresh):
+            every = len(fresh) == len(tx_keys)
+            slots = self.users.slots_for(user_keys if every else [user_keys[i] for i in fresh])
+            out[fresh] = self.users.update(slots, times[fresh], amounts[fresh], term_hashes[fresh])
+            self.dedup.record_many(
+                tx_keys if every else [tx_keys[i] for i in fresh],
+                body_hashes[fresh], times[fresh], out[fresh],
+            )  # fmt: skip
             self.transactions += len(fresh)
         for i, first in copies:
             out[i] = out[first]
@@ -266,41 +272,29 @@ class TerminalShard(_JournaledShard):
         n = len(kinds)
         out = np.zeros((n, TERMINAL_FEATURES), np.float64)
         found = np.zeros(n, np.bool_)
-        keep: list[int] = []
-        first_in_batch: dict[int, int] = {}
-        copies: list[tuple[int, int]] = []
-        for i in range(n):
-            if kinds[i] != 0:
-                keep.append(i)
-                continue
-            key = int(tx_keys[i])
-            seen, stored = self.dedup.check(key, 0)
-            if seen is Seen.DUPLICATE and stored is not None:
-                out[i] = stored
-            elif key in first_in_batch:
-                copies.append((i, first_in_batch[key]))
-            else:
-                first_in_batch[key] = i
-                keep.append(i)
-        if keep:
-            idx = np.asarray(keep)
+        txs = np.flatnonzero(kinds == 0)  # labels are idempotent: always applied
+        keys = np.asarray(tx_keys, np.int64)[txs].tolist()
+        status, out[txs] = self.dedup.check_many(keys, np.zeros(len(txs), np.int64))
+        fresh, copies = _first_of_each(keys, status, np.zeros(len(txs), np.int64))
+        keep = kinds != 0
+        keep[txs[fresh]] = True
+        idx = np.flatnonzero(keep)
+        if len(idx):
             feats, f = self.terminals.step(
                 kinds[idx],
-                self.terminals.slots_for([terminal_keys[i] for i in keep]),
+                self.terminals.slots_for([terminal_keys[i] for i in idx]),
                 times[idx],
                 tx_keys[idx],
                 labels[idx],
             )
             out[idx], found[idx] = feats, f
-            for j, i in enumerate(keep):
-                if kinds[i] == 0:
-                    self.dedup.record(int(tx_keys[i]), 0, int(times[i]), feats[j])
-            self.dedup.evict()
-            n_labels = int(np.sum(kinds[idx] == 1))
-            self.labels += n_labels
-            self.transactions += len(keep) - n_labels
-        for i, j in copies:
-            out[i] = out[j]
+            new = txs[fresh]
+            new_keys = [keys[j] for j in fresh]
+            self.dedup.record_many(new_keys, np.zeros(len(new)), times[new], out[new])
+            self.labels += len(idx) - len(new)
+            self.transactions += len(new)
+        for j, first in copies:
+            out[txs[j]] = out[txs[first]]
         return out, found
 
     def _warm(self) -> None:

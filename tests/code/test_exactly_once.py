@@ -111,15 +111,54 @@ def test_dedup_window_is_bounded_by_event_time_and_count() -> None:
     d = DedupIndex(2, window_ms=3_600_000, max_entries=3)
     for i, t in enumerate([0, 1_000, 2_000]):
         d.record(f"k{i}", 1, t, np.ones(2))
-    d.record("k3", 1, 3_000, np.ones(2))
-    d.evict()
+    d.record("k3", 1, 3_000, np.ones(2))  # recording evicts
     assert d.check("k0", 1)[0] is Seen.NEW and len(d) == 3  # count bound
     d.record("k4", 1, 3_700_000, np.ones(2))
-    d.evict()
     assert [d.check(k, 1)[0] for k in ("k1", "k4")] == [Seen.NEW, Seen.DUPLICATE]  # time bound
     clone = DedupIndex(2, 3_600_000, 3)
     clone.restore(d.to_bytes())
     assert clone.check("k4", 1)[0] is Seen.DUPLICATE and clone.check("k4", 2)[0] is Seen.CONFLICT
+
+
+def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots() -> None:
+    """The columnar index against the rule it implements, on random batches: an id
+    remembered with its body hash and features, in arrival order, until more than
+    `max_entries` came after it or it is `window_ms` older than the newest."""
+    from collections import OrderedDict
+
+    rng = np.random.default_rng(3)
+    window, limit = 50_000, 700
+    d = DedupIndex(3, window, limit)
+    ref: OrderedDict[str, tuple[int, int, np.ndarray]] = OrderedDict()
+    newest, t, seen_kinds = -(2**62), 0, set()
+    for step in range(300):
+        n = int(rng.integers(1, 40))
+        keys = [f"k{int(k)}" for k in rng.integers(0, 3_000, n)]
+        bodies = rng.integers(0, 2, n)
+        status, feats = d.check_many(keys, bodies)
+        for key, body, seen, row in zip(keys, bodies, status, feats, strict=True):
+            entry = ref.get(key)
+            want = Seen.NEW if entry is None else Seen(1 + int(entry[0] != body))
+            assert seen == want
+            seen_kinds.add(want)
+            assert np.array_equal(row, entry[2] if want is Seen.DUPLICATE else np.zeros(3))
+        new = list(dict.fromkeys(k for k, s in zip(keys, status, strict=True) if s == Seen.NEW))
+        times = t + rng.integers(0, 2_000, len(new))  # not in time order within a batch
+        t += int(rng.integers(0, 3_000))
+        values = rng.normal(size=(len(new), 3))
+        body_of = {k: int(b) for k, b in zip(keys, bodies, strict=True)}
+        d.record_many(new, np.array([body_of[k] for k in new]), times, values)
+        for k, tm, v in zip(new, times.tolist(), values, strict=True):
+            ref[k] = (body_of[k], tm, v)
+            newest = max(newest, tm)
+        while ref and (len(ref) > limit or next(iter(ref.values()))[1] < newest - window):
+            ref.popitem(last=False)
+        assert len(d) == len(ref)
+        if step % 50 == 49:  # a snapshot restores the same index
+            clone = DedupIndex(3, window, limit)
+            clone.restore(d.to_bytes())
+            d = clone
+    assert seen_kinds == set(Seen)  # new ids, retries and conflicts all came up
 
 
 def redis_store() -> RedisStore:
