@@ -8,6 +8,7 @@ whether a flag was a false alarm.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,15 @@ class DecisionLog:
         while len(self.decisions) > self.max_decisions:
             self.decisions.popitem(last=False)
         return True
+
+    def add_many(self, items: Iterable[tuple[str, Held]]) -> None:
+        """`add` for many (ids already held are left as they are), evicting once."""
+        decisions = self.decisions
+        for tx_id, held in items:
+            if tx_id not in decisions:
+                decisions[tx_id] = held
+        for _ in range(len(decisions) - self.max_decisions):
+            decisions.popitem(last=False)
 
     def get(self, tx_id: str) -> dict[str, Any] | None:
         held = self.decisions.get(tx_id)

@@ -148,3 +148,43 @@ def test_thresholds_from_the_model_card_only_when_asked() -> None:
     assert thresholds_for(IngressConfig(thresholds_from_model=True), {"card": {}}) == Thresholds()
     with pytest.raises(ValueError, match="thresholds_from_mdl"):
         IngressConfig(thresholds_from_mdl=True)  # type: ignore[call-arg]
+
+
+def test_desk_holds_each_new_row_with_its_own_fields() -> None:
+    """A batch's rows are held column by column: each held decision must carry its own
+    row's values, reasons and rules; retries and ids already held are skipped."""
+    from actors.desk import Desk
+
+    desk = Desk(0, 1, None, MemoryStore())
+    n = 6
+    batch = {
+        "ids": [f"tx{i}" for i in range(n)],
+        "time_ms": np.arange(n, dtype=np.int64) * 1000 + 7,
+        "amount": np.linspace(1.5, 6.5, n),
+        "tier": np.array([0, 1, 0, 2, 0, 1], np.int8),
+        "score": np.linspace(0.1, 0.6, n),
+        "version": "v1",
+        "policy_version": 3,
+        "user": [f"u{i}" for i in range(n)],
+        "terminal": [f"k{i}" for i in range(n)],
+        "terminal_key": np.arange(n, dtype=np.int64) + 100,
+        "tx_key": np.arange(n, dtype=np.int64) + 200,
+        "duplicate": np.array([False, False, True, False, False, False]),
+        "reasons": {1: [{"feature": "TX_AMOUNT"}], 3: [{"feature": "x"}]},
+        "rules": {3: ["block-list"], 5: ["r5"]},
+    }
+    desk.log.add("tx4", desk._held(batch, [4], 1)[0][1])  # already held: left as it was
+    assert desk.record(batch) == 4  # tx2 is a retry, tx4 already held
+    for i in (0, 1, 3, 5):
+        got = desk.log.get(f"tx{i}")
+        assert got is not None
+        assert (got["time_ms"], got["amount"], got["score"]) == (
+            i * 1000 + 7, batch["amount"][i], batch["score"][i]
+        )  # fmt: skip
+        assert (got["card"], got["terminal"], got["terminal_key"], got["transaction_key"]) == (
+            f"u{i}", f"k{i}", 100 + i, 200 + i
+        )  # fmt: skip
+        assert got["reasons"] == batch["reasons"].get(i) and got["rules"] == batch["rules"].get(i)
+        assert got["policy_version"] == 3 and got["model_version"] == "v1"
+    assert "tx2" not in desk.log and desk.log.get("tx4")["recorded_ms"] == 1
+    assert sorted(desk.reviews.open) == ["tx1", "tx5"]
