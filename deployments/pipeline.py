@@ -23,7 +23,7 @@ from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
     id_keys_many,
     redact_pans,
-    stable_hash64,
+    stable_hashes64,
     terminal_id_keys,
     terminal_identity,
 )
@@ -155,10 +155,15 @@ def group_by_shard(keys: Sequence[str], n_shards: int) -> dict[int, np.ndarray]:
     return group_by_route(_keys(keys)[1], n_shards)
 
 
-def body_hash(t: TransactionIn, time_ms: int) -> int:
+def body_text(t: TransactionIn, time_ms: int) -> str:
     """What makes two requests with one transaction_id the same request (`time_ms`: the
-    transaction's, computed once by the caller)."""
-    return stable_hash64(f"{t.user_id}|{t.terminal_id}|{t.amount!r}|{time_ms}|{t.currency}")
+    transaction's, computed once by the caller); hashed by `body_hashes`."""
+    return f"{t.user_id}|{t.terminal_id}|{t.amount!r}|{time_ms}|{t.currency}"
+
+
+def body_hashes(txs: Sequence[TransactionIn], times_ms: list[int]) -> np.ndarray:
+    """The stable hash of each transaction's `body_text`."""
+    return stable_hashes64(map(body_text, txs, times_ms))
 
 
 class ScoringPipeline:
@@ -192,7 +197,7 @@ class ScoringPipeline:
         terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs], terminals=True)
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
-        bodies = np.fromiter(map(body_hash, txs, times.tolist()), np.int64, n)
+        bodies = body_hashes(txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
 
         user_groups = group_by_route(user_routes, self.shards.n_user_shards)

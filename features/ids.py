@@ -22,6 +22,13 @@ def stable_hash64(value: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+def stable_hashes64(values: Iterable[str]) -> np.ndarray:
+    """`stable_hash64` of each value, the digests read as one array (not an int per value)."""
+    h = hashlib.blake2b
+    digests = b"".join([h(v.encode("utf-8"), digest_size=8).digest() for v in values])
+    return np.frombuffer(digests, "<i8").astype(np.int64)
+
+
 def shard_of(key: str, n_shards: int) -> int:
     """The shard that owns `key` among `n_shards`; uniform and stable across processes."""
     return (id_keys(key)[1] & 0x7FFF_FFFF_FFFF_FFFF) % n_shards

@@ -15,7 +15,14 @@ from deployments.model_holder import ModelHolder, Scored, onnx_loader
 from deployments.pipeline import ScoringPipeline, group_by_shard
 from deployments.schemas import LabelIn, TransactionIn
 from features.decision import Thresholds
-from features.ids import id_keys, id_keys_many, shard_of, terminal_id_keys
+from features.ids import (
+    id_keys,
+    id_keys_many,
+    shard_of,
+    stable_hash64,
+    stable_hashes64,
+    terminal_id_keys,
+)
 from features.names import FEATURE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +82,8 @@ def test_ids_hashed_together_equal_ids_hashed_one_by_one() -> None:
     assert digests == [e[0] for e in expected]
     assert keys.dtype == np.int64 and keys.tolist() == [e[1] for e in expected]
     assert id_keys_many([])[0] == [] and len(id_keys_many([])[1]) == 0
+    hashes = stable_hashes64(ids)  # body hashes are hashed the same way, a batch at a time
+    assert hashes.dtype == np.int64 and hashes.tolist() == [stable_hash64(v) for v in ids]
 
 
 def test_shard_hash_is_stable_and_spreads() -> None:
