@@ -103,16 +103,13 @@ class DedupIndex:
         cap = len(self._body)
         if live + m > cap // 2:
             cap = max(2 * cap, live + m, 1024)
-        start = self._head - self._base
+        live_rows = slice(self._head - self._base, self._tail - self._base)
         body, time, feats = self._body, self._time, self._feats
         self._body, self._time = np.empty(cap, np.int64), np.empty(cap, np.int64)
         self._feats = np.empty((cap, self.n_features), np.float64)
-        self._body[:live], self._time[:live] = (
-            body[start : start + live],
-            time[start : start + live],
-        )
-        self._feats[:live] = feats[start : start + live]
-        self._keys = self._keys[start : start + live]
+        self._body[:live], self._time[:live] = body[live_rows], time[live_rows]
+        self._feats[:live] = feats[live_rows]
+        self._keys = self._keys[live_rows]
         self._base = self._head
 
     def _evict(self) -> None:
