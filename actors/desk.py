@@ -55,7 +55,8 @@ class Desk(_JournaledShard):
         flagged = [(tx, h) for tx, h in rows if h[2] != LEGIT]
         if flagged:
             self._submit(("flagged", flagged))  # durable before the scoring path answers
-        self.log.add_many((tx, h) for tx, h in rows if h[2] == LEGIT)
+            rows = [(tx, h) for tx, h in rows if h[2] == LEGIT]
+        self.log.add_new([tx for tx, _ in rows], [h for _, h in rows])  # unique, not held
         idx = np.asarray(fresh)
         self.live.add(np.asarray(batch["tier"])[idx], np.asarray(batch["score"])[idx], time.time())
         for tx_id, held in flagged:
@@ -66,26 +67,27 @@ class Desk(_JournaledShard):
     def _held(batch: dict[str, Any], rows: list[int], at: int) -> list[tuple[str, Held]]:
         """(id, `Held`) for these rows of a batch, column by column: a NumPy scalar per
         field and row cost more than the rest of the desk's work."""
-        every = len(rows) == len(batch["ids"])
+        pick: list[int] | slice = slice(None) if len(rows) == len(batch["ids"]) else rows
 
-        def column(name: str) -> list[Any]:
+        def numbers(name: str) -> list[Any]:  # Python ints and floats
+            return np.asarray(batch[name])[pick].tolist()
+
+        def texts(name: str) -> list[str]:
             values = batch[name]
-            if isinstance(values, np.ndarray):
-                return (values if every else values[rows]).tolist()
-            return list(values) if every else [values[j] for j in rows]
+            return list(values) if isinstance(pick, slice) else [values[j] for j in pick]
 
         reasons, rules = batch["reasons"], batch["rules"]
         version, policy = batch["version"], int(batch["policy_version"])
         held = zip(
-            column("time_ms"), column("amount"), column("tier"), column("score"),
-            column("user"), column("terminal"), column("terminal_key"), column("tx_key"),
+            numbers("time_ms"), numbers("amount"), numbers("tier"), numbers("score"),
+            texts("user"), texts("terminal"), numbers("terminal_key"), numbers("tx_key"),
             rows, strict=True,
         )  # fmt: skip
         return [
-            (tx_id, (int(t), float(a), int(tier), float(score), version, policy, user, term,
-                     reasons.get(j), rules.get(j), at, int(tkey), int(xkey)))
+            (tx_id, (t, a, tier, score, version, policy, user, term, reasons.get(j),
+                     rules.get(j), at, tkey, xkey))
             for tx_id, (t, a, tier, score, user, term, tkey, xkey, j) in zip(
-                column("ids"), held, strict=True
+                texts("ids"), held, strict=True
             )
         ]  # fmt: skip
 

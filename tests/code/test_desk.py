@@ -188,3 +188,29 @@ def test_desk_holds_each_new_row_with_its_own_fields() -> None:
         assert got["policy_version"] == 3 and got["model_version"] == "v1"
     assert "tx2" not in desk.log and desk.log.get("tx4")["recorded_ms"] == 1
     assert sorted(desk.reviews.open) == ["tx1", "tx5"]
+
+
+def test_decision_log_evicts_oldest_first_and_restores_older_snapshots() -> None:
+    """Held decisions leave in arrival order; a desk snapshot written before the log kept
+    its arrivals (an OrderedDict alone) restores into the same order."""
+    import pickle
+    from collections import OrderedDict
+
+    from actors.decision_log import DecisionLog, Outcomes
+
+    held = (1, 2.0, 0, 0.1, "v1", 1, "u", "k", None, None, 5, 6, 7)
+    log = DecisionLog(max_decisions=3)
+    log.add_new(["a", "b"], [held, held])
+    assert log.add("c", held) and not log.add("a", held)  # already held: unchanged
+    log.add_new(["d", "e"], [held, held])
+    assert list(log.decisions) == ["c", "d", "e"] == list(log.arrivals)
+
+    # What unpickling an older snapshot does: a bare object, then its state.
+    state = {"max_decisions": 3, "decisions": OrderedDict(a=held, b=held), "labels": {},
+             "outcomes": Outcomes()}  # fmt: skip
+    log2 = DecisionLog.__new__(DecisionLog)
+    log2.__setstate__(state)
+    log2.add_new(["c", "d"], [held, held])
+    assert list(log2.decisions) == ["b", "c", "d"] == list(log2.arrivals)
+    assert type(log2.decisions) is dict
+    assert pickle.loads(pickle.dumps(log2)).arrivals == log2.arrivals  # today's snapshots
