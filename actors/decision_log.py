@@ -94,8 +94,8 @@ class DecisionLog:
         self.decisions.update(zip(ids, held, strict=True))
         self.arrivals.extend(ids)
         decisions, arrivals = self.decisions, self.arrivals
-        for _ in range(len(decisions) - self.max_decisions):
-            del decisions[arrivals.popleft()]
+        while len(decisions) > self.max_decisions:  # tolerant of an id the caller repeated
+            decisions.pop(arrivals.popleft(), None)
 
     def get(self, tx_id: str) -> dict[str, Any] | None:
         held = self.decisions.get(tx_id)
