@@ -38,8 +38,10 @@ def build(users: int, events: int, store: SqliteStore) -> UserShard:
             rng.uniform(1, 150, per_round),
             rng.integers(-(2**31), 2**31 - 1, per_round, dtype=np.int32),
         )
-    for i in range(min(shard.settings.dedup.max_entries, users * events)):
-        shard.dedup.record(f"tx-{i}", i, t0 + 30 * DAY, np.zeros(11))
+    n = min(shard.settings.dedup.max_entries, users * events)  # a full dedup index
+    shard.dedup.record_many(
+        [f"tx-{i}" for i in range(n)], np.arange(n), np.full(n, t0 + 30 * DAY), np.zeros((n, 11))
+    )
     return shard
 
 
