@@ -274,8 +274,9 @@ class TerminalShard(_JournaledShard):
         found = np.zeros(n, np.bool_)
         txs = np.flatnonzero(kinds == 0)  # labels are idempotent: always applied
         keys = np.asarray(tx_keys, np.int64)[txs].tolist()
-        status, out[txs] = self.dedup.check_many(keys, np.zeros(len(txs), np.int64))
-        fresh, copies = _first_of_each(keys, status, np.zeros(len(txs), np.int64))
+        no_body = np.zeros(len(txs), np.int64)  # terminal shards key by transaction alone
+        status, out[txs] = self.dedup.check_many(keys, no_body)
+        fresh, copies = _first_of_each(keys, status, no_body)
         keep = kinds != 0
         keep[txs[fresh]] = True
         idx = np.flatnonzero(keep)
@@ -290,7 +291,7 @@ class TerminalShard(_JournaledShard):
             out[idx], found[idx] = feats, f
             new = txs[fresh]
             new_keys = [keys[j] for j in fresh]
-            self.dedup.record_many(new_keys, np.zeros(len(new)), times[new], out[new])
+            self.dedup.record_many(new_keys, no_body[fresh], times[new], out[new])
             self.labels += len(idx) - len(new)
             self.transactions += len(new)
         for j, first in copies:

@@ -48,7 +48,7 @@ def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
-    return np.fromiter((stable_hash64(str(v)) for v in arr), dtype=np.int64, count=len(arr))
+    return stable_hashes64(str(v) for v in arr)
 
 
 _PERSON = b"fraud-id"

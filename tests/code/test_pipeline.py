@@ -22,6 +22,7 @@ from features.ids import (
     stable_hash64,
     stable_hashes64,
     terminal_id_keys,
+    transaction_keys,
 )
 from features.names import FEATURE_NAMES
 
@@ -84,6 +85,9 @@ def test_ids_hashed_together_equal_ids_hashed_one_by_one() -> None:
     assert id_keys_many([])[0] == [] and len(id_keys_many([])[1]) == 0
     hashes = stable_hashes64(ids)  # body hashes are hashed the same way, a batch at a time
     assert hashes.dtype == np.int64 and hashes.tolist() == [stable_hash64(v) for v in ids]
+    # Offline, string transaction ids are keyed the same way; integer ids are their own key.
+    assert transaction_keys(np.array(ids, dtype=object)).tolist() == hashes.tolist()
+    assert transaction_keys(np.arange(3)).tolist() == [0, 1, 2]
 
 
 def test_shard_hash_is_stable_and_spreads() -> None:
