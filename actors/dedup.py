@@ -85,16 +85,6 @@ class DedupIndex:
         self._newest = max(self._newest, int(np.max(times)))
         self._evict()
 
-    def check(self, key: Key, body_hash: int) -> tuple[Seen, np.ndarray | None]:
-        status, feats = self.check_many([key], np.array([body_hash], np.int64))
-        seen = Seen(int(status[0]))
-        return seen, feats[0] if seen is Seen.DUPLICATE else None
-
-    def record(self, key: Key, body_hash: int, time_ms: int, features: np.ndarray) -> None:
-        self.record_many(
-            [key], np.array([body_hash]), np.array([time_ms]), np.asarray(features)[None]
-        )
-
     def _make_room(self, m: int) -> None:
         """Room for `m` more rows: drop evicted rows from the front, or grow (doubling)."""
         live, used = self._tail - self._head, self._tail - self._base

@@ -107,17 +107,25 @@ def test_repeated_label_counts_once() -> None:
     assert run(p.score([later], True))[0].features["TERMINAL_ID_RISK_7DAY_WINDOW"] == 0.5
 
 
+def record(d: DedupIndex, key: str | int, body: int, time_ms: int) -> None:
+    d.record_many([key], np.array([body]), np.array([time_ms]), np.ones((1, d.n_features)))
+
+
+def seen(d: DedupIndex, key: str | int, body: int) -> Seen:
+    return Seen(int(d.check_many([key], np.array([body]))[0][0]))
+
+
 def test_dedup_window_is_bounded_by_event_time_and_count() -> None:
     d = DedupIndex(2, window_ms=3_600_000, max_entries=3)
     for i, t in enumerate([0, 1_000, 2_000]):
-        d.record(f"k{i}", 1, t, np.ones(2))
-    d.record("k3", 1, 3_000, np.ones(2))  # recording evicts
-    assert d.check("k0", 1)[0] is Seen.NEW and len(d) == 3  # count bound
-    d.record("k4", 1, 3_700_000, np.ones(2))
-    assert [d.check(k, 1)[0] for k in ("k1", "k4")] == [Seen.NEW, Seen.DUPLICATE]  # time bound
+        record(d, f"k{i}", 1, t)
+    record(d, "k3", 1, 3_000)  # recording evicts
+    assert seen(d, "k0", 1) is Seen.NEW and len(d) == 3  # count bound
+    record(d, "k4", 1, 3_700_000)
+    assert [seen(d, k, 1) for k in ("k1", "k4")] == [Seen.NEW, Seen.DUPLICATE]  # time bound
     clone = DedupIndex(2, 3_600_000, 3)
     clone.restore(d.to_bytes())
-    assert clone.check("k4", 1)[0] is Seen.DUPLICATE and clone.check("k4", 2)[0] is Seen.CONFLICT
+    assert seen(clone, "k4", 1) is Seen.DUPLICATE and seen(clone, "k4", 2) is Seen.CONFLICT
 
 
 def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots() -> None:
@@ -239,9 +247,9 @@ def test_integer_dedup_keys_are_stored_in_binary() -> None:
     """As decimal text a 64-bit key can look like a card number to a log or state scan."""
     key = 4595368069267726
     d = DedupIndex(2, 3_600_000, 10)
-    d.record(key, 0, 1_000, np.ones(2))
+    record(d, key, 0, 1_000)
     data = d.to_bytes()
     assert str(key).encode() not in data
     clone = DedupIndex(2, 3_600_000, 10)
     clone.restore(data)
-    assert clone.check(key, 0)[0] is Seen.DUPLICATE
+    assert seen(clone, key, 0) is Seen.DUPLICATE
