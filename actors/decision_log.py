@@ -11,7 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-DECISION_NAMES = ("LEGIT", "REVIEW", "BLOCK")
+from policy.decision import TIER_NAMES
+
 # One held decision: (time_ms, amount, tier, score, model version, policy version,
 # card digest, terminal digest, reasons or None, rules or None, recorded at ms,
 # terminal key, transaction key) - ids only as hashes; the keys route a review's label.
@@ -23,7 +24,7 @@ def as_record(tx_id: str, h: Held) -> dict[str, Any]:
         "transaction_id": tx_id,
         "time_ms": h[0],
         "amount": h[1],
-        "decision": DECISION_NAMES[h[2]],
+        "decision": TIER_NAMES[h[2]],
         "score": h[3],
         "model_version": h[4],
         "policy_version": h[5],

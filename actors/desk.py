@@ -19,7 +19,7 @@ from actors.live_stats import LiveStats
 from actors.policy_store import PolicyStore
 from actors.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
 from actors.shards import _JournaledShard
-from features.decision import LEGIT, REVIEW
+from policy.decision import LEGIT, REVIEW
 
 
 def now_ms() -> int:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from policy.decision import TIER_NAMES
+
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 
 
@@ -67,9 +69,7 @@ class LiveStats:
         return {
             "transactions": int(self.decisions.sum()),
             "tps": sum(r[1] for r in recent_5s) / 5.0,
-            "decisions": dict(
-                zip(("LEGIT", "REVIEW", "BLOCK"), self.decisions.tolist(), strict=True)
-            ),
+            "decisions": dict(zip(TIER_NAMES, self.decisions.tolist(), strict=True)),
             "latency_ms": {
                 "p50": float(np.percentile(lat, 50)) if len(lat) else None,
                 "p99": float(np.percentile(lat, 99)) if len(lat) else None,

@@ -25,11 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.dedup import DedupIndex, Seen
 from actors.state_store import StateStore, StoreConfig, StoreUnavailable, open_store
 from features.config import EngineConfig
+from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import TerminalStore, UserStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-USER_FEATURES = 11
-TERMINAL_FEATURES = 6
 
 
 class DedupConfig(BaseModel):
@@ -159,7 +158,7 @@ class UserShard(_JournaledShard):
     def _init_state(self) -> None:
         self.users = UserStore(self.settings.engine.user_capacity)
         d = self.settings.dedup
-        self.dedup = DedupIndex(USER_FEATURES, int(d.window_hours * 3_600_000), d.max_entries)
+        self.dedup = DedupIndex(CARD_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
 
     def process(
@@ -250,7 +249,7 @@ class TerminalShard(_JournaledShard):
         e = self.settings.engine
         self.terminals = TerminalStore(e.terminal_capacity, e.label_delay_ms)
         d = self.settings.dedup
-        self.dedup = DedupIndex(TERMINAL_FEATURES, int(d.window_hours * 3_600_000), d.max_entries)
+        self.dedup = DedupIndex(TERMINAL_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
         self.labels = 0
 
@@ -270,7 +269,7 @@ class TerminalShard(_JournaledShard):
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, kinds, terminal_keys, times, tx_keys, labels = op
         n = len(kinds)
-        out = np.zeros((n, TERMINAL_FEATURES), np.float64)
+        out = np.zeros((n, TERMINAL_WIDTH), np.float64)
         found = np.zeros(n, np.bool_)
         txs = np.flatnonzero(kinds == 0)  # labels are idempotent: always applied
         keys = np.asarray(tx_keys, np.int64)[txs].tolist()

@@ -14,10 +14,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from deployments.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
-from features.decision import Thresholds, decide
 from features.engine import FeatureEngine
 from features.ids import stable_hash64
 from features.onnx_model import load_model
+from policy.decision import Thresholds, decide
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -22,9 +22,10 @@ import psutil
 
 from benchmarks.common import save
 from features.config import EngineConfig
+from features.spec import MS_PER_DAY
 from features.state import UserStore
 
-DAY_MS = 86_400_000
+DAY_MS = MS_PER_DAY
 TX_PER_DAY = 1.95
 
 

@@ -18,8 +18,9 @@ from actors.shards import UserShard
 from actors.state_store import SqliteStore
 from benchmarks.common import save
 from features.ids import id_digest
+from features.spec import CARD_WIDTH, MS_PER_DAY
 
-DAY = 86_400_000
+DAY = MS_PER_DAY
 
 
 def build(users: int, events: int, store: SqliteStore) -> UserShard:
@@ -40,7 +41,10 @@ def build(users: int, events: int, store: SqliteStore) -> UserShard:
         )
     n = min(shard.settings.dedup.max_entries, users * events)  # a full dedup index
     shard.dedup.record_many(
-        [f"tx-{i}" for i in range(n)], np.arange(n), np.full(n, t0 + 30 * DAY), np.zeros((n, 11))
+        [f"tx-{i}" for i in range(n)],
+        np.arange(n),
+        np.full(n, t0 + 30 * DAY),
+        np.zeros((n, CARD_WIDTH)),
     )
     return shard
 

@@ -216,9 +216,9 @@ def evaluate(
             table.add_row(row[0], row[1], *(f"{v:.3f}" for v in row[2:]))
         console.print(table)
     else:
-        from features.decision import Thresholds
         from features.onnx_model import load_model
         from features.transactions import read_transactions
+        from policy.decision import Thresholds
         from training.metrics import evaluate_scores
         from training.scoring import score_transactions
 

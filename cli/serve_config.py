@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from features.decision import Thresholds
+from policy.decision import Thresholds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVE_CONFIG = REPO_ROOT / "serve_config.yaml"

@@ -14,7 +14,7 @@ from deployments.model import ModelScorer
 from deployments.stream_consumer import StreamConsumer
 from deployments.streams import StreamConfig
 from features.config import EngineConfig
-from features.decision import Thresholds
+from policy.decision import Thresholds
 
 DEFAULT_MODEL_DIR = "models/default"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from features.decision import Thresholds
+from policy.decision import Thresholds
 
 
 class IngressConfig(BaseModel):

@@ -27,7 +27,7 @@ from deployments.model_holder import (
     onnx_loader,
     resolve_model_dir,
 )
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 

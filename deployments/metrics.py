@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from ray.util import metrics
 
-from features.decision import DECISIONS
+from policy.decision import DECISIONS
 
 SCORE_BINS = np.round(np.linspace(0.0, 1.0, 11), 2)
 LATENCY_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]

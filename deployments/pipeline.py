@@ -18,16 +18,17 @@ from actors.dedup import Seen
 from deployments.errors import ConflictError
 from deployments.model_holder import Scored
 from deployments.schemas import LabelIn, TransactionIn
-from features.decision import DECISIONS, Thresholds, tiers
 from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
+    buckets,
     id_keys_many,
     redact_pans,
     stable_hashes64,
     terminal_id_keys,
     terminal_identity,
 )
-from features.names import FEATURE_NAMES
+from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
+from policy.decision import DECISIONS, Thresholds, tiers
 from policy.reasons import top_reasons
 from policy.rules import Policy
 
@@ -143,16 +144,11 @@ def _keys(ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.nd
 
 
 def group_by_route(routes: np.ndarray, n_shards: int) -> dict[int, np.ndarray]:
-    """Row indices per shard (`features.ids.shard_of` on 64-bit keys), each in input order."""
-    shard = (routes & np.int64(0x7FFF_FFFF_FFFF_FFFF)) % n_shards
+    """Row indices per shard (`features.ids.buckets` of 64-bit keys), each in input order."""
+    shard = buckets(routes, n_shards)
     order = np.argsort(shard, kind="stable")
     bounds = np.flatnonzero(np.diff(shard[order])) + 1
     return {int(shard[g[0]]): g for g in np.split(order, bounds) if len(g)}
-
-
-def group_by_shard(keys: Sequence[str], n_shards: int) -> dict[int, np.ndarray]:
-    """Row indices per shard of raw ids, each in input order (so per-key order is kept)."""
-    return group_by_route(_keys(keys)[1], n_shards)
 
 
 def body_text(t: TransactionIn, time_ms: int) -> str:
@@ -208,7 +204,7 @@ class ScoringPipeline:
             )
             for s, idx in user_groups.items()
         ))  # fmt: skip
-        user = np.zeros((n, 11), np.float64)
+        user = np.zeros((n, CARD_WIDTH), np.float64)
         status = np.empty(n, np.int8)
         for idx, (feats, st) in zip(user_groups.values(), user_results, strict=True):
             user[idx], status[idx] = feats, st
@@ -224,7 +220,7 @@ class ScoringPipeline:
             )
             for s, idx in term_groups.items()
         ))  # fmt: skip
-        terminal = np.zeros((n, 6), np.float64)
+        terminal = np.zeros((n, TERMINAL_WIDTH), np.float64)
         for idx, (feats, _) in zip(term_groups.values(), term_results, strict=True):
             terminal[idx] = feats
         x = assemble(stateless_features(times, amounts), user, terminal)

@@ -15,7 +15,7 @@ from deployments.metrics import ServiceMetrics
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
 from deployments.reporter import Reporter
-from features.decision import Thresholds
+from policy.decision import Thresholds
 
 
 class ScoringService:

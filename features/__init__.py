@@ -6,6 +6,6 @@ import it, never the other way round.
 
 from features.config import EngineConfig
 from features.engine import FeatureEngine
-from features.names import FEATURE_NAMES, HANDBOOK_FEATURES
+from features.spec import FEATURE_NAMES, HANDBOOK_FEATURES
 
 __all__ = ["FEATURE_NAMES", "HANDBOOK_FEATURES", "EngineConfig", "FeatureEngine"]

@@ -1,17 +1,17 @@
-"""Engine settings: window lengths, label delay and per-key state capacity."""
+"""Engine settings: label delay and per-key state capacity (the windows are part of the
+feature definitions, `features.spec`, not settings)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MS_PER_DAY = 86_400_000
-MS_PER_HOUR = 3_600_000
+from features.spec import MS_PER_DAY
 
 
 class EngineConfig(BaseModel):
     """How much history the engine keeps and how labels become visible.
 
-    The defaults are the handbook's: 1/7/30-day windows and a 7-day label delay. Capacity is
+    The default label delay is the handbook's, 7 days. Capacity is
     the number of events kept per user / per terminal; it bounds memory. The handbook's
     busiest card has 157 transactions in 30 days and its busiest terminal 97 in 37 days.
     """

@@ -1,6 +1,6 @@
 """The feature engine: stateless features plus the user and terminal stores.
 
-Online, a `UserState` shard calls `UserStore.update` and a terminal shard calls
+Online, a card shard (`actors.shards.UserShard`) calls `UserStore.update` and a terminal shard calls
 `TerminalStore.step`, and the ingress calls `assemble`; offline, `FeatureEngine` holds both
 stores in one process and `features.replay` drives it over history. Same code either way.
 """
@@ -13,11 +13,16 @@ import numpy as np
 
 from features.config import EngineConfig
 from features.ids import id_keys, terminal_identity
-from features.kernels import MS_PER_DAY, MS_PER_HOUR
-from features.names import FEATURE_NAMES, TERMINAL_COLUMNS, USER_COLUMNS
+from features.spec import (
+    CARD_COLUMNS,
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    N_FEATURES,
+    TERMINAL_COLUMNS,
+    TRANSACTION_COLUMNS,
+)
 from features.state import TerminalStore, UserStore
 
-N_FEATURES = len(FEATURE_NAMES)
 TX = 0
 LABEL = 1
 
@@ -34,10 +39,10 @@ def stateless_features(times_ms: np.ndarray, amounts: np.ndarray) -> np.ndarray:
 
 
 def assemble(stateless: np.ndarray, user: np.ndarray, terminal: np.ndarray) -> np.ndarray:
-    """Put the three parts into model-input order (`FEATURE_NAMES`)."""
+    """Put the three parts into model-input order (`features.spec.FEATURE_NAMES`)."""
     out = np.empty((stateless.shape[0], N_FEATURES), dtype=np.float64)
-    out[:, 0:3] = stateless
-    out[:, USER_COLUMNS] = user
+    out[:, TRANSACTION_COLUMNS] = stateless
+    out[:, CARD_COLUMNS] = user
     out[:, TERMINAL_COLUMNS] = terminal
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 from features.treeshap import load_tables, shap_values
 
 BOOSTER_FILE = "model.json"

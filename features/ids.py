@@ -29,9 +29,22 @@ def stable_hashes64(values: Iterable[str]) -> np.ndarray:
     return np.frombuffer(digests, "<i8").astype(np.int64)
 
 
+def buckets(keys: np.ndarray, n: int) -> np.ndarray:
+    """The bucket in [0, n) of each signed 64-bit id key (`id_keys`): the one rule behind
+    shards, stream partitions, replay lanes and job partitions, uniform and stable across
+    processes."""
+    return (np.asarray(keys, np.int64) & np.int64(0x7FFF_FFFF_FFFF_FFFF)) % n
+
+
+def id_buckets(ids: Sequence[str], n: int, salt: str = "") -> np.ndarray:
+    """`buckets` of raw ids. A `salt` gives an independent split over the same ids (a job's
+    workers, then each worker's lanes), so the two splits do not line up."""
+    return buckets(id_keys_many([salt + v for v in ids] if salt else ids)[1], n)
+
+
 def shard_of(key: str, n_shards: int) -> int:
-    """The shard that owns `key` among `n_shards`; uniform and stable across processes."""
-    return (id_keys(key)[1] & 0x7FFF_FFFF_FFFF_FFFF) % n_shards
+    """The shard that owns `key` among `n_shards` (`buckets` of its key)."""
+    return int(buckets(np.array([id_keys(key)[1]], np.int64), n_shards)[0])
 
 
 def as_id_strings(values: Iterable[object]) -> list[str]:

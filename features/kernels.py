@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-MS_PER_DAY = 86_400_000
-MS_PER_HOUR = 3_600_000
+from features.spec import MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS
+
 NO_TIME = np.int64(-(2**62))
 STEP = 4
 # A card's kept times are 32-bit offsets from its own base, so they span at most 2**32 ms
@@ -30,6 +30,10 @@ STEP = 4
 TIME_SPAN = np.int64(2**32)
 BASE_MARGIN = np.int64(MS_PER_DAY)
 FUTURE_ROOM = np.int64(7 * MS_PER_DAY)
+# The windows of `features.spec`, shortest first; the loops test them nested (an event in a
+# shorter window is in every longer one), and compile them in as constants.
+WINDOW_SHORT, WINDOW_MID, WINDOW_LONG = (n * MS_PER_DAY for n in WINDOW_DAYS)
+WINDOW_VELOCITY = VELOCITY_HOURS * MS_PER_HOUR
 
 
 @njit(cache=True, nogil=True)
@@ -175,7 +179,7 @@ def user_step(
     sums add amounts to the cent (`cents`); the deviation uses the exact amount. Returns the
     number of transactions done: less than all when the arena needs to grow first.
     """
-    horizon = 30 * MS_PER_DAY
+    horizon = WINDOW_LONG
     for i in range(start, slots.shape[0]):
         s = slots[i]
         t = times[i]
@@ -209,13 +213,13 @@ def user_step(
                     ea = ev_cents[off + j] / 100.0
                     c30 += 1
                     s30 += ea
-                    if et > t - 7 * MS_PER_DAY:
+                    if et > t - WINDOW_MID:
                         c7 += 1
                         s7 += ea
-                        if et > t - MS_PER_DAY:
+                        if et > t - WINDOW_SHORT:
                             c1 += 1
                             s1 += ea
-                            if et > t - MS_PER_HOUR:
+                            if et > t - WINDOW_VELOCITY:
                                 ch += 1
                                 sh += ea
             if ev_term[off + j] == term:
@@ -338,7 +342,7 @@ def terminal_step(
     late one counts from its arrival. `link` is `ev_key` seen as int32 (2 per slot): freed
     blocks are linked through it. Returns the number of events done, as `user_step` does.
     """
-    horizon = 30 * MS_PER_DAY + delay_ms
+    horizon = WINDOW_LONG + delay_ms
     for i in range(start, slots.shape[0]):
         s = slots[i]
         t = times[i]
@@ -372,14 +376,14 @@ def terminal_step(
         j = h
         for _ in range(n):
             et = ev_time[off + j]
-            if et <= upper and et > upper - 30 * MS_PER_DAY:
+            if et <= upper and et > upper - WINDOW_LONG:
                 fr = ev_fraud[off + j]
                 c30 += 1
                 f30 += fr
-                if et > upper - 7 * MS_PER_DAY:
+                if et > upper - WINDOW_MID:
                     c7 += 1
                     f7 += fr
-                    if et > upper - MS_PER_DAY:
+                    if et > upper - WINDOW_SHORT:
                         c1 += 1
                         f1 += fr
             j += 1

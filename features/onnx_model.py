@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 ONNX_FILE = "model.onnx"
 CARD_FILE = "model_card.json"

@@ -16,7 +16,7 @@ import pandas as pd
 from features.config import EngineConfig
 from features.engine import LABEL, TX, FeatureEngine, assemble, stateless_features, terminal_hashes
 from features.ids import as_id_strings, transaction_keys
-from features.names import FEATURE_NAMES
+from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from features.transactions import sort_by_event_time, times_ms
 
 META_COLUMNS = (
@@ -91,7 +91,7 @@ def replay(
     total_work = 2 * n + len(label_rows)
     done = 0
 
-    user = np.empty((n, 11), dtype=np.float64)
+    user = np.empty((n, CARD_WIDTH), dtype=np.float64)
     for a in range(0, n, chunk_rows):
         b = min(a + chunk_rows, n)
         user[a:b] = engine.users.update(u_slots[a:b], t[a:b], amounts[a:b], k_hashes[a:b])
@@ -111,7 +111,7 @@ def replay(
         ev_label[order],
     )
 
-    terminal = np.empty((n, 6), dtype=np.float64)
+    terminal = np.empty((n, TERMINAL_WIDTH), dtype=np.float64)
     for a in range(0, len(ev_row), chunk_rows):
         b = min(a + chunk_rows, len(ev_row))
         rows = ev_row[a:b]

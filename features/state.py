@@ -17,9 +17,8 @@ from typing import ClassVar
 import numpy as np
 
 from features import kernels
+from features.spec import CARD_WIDTH, TERMINAL_WIDTH
 
-_USER_FEATURES = 11
-_TERMINAL_FEATURES = 6
 _CHUNK_ROWS = 8192  # bounds temporaries when a large shard is snapshotted
 # Arena slack as a fraction of the rings (1/16): spare room kept after growing or compacting,
 # and the freed blocks tolerated before compacting. Smaller means less memory, more copying.
@@ -292,7 +291,7 @@ class UserStore(_RingStore):
     ) -> np.ndarray:
         """Features for each transaction, in order; each is then added to its user's history."""
         n = len(slots)
-        out = np.empty((n, _USER_FEATURES), dtype=np.float64)
+        out = np.empty((n, CARD_WIDTH), dtype=np.float64)
         amounts = np.ascontiguousarray(amounts, dtype=np.float64)
         cents = to_cents(amounts)
         slots = np.ascontiguousarray(slots, dtype=np.int64)
@@ -382,7 +381,7 @@ class TerminalStore(_RingStore):
         labels, whether the labelled transaction was still held.
         """
         n = len(slots)
-        out = np.zeros((n, _TERMINAL_FEATURES), dtype=np.float64)
+        out = np.zeros((n, TERMINAL_WIDTH), dtype=np.float64)
         found = np.zeros(n, dtype=np.bool_)
         kinds = np.ascontiguousarray(kinds, dtype=np.int8)
         slots = np.ascontiguousarray(slots, dtype=np.int64)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.decision import Thresholds
+from policy.decision import Thresholds
 
 
 class CostModel(BaseModel):

@@ -14,31 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.names import FEATURE_NAMES
+from features.spec import ALIASES, FEATURE_NAMES
 
-# Short names an analyst types; every feature's own name (any case) works too.
-ALIASES: dict[str, str] = {
-    "amount": "TX_AMOUNT",
-    "weekend": "TX_DURING_WEEKEND",
-    "night": "TX_DURING_NIGHT",
-    "tx_count_1d": "CUSTOMER_ID_NB_TX_1DAY_WINDOW",
-    "avg_amount_1d": "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW",
-    "tx_count_7d": "CUSTOMER_ID_NB_TX_7DAY_WINDOW",
-    "avg_amount_7d": "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW",
-    "tx_count_30d": "CUSTOMER_ID_NB_TX_30DAY_WINDOW",
-    "avg_amount_30d": "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW",
-    "terminal_tx_count_1d": "TERMINAL_ID_NB_TX_1DAY_WINDOW",
-    "terminal_risk_1d": "TERMINAL_ID_RISK_1DAY_WINDOW",
-    "terminal_tx_count_7d": "TERMINAL_ID_NB_TX_7DAY_WINDOW",
-    "terminal_risk_7d": "TERMINAL_ID_RISK_7DAY_WINDOW",
-    "terminal_tx_count_30d": "TERMINAL_ID_NB_TX_30DAY_WINDOW",
-    "terminal_risk_30d": "TERMINAL_ID_RISK_30DAY_WINDOW",
-    "amount_deviation": "AMOUNT_DEVIATION",
-    "seconds_since_last_tx": "SECONDS_SINCE_LAST_TX",
-    "tx_count_1h": "USER_NB_TX_1HOUR_WINDOW",
-    "amount_sum_1h": "USER_AMOUNT_SUM_1HOUR_WINDOW",
-    "new_terminal": "USER_NEW_TERMINAL",
-}
+# Short names an analyst types (`features.spec`); every feature's own name (any case) works too.
 SCORE = "score"
 _COLUMN = {name.lower(): i for i, name in enumerate(FEATURE_NAMES)}
 _COLUMN.update({alias: FEATURE_NAMES.index(name) for alias, name in ALIASES.items()})

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 TOP_K = 3
 

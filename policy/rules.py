@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.decision import BLOCK, LEGIT, REVIEW
 from features.ids import id_keys
+from policy.decision import BLOCK, LEGIT, REVIEW
 from policy.expressions import Condition, RuleSyntaxError, parse
 
 LIST_NAMES = ("allow_users", "block_users", "allow_terminals", "block_terminals")

@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.ids import stable_hash64
+from features.ids import as_id_strings, id_buckets
 from features.transactions import read_transactions
 from simulator.replay import ReplayOptions, ReplayResult, replay_stream
 
 
 def partition(users: pd.Series, k: int) -> np.ndarray:
     codes, uniques = pd.factorize(users)
-    table = np.array([(stable_hash64(f"w:{u}") & 0x7FFFFFFF) % k for u in uniques], dtype=np.int64)
-    return table[codes]
+    return id_buckets(as_id_strings(uniques), k, salt="worker:")[codes]
 
 
 def _replay_part(path: str, part: int, k: int, opts: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from features.ids import as_id_strings, stable_hash64
+from features.ids import as_id_strings, id_buckets
 from features.replay import feedback_from_labels
+from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 
 Progress = Callable[[int, int, dict[str, int]], None]
@@ -192,10 +193,7 @@ class _Client:
 
 def _lane_of(users: pd.Series, lanes: int) -> np.ndarray:
     codes, uniques = pd.factorize(users)
-    table = np.array(
-        [(stable_hash64(str(u)) & 0x7FFFFFFF) % lanes for u in uniques], dtype=np.int64
-    )
-    return table[codes]
+    return id_buckets(as_id_strings(uniques), lanes, salt="lane:")[codes]
 
 
 async def replay_stream(
@@ -211,7 +209,7 @@ async def replay_stream(
     started = time.perf_counter()
 
     if opts.labels:
-        labels = feedback_from_labels(df, int(opts.label_delay_days * 86_400_000))
+        labels = feedback_from_labels(df, int(opts.label_delay_days * MS_PER_DAY))
         labels = labels.merge(df[["transaction_id", "terminal_id"]], on="transaction_id")
         labels = labels.sort_values("timestamp", kind="stable").reset_index(drop=True)
         label_ms = labels["timestamp"].astype("datetime64[ms]").to_numpy().astype(np.int64)

@@ -19,8 +19,9 @@ import orjson
 import pandas as pd
 import redis
 
-from features.ids import stable_hash64
+from features.ids import id_buckets
 from features.replay import feedback_from_labels
+from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 from simulator.replay import ReplayResult, tx_bodies
 
@@ -44,8 +45,7 @@ class StreamReplayOptions:
 
 def _partition(users: pd.Series, partitions: int) -> np.ndarray:
     codes, uniques = pd.factorize(users.astype(str))
-    table = np.array([stable_hash64(u) % partitions for u in uniques], dtype=np.int64)
-    return table[codes]
+    return id_buckets(list(uniques), partitions)[codes]
 
 
 def _ms(entry_id: bytes | str) -> int:
@@ -58,7 +58,7 @@ def _events(df: pd.DataFrame, opts: StreamReplayOptions) -> pd.DataFrame:
     tx = pd.DataFrame({"t": df["timestamp"], "kind": 1, "row": np.arange(len(df))})
     if not opts.labels:
         return tx
-    labels = feedback_from_labels(df, int(opts.label_delay_days * 86_400_000))
+    labels = feedback_from_labels(df, int(opts.label_delay_days * MS_PER_DAY))
     row_of = pd.Series(np.arange(len(df)), index=df["transaction_id"].astype(str))
     rows = row_of.reindex(labels["transaction_id"].astype(str)).to_numpy()
     lb = pd.DataFrame({"t": labels["timestamp"].to_numpy(), "kind": 0, "row": rows})

@@ -17,12 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.config import EngineConfig
-from features.decision import Thresholds, tiers
 from features.ids import id_keys
-from features.names import FEATURE_NAMES
 from features.onnx_model import OnnxModel
 from features.replay import Progress, replay
+from features.spec import FEATURE_NAMES
 from policy.costs import CostModel, decision_costs
+from policy.decision import Thresholds, tiers
 from policy.rules import ListName, Policy, Rule, list_keys
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.decision import Thresholds
-from features.names import FEATURE_NAMES
 from features.replay import replay
+from features.spec import FEATURE_NAMES
 from features.transactions import read_transactions
 from policy.costs import CostModel, cost_grid, cost_optimal_thresholds
+from policy.decision import Thresholds
 from training import booster as bst
 from training.export import check_parity, to_onnx
 from training.metrics import evaluate_scores

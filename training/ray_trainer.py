@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 MODEL_FILE = "model.ubj"
 

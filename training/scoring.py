@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.decision import Thresholds, decide
-from features.names import FEATURE_NAMES
 from features.onnx_model import OnnxModel
 from features.replay import Progress, replay
+from features.spec import FEATURE_NAMES
+from policy.decision import Thresholds, decide
 
 
 def score_transactions(

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.serve_config import user_config
 from deployments.model import ScorerConfig
-from features.names import HANDBOOK_FEATURES
+from features.spec import HANDBOOK_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from actors.state_store import MemoryStore
 from deployments.desk_service import DeskService, ReviewConflict, ReviewNotFound
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn
-from features.decision import Thresholds
+from policy.decision import Thresholds
 from policy.rules import Rule
 from tests.code.test_pipeline import FakeModel, tx
 

@@ -8,7 +8,7 @@ import pytest
 from features.config import EngineConfig
 from features.engine import FeatureEngine, stateless_features
 from features.kernels import STEP
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 from features.state import TerminalStore, UserStore
 
 DAY = 86_400_000

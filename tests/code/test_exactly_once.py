@@ -19,7 +19,7 @@ from actors.state_store import MemoryStore, RedisStore, SqliteStore, StoreUnavai
 from deployments.errors import ConflictError
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn, TransactionIn
-from features.decision import Thresholds
+from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
 
 

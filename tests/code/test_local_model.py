@@ -12,7 +12,7 @@ import pytest
 from deployments.errors import ServiceUnavailable
 from deployments.local_model import FollowingModel
 from deployments.model_holder import Scored
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 
 
 class FakeScorer:

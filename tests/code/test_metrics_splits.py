@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.decision import Thresholds, decide
+from policy.decision import Thresholds, decide
 from training.metrics import card_precision_at_k, threshold_rates
 from training.splits import time_blocks, train_test_split
 

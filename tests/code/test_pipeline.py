@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from actors.local_shards import LocalShardClient
 from deployments.model_holder import ModelHolder, Scored, onnx_loader
-from deployments.pipeline import ScoringPipeline, group_by_shard
+from deployments.pipeline import ScoringPipeline, group_by_route
 from deployments.schemas import LabelIn, TransactionIn
-from features.decision import Thresholds
 from features.ids import (
+    id_buckets,
     id_keys,
     id_keys_many,
     shard_of,
@@ -24,7 +24,8 @@ from features.ids import (
     terminal_id_keys,
     transaction_keys,
 )
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
+from policy.decision import Thresholds
 
 REPO = Path(__file__).resolve().parents[2]
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
@@ -94,9 +95,16 @@ def test_shard_hash_is_stable_and_spreads() -> None:
     assert shard_of("card-42", 8) == shard_of("card-42", 8)
     counts = np.bincount([shard_of(f"card-{i}", 8) for i in range(8000)], minlength=8)
     assert counts.min() > 800  # uniform within noise
-    groups = group_by_shard(["a", "b", "a", "c", "a"], 3)
+    keys = id_keys_many(["a", "b", "a", "c", "a"])[1]
+    groups = group_by_route(keys, 3)
     assert sorted(np.concatenate(list(groups.values())).tolist()) == [0, 1, 2, 3, 4]
     assert all(np.all(np.diff(idx) > 0) for idx in groups.values())  # input order kept
+    # One rule for every split: shards, stream partitions, replay lanes, job partitions.
+    cards = [f"card-{i}" for i in range(500)]
+    assert id_buckets(cards, 8).tolist() == [shard_of(c, 8) for c in cards]
+    salted = id_buckets(cards, 8, salt="worker:")
+    assert salted.tolist() != id_buckets(cards, 8).tolist()  # an independent split
+    assert salted.tolist() == id_buckets(cards, 8, salt="worker:").tolist()
 
 
 def test_decision_tiers_and_order() -> None:

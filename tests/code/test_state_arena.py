@@ -15,7 +15,7 @@ import pytest
 from features.config import EngineConfig
 from features.engine import FeatureEngine
 from features.kernels import STEP
-from features.names import FEATURE_NAMES
+from features.spec import FEATURE_NAMES
 from features.state import SLACK_DIVISOR, UserStore
 
 DAY = 86_400_000

@@ -12,7 +12,7 @@ from actors.local_shards import LocalShardClient
 from deployments.pipeline import ScoringPipeline
 from deployments.stream_processor import PartitionWorker
 from deployments.streams import Entry, StreamConfig
-from features.decision import Thresholds
+from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
 
 

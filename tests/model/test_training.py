@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.decision import Thresholds
-from features.names import FEATURE_NAMES
 from features.onnx_model import ModelError, load_model
+from features.spec import FEATURE_NAMES
+from policy.decision import Thresholds
 from training import booster as bst
 from training.export import ParityError, check_parity, to_onnx
 from training.pipeline import TrainOptions, train_model

@@ -221,8 +221,8 @@ def test_model_replica_killed_under_load_then_a_failing_model(
     from deployments.app import AppArgs
     from deployments.ingress import Ingress
     from deployments.model import ModelScorer
-    from features.decision import Thresholds
-    from features.names import FEATURE_NAMES
+    from features.spec import FEATURE_NAMES
+    from policy.decision import Thresholds
     from training import booster as bst
     from training.export import to_onnx
 

@@ -86,7 +86,7 @@ def deploy(
     from deployments.app import AppArgs
     from deployments.ingress import Ingress
     from deployments.model import ModelScorer
-    from features.decision import Thresholds
+    from policy.decision import Thresholds
 
     app = Ingress.options(
         user_config={"thresholds": Thresholds().model_dump()}, **(ingress_opts or {})

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.decision import Thresholds
-from features.names import FEATURE_NAMES
 from features.onnx_model import load_model
 from features.replay import feedback_from_labels
+from features.spec import FEATURE_NAMES
 from features.transactions import normalise
+from policy.decision import Thresholds
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days
 from simulator.replay import ReplayOptions, replay_stream

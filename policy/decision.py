@@ -30,7 +30,8 @@ class Thresholds(BaseModel):
 
 
 LEGIT, REVIEW, BLOCK = 0, 1, 2  # tiers: a larger tier is a stricter decision
-DECISIONS = np.array([Decision.LEGIT.value, Decision.REVIEW.value, Decision.BLOCK.value])
+TIER_NAMES: tuple[str, ...] = (Decision.LEGIT.value, Decision.REVIEW.value, Decision.BLOCK.value)
+DECISIONS = np.array(TIER_NAMES)  # tier -> decision name, for whole arrays
 
 
 def tiers(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""Every model feature, defined once: name, rule alias, entity, window, statistic, column.
+
+The model-input order (`FEATURE_NAMES`, what the ONNX model sees as f0, f1, ...), the
+column each entity's kernel fills, the per-entity widths, the rule language's short names
+(`policy.expressions`) and the feature table in docs/architecture.md (`markdown_table`,
+checked by a test) all derive from `FEATURES`.
+
+The windows are fixed: the compiled kernels (`features.kernels`) test them as nested
+constants, so they are part of the model's definition, not a setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MS_PER_HOUR = 3_600_000
+MS_PER_DAY = 24 * MS_PER_HOUR
+WINDOW_DAYS: tuple[int, ...] = (1, 7, 30)  # card and terminal windows, shortest first
+VELOCITY_HOURS = 1  # the card's short burst window
+HISTORY_DAYS = WINDOW_DAYS[-1]  # the longest window: what a kernel must keep
+
+Entity = Literal["transaction", "card", "terminal"]
+Statistic = Literal[
+    "amount",
+    "weekend",
+    "night",
+    "count",
+    "mean_amount",
+    "sum_amount",
+    "fraud_share",
+    "amount_deviation",
+    "seconds_since_last",
+    "new_terminal",
+]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input. `slot` is its column in its entity's kernel output."""
+
+    name: str
+    alias: str
+    entity: Entity
+    statistic: Statistic
+    definition: str
+    window: str | None = None  # "1d", "7d", "30d", "1h"; None when not windowed
+    slot: int = 0
+
+
+def _days(n: int) -> str:
+    return f"{n}d"
+
+
+def _build() -> tuple[FeatureSpec, ...]:
+    tx: list[FeatureSpec] = [
+        FeatureSpec("TX_AMOUNT", "amount", "transaction", "amount", "amount", slot=0),
+        FeatureSpec(
+            "TX_DURING_WEEKEND", "weekend", "transaction", "weekend",
+            "Saturday or Sunday (UTC)", slot=1,
+        ),
+        FeatureSpec(
+            "TX_DURING_NIGHT", "night", "transaction", "night", "hour <= 6 (UTC)", slot=2
+        ),
+    ]  # fmt: skip
+    card_windows = [
+        FeatureSpec(name, alias, "card", stat, text, _days(n))
+        for n in WINDOW_DAYS
+        for name, alias, stat, text in (
+            (
+                f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW", f"tx_count_{n}d", "count",
+                f"count of the card's transactions in (t - {n} d, t], current included",
+            ),
+            (
+                f"CUSTOMER_ID_AVG_AMOUNT_{n}DAY_WINDOW", f"avg_amount_{n}d", "mean_amount",
+                f"mean amount of the card's transactions in (t - {n} d, t], current included",
+            ),
+        )
+    ]  # fmt: skip
+    terminal = [
+        FeatureSpec(name, alias, "terminal", stat, text, _days(n))
+        for n in WINDOW_DAYS
+        for name, alias, stat, text in (
+            (
+                f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW", f"terminal_tx_count_{n}d", "count",
+                f"count of the terminal's transactions in (t - ({n} d + delay), t - delay]",
+            ),
+            (
+                f"TERMINAL_ID_RISK_{n}DAY_WINDOW", f"terminal_risk_{n}d", "fraud_share",
+                f"share of the terminal's transactions in (t - ({n} d + delay), t - delay] "
+                "labelled fraud (0 if none)",
+            ),
+        )
+    ]  # fmt: skip
+    # Time-aware card features the handbook lacks: they catch bursts (card testing) and
+    # amounts far from a card's habit.
+    card_extra = [
+        FeatureSpec(
+            "AMOUNT_DEVIATION", "amount_deviation", "card", "amount_deviation",
+            "amount / the card's lifetime mean amount before this transaction (1.0 if none)",
+        ),
+        FeatureSpec(
+            "SECONDS_SINCE_LAST_TX", "seconds_since_last_tx", "card", "seconds_since_last",
+            "seconds since the card's previous transaction (-1 if none)",
+        ),
+        FeatureSpec(
+            "USER_NB_TX_1HOUR_WINDOW", "tx_count_1h", "card", "count",
+            "count of the card's transactions in (t - 1 h, t]", f"{VELOCITY_HOURS}h",
+        ),
+        FeatureSpec(
+            "USER_AMOUNT_SUM_1HOUR_WINDOW", "amount_sum_1h", "card", "sum_amount",
+            "amount spent by the card in (t - 1 h, t]", f"{VELOCITY_HOURS}h",
+        ),
+        FeatureSpec(
+            "USER_NEW_TERMINAL", "new_terminal", "card", "new_terminal",
+            "1 if the card did not use this terminal in its kept history",
+        ),
+    ]  # fmt: skip
+    card = card_windows + card_extra
+    numbered = [
+        *tx,
+        *(_with_slot(s, i) for i, s in enumerate(card_windows)),
+        *(_with_slot(s, i) for i, s in enumerate(terminal)),
+        *(_with_slot(s, len(card_windows) + i) for i, s in enumerate(card_extra)),
+    ]
+    assert len(card) + len(terminal) + len(tx) == len(numbered)
+    return tuple(numbered)
+
+
+def _with_slot(spec: FeatureSpec, slot: int) -> FeatureSpec:
+    return FeatureSpec(
+        spec.name, spec.alias, spec.entity, spec.statistic, spec.definition, spec.window, slot
+    )
+
+
+FEATURES: tuple[FeatureSpec, ...] = _build()
+FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in FEATURES)
+ALIASES: dict[str, str] = {s.alias: s.name for s in FEATURES}
+
+
+def _columns(entity: Entity) -> list[int]:
+    """Model-input columns of an entity's features, in the order its kernel writes them."""
+    specs = sorted((i, s) for i, s in enumerate(FEATURES) if s.entity == entity)
+    return [i for i, _ in sorted(specs, key=lambda p: p[1].slot)]
+
+
+TRANSACTION_COLUMNS: list[int] = _columns("transaction")
+CARD_COLUMNS: list[int] = _columns("card")
+TERMINAL_COLUMNS: list[int] = _columns("terminal")
+CARD_WIDTH = len(CARD_COLUMNS)  # columns a card shard answers with
+TERMINAL_WIDTH = len(TERMINAL_COLUMNS)  # columns a terminal shard answers with
+N_FEATURES = len(FEATURES)
+
+# The handbook's 15 baseline inputs, under the book's column names and in the book's order.
+HANDBOOK_FEATURES: tuple[str, ...] = FEATURE_NAMES[:15]
+
+
+def markdown_table() -> str:
+    """The feature table of docs/architecture.md (a test keeps the two equal)."""
+    rows = ["| # | name | rule name | entity | window | definition |", "|---|---|---|---|---|---|"]
+    for i, s in enumerate(FEATURES):
+        rows.append(
+            f"| {i} | {s.name} | `{s.alias}` | {s.entity} | {s.window or '-'} | {s.definition} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
