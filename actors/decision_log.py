@@ -9,33 +9,61 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from policy.decision import TIER_NAMES
 
-# One held decision: (time_ms, amount, tier, score, model version, policy version,
-# card digest, terminal digest, reasons or None, rules or None, recorded at ms,
-# terminal key, transaction key) - ids only as hashes; the keys route a review's label.
-Held = tuple[int, float, int, float, str, int, str, str, Any, Any, int, int, int]
+
+class Held(NamedTuple):
+    """One held decision. Ids only as hashes; the keys route a review's label. A tuple (not a
+    dataclass): the desk holds up to `max_decisions` of them."""
+
+    time_ms: int
+    amount: float
+    tier: int
+    score: float
+    model_version: str
+    policy_version: int
+    card: str  # the card id's digest
+    terminal: str  # the terminal id's digest
+    reasons: list[dict[str, Any]] | None
+    rules: list[str] | None
+    recorded_ms: int
+    terminal_key: int
+    transaction_key: int
 
 
 def as_record(tx_id: str, h: Held) -> dict[str, Any]:
-    return {
-        "transaction_id": tx_id,
-        "time_ms": h[0],
-        "amount": h[1],
-        "decision": TIER_NAMES[h[2]],
-        "score": h[3],
-        "model_version": h[4],
-        "policy_version": h[5],
-        "card": h[6],
-        "terminal": h[7],
-        "reasons": h[8],
-        "rules": h[9],
-        "recorded_ms": h[10],
-        "terminal_key": h[11],
-        "transaction_key": h[12],
-    }
+    """The JSON form of a held decision (`GET /v1/transactions/{id}`, reviews)."""
+    out = h._asdict()
+    out["decision"] = TIER_NAMES[out.pop("tier")]
+    return {"transaction_id": tx_id, **out}
+
+
+@dataclass
+class DecidedBatch:
+    """A scored batch as the pipeline hands it to the desk, column by column (one row per
+    transaction that was not a conflict). Ids are redacted or digests, never raw card ids."""
+
+    ids: list[str]  # transaction ids, card numbers in them redacted
+    time_ms: np.ndarray
+    amount: np.ndarray
+    tier: np.ndarray
+    score: np.ndarray
+    version: str  # the model that scored
+    policy_version: int  # the policy that decided, not the newest
+    user: list[str]  # card id digests
+    terminal: list[str]  # terminal id digests
+    terminal_key: np.ndarray
+    tx_key: np.ndarray
+    duplicate: np.ndarray  # retries of transactions already decided
+    reasons: dict[int, list[dict[str, Any]]]  # by row, flagged rows only
+    rules: dict[int, list[str]]  # by row, rows where a rule fired
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass
@@ -77,6 +105,9 @@ class DecisionLog:
         if "arrivals" not in state:
             state["decisions"] = dict(state["decisions"])
             state["arrivals"] = deque(state["decisions"])
+        decisions = state["decisions"]
+        if decisions and not isinstance(next(iter(decisions.values())), Held):
+            state["decisions"] = {k: Held._make(v) for k, v in decisions.items()}
         self.__dict__.update(state)
 
     def __contains__(self, tx_id: str) -> bool:
@@ -115,7 +146,7 @@ class DecisionLog:
         if old is not None and old[0] == is_fraud:
             return False
         held = self.decisions.get(tx_id)
-        tier = held[2] if held is not None else None
+        tier = held.tier if held is not None else None
         if old is not None:
             self.outcomes.add(old[0], tier, sign=-1)
         self.outcomes.add(is_fraud, tier)

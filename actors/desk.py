@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from actors.decision_log import DecisionLog, Held, as_record
+from actors.decision_log import DecidedBatch, DecisionLog, Held, as_record
+from actors.journal import Journaled
 from actors.live_stats import LiveStats
 from actors.policy_store import PolicyStore
 from actors.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
-from actors.shards import _JournaledShard
 from policy.decision import LEGIT, REVIEW
 
 
@@ -26,7 +26,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Desk(_JournaledShard):
+class Desk(Journaled):
+    """The desk actor's state and methods; `actors.desk_client.DeskClient` calls them."""
+
     kind = "desk"
 
     def _init_state(self) -> None:
@@ -37,12 +39,12 @@ class Desk(_JournaledShard):
         self.duplicates = 0
 
     # -- writes from the scoring path ---------------------------------------------------------
-    def record(self, batch: dict[str, Any]) -> int:
+    def record(self, batch: DecidedBatch) -> int:
         """Hold a scored batch's decisions; flagged ones are journaled first. Retries of
         transactions already decided are skipped, so nothing is counted twice."""
         at = now_ms()
-        ids, held_now = batch["ids"], self.log.decisions
-        retries = np.asarray(batch["duplicate"]).tolist()
+        ids, held_now = batch.ids, self.log.decisions
+        retries = np.asarray(batch.duplicate).tolist()
         fresh = [
             j
             for j, (tx_id, retry) in enumerate(zip(ids, retries, strict=True))
@@ -52,49 +54,48 @@ class Desk(_JournaledShard):
         if not fresh:
             return 0
         rows = self._held(batch, fresh, at)
-        flagged = [(tx, h) for tx, h in rows if h[2] != LEGIT]
+        flagged = [(tx, h) for tx, h in rows if h.tier != LEGIT]
         if flagged:
             self._submit(("flagged", flagged))  # durable before the scoring path answers
-            rows = [(tx, h) for tx, h in rows if h[2] == LEGIT]
+            rows = [(tx, h) for tx, h in rows if h.tier == LEGIT]
         self.log.add_new([tx for tx, _ in rows], [h for _, h in rows])  # unique, not held
         idx = np.asarray(fresh)
-        self.live.add(np.asarray(batch["tier"])[idx], np.asarray(batch["score"])[idx], time.time())
+        self.live.add(np.asarray(batch.tier)[idx], np.asarray(batch.score)[idx], time.time())
         for tx_id, held in flagged:
             self.live.flagged(as_record(tx_id, held))
         return len(fresh)
 
     @staticmethod
-    def _held(batch: dict[str, Any], rows: list[int], at: int) -> list[tuple[str, Held]]:
+    def _held(batch: DecidedBatch, rows: list[int], at: int) -> list[tuple[str, Held]]:
         """(id, `Held`) for these rows of a batch, column by column: a NumPy scalar per
         field and row cost more than the rest of the desk's work."""
-        pick: list[int] | slice = slice(None) if len(rows) == len(batch["ids"]) else rows
+        pick: list[int] | slice = slice(None) if len(rows) == len(batch.ids) else rows
 
-        def numbers(name: str) -> list[Any]:  # Python ints and floats
-            return np.asarray(batch[name])[pick].tolist()
+        def numbers(values: np.ndarray) -> list[Any]:  # Python ints and floats
+            return np.asarray(values)[pick].tolist()
 
-        def texts(name: str) -> list[str]:
-            values = batch[name]
+        def texts(values: list[str]) -> list[str]:
             return list(values) if isinstance(pick, slice) else [values[j] for j in pick]
 
-        reasons, rules = batch["reasons"], batch["rules"]
-        version, policy = batch["version"], int(batch["policy_version"])
+        reasons, rules = batch.reasons, batch.rules
+        version, policy = batch.version, int(batch.policy_version)
         held = zip(
-            numbers("time_ms"), numbers("amount"), numbers("tier"), numbers("score"),
-            texts("user"), texts("terminal"), numbers("terminal_key"), numbers("tx_key"),
-            rows, strict=True,
+            numbers(batch.time_ms), numbers(batch.amount), numbers(batch.tier),
+            numbers(batch.score), texts(batch.user), texts(batch.terminal),
+            numbers(batch.terminal_key), numbers(batch.tx_key), rows, strict=True,
         )  # fmt: skip
         return [
-            (tx_id, (t, a, tier, score, version, policy, user, term, reasons.get(j),
-                     rules.get(j), at, tkey, xkey))
+            (tx_id, Held(t, a, tier, score, version, policy, user, term, reasons.get(j),
+                         rules.get(j), at, tkey, xkey))
             for tx_id, (t, a, tier, score, user, term, tkey, xkey, j) in zip(
-                texts("ids"), held, strict=True
+                texts(batch.ids), held, strict=True
             )
         ]  # fmt: skip
 
     def tick(
         self,
         replica: str,
-        batches: list[dict[str, Any]],
+        batches: list[DecidedBatch],
         latencies_ms: np.ndarray,
         shadow: dict[str, Any],
     ) -> dict[str, int]:
@@ -133,9 +134,10 @@ class Desk(_JournaledShard):
     def _apply(self, op: tuple[Any, ...]) -> Any:
         kind = op[0]
         if kind == "flagged":
-            for tx_id, held in op[1]:
+            for tx_id, row in op[1]:
+                held = Held._make(row)  # journals written before `Held` hold plain tuples
                 self.log.add(tx_id, held)
-                if held[2] == REVIEW:
+                if held.tier == REVIEW:
                     self.reviews.add(as_record(tx_id, held))
             return None
         if kind == "label":

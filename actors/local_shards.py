@@ -1,4 +1,4 @@
-"""In-process shards behind the same interface as `RayShardClient`.
+"""In-process shards behind the same `ShardClient` protocol as `RayShardClient`.
 
 The scoring pipeline is tested with these (no Ray); state semantics are identical because
 the shard classes are the same.
@@ -11,17 +11,23 @@ from typing import Any
 
 import numpy as np
 
+from actors.decision_log import DecidedBatch
 from actors.desk import Desk
+from actors.desk_client import DeskClient, local_call
+from actors.journal import ShardSettings
 from actors.shards import TerminalShard, UserShard
 from actors.state_store import StateStore
 
 
 class LocalShardClient:
+    """Shards and a desk in this process. `sink` records every batch at once (there is no
+    report loop in process)."""
+
     def __init__(
         self,
         n_user_shards: int,
         n_terminal_shards: int,
-        settings: dict[str, Any] | None = None,
+        settings: ShardSettings | dict[str, Any] | None = None,
         store: StateStore | None = None,
     ) -> None:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
@@ -30,29 +36,39 @@ class LocalShardClient:
             TerminalShard(i, n_terminal_shards, settings, store) for i in range(n_terminal_shards)
         ]
         self.desk_state = Desk(0, 1, settings, store)
+        self.desk = DeskClient(local_call(self.desk_state))
+        self.sink = self  # `DecisionSink`
 
-    async def desk(self, method: str, *args: Any) -> Any:
-        return getattr(self.desk_state, method)(*args)
-
-    async def record(self, batch: dict[str, Any], wait: bool) -> None:
+    async def record(self, batch: DecidedBatch, wait: bool) -> None:
         self.desk_state.record(batch)
 
-    async def user_step(self, shard: int, *args: Any) -> tuple[np.ndarray, np.ndarray]:
-        return self.users[shard].process(*args)
+    async def user_step(
+        self,
+        shard: int,
+        tx_keys: Sequence[str],
+        body_hashes: np.ndarray,
+        user_keys: Sequence[str],
+        times_ms: np.ndarray,
+        amounts: np.ndarray,
+        terminal_hashes: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.users[shard].process(
+            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes
+        )
 
     async def terminal_step(
         self,
         shard: int,
         kinds: np.ndarray,
         terminal_keys: Sequence[str],
-        times: np.ndarray,
-        keys: np.ndarray,
+        times_ms: np.ndarray,
+        tx_keys: np.ndarray,
         labels: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.terminals[shard].process(kinds, terminal_keys, times, keys, labels)
+        return self.terminals[shard].process(kinds, terminal_keys, times_ms, tx_keys, labels)
 
     async def stats(self) -> list[dict[str, Any]]:
-        return [s.stats() for s in (*self.users, *self.terminals)]
+        return [*(s.stats() for s in self.users), *(s.stats() for s in self.terminals)]
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         return True

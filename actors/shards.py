@@ -3,49 +3,24 @@
 A `UserShard` owns the cards whose stable hash maps to it, a `TerminalShard` the terminals.
 Each runs the feature engine's store for its keys (no feature logic of its own), remembers
 which transactions it applied (a retry gets the first answer and changes nothing), and
-journals every request to its `StateStore` before applying it, so a restarted shard
-rebuilds exactly the state its clients were answered from.
+journals every request before applying it (`actors.journal.Journaled`), so a restarted
+shard rebuilds exactly the state its clients were answered from.
 
 Ids arrive hashed (`features.ids.id_digest`): no card number is ever held or stored.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import threading
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from actors.dedup import DedupIndex, Seen
-from actors.state_store import StateStore, StoreConfig, StoreUnavailable, open_store
-from features.config import EngineConfig
+from actors.journal import Journaled, ShardSettings
+from actors.state_store import StoreUnavailable
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import TerminalStore, UserStore
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class DedupConfig(BaseModel):
-    """`dedup:` in serve_config.yaml: how long and how many transaction ids are remembered."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    window_hours: float = Field(24.0, gt=0, description="Event time behind the newest seen.")
-    max_entries: int = Field(200_000, ge=1, description="Per shard.")
-
-
-class ShardSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    engine: EngineConfig = EngineConfig()
-    state: StoreConfig = StoreConfig(backend="memory")
-    dedup: DedupConfig = DedupConfig()
 
 
 def _first_of_each(
@@ -71,86 +46,7 @@ def _first_of_each(
     return np.asarray(firsts, np.int64), copies
 
 
-class _JournaledShard:
-    """Write-ahead journaling, snapshots and recovery around a shard's `_apply`."""
-
-    kind = "shard"
-
-    def __init__(
-        self,
-        shard: int,
-        n_shards: int,
-        settings: dict[str, Any] | None,
-        store: StateStore | None = None,
-    ) -> None:
-        self.shard, self.n_shards = shard, n_shards
-        self.settings = ShardSettings(**(settings or {}))
-        self.name = f"{self.kind}-{shard}-of-{n_shards}"
-        self.store: StateStore = store or open_store(self.settings.state, REPO_ROOT)
-        self.seq = 0
-        self.snapshot_seq = 0
-        # Requests arrive as Ray calls and over the shard's socket (`actors.wire`): applied
-        # one at a time either way.
-        self._lock = threading.Lock()
-        self._init_state()
-        started = time.perf_counter()
-        self.replayed = self._recover()
-        self.recovery_seconds = time.perf_counter() - started
-        self._warm()
-
-    # -- to be provided by subclasses -------------------------------------------------------
-    def _init_state(self) -> None:
-        raise NotImplementedError
-
-    def _apply(self, op: tuple[Any, ...]) -> Any:
-        raise NotImplementedError
-
-    def _dump(self) -> dict[str, bytes]:
-        raise NotImplementedError
-
-    def _load(self, parts: dict[str, bytes]) -> None:
-        raise NotImplementedError
-
-    def _warm(self) -> None:
-        """Load what the first request would (compiled kernels come from numba's cache in
-        ~0.6 s a process), so the first requests after a start or restart do not pay it."""
-
-    # -- journaling ---------------------------------------------------------------------------
-    def _recover(self) -> int:
-        snapshot, seq, log = self.store.load(self.name)
-        if snapshot is not None:
-            self._load(pickle.loads(snapshot))
-        self.seq = self.snapshot_seq = seq
-        for s, record in log:
-            self._apply(pickle.loads(record))
-            self.seq = max(self.seq, s)
-        return len(log)
-
-    def _submit(self, op: tuple[Any, ...]) -> Any:
-        """Journal, then apply: an answered request is always in the store."""
-        with self._lock:
-            seq = self.seq + 1
-            self.store.append(self.name, seq, pickle.dumps(op, protocol=5))  # may raise
-            self.seq = seq
-            result = self._apply(op)
-            if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every:
-                self.checkpoint()
-            return result
-
-    def checkpoint(self) -> None:
-        """Snapshot the whole shard and drop the log it covers."""
-        self.store.snapshot(self.name, self.seq, pickle.dumps(self._dump(), protocol=5))
-        self.snapshot_seq = self.seq
-
-    def ping(self) -> int:
-        return self.shard
-
-    def pid(self) -> int:
-        """The process holding this shard (for operators and fault tests)."""
-        return os.getpid()
-
-
-class UserShard(_JournaledShard):
+class UserShard(Journaled):
     """Card state for one shard: per-card rings of (time, amount, terminal)."""
 
     kind = "user"
@@ -227,20 +123,8 @@ class UserShard(_JournaledShard):
             "recovery_seconds": self.recovery_seconds,
         }
 
-    def card_totals(self, user_keys: Sequence[str]) -> list[tuple[int, float]]:
-        """(transactions, amount sum) ever applied per card: the ledger check in fault tests."""
-        out = []
-        for key in user_keys:
-            slot = self.users.index.get(key)
-            if slot is None:
-                out.append((0, 0.0))
-            else:
-                s = self.users.scalars
-                out.append((int(s["count_total"][slot]), float(s["sum_total"][slot])))
-        return out
 
-
-class TerminalShard(_JournaledShard):
+class TerminalShard(Journaled):
     """Terminal state for one shard: per-terminal rings with labels as known so far."""
 
     kind = "terminal"

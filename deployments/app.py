@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
-from actors.shards import DedupConfig
+from actors.journal import DedupConfig
 from actors.state_store import StoreConfig
 from deployments.ingress import Ingress
 from deployments.model import ModelScorer

@@ -8,20 +8,17 @@ resolution goes through the same feedback path as a chargeback, so terminal risk
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from actors.desk_client import DeskClient
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn
 from features.ids import redact_pan
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
-
-
-class DeskBackend(Protocol):
-    async def desk(self, method: str, *args: Any) -> Any: ...
 
 
 class ReviewNotFound(LookupError):
@@ -33,16 +30,16 @@ class ReviewConflict(ValueError):
 
 
 class DeskService:
-    def __init__(self, desk: DeskBackend, pipeline: ScoringPipeline) -> None:
+    def __init__(self, desk: DeskClient, pipeline: ScoringPipeline) -> None:
         self.desk, self.pipeline = desk, pipeline
 
     # -- policy -------------------------------------------------------------------------------
     async def refresh_policy(self, version: int | None = None) -> int:
         """Load the desk's current policy if it is newer than the one in force here."""
         if version is None:
-            version = await self.desk.desk("policy_version")
+            version = await self.desk.policy_version()
         if version != self.pipeline.policy.version:
-            current = await self.desk.desk("policy", None)
+            current = await self.desk.current_policy()
             self.pipeline.policy = Policy.build(
                 current["version"], current["rules"], current["lists"]
             )
@@ -57,12 +54,12 @@ class DeskService:
     ) -> dict[str, Any]:
         checked = Policy.build(0, rules, lists)  # raises on anything invalid: nothing stored
         payload = [r.model_dump() for r in checked.all_rules]
-        await self.desk.desk("put_policy", payload, checked.lists, comment)
+        await self.desk.put_policy(payload, checked.lists, comment)
         await self.refresh_policy()
         return self.pipeline.policy.describe()
 
     async def put_rules(self, rules: Sequence[Rule], comment: str) -> dict[str, Any]:
-        current = await self.desk.desk("policy", None)
+        current = await self.desk.current_policy()
         return await self._put(rules, current["lists"], comment)
 
     async def edit_list(
@@ -70,7 +67,7 @@ class DeskService:
     ) -> dict[str, Any]:
         if name not in LIST_NAMES:
             raise KeyError(name)
-        current = await self.desk.desk("policy", None)
+        current = await self.desk.current_policy()
         lists = dict(current["lists"])
         keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add))
         lists[name] = np.setdiff1d(keys, list_keys(remove))
@@ -78,7 +75,7 @@ class DeskService:
 
     async def rollback(self, version: int, comment: str) -> dict[str, Any] | None:
         """A new version with the content of an old one (history is never rewritten)."""
-        old = await self.desk.desk("policy", version)
+        old = await self.desk.policy(version)
         if old is None:
             return None
         return await self._put(old["rules"], old["lists"], comment or f"rollback to v{version}")
@@ -88,7 +85,7 @@ class DeskService:
         """Labels into terminal state, then into the desk's label log (for export)."""
         missing = await self.pipeline.feedback(labels)
         ids = [redact_pan(lb.transaction_id) for lb in labels]
-        await self.desk.desk("label", ids, [lb.is_fraud for lb in labels], source)
+        await self.desk.label(ids, [lb.is_fraud for lb in labels], source)
         return missing
 
     async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
@@ -101,7 +98,7 @@ class DeskService:
                 np.array([current["terminal_key"]], np.int64),
                 np.array([outcome == "fraud"], np.int8),
             )
-        result = await self.desk.desk("resolve", tx_id, outcome, analyst, note)
+        result = await self.desk.resolve(tx_id, outcome, analyst, note)
         if result["status"] == "not_found":
             raise ReviewNotFound(tx_id)
         if result["status"] == "conflict":
@@ -111,7 +108,7 @@ class DeskService:
         return {**result["review"], "changed": result["status"] == "ok"}
 
     async def _review(self, tx_id: str) -> dict[str, Any]:
-        item = await self.desk.desk("review", tx_id)
+        item = await self.desk.review(tx_id)
         if item is None:
             raise ReviewNotFound(tx_id)
         return item

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.ray_shards import ShardUnavailable
+from actors.client import ShardUnavailable
 from deployments import errors
 from deployments.auth import ApiKeyGuard
 from deployments.desk_service import ReviewConflict, ReviewNotFound
@@ -100,7 +100,8 @@ class Ingress:
         self.stream = stream  # the StreamConsumer, when the stream path is enabled
         scoring = ScoringService(model, settings)
         self.scoring = scoring
-        self.shards, self.pipeline, self.desk = scoring.shards, scoring.pipeline, scoring.desk
+        self.shards, self.pipeline = scoring.shards, scoring.pipeline
+        self.desk, self.desk_service = scoring.desk, scoring.desk_service
         self.metrics, self.reporter = scoring.metrics, scoring.reporter
         mb = settings["micro_batch"]
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
@@ -153,14 +154,14 @@ class Ingress:
     @app.get("/v1/transactions/{transaction_id}")
     async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
         """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
-        found = await self.shards.desk("transaction", redact_pan(transaction_id))
+        found = await self.desk.transaction(redact_pan(transaction_id))
         if found is None:
             raise HTTPException(404, f"transaction_id: no stored decision for {transaction_id!r}")
         return found
 
     @app.post("/v1/feedback", response_model=FeedbackOut)
     async def feedback(self, body: FeedbackIn) -> FeedbackOut:
-        missing = await self.desk.feedback(body.labels)
+        missing = await self.desk_service.feedback(body.labels)
         return FeedbackOut(applied=len(body.labels) - len(missing), not_found=missing)
 
     # -- review queue and labels ----------------------------------------------------------------
@@ -174,14 +175,16 @@ class Ingress:
         rule: str | None = Query(None, max_length=80),
     ) -> dict[str, Any]:
         """REVIEW decisions, oldest first."""
-        return await self.shards.desk("review_page", status, limit, offset, min_score, rule)
+        return await self.desk.review_page(status, limit, offset, min_score, rule)
 
     @app.post("/v1/reviews/{transaction_id}")
     async def resolve(
         self, body: ResolveIn, transaction_id: str = PathParam(max_length=64)
     ) -> dict[str, Any]:
         try:
-            return await self.desk.resolve(transaction_id, body.outcome, body.analyst, body.note)
+            return await self.desk_service.resolve(
+                transaction_id, body.outcome, body.analyst, body.note
+            )
         except ReviewNotFound:
             raise HTTPException(404, f"transaction_id: no review for {transaction_id!r}") from None
         except ReviewConflict as e:
@@ -192,28 +195,28 @@ class Ingress:
         self, offset: int = Query(0, ge=0), limit: int = Query(10_000, ge=1, le=100_000)
     ) -> dict[str, Any]:
         """Every label received (chargebacks and reviews), in arrival order: for export."""
-        return await self.shards.desk("labels", offset, limit)
+        return await self.desk.labels(offset, limit)
 
     # -- rules and lists ------------------------------------------------------------------------
     @app.get("/v1/policy")
     async def policy(self) -> dict[str, Any]:
-        return await self.desk.policy()
+        return await self.desk_service.policy()
 
     @app.get("/v1/policy/history")
     async def policy_history(self) -> list[dict[str, Any]]:
-        return await self.shards.desk("policy_history")
+        return await self.desk.policy_history()
 
     @app.put("/v1/policy/rules")
     async def put_rules(self, body: RulesIn) -> dict[str, Any]:
-        return await self.desk.put_rules(body.rules, body.comment)
+        return await self.desk_service.put_rules(body.rules, body.comment)
 
     @app.post("/v1/policy/lists/{name}")
     async def edit_list(self, name: ListName, body: ListEditIn) -> dict[str, Any]:
-        return await self.desk.edit_list(name, body.add, body.remove, body.comment)
+        return await self.desk_service.edit_list(name, body.add, body.remove, body.comment)
 
     @app.post("/v1/policy/rollback")
     async def rollback(self, body: RollbackIn) -> dict[str, Any]:
-        out = await self.desk.rollback(body.version, body.comment)
+        out = await self.desk_service.rollback(body.version, body.comment)
         if out is None:
             raise HTTPException(404, f"version: no policy version {body.version}")
         return out
@@ -245,11 +248,11 @@ class Ingress:
         shadow = self.pipeline.shadow
         return {
             "shards": await self.shards.stats(),
-            "desk": await self.shards.desk("stats"),
+            "desk": await self.desk.stats(),
             "micro_batching": self.batcher.stats(),
             "shadow": {**vars(shadow), "replica": self.reporter.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
-            "decision_log_dropped": self.shards.dropped_rows,
+            "decision_log_dropped": self.shards.sink.pending.dropped_rows,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }
 
@@ -259,7 +262,7 @@ class Ingress:
         return await self._live()
 
     async def _live(self) -> dict[str, Any]:
-        snap = await self.shards.desk("snapshot")
+        snap = await self.desk.snapshot()
         snap["model"] = {
             "version": self.scoring.model_card.get("version"),
             "shadow_version": self.scoring.model_card.get("shadow_version"),

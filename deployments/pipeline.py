@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from actors.client import ShardClient
+from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from deployments.errors import ConflictError
 from deployments.model_holder import Scored
@@ -35,30 +37,6 @@ from policy.rules import Policy
 log = logging.getLogger(__name__)
 
 
-class ShardBackend(Protocol):
-    n_user_shards: int
-    n_terminal_shards: int
-
-    async def user_step(
-        self,
-        shard: int,
-        user_ids: Sequence[str],
-        times: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-    ) -> np.ndarray: ...
-
-    async def terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_ids: Sequence[str],
-        times: np.ndarray,
-        keys: np.ndarray,
-        labels: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-
 class ModelBackend(Protocol):
     async def score(self, x: np.ndarray) -> Scored: ...
 
@@ -69,7 +47,7 @@ class DecisionSink(Protocol):
     """Where decided batches go (the desk: review queue, decision log, live numbers).
     `wait`: the batch holds a REVIEW or BLOCK, so it must be durable before the answer."""
 
-    async def record(self, batch: dict[str, Any], wait: bool) -> None: ...
+    async def record(self, batch: DecidedBatch, wait: bool) -> None: ...
 
 
 # (final tiers, scores, transactions per card shard, retries answered from dedup): metrics.
@@ -165,7 +143,7 @@ def body_hashes(txs: Sequence[TransactionIn], times_ms: list[int]) -> np.ndarray
 class ScoringPipeline:
     def __init__(
         self,
-        shards: ShardBackend,
+        shards: ShardClient,
         model: ModelBackend,
         thresholds: Thresholds,
         sink: DecisionSink | None = None,
@@ -321,22 +299,22 @@ class ScoringPipeline:
         def kept(values: list[str]) -> list[str]:
             return values if every else [values[i] for i in keep]
 
-        batch = {
-            "ids": redact_pans(kept([t.transaction_id for t in txs])),
-            "time_ms": f.times[keep],
-            "amount": f.amounts[keep],
-            "tier": final[keep],
-            "score": np.asarray(scored.scores)[keep],
-            "version": scored.version,
-            "policy_version": policy_version,  # the one that decided, not the newest
-            "user": kept(f.user_digests),
-            "terminal": kept(f.terminal_digests),  # never the raw ids
-            "terminal_key": f.terminal_routes[keep],
-            "tx_key": f.tx_keys64[keep],
-            "duplicate": f.duplicate[keep],
-            "reasons": {j: reasons[i] for j, i in enumerate(keep.tolist()) if i in reasons},
-            "rules": {j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
-        }
+        batch = DecidedBatch(
+            ids=redact_pans(kept([t.transaction_id for t in txs])),
+            time_ms=f.times[keep],
+            amount=f.amounts[keep],
+            tier=final[keep],
+            score=np.asarray(scored.scores)[keep],
+            version=scored.version,
+            policy_version=policy_version,
+            user=kept(f.user_digests),
+            terminal=kept(f.terminal_digests),
+            terminal_key=f.terminal_routes[keep],
+            tx_key=f.tx_keys64[keep],
+            duplicate=f.duplicate[keep],
+            reasons={j: reasons[i] for j, i in enumerate(keep.tolist()) if i in reasons},
+            rules={j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
+        )
         assert self.sink is not None
         await self.sink.record(batch, wait)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.ray_shards import RayShardClient
+from actors.desk_client import DeskSink
 from deployments.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.metrics import ServiceMetrics
 from deployments.pipeline import ScoringPipeline
@@ -27,14 +27,14 @@ log = logging.getLogger(__name__)
 class Reporter:
     def __init__(
         self,
-        shards: RayShardClient,
+        sink: DeskSink,
         desk: DeskService,
         pipeline: ScoringPipeline,
         model: Any,
         metrics: ServiceMetrics,
         on_card: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
-        self.shards, self.desk, self.pipeline = shards, desk, pipeline
+        self.sink, self.desk, self.pipeline = sink, desk, pipeline
         self.model, self.metrics, self.on_card = model, metrics, on_card
         self.replica = uuid.uuid4().hex[:8]
         self.latencies: list[float] = []
@@ -48,15 +48,13 @@ class Reporter:
     async def _run(self) -> None:
         ticks = 0
         while True:
-            batches = self.shards.take_pending()
+            batches = self.sink.pending.take()
             lat, self.latencies = self.latencies, []
             try:
                 shadow = vars(self.pipeline.shadow).copy()
-                state = await self.shards.desk(
-                    "tick", self.replica, batches, np.asarray(lat), shadow
-                )
+                state = await self.sink.desk.tick(self.replica, batches, np.asarray(lat), shadow)
             except Exception as e:  # the desk restarting: its batches go with the next tick
-                self.shards.put_back(batches)
+                self.sink.pending.put_back(batches)
                 log.warning("reporter: desk %s", type(e).__name__)
             else:  # delivered: a failure below must not send the batches again
                 try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.journal import ShardSettings
 from actors.ray_shards import RayShardClient
 from deployments.desk_service import DeskService
 from deployments.ingress_config import IngressConfig, thresholds_for
@@ -20,7 +21,9 @@ from policy.decision import Thresholds
 
 class ScoringService:
     def __init__(self, model: Any, settings: dict[str, Any]) -> None:
-        shard_settings = {k: settings[k] for k in ("engine", "state", "dedup")}
+        shard_settings = ShardSettings(
+            engine=settings["engine"], state=settings["state"], dedup=settings["dedup"]
+        )
         self.shards = RayShardClient(
             settings["n_user_shards"],
             settings["n_terminal_shards"],
@@ -36,15 +39,16 @@ class ScoringService:
             self.shards,
             self.local_model or remote,
             Thresholds(),
-            sink=self.shards,
+            sink=self.shards.sink,
             on_batch=self.metrics.batch,
             approx_reasons=settings["reasons"] == "approx",
         )
-        self.desk = DeskService(self.shards, self.pipeline)
+        self.desk = self.shards.desk
+        self.desk_service = DeskService(self.desk, self.pipeline)
         self.config = IngressConfig()
         self.model_card: dict[str, Any] = {}
         self.reporter = Reporter(
-            self.shards, self.desk, self.pipeline, model, self.metrics, self._on_card
+            self.shards.sink, self.desk_service, self.pipeline, model, self.metrics, self._on_card
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

@@ -32,7 +32,11 @@ class StreamConsumer:
         self.source = RedisStreams(self.config, consumer=f"scorer-{self.reporter.replica}")
         self.workers = [
             PartitionWorker(
-                p, self.source, self.pipeline.score_items, scoring.desk.feedback, self.config
+                p,
+                self.source,
+                self.pipeline.score_items,
+                scoring.desk_service.feedback,
+                self.config,
             )
             for p in range(self.config.partitions)
             if p % self.world == self.rank

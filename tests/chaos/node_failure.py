@@ -26,8 +26,9 @@ def main() -> int:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from actors.ray_shards import _ACTOR_OPTIONS, _ACTORS
+    from actors.directory import _ACTOR_OPTIONS, _ACTORS
     from features.ids import id_digest
+    from tests.shard_actors import card_totals
 
     temp_dir = tempfile.mkdtemp(prefix="ray-node-drill-")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp_dir})
@@ -93,7 +94,7 @@ def main() -> int:
         removed_at = time.monotonic()
         while True:
             try:
-                totals = ray.get(shard.card_totals.remote(list(sent)), timeout=5)
+                totals = ray.get(card_totals(shard, list(sent)), timeout=5)
                 break
             except Exception:
                 if time.monotonic() - removed_at > 60:

@@ -24,8 +24,10 @@ def run(coro):  # type: ignore[no-untyped-def]
 
 def make(store: MemoryStore | None = None) -> tuple[LocalShardClient, ScoringPipeline, DeskService]:
     client = LocalShardClient(2, 2, store=store or MemoryStore())
-    pipeline = ScoringPipeline(client, FakeModel(), Thresholds(review=0.5, block=0.9), sink=client)
-    return client, pipeline, DeskService(client, pipeline)
+    pipeline = ScoringPipeline(
+        client, FakeModel(), Thresholds(review=0.5, block=0.9), sink=client.sink
+    )
+    return client, pipeline, DeskService(client.desk, pipeline)
 
 
 def test_flagged_decisions_carry_reasons_and_enter_the_queue_once() -> None:
@@ -38,12 +40,12 @@ def test_flagged_decisions_carry_reasons_and_enter_the_queue_once() -> None:
     # A retry answers the same and is neither queued nor counted again.
     again = run(p.score([tx(2, amount=600.0)]))
     assert again[0].decision == "REVIEW"
-    page = run(client.desk("review_page", "open", 10, 0, 0.0, None))
+    page = run(client.desk.review_page("open", 10, 0, 0.0, None))
     assert [i["transaction_id"] for i in page["items"]] == ["tx2"] and page["open"] == 1
-    stored = run(client.desk("transaction", "tx3"))
+    stored = run(client.desk.transaction("tx3"))
     assert stored["decision"] == "BLOCK" and stored["reasons"][0]["feature"] == "TX_AMOUNT"
     assert "u2" not in str(stored)  # the card appears only as its digest
-    live = run(client.desk("snapshot"))
+    live = run(client.desk.snapshot())
     assert live["transactions"] == 3 and live["decisions"] == {"LEGIT": 1, "REVIEW": 1, "BLOCK": 1}
 
 
@@ -78,19 +80,19 @@ def test_resolving_a_review_labels_the_terminal_and_survives_a_restart() -> None
     with pytest.raises(ReviewConflict):
         run(desk.resolve("tx1", "legit", "bob", ""))
     run(desk.feedback([LabelIn(transaction_id="tx9", terminal_id="t1", is_fraud=True)]))
-    labels = run(client.desk("labels", 0, 10))
+    labels = run(client.desk.labels(0, 10))
     assert [(r["transaction_id"], r["source"]) for r in labels["labels"]] == [
         ("tx1", "review"), ("tx9", "feedback"),
     ]  # fmt: skip
     # Terminal state saw the review's label: terminal risk is 1/1 once the delay has passed.
     later = run(p.score([tx(2, "u3", terminal="t7", amount=1.0, ts="2018-06-09T10:00:00")], True))
     assert later[0].features["TERMINAL_ID_RISK_30DAY_WINDOW"] == 1.0
-    snap = run(client.desk("snapshot"))
+    snap = run(client.desk.snapshot())
     assert snap["outcomes"]["frauds_caught"] == 1 and snap["outcomes"]["unmatched"] == 1
     # A restarted desk rebuilds the queue, the labels and the policy from its journal.
     restarted = LocalShardClient(2, 2, store=store)
-    assert run(restarted.desk("review", "tx1"))["status"] == "fraud"
-    assert run(restarted.desk("labels", 0, 10))["total"] == 2
+    assert run(restarted.desk.review("tx1"))["status"] == "fraud"
+    assert run(restarted.desk.labels(0, 10))["total"] == 2
 
 
 def test_shadow_agreement_is_counted_without_changing_answers() -> None:
@@ -131,7 +133,7 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
     state = repr(client.desk_state.log.decisions) + repr(client.desk_state.reviews.open)
     state += repr(client.desk_state.log.labels)
     assert pan not in state
-    stored = run(client.desk("transaction", redact_pan(pan)))
+    stored = run(client.desk.transaction(redact_pan(pan)))
     assert stored["decision"] == "REVIEW"
     resolved = run(desk.resolve(pan, "fraud", "ana", ""))  # found by the same raw id
     assert resolved["status"] == "fraud"
@@ -153,38 +155,39 @@ def test_thresholds_from_the_model_card_only_when_asked() -> None:
 def test_desk_holds_each_new_row_with_its_own_fields() -> None:
     """A batch's rows are held column by column: each held decision must carry its own
     row's values, reasons and rules; retries and ids already held are skipped."""
+    from actors.decision_log import DecidedBatch
     from actors.desk import Desk
 
     desk = Desk(0, 1, None, MemoryStore())
     n = 6
-    batch = {
-        "ids": [f"tx{i}" for i in range(n)],
-        "time_ms": np.arange(n, dtype=np.int64) * 1000 + 7,
-        "amount": np.linspace(1.5, 6.5, n),
-        "tier": np.array([0, 1, 0, 2, 0, 1], np.int8),
-        "score": np.linspace(0.1, 0.6, n),
-        "version": "v1",
-        "policy_version": 3,
-        "user": [f"u{i}" for i in range(n)],
-        "terminal": [f"k{i}" for i in range(n)],
-        "terminal_key": np.arange(n, dtype=np.int64) + 100,
-        "tx_key": np.arange(n, dtype=np.int64) + 200,
-        "duplicate": np.array([False, False, True, False, False, False]),
-        "reasons": {1: [{"feature": "TX_AMOUNT"}], 3: [{"feature": "x"}]},
-        "rules": {3: ["block-list"], 5: ["r5"]},
-    }
+    batch = DecidedBatch(
+        ids=[f"tx{i}" for i in range(n)],
+        time_ms=np.arange(n, dtype=np.int64) * 1000 + 7,
+        amount=np.linspace(1.5, 6.5, n),
+        tier=np.array([0, 1, 0, 2, 0, 1], np.int8),
+        score=np.linspace(0.1, 0.6, n),
+        version="v1",
+        policy_version=3,
+        user=[f"u{i}" for i in range(n)],
+        terminal=[f"k{i}" for i in range(n)],
+        terminal_key=np.arange(n, dtype=np.int64) + 100,
+        tx_key=np.arange(n, dtype=np.int64) + 200,
+        duplicate=np.array([False, False, True, False, False, False]),
+        reasons={1: [{"feature": "TX_AMOUNT"}], 3: [{"feature": "x"}]},
+        rules={3: ["block-list"], 5: ["r5"]},
+    )
     desk.log.add("tx4", desk._held(batch, [4], 1)[0][1])  # already held: left as it was
     assert desk.record(batch) == 4  # tx2 is a retry, tx4 already held
     for i in (0, 1, 3, 5):
         got = desk.log.get(f"tx{i}")
         assert got is not None
         assert (got["time_ms"], got["amount"], got["score"]) == (
-            i * 1000 + 7, batch["amount"][i], batch["score"][i]
+            i * 1000 + 7, batch.amount[i], batch.score[i]
         )  # fmt: skip
         assert (got["card"], got["terminal"], got["terminal_key"], got["transaction_key"]) == (
             f"u{i}", f"k{i}", 100 + i, 200 + i
         )  # fmt: skip
-        assert got["reasons"] == batch["reasons"].get(i) and got["rules"] == batch["rules"].get(i)
+        assert got["reasons"] == batch.reasons.get(i) and got["rules"] == batch.rules.get(i)
         assert got["policy_version"] == 3 and got["model_version"] == "v1"
     assert "tx2" not in desk.log and desk.log.get("tx4")["recorded_ms"] == 1
     assert sorted(desk.reviews.open) == ["tx1", "tx5"]
@@ -196,7 +199,7 @@ def test_decision_log_evicts_oldest_first_and_restores_older_snapshots() -> None
     import pickle
     from collections import OrderedDict
 
-    from actors.decision_log import DecisionLog, Outcomes
+    from actors.decision_log import DecisionLog, Held, Outcomes
 
     held = (1, 2.0, 0, 0.1, "v1", 1, "u", "k", None, None, 5, 6, 7)
     log = DecisionLog(max_decisions=3)
@@ -213,4 +216,6 @@ def test_decision_log_evicts_oldest_first_and_restores_older_snapshots() -> None
     log2.add_new(["c", "d"], [held, held])
     assert list(log2.decisions) == ["b", "c", "d"] == list(log2.arrivals)
     assert type(log2.decisions) is dict
+    assert isinstance(log2.decisions["b"], Held)  # plain tuples of older snapshots, named
+    assert log2.get("b")["decision"] == "LEGIT" and log2.get("b")["transaction_key"] == 7
     assert pickle.loads(pickle.dumps(log2)).arrivals == log2.arrivals  # today's snapshots

@@ -7,25 +7,30 @@ from typing import Any
 
 import pytest
 
+from actors.desk_client import DeskSink, PendingDecisions
 from deployments import reporter as reporter_module
 from deployments.pipeline import ShadowStats
 from deployments.reporter import Reporter
 
 
-class Shards:
+class Batch:
+    """Stands in for a `DecidedBatch`: the reporter only moves batches and counts rows."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Desk:
+    """A `DeskClient` whose `tick` fails `desk_fails` times first."""
+
     def __init__(self, desk_fails: int) -> None:
-        self.pending = [{"ids": ["a"]}, {"ids": ["b"]}]
-        self.delivered: list[dict[str, Any]] = []
+        self.delivered: list[Batch] = []
         self.desk_fails = desk_fails
 
-    def take_pending(self) -> list[dict[str, Any]]:
-        out, self.pending = self.pending, []
-        return out
-
-    def put_back(self, batches: list[dict[str, Any]]) -> None:
-        self.pending[:0] = batches
-
-    async def desk(self, method: str, replica: str, batches: list[Any], *rest: Any) -> Any:
+    async def tick(self, replica: str, batches: list[Any], *rest: Any) -> dict[str, int]:
         if self.desk_fails > 0:
             self.desk_fails -= 1
             raise ConnectionError("desk restarting")
@@ -59,8 +64,10 @@ def test_batches_reach_the_desk_once_even_when_the_model_is_down(
     monkeypatch: pytest.MonkeyPatch, desk_fails: int
 ) -> None:
     monkeypatch.setattr(reporter_module, "REPORT_INTERVAL_S", 0.01)
-    shards = Shards(desk_fails)
-    r = Reporter(shards, DeskService(), Pipeline(), DeadModel(), Metrics())  # type: ignore[arg-type]
+    desk = Desk(desk_fails)
+    sink = DeskSink(desk, PendingDecisions())  # type: ignore[arg-type]
+    sink.pending.put_back([Batch(["a"]), Batch(["b"])])  # type: ignore[list-item]
+    r = Reporter(sink, DeskService(), Pipeline(), DeadModel(), Metrics())  # type: ignore[arg-type]
 
     async def scenario() -> None:
         r.ensure_running()
@@ -68,4 +75,5 @@ def test_batches_reach_the_desk_once_even_when_the_model_is_down(
 
     asyncio.run(scenario())
     # A desk that was away gets the held batches later; a model that is away costs nothing.
-    assert [b["ids"] for b in shards.delivered] == [["a"], ["b"]]
+    assert [b.ids for b in desk.delivered] == [["a"], ["b"]]
+    assert sink.pending.take() == []

@@ -33,8 +33,8 @@ def app_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     from ray import serve
 
-    from actors.ray_shards import RayShardClient
     from deployments.app import build_app
+    from tests.shard_actors import kill_shard_actors
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -48,4 +48,4 @@ def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     yield url
     serve.shutdown()
     # Shard actors are detached (they outlive an ingress by design): remove them explicitly.
-    RayShardClient(args["n_user_shards"], args["n_terminal_shards"], {}).kill_all()
+    kill_shard_actors(args["n_user_shards"], args["n_terminal_shards"])

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from features.ids import id_digest, shard_of
-from simulator.ledger import LedgerClient
+from tests.ledger import LedgerClient
+from tests.shard_actors import card_totals
 
 pytestmark = pytest.mark.ray
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -83,7 +84,7 @@ def check_ledger(
     for user in per_card:
         by_shard.setdefault(shard_of(user, n_shards), []).append(user)
     for s, users in by_shard.items():
-        totals = get(shards[s].card_totals.remote([id_digest(u) for u in users]))
+        totals = get(card_totals(shards[s], [id_digest(u) for u in users]))
         for user, (count, amount) in zip(users, totals, strict=True):
             assert count == per_card[user][0], (
                 f"{user}: service {count} != ledger {per_card[user][0]}"
@@ -94,7 +95,7 @@ def check_ledger(
 def shard_handles(kind: str, n: int) -> list[Any]:
     import ray
 
-    from actors.ray_shards import NAMESPACE, actor_name
+    from actors.directory import NAMESPACE, actor_name
 
     return [ray.get_actor(actor_name(kind, i, n), namespace=NAMESPACE) for i in range(n)]
 
@@ -162,8 +163,8 @@ def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, 
     import redis
     from ray import serve
 
-    from actors.ray_shards import RayShardClient
     from deployments.app import build_app
+    from tests.shard_actors import kill_shard_actors
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
     args = {
@@ -184,7 +185,7 @@ def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, 
         time.sleep(0.5)
     yield url, args
     serve.delete("fraud-redis")
-    RayShardClient(2, 1, {}).kill_all()
+    kill_shard_actors(2, 1)
     r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     keys = list(r.scan_iter(f"{prefix}:*"))
     if keys:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.ledger import LedgerClient
+from tests.ledger import LedgerClient
 from tests.service.test_faults import Killer, check_ledger, make_stream, shard_handles
 
 pytestmark = pytest.mark.ray
@@ -108,7 +108,7 @@ def wait_healthy(url: str) -> None:
 def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
     from ray import serve
 
-    from actors.ray_shards import RayShardClient
+    from tests.shard_actors import kill_shard_actors
 
     args = {
         "n_user_shards": 1,
@@ -162,13 +162,13 @@ def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
         )
     finally:
         serve.delete("fraud-outage")
-        RayShardClient(1, 3, {}).kill_all()
+        kill_shard_actors(1, 3)
 
 
 def test_overload_is_refused_fast_and_recovers(service: str) -> None:
     from ray import serve
 
-    from actors.ray_shards import RayShardClient
+    from tests.shard_actors import kill_shard_actors
 
     args = {"n_user_shards": 2, "n_terminal_shards": 4, "state": {"backend": "memory"}}
     url = service + deploy(
@@ -210,4 +210,4 @@ def test_overload_is_refused_fast_and_recovers(service: str) -> None:
         )
     finally:
         serve.delete("fraud-small")
-        RayShardClient(2, 4, {}).kill_all()
+        kill_shard_actors(2, 4)

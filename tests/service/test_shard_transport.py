@@ -36,6 +36,7 @@ def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None
     import ray
 
     from actors.ray_shards import RayShardClient
+    from tests.shard_actors import kill_shard_actors
 
     direct = RayShardClient(N_USER, N_TERMINAL, {}, retry_for_s=30, transport="direct")
     via_ray = RayShardClient(N_USER, N_TERMINAL, {}, transport="ray")
@@ -61,7 +62,7 @@ def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None
     try:
         counts = asyncio.run(go())
     finally:
-        direct.kill_all()
+        kill_shard_actors(N_USER, N_TERMINAL)
     # Memory state (the test's settings) restarts empty: counting starts again after the kill.
     assert counts == [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]
     assert pids[0] != pids[1]  # it was a new process that answered

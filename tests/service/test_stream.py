@@ -55,6 +55,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
     from features.onnx_model import load_model
     from policy.decision import Thresholds
     from simulator.stream_replay import StreamReplayOptions, replay_to_stream
+    from tests.shard_actors import card_totals, kill_shard_actors
     from training.scoring import score_transactions
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
@@ -116,14 +117,14 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
         per_card = second.groupby("user_id")["amount"].agg(["count", "sum"])
         for s in range(2):
             cards = [u for u in per_card.index if shard_of(u, 2) == s]
-            handle = shards._handles["user", s]
-            totals = ray.get(handle.card_totals.remote([id_digest(u) for u in cards]))
+            handle = shards.directory["user", s]
+            totals = ray.get(card_totals(handle, [id_digest(u) for u in cards]))
             for card, (count, amount) in zip(cards, totals, strict=True):
                 assert count == per_card.loc[card, "count"], card
                 assert amount == pytest.approx(per_card.loc[card, "sum"], abs=1e-6)
     finally:
         serve.delete("fraud-stream")
-        RayShardClient(2, 3, {}).kill_all()
+        kill_shard_actors(2, 3)
         for key in r.scan_iter(f"{prefix}:*"):
             r.delete(key)
         r.close()

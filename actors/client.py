@@ -1,0 +1,63 @@
+"""What a shard client offers the scoring pipeline, whoever carries the calls.
+
+`RayShardClient` (Ray actors, over their sockets or Ray calls) and `LocalShardClient` (in
+process) both satisfy `ShardClient`; the pipeline sees only this protocol, never routing
+to actors, transports or retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class ShardUnavailable(RuntimeError):
+    """A shard did not answer within the retry budget, or its state store refused a write."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ShardClient(Protocol):
+    """Card and terminal shards, addressed by shard number (`features.ids.buckets`)."""
+
+    n_user_shards: int
+    n_terminal_shards: int
+
+    async def user_step(
+        self,
+        shard: int,
+        tx_keys: Sequence[str],
+        body_hashes: np.ndarray,
+        user_keys: Sequence[str],
+        times_ms: np.ndarray,
+        amounts: np.ndarray,
+        terminal_hashes: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`actors.shards.UserShard.process` on one card shard: (card features per row,
+        `actors.dedup.Seen` status per row)."""
+        ...
+
+    async def terminal_step(
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_keys: Sequence[str],
+        times_ms: np.ndarray,
+        tx_keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`actors.shards.TerminalShard.process` on one terminal shard: (terminal features
+        per row, whether each label's transaction was held)."""
+        ...
+
+    async def stats(self) -> list[dict[str, Any]]:
+        """Every shard's `stats()`."""
+        ...
+
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether every shard answers within `timeout_s`."""
+        ...

@@ -1,0 +1,51 @@
+"""One retry policy for calls to actors that may be restarting.
+
+tenacity runs the loop (exponential back-off from 50 ms to 1 s, a wall-clock budget); the
+caller says which failures mean "gone, try again" and what to do before each new try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+T = TypeVar("T")
+
+
+async def retry_while_gone(
+    attempt: Callable[[], Awaitable[T]],
+    gone: tuple[type[BaseException], ...],
+    budget_s: float,
+    before_retry: Callable[[], None],
+    give_up: Callable[[BaseException], BaseException],
+) -> T:
+    """Run `attempt` until it returns; a `gone` failure calls `before_retry` and tries again,
+    for up to `budget_s` seconds, then raises `give_up(last failure)`. Other failures pass
+    through at once."""
+
+    def hook(_: RetryCallState) -> None:
+        before_retry()
+
+    try:
+        async for trial in AsyncRetrying(
+            retry=retry_if_exception_type(gone),
+            stop=stop_after_delay(budget_s),
+            wait=wait_exponential(multiplier=0.05, min=0.05, max=1.0),
+            before_sleep=hook,
+        ):
+            with trial:
+                return await attempt()
+    except RetryError as e:
+        last = e.last_attempt.exception()
+        assert last is not None
+        raise give_up(last) from last
+    raise AssertionError("unreachable: tenacity either returns or raises")
