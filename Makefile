@@ -35,9 +35,11 @@ offline-demo: setup
 test: setup
 	$(PY) -m pytest
 
+## Style and types: ruff, then mypy (strict on features/, policy/, actors/; pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 ## Retrain the committed default model (models/default) exactly as it was made.
 model: setup

@@ -155,7 +155,7 @@ class DecisionLog:
 
     def label_rows(self, offset: int, limit: int) -> list[dict[str, Any]]:
         """Labels in arrival order (dicts keep insertion order), for export."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, (tx_id, (is_fraud, source, at_ms)) in enumerate(self.labels.items()):
             if i < offset:
                 continue

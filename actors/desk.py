@@ -72,7 +72,8 @@ class Desk(Journaled):
         pick: list[int] | slice = slice(None) if len(rows) == len(batch.ids) else rows
 
         def numbers(values: np.ndarray) -> list[Any]:  # Python ints and floats
-            return np.asarray(values)[pick].tolist()
+            picked: list[Any] = np.asarray(values)[pick].tolist()
+            return picked
 
         def texts(values: list[str]) -> list[str]:
             return list(values) if isinstance(pick, slice) else [values[j] for j in pick]
@@ -109,7 +110,8 @@ class Desk(Journaled):
 
     def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
         """Labels from chargebacks (`/v1/feedback`) or reviews; returns how many were new."""
-        return self._submit(("label", list(ids), [bool(v) for v in is_fraud], source, now_ms()))
+        new: int = self._submit(("label", list(ids), [bool(v) for v in is_fraud], source, now_ms()))
+        return new
 
     def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
         """Resolve a review: {"status": ok|unchanged|not_found|conflict, "review": ...}."""
@@ -128,7 +130,8 @@ class Desk(Journaled):
         self, rules: list[dict[str, Any]], lists: dict[str, np.ndarray], comment: str
     ) -> int:
         """Store a new policy version (already validated by the caller); returns its number."""
-        return self._submit(("policy", rules, lists, comment, now_ms()))
+        version: int = self._submit(("policy", rules, lists, comment, now_ms()))
+        return version
 
     # -- the journal --------------------------------------------------------------------------
     def _apply(self, op: tuple[Any, ...]) -> Any:

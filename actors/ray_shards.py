@@ -34,7 +34,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Transport = Literal["direct", "ray"]
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
-_GONE = (*_ACTOR_GONE, WireClosed, OSError)
+
+
+def _gone(e: BaseException) -> bool:
+    """A failure that means the actor (or its socket) is away and may come back."""
+    return isinstance(e, (*_ACTOR_GONE, WireClosed, OSError))
 
 
 async def _unwrapped(call: Awaitable[Any]) -> Any:
@@ -109,7 +113,7 @@ class RayShardClient:
         def give_up(_: BaseException) -> BaseException:
             return ShardUnavailable(f"{kind}_shard_unavailable")
 
-        return await retry_while_gone(attempt, _GONE, self.retry_for_s, before_retry, give_up)
+        return await retry_while_gone(attempt, _gone, self.retry_for_s, before_retry, give_up)
 
     async def _ray_call(self, kind: Kind, shard: int, method: str, *args: Any) -> Any:
         """A Ray actor call, retried while the actor restarts."""

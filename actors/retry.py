@@ -1,7 +1,8 @@
 """One retry policy for calls to actors that may be restarting.
 
-tenacity runs the loop (exponential back-off from 50 ms to 1 s, a wall-clock budget); the
-caller says which failures mean "gone, try again" and what to do before each new try.
+tenacity runs the loop (exponential back-off from 50 ms, a wall-clock budget); the caller
+says which failures mean "gone, try again" and what to do before each new try. Shard and
+desk calls (`actors.ray_shards`) and model calls (`deployments.model_client`) use it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     RetryError,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
@@ -23,23 +24,24 @@ T = TypeVar("T")
 
 async def retry_while_gone(
     attempt: Callable[[], Awaitable[T]],
-    gone: tuple[type[BaseException], ...],
+    gone: Callable[[BaseException], bool],
     budget_s: float,
     before_retry: Callable[[], None],
     give_up: Callable[[BaseException], BaseException],
+    max_wait_s: float = 1.0,
 ) -> T:
-    """Run `attempt` until it returns; a `gone` failure calls `before_retry` and tries again,
-    for up to `budget_s` seconds, then raises `give_up(last failure)`. Other failures pass
-    through at once."""
+    """Run `attempt` until it returns; a failure for which `gone` is true calls
+    `before_retry` and tries again, for up to `budget_s` seconds, then raises
+    `give_up(last failure)`. Other failures pass through at once."""
 
     def hook(_: RetryCallState) -> None:
         before_retry()
 
     try:
         async for trial in AsyncRetrying(
-            retry=retry_if_exception_type(gone),
+            retry=retry_if_exception(gone),
             stop=stop_after_delay(budget_s),
-            wait=wait_exponential(multiplier=0.05, min=0.05, max=1.0),
+            wait=wait_exponential(multiplier=0.05, min=0.05, max=max_wait_s),
             before_sleep=hook,
         ):
             with trial:

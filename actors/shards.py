@@ -72,7 +72,8 @@ class UserShard(Journaled):
         stored features; an id already used for another body is a conflict (no change).
         """
         op = ("tx", list(tx_keys), body_hashes, list(user_keys), times_ms, amounts, terminal_hashes)
-        return self._submit(op)
+        answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
+        return answer
 
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, tx_keys, body_hashes, user_keys, times, amounts, term_hashes = op
@@ -148,7 +149,9 @@ class TerminalShard(Journaled):
         """Transactions (kind 0) get terminal features, once per key; labels (kind 1) set
         the label of a held transaction (idempotent). Returns features and, for labels,
         whether the transaction was held."""
-        return self._submit(("step", kinds, list(terminal_keys), times_ms, tx_keys, labels))
+        op = ("step", kinds, list(terminal_keys), times_ms, tx_keys, labels)
+        answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
+        return answer
 
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, kinds, terminal_keys, times, tx_keys, labels = op

@@ -74,7 +74,7 @@ def decode(body: bytes | bytearray | memoryview) -> tuple[int, list[Item]]:
     """(status, items) from a frame's body (its length prefix already read)."""
     view = memoryview(body)
     status, count = view[0], view[1]
-    pos, items = 2, []
+    pos, items = 2, list[Item]()
     for _ in range(count):
         tag = bytes(view[pos : pos + 1])
         if tag == b"A":

@@ -94,7 +94,7 @@ def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
     console.print("service stopped")
 
 
-def desk_summary(console: Console) -> dict:
+def desk_summary(console: Console) -> dict[str, Any]:
     """What the analyst's desk saw during the replay (after the replicas' last report)."""
     time.sleep(1.0)
     live = httpx.get(f"{URL}/v1/live", timeout=30).json()
@@ -115,7 +115,7 @@ def desk_summary(console: Console) -> dict:
 
 def run_demo(
     input_path: Path, log_dir: Path, concurrency: int, batch: int, keep_running: bool = False
-) -> dict:
+) -> dict[str, Any]:
     console = Console()
     log_dir.mkdir(parents=True, exist_ok=True)
     proc = start_service(console, log_dir / "serve.log", demo_config(log_dir.parent))

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -158,7 +158,7 @@ def train(
     )
 
 
-def _metrics_table(metrics: dict, title: str) -> None:
+def _metrics_table(metrics: dict[str, Any], title: str) -> None:
     table = Table(title=title)
     for col in (
         "set",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from actors.journal import DedupConfig
 from actors.state_store import StoreConfig
@@ -65,16 +65,23 @@ class AppArgs(BaseModel):
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 
 
+def _deployment(decorated: object) -> Deployment:
+    """A `@serve.deployment` class as what it is at run time (the decorator's typing says
+    it returns the class)."""
+    assert isinstance(decorated, Deployment)
+    return decorated
+
+
 def build_app(args: dict[str, Any]) -> Application:
     settings = AppArgs(**args)
     # Defaults for a bare deployment; the config file's user_config overrides them.
-    model = ModelScorer.options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
+    model = _deployment(ModelScorer).options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
     decide = {"thresholds": Thresholds().model_dump()}
-    stream = (
-        StreamConsumer.options(user_config=decide, num_replicas=settings.stream.consumers).bind(
-            model, settings.model_dump()
+    stream = None
+    if settings.stream.enabled:
+        consumer = _deployment(StreamConsumer).options(
+            user_config=decide, num_replicas=settings.stream.consumers
         )
-        if settings.stream.enabled
-        else None
-    )
-    return Ingress.options(user_config=decide).bind(model, settings.model_dump(), stream)
+        stream = consumer.bind(model, settings.model_dump())
+    ingress = _deployment(Ingress).options(user_config=decide)
+    return ingress.bind(model, settings.model_dump(), stream)

@@ -13,7 +13,7 @@ keeps the app's exact answer.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -22,38 +22,55 @@ from starlette.responses import Response
 from deployments.schemas import TransactionIn
 
 PATH = "/v1/transactions"
-Handler = Callable[[TransactionIn], Awaitable[Response]]
-Render = Callable[[Exception], Response | None]
 
 
-class RouteBinding:
-    """Where the layer finds the replica's handler: Starlette builds middleware lazily, and
-    the handler belongs to the Serve replica, which exists only after the app does."""
+class RouteTarget(Protocol):
+    """What the layer calls: the replica's own handler and error renderer."""
 
-    def __init__(self) -> None:
-        self.handler: Handler | None = None
-        self.render: Render = lambda _: None
+    async def score_single(self, tx: TransactionIn) -> Response: ...
 
-    def bind(self, handler: Handler, render: Render) -> None:
-        """`render` turns the app's own exceptions (conflict, unavailable) into its answers."""
-        self.handler, self.render = handler, render
+    def render_error(self, exc: Exception) -> Response | None:
+        """The app's answer for its own exceptions (conflict, unavailable), else None."""
+        ...
+
+
+def serving_replica() -> RouteTarget | None:
+    """The Serve replica this process runs (its `Ingress` instance), or None outside one.
+
+    Serve copies the app (middleware options included) into each replica, so a handler
+    cannot be handed to the middleware by reference; each copy finds its own replica."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        target = serve.get_replica_context().servable_object
+    except RayServeException:
+        return None
+    return target if hasattr(target, "score_single") else None  # type: ignore[return-value]
 
 
 def _is_json(scope: dict[str, Any]) -> bool:
     for name, value in scope.get("headers") or ():
         if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+            return bool(value.split(b";", 1)[0].strip().lower() == b"application/json")
     return False
 
 
 class SingleTransactionRoute:
-    def __init__(self, app: Any, binding: RouteBinding) -> None:
-        self.app, self.binding = app, binding
+    """ASGI middleware; `find_target` says who answers (`serving_replica` in the service),
+    asked until it names one, which is then kept for this app's life."""
+
+    def __init__(self, app: Any, find_target: Callable[[], RouteTarget | None]) -> None:
+        self.app, self.find_target = app, find_target
+        self.target: RouteTarget | None = None
+        self.answered = 0  # requests this layer answered (the rest went to the app)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        handler = self.binding.handler
+        if self.target is None and scope["type"] == "http":
+            self.target = self.find_target()
+        target = self.target
         if (
-            handler is None
+            target is None
             or scope["type"] != "http"
             or scope["path"] != PATH
             or scope["method"] != "POST"
@@ -76,10 +93,11 @@ class SingleTransactionRoute:
         except (orjson.JSONDecodeError, ValidationError):
             await self.app(scope, _replay(body, receive), send)
             return
+        self.answered += 1
         try:
-            response = await handler(tx)
+            response = await target.score_single(tx)
         except Exception as e:
-            rendered = self.binding.render(e)
+            rendered = target.render_error(e)
             if rendered is None:
                 raise
             response = rendered
@@ -93,7 +111,7 @@ def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[dict[str, Any]]
     async def replay() -> dict[str, Any]:
         nonlocal sent
         if sent:
-            return await receive()
+            return dict(await receive())
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 

@@ -22,7 +22,7 @@ from actors.client import ShardUnavailable
 from deployments import errors
 from deployments.auth import ApiKeyGuard
 from deployments.desk_service import ReviewConflict, ReviewNotFound
-from deployments.fast_route import RouteBinding, SingleTransactionRoute
+from deployments.fast_route import SingleTransactionRoute, serving_replica
 from deployments.limits import BodySizeLimit
 from deployments.microbatch import MicroBatcher
 from deployments.pipeline import Answer
@@ -53,9 +53,9 @@ app = FastAPI(
 )
 errors.install(app)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
-single_route = RouteBinding()
-# Middleware added last runs first: key check, then body size, then the fast single route.
-app.add_middleware(SingleTransactionRoute, binding=single_route)
+# Middleware added last runs first: key check, then body size, then the fast single route
+# (which finds this replica's `Ingress` itself: Serve copies the app into each replica).
+app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 app.add_middleware(ApiKeyGuard)  # outermost: a request without the key is not read at all
 
@@ -91,9 +91,9 @@ async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
 class Ingress:
     def __init__(
         self,
-        model: DeploymentHandle,
+        model: DeploymentHandle[Any],
         settings: dict[str, Any],
-        stream: DeploymentHandle | None = None,
+        stream: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -110,7 +110,12 @@ class Ingress:
             mb["max_transactions"],
             mb["max_in_flight"],
         )
-        single_route.bind(self.score_single, render_error)
+        self.singles = 0  # single transactions answered by this replica
+        self.framework_singles = 0  # ...of which FastAPI routed (the rest: the fast route)
+
+    def render_error(self, exc: Exception) -> Response | None:
+        """This app's answer for its own failure modes (the fast route renders with it)."""
+        return render_error(exc)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
@@ -126,10 +131,12 @@ class Ingress:
     async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
         """Most requests never reach this: `SingleTransactionRoute` answers them through
         `score_single` first (deployments/fast_route.py)."""
+        self.framework_singles += 1
         return await self.score_single(tx, include_features)
 
     async def score_single(self, tx: TransactionIn, include_features: bool = False) -> Response:
         started = time.perf_counter()
+        self.singles += 1
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
             out = (await self.pipeline.score_items([tx], True))[0]
@@ -250,6 +257,10 @@ class Ingress:
             "shards": await self.shards.stats(),
             "desk": await self.desk.stats(),
             "micro_batching": self.batcher.stats(),
+            "single_route": {
+                "fast": self.singles - self.framework_singles,
+                "framework": self.framework_singles,
+            },
             "shadow": {**vars(shadow), "replica": self.reporter.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,

@@ -42,7 +42,7 @@ class BodySizeLimit:
                     rejected = True
                     await self._reject(send)
                     return {"type": "http.disconnect"}
-            return message
+            return dict(message)
 
         async def guarded_send(message: Message) -> None:
             if not rejected:

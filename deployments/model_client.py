@@ -7,40 +7,52 @@ raises, the request fails with 503 and a reason: never a silent LEGIT without a 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
+import numpy as np
 from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from actors.retry import retry_while_gone
 from deployments.errors import ServiceUnavailable
 from deployments.model_holder import Scored
 
 
 class HandleModel:
-    def __init__(self, handle: DeploymentHandle, retry_for_s: float = 10.0) -> None:
+    """`ModelBackend` over the ModelScorer deployment: a call that finds no replica (gone,
+    restarting, or refusing under backpressure) fails over for up to `retry_for_s`, then
+    503; a call whose model code raised is not retried (it would raise again)."""
+
+    def __init__(self, handle: DeploymentHandle[Any], retry_for_s: float = 10.0) -> None:
         self.handle = handle
         self.retry_for_s = retry_for_s
         self.failovers = 0
 
-    async def score(self, x: Any) -> Scored:
-        return await self._call("score", x)
+    async def score(self, x: np.ndarray) -> Scored:
+        scored: Scored = await self._call("score", x)
+        return scored
 
-    async def explain(self, x: Any, approx: bool = False) -> tuple[Any, str]:
-        return await self._call("explain", x, approx)
+    async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
+        answer: tuple[np.ndarray, str] = await self._call("explain", x, approx)
+        return answer
 
     async def _call(self, method: str, *args: Any) -> Any:
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        while True:
-            try:
-                return await getattr(self.handle, method).remote(*args)
-            except RayTaskError as e:  # the model code raised: retrying gives the same
-                raise ServiceUnavailable("model_failed", retry_after_s=5) from e
-            except Exception as e:  # replica gone, restarting, or refusing (backpressure)
-                if time.monotonic() > deadline:
-                    raise ServiceUnavailable("model_unavailable", retry_after_s=2) from e
-                self.failovers += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        async def attempt() -> Any:
+            return await getattr(self.handle, method).remote(*args)
+
+        def before_retry() -> None:
+            self.failovers += 1
+
+        def give_up(_: BaseException) -> BaseException:
+            return ServiceUnavailable("model_unavailable", retry_after_s=2)
+
+        try:
+            return await retry_while_gone(
+                attempt, _replica_away, self.retry_for_s, before_retry, give_up, max_wait_s=0.5
+            )
+        except RayTaskError as e:  # the model code raised: retrying gives the same
+            raise ServiceUnavailable("model_failed", retry_after_s=5) from e
+
+
+def _replica_away(e: BaseException) -> bool:
+    return isinstance(e, Exception) and not isinstance(e, RayTaskError)

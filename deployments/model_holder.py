@@ -20,8 +20,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Scorer(Protocol):
-    version: str
-    card: dict[str, Any]
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def card(self) -> dict[str, Any]: ...
 
     def score(self, x: np.ndarray) -> np.ndarray: ...
 

@@ -6,7 +6,7 @@ writes decisions, XACK acknowledges; results and acks each go in one pipelined r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -40,7 +40,7 @@ class RedisStreams:
 
     async def read(self, partition: int, count: int, block_ms: int, pending: bool) -> list[Entry]:
         await self._ensure_group(partition)
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             self.config.group,
             self.consumer,
             {self.input_key(partition): "0" if pending else ">"},
@@ -76,7 +76,7 @@ class RedisStreams:
         pipe = self.redis.pipeline(transaction=False)
         key, maxlen = self.results_key(partition), self.config.results_maxlen
         for r in results:
-            pipe.xadd(key, r, maxlen=maxlen, approximate=True)
+            pipe.xadd(key, cast("dict[Any, Any]", r), maxlen=maxlen, approximate=True)
         await pipe.execute()
 
     async def ack(self, partition: int, ids: list[str]) -> None:

@@ -23,7 +23,7 @@ from deployments.streams import StreamConfig
 
 @serve.deployment(name="StreamConsumer", ray_actor_options={"num_cpus": 0})
 class StreamConsumer:
-    def __init__(self, model: DeploymentHandle, settings: dict[str, Any]) -> None:
+    def __init__(self, model: DeploymentHandle[Any], settings: dict[str, Any]) -> None:
         self.config = StreamConfig(**settings["stream"])
         scoring = ScoringService(model, settings)
         self.scoring, self.pipeline, self.reporter = scoring, scoring.pipeline, scoring.reporter

@@ -193,7 +193,7 @@ class PartitionWorker:
                 out.append({})
         return runs
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         return {
             "partition": self.partition,
             "transactions": self.transactions,

@@ -18,12 +18,17 @@ Windows are pandas-style time windows, (t - n, t], over integer milliseconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from features.spec import MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS
 
 NO_TIME = np.int64(-(2**62))
+# Indices and times inside the loops: Python ints or NumPy int64 scalars (numba compiles both
+# to int64; the annotations are for readers and the type checker).
+Int = int | np.integer[Any]
 STEP = 4
 # A card's kept times are 32-bit offsets from its own base, so they span at most 2**32 ms
 # (49.7 days). Rebasing keeps a day of room below the oldest event and a week above the newest.
@@ -37,15 +42,15 @@ WINDOW_VELOCITY = VELOCITY_HOURS * MS_PER_HOUR
 
 
 @njit(cache=True, nogil=True)
-def size_class(cap: int) -> int:
+def size_class(cap: Int) -> Int:
     """Free-list index of a block size (sizes are multiples of STEP, or the capacity)."""
     return (cap + STEP - 1) // STEP
 
 
 @njit(cache=True, nogil=True)
 def _alloc(
-    link: np.ndarray, scale: int, free_head: np.ndarray, top: np.ndarray, size: int, cap: int
-) -> int:
+    link: np.ndarray, scale: Int, free_head: np.ndarray, top: np.ndarray, size: Int, cap: Int
+) -> Int:
     """Offset of a free block of `cap` slots: a freed one of that size, or fresh space at the
     top of the arena; -1 when the arena is full."""
     k = size_class(cap)
@@ -62,7 +67,7 @@ def _alloc(
 
 
 @njit(cache=True, nogil=True)
-def _release(link: np.ndarray, scale: int, free_head: np.ndarray, off: int, cap: int) -> None:
+def _release(link: np.ndarray, scale: Int, free_head: np.ndarray, off: Int, cap: Int) -> None:
     """Put a block on its size's free list; its first 8 bytes of `link` hold the next one."""
     k = size_class(cap)
     nxt = free_head[k]
@@ -73,7 +78,7 @@ def _release(link: np.ndarray, scale: int, free_head: np.ndarray, off: int, cap:
 
 
 @njit(cache=True, nogil=True)
-def _relocate(arr: np.ndarray, src: int, cap: int, head: int, n: int, dst: int) -> None:
+def _relocate(arr: np.ndarray, src: Int, cap: Int, head: Int, n: Int, dst: Int) -> None:
     """Copy a ring's n events, oldest first, to a block at dst (head becomes 0)."""
     j = head
     for k in range(n):
@@ -89,7 +94,7 @@ def _room_for_one(
     col_b: np.ndarray,
     col_c: np.ndarray,
     link: np.ndarray,
-    scale: int,
+    scale: Int,
     free_head: np.ndarray,
     top: np.ndarray,
     offset: np.ndarray,
@@ -97,17 +102,17 @@ def _room_for_one(
     head: np.ndarray,
     length: np.ndarray,
     overflow: np.ndarray,
-    s: int,
-    max_cap: int,
-) -> tuple[bool, int, int, int, int]:
+    s: Int,
+    max_cap: Int,
+) -> tuple[bool, Int, Int, Int, Int]:
     """Room for one more event in row s's full ring: it grows (into a new block, its three
     event columns copied) until the capacity, then drops its oldest event and counts it.
     Returns (done, offset, cap, head, length) of the ring after; done is False when the
     arena has no block to grow into, and nothing has changed then."""
     off = offset[s]
-    c = np.int64(cap[s])
-    h = np.int64(head[s])
-    n = np.int64(length[s])
+    c: Int = np.int64(cap[s])
+    h: Int = np.int64(head[s])
+    n: Int = np.int64(length[s])
     if c < max_cap:
         nc = min(max_cap, c + STEP)
         dst = _alloc(link, scale, free_head, top, col_a.shape[0], nc)
@@ -133,8 +138,8 @@ def _room_for_one(
 
 @njit(cache=True, nogil=True, inline="always")
 def _expire(
-    ev_time: np.ndarray, base: int, off: int, c: int, h: int, n: int, cutoff: int
-) -> tuple[int, int]:
+    ev_time: np.ndarray, base: Int, off: Int, c: Int, h: Int, n: Int, cutoff: Int
+) -> tuple[Int, Int]:
     """Forget a ring's oldest events at or before `cutoff` (no window reaches them any
     more); returns the new (head, length). History is kept in arrival order, so an
     out-of-order event stays until it reaches the head; the windows exclude it meanwhile."""
@@ -162,15 +167,15 @@ def user_step(
     sum_total: np.ndarray,
     last_time: np.ndarray,
     overflow: np.ndarray,
-    max_cap: int,
+    max_cap: Int,
     slots: np.ndarray,
     times: np.ndarray,
     amounts: np.ndarray,
     cents: np.ndarray,
     terms: np.ndarray,
     out: np.ndarray,
-    start: int,
-) -> int:
+    start: Int,
+) -> Int:
     """Compute user features for each transaction, then record it in the user's history.
 
     `out[i]` gets: nb_1d, avg_1d, nb_7d, avg_7d, nb_30d, avg_30d, amount_deviation,
@@ -187,7 +192,7 @@ def user_step(
         aw = cents[i] / 100.0
         term = terms[i]
         off = offset[s]
-        c = np.int64(cap[s])
+        c: Int = np.int64(cap[s])
         b = base[s]
         h, n = _expire(ev_time, b, off, c, np.int64(head[s]), np.int64(length[s]), t - horizon)
         head[s] = h
@@ -321,7 +326,7 @@ def terminal_step(
     head: np.ndarray,
     length: np.ndarray,
     overflow: np.ndarray,
-    max_cap: int,
+    max_cap: Int,
     kinds: np.ndarray,
     slots: np.ndarray,
     times: np.ndarray,
@@ -330,8 +335,8 @@ def terminal_step(
     delay_ms: np.int64,
     out: np.ndarray,
     found: np.ndarray,
-    start: int,
-) -> int:
+    start: Int,
+) -> Int:
     """Walk a mixed stream of transactions (kind 0) and label events (kind 1) for terminals.
 
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
@@ -347,9 +352,9 @@ def terminal_step(
         s = slots[i]
         t = times[i]
         off = offset[s]
-        c = np.int64(cap[s])
-        h = np.int64(head[s])
-        n = np.int64(length[s])
+        c: Int = np.int64(cap[s])
+        h: Int = np.int64(head[s])
+        n: Int = np.int64(length[s])
         if kinds[i] == 1:
             found[i] = False
             j = h
@@ -427,8 +432,8 @@ def pack_rings(
     `new_offset` (compaction: a straight copy loop, no index arrays)."""
     for s in range(new_offset.shape[0]):
         if length[s] > 0:
-            j = np.int64(head[s])
-            c = np.int64(cap[s])
+            j: Int = np.int64(head[s])
+            c: Int = np.int64(cap[s])
             a = offset[s]
             d = new_offset[s]
             for k in range(length[s]):

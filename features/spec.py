@@ -48,6 +48,13 @@ class FeatureSpec:
     slot: int = 0
 
 
+def _pairs(
+    *rows: tuple[str, str, Statistic, str],
+) -> tuple[tuple[str, str, Statistic, str], ...]:
+    """(name, alias, statistic, definition) rows, typed so each statistic is checked."""
+    return rows
+
+
 def _days(n: int) -> str:
     return f"{n}d"
 
@@ -66,7 +73,7 @@ def _build() -> tuple[FeatureSpec, ...]:
     card_windows = [
         FeatureSpec(name, alias, "card", stat, text, _days(n))
         for n in WINDOW_DAYS
-        for name, alias, stat, text in (
+        for name, alias, stat, text in _pairs(
             (
                 f"CUSTOMER_ID_NB_TX_{n}DAY_WINDOW", f"tx_count_{n}d", "count",
                 f"count of the card's transactions in (t - {n} d, t], current included",
@@ -80,7 +87,7 @@ def _build() -> tuple[FeatureSpec, ...]:
     terminal = [
         FeatureSpec(name, alias, "terminal", stat, text, _days(n))
         for n in WINDOW_DAYS
-        for name, alias, stat, text in (
+        for name, alias, stat, text in _pairs(
             (
                 f"TERMINAL_ID_NB_TX_{n}DAY_WINDOW", f"terminal_tx_count_{n}d", "count",
                 f"count of the terminal's transactions in (t - ({n} d + delay), t - delay]",

@@ -29,7 +29,8 @@ MAX_CENTS = 2**31 - 1
 def _ranks(length: np.ndarray) -> np.ndarray:
     """0..length-1 for each row in turn: every kept event's place in its ring, oldest first."""
     length = np.asarray(length, np.int64)
-    return np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    ranks: np.ndarray = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    return ranks
 
 
 class _RingStore:
@@ -52,10 +53,10 @@ class _RingStore:
         self.index: dict[str, int] = {}
         self.ids: list[str] = []
         dtypes = {**self.layout_dtypes, **self.scalar_dtypes}
-        self.scalars = {
+        self.scalars: dict[str, np.ndarray] = {
             k: np.full(initial_rows, self.scalar_fill.get(k, 0), dtype=d) for k, d in dtypes.items()
         }
-        self.events = {
+        self.events: dict[str, np.ndarray] = {
             k: np.empty(max(1024, 8 * initial_rows), d) for k, d in self.event_dtypes.items()
         }
         self.top = np.zeros(1, np.int64)
@@ -66,11 +67,11 @@ class _RingStore:
 
     @property
     def rows_allocated(self) -> int:
-        return next(iter(self.scalars.values())).shape[0]
+        return int(next(iter(self.scalars.values())).shape[0])
 
     @property
     def arena_slots(self) -> int:
-        return next(iter(self.events.values())).shape[0]
+        return int(next(iter(self.events.values())).shape[0])
 
     def _grow(self, needed: int) -> None:
         rows = self.rows_allocated
@@ -139,7 +140,8 @@ class _RingStore:
         rows = np.repeat(np.arange(a, b), length)
         k = _ranks(length)
         cap = np.maximum(sc["cap"][rows].astype(np.int64), 1)
-        return sc["offset"][rows] + (sc["head"][rows] + k) % cap
+        positions: np.ndarray = sc["offset"][rows] + (sc["head"][rows] + k) % cap
+        return positions
 
     def _run(self, step: Callable[[int], int], n: int) -> None:
         """Run a kernel over n events, enlarging the arena whenever it stops for room."""
@@ -216,7 +218,9 @@ class _RingStore:
         arrays.update({f"scalar_{k}": sc[k][:n] for k in self.scalar_dtypes})
         buf = io.BytesIO()
         meta = json.dumps({"capacity": self.capacity, "ids": self.ids}).encode()
-        np.savez(buf, meta=np.frombuffer(meta, dtype=np.uint8), **arrays)
+        arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
+        save: Callable[..., None] = np.savez  # numpy's stub types **arrays as allow_pickle
+        save(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -301,12 +305,12 @@ class UserStore(_RingStore):
 
         def step(start: int) -> int:
             e = self.events
-            return kernels.user_step(
+            return int(kernels.user_step(
                 e["time"], e["cents"], e["term"], self.free_head, self.top,
                 s["offset"], s["cap"], s["head"], s["length"], s["base"],
                 s["count_total"], s["sum_total"], s["last_time"], s["overflow"],
                 self.capacity, slots, times_ms, amounts, cents, terminal_hashes, out, start,
-            )  # fmt: skip
+            ))  # fmt: skip
 
         self._run(step, n)
         return out
@@ -392,12 +396,12 @@ class TerminalStore(_RingStore):
 
         def step(start: int) -> int:
             e = self.events
-            return kernels.terminal_step(
+            return int(kernels.terminal_step(
                 e["time"], e["fraud"], e["key"], e["key"].view(np.int32), self.free_head,
                 self.top, s["offset"], s["cap"], s["head"], s["length"], s["overflow"],
                 self.capacity, kinds, slots, times_ms, keys, labels,
                 np.int64(self.label_delay_ms), out, found, start,
-            )  # fmt: skip
+            ))  # fmt: skip
 
         self._run(step, n)
         return out, found

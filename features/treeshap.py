@@ -13,8 +13,10 @@ leaf. Same values as XGBoost's (tests/code/test_treeshap.py compares them).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -71,7 +73,7 @@ def load_tables(model_json: str | Path) -> LeafTables:
     table_start = np.concatenate([[0], np.cumsum((1 << sizes) * sizes)]).astype(np.int64)
     table = np.zeros(int(table_start[-1]), np.float64)
     _fill_tables(fs, np.asarray(zeros, np.float64), np.asarray(values), table_start, table)
-    c = list(zip(*conds, strict=True)) if conds else [[], [], [], [], []]
+    c: list[Sequence[Any]] = list(zip(*conds, strict=True)) if conds else [[], [], [], [], []]
     return LeafTables(
         cond_start=np.asarray(cond_start, np.int64),
         cond_feature=np.asarray(c[0], np.int64),
@@ -87,7 +89,9 @@ def load_tables(model_json: str | Path) -> LeafTables:
     )
 
 
-def _leaf_paths(tree: dict) -> list[tuple[list[tuple[int, float, bool, bool, float]], float]]:
+def _leaf_paths(
+    tree: dict[str, Any],
+) -> list[tuple[list[tuple[int, float, bool, bool, float]], float]]:
     """(path, leaf value) per leaf; a path step is (feature, threshold, goes left, default
     left, cover of the child taken / cover of the node)."""
     left, right = tree["left_children"], tree["right_children"]

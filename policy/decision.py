@@ -42,4 +42,5 @@ def tiers(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
 
 def decide(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     """Decision strings for an array of scores."""
-    return DECISIONS[tiers(scores, thresholds)]
+    names: np.ndarray = DECISIONS[tiers(scores, thresholds)]
+    return names

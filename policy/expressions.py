@@ -125,10 +125,10 @@ def _eval(node: ast.AST, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
     if isinstance(node, ast.BoolOp):
         parts = [np.asarray(_eval(v, x, scores), dtype=bool) for v in node.values]
         combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-        out = parts[0]
+        both = parts[0]
         for p in parts[1:]:
-            out = combine(out, p)
-        return out
+            both = combine(both, p)
+        return both
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, x, scores)
         return np.logical_not(np.asarray(value, bool)) if isinstance(node.op, ast.Not) else -value
@@ -144,6 +144,7 @@ def _eval(node: ast.AST, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
     if isinstance(node, ast.BinOp):
         return _ARITH[type(node.op)](_eval(node.left, x, scores), _eval(node.right, x, scores))
     if isinstance(node, ast.Constant):
+        assert isinstance(node.value, int | float)  # `_check` allows only numbers
         return np.asarray(float(node.value))
     assert isinstance(node, ast.Name)
     name = _name(node)

@@ -8,7 +8,7 @@ not stored anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,7 +84,7 @@ class Policy:
 
     @classmethod
     def build(
-        cls, version: int, rules: Sequence[Rule | dict[str, Any]], lists: dict[str, Any]
+        cls, version: int, rules: Sequence[Rule | dict[str, Any]], lists: Mapping[str, Any]
     ) -> Policy:
         parsed = RuleSet(rules=[Rule.model_validate(r) for r in rules]).rules
         compiled = tuple(CompiledRule(r, parse(r.when)) for r in parsed if r.enabled)
@@ -115,7 +115,7 @@ class Policy:
                 else:
                     out[mask] = BLOCK if action == "BLOCK" else LEGIT
                 hits.append((cr.rule.id, mask))
-        for name, action, keys in (
+        for name, tier, keys in (
             ("block_terminals", BLOCK, terminal_keys),
             ("block_users", BLOCK, user_keys),
             ("allow_terminals", LEGIT, terminal_keys),
@@ -125,7 +125,7 @@ class Policy:
             if listed is not None and len(listed):
                 mask = np.isin(keys, listed)
                 if mask.any():
-                    out[mask] = action
+                    out[mask] = tier
                     hits.append((f"list:{name}", mask))
         fired: list[list[str]] = [[] for _ in range(n)] if hits else []
         for rule_id, mask in hits:

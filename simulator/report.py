@@ -58,7 +58,7 @@ def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:
         by = {}
         for code, group in df.groupby("fraud_scenario"):
             flagged = group["decision"].isin(["BLOCK", "REVIEW"])
-            by[SCENARIOS.get(int(code), str(code))] = {
+            by[SCENARIOS.get(int(code), str(code))] = {  # type: ignore[arg-type]
                 "transactions": len(group),
                 "flagged": int(flagged.sum()),
                 "flag_rate": round(float(flagged.mean()), 4),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -93,7 +94,7 @@ def _collect(
     answers: dict[str, Answered] = {}
     deadline = time.perf_counter() + wait_seconds
     while len(answers) < len(sent) and time.perf_counter() < deadline:
-        reply = r.xread(cursors, count=10_000, block=500)  # type: ignore[arg-type]
+        reply: Any = r.xread(cursors, count=10_000, block=500)  # type: ignore[arg-type]
         for key, entries in reply or ():
             for entry_id, fields in entries:
                 cursors[key.decode() if isinstance(key, bytes) else key] = entry_id
@@ -121,9 +122,9 @@ def replay_to_stream(
     partitions = _partition(df["user_id"], opts.partitions)
     results_keys = [f"{opts.results_prefix}:{p}" for p in range(opts.partitions)]
     # Decisions already in the results streams are from earlier runs: read after them.
-    cursors = {}
+    cursors: dict[str, bytes] = {}
     for key in results_keys:
-        last = r.xrevrange(key, count=1)
+        last: Any = r.xrevrange(key, count=1)
         cursors[key] = last[0][0] if last else b"0-0"
 
     bodies = tx_bodies(df)

@@ -38,7 +38,7 @@ class PolicyFile(BaseModel):
 def load_policy_file(path: Path) -> Policy:
     """Read and validate a rules file; pydantic's error names the bad field."""
     spec = PolicyFile.model_validate(yaml.safe_load(path.read_text()) or {})
-    lists = {name: list_keys(map(str, ids)) for name, ids in spec.lists.items()}
+    lists: dict[str, np.ndarray] = {n: list_keys(map(str, ids)) for n, ids in spec.lists.items()}
     return Policy.build(1, spec.rules, lists)
 
 

@@ -26,7 +26,8 @@ def to_onnx(booster: xgb.Booster, n_features: int) -> bytes:
     model = convert_xgboost(
         booster, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))], target_opset=15
     )
-    return model.SerializeToString()
+    raw: bytes = model.SerializeToString()
+    return raw
 
 
 def check_parity(

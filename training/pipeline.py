@@ -85,18 +85,18 @@ def choose_class_weight(
     """Pick scale_pos_weight by validation average precision (quick local fits)."""
     x, y = bst.design_matrix(train), bst.labels(train)
     xv = bst.design_matrix(valid)
-    trials = []
+    trials: list[dict[str, Any]] = []
     for w in opts.class_weights:
         params = {**bst.DEFAULT_PARAMS, "scale_pos_weight": w}
         model, _ = bst.fit_booster(x, y, params, opts.selection_rounds)
-        m = evaluate_scores(
+        m: dict[str, Any] = evaluate_scores(
             valid, bst.predict(model, xv), opts.review_threshold, opts.block_threshold
         )
         trials.append({"scale_pos_weight": w, **m})
         say(
             f"  scale_pos_weight={w:g}: validation AP {m['average_precision']:.3f}, "
             f"recall@REVIEW {m['review']['recall']:.3f}"
-        )  # type: ignore[index]
+        )
     best = max(trials, key=lambda t: (np.nan_to_num(t["average_precision"]), t["scale_pos_weight"]))
     return float(best["scale_pos_weight"]), trials
 

@@ -62,7 +62,7 @@ def train_with_ray(
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     cols = [*FEATURE_NAMES, "is_fraud"]
-    datasets = {
+    datasets: dict[str, Any] = {
         "train": ray.data.from_pandas(train[cols].reset_index(drop=True)),
         "validation": ray.data.from_pandas(validation[cols].reset_index(drop=True)),
     }

@@ -27,7 +27,8 @@ def day_index(frame: pd.DataFrame, origin: pd.Timestamp) -> np.ndarray:
 
 
 def data_origin(frame: pd.DataFrame) -> pd.Timestamp:
-    return frame["timestamp"].min().normalize()
+    first: pd.Timestamp = frame["timestamp"].min().normalize()
+    return first
 
 
 def train_test_split(

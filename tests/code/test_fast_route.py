@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from starlette.responses import Response
 
 from deployments import errors
-from deployments.fast_route import RouteBinding, SingleTransactionRoute
+from deployments.fast_route import SingleTransactionRoute, serving_replica
 from deployments.schemas import TransactionIn
 
 VALID = {
@@ -41,15 +41,19 @@ class Handler:
         body = {"transaction_id": tx.transaction_id, "features": include_features}
         return Response(orjson.dumps(body), media_type="application/json")
 
+    async def score_single(self, tx: TransactionIn) -> Response:  # the `RouteTarget`
+        return await self(tx)
+
+    def render_error(self, exc: Exception) -> Response | None:
+        return errors.render(exc)
+
 
 def make_app(handler: Handler, fast: bool) -> tuple[FastAPI, list[str]]:
     app = FastAPI()
     errors.install(app)
     routed: list[str] = []
     if fast:
-        binding = RouteBinding()
-        binding.bind(handler, errors.render)
-        app.add_middleware(SingleTransactionRoute, binding=binding)
+        app.add_middleware(SingleTransactionRoute, find_target=lambda: handler)
 
     @app.post("/v1/transactions")
     async def score_one(tx: TransactionIn, include_features: bool = Query(False)) -> Response:
@@ -109,3 +113,20 @@ def test_only_plain_valid_requests_skip_fastapi() -> None:
     client.post("/v1/transactions", json={**VALID, "amount": -1})
     assert handler.calls == ["tx-1", "q"]  # the refused one reached no handler
     assert routed == ["q"]  # only the query-string request went through FastAPI
+
+
+def test_outside_serve_no_replica_is_found_and_fastapi_answers() -> None:
+    """`serving_replica` names the Serve replica of this process; outside Serve there is
+    none, and the layer hands every request to the app."""
+    assert serving_replica() is None
+    app = FastAPI()
+    routed: list[str] = []
+
+    @app.post("/v1/transactions")
+    async def score_one(tx: TransactionIn) -> dict[str, str]:
+        routed.append(tx.transaction_id)
+        return {"ok": tx.transaction_id}
+
+    app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
+    assert TestClient(app).post("/v1/transactions", json=VALID).json() == {"ok": "tx-1"}
+    assert routed == ["tx-1"]

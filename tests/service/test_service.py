@@ -75,6 +75,11 @@ def test_routing_tiers_batches_feedback_and_validation(service: str) -> None:
         assert r.status_code == 200, r.text
     delta = np.array(user_counts(service)) - np.array(before)
     assert sorted(delta.tolist())[-1] == 15 and delta.sum() == 15
+    # Plain single transactions take the fast route in every replica Serve runs (the
+    # replica finds itself through Serve's context; a handler bound by reference is lost
+    # when Serve copies the app). Each stats call reaches one of the two replicas.
+    routes = [c.get("/v1/stats").json()["single_route"] for _ in range(20)]
+    assert max(r["fast"] for r in routes) > 0, routes
 
     # Batch: results in input order; decisions follow the score and thresholds.
     items = [body(f"batch-{i}", f"card-b{i % 7}", f"T-{i % 3}", 5.0 + 40 * i) for i in range(40)]

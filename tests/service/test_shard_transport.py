@@ -51,12 +51,12 @@ def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None
             assert status.tolist() == [0]
             counts.append(float(feats[0, 0]))  # transactions in the card's 1-day window
             if i == 7:  # kill -9 the shard: the direct client must reconnect, not fail
-                pids.append(ray.get(direct._handles["user", 0].pid.remote()))
+                pids.append(ray.get(direct.directory["user", 0].pid.remote()))
                 os.kill(pids[0], signal.SIGKILL)
         # A retry of an applied transaction over the socket changes nothing.
         _, again = await direct.user_step(0, *_call(9, "st-card"))
         assert again.tolist() == [1]
-        pids.append(ray.get(direct._handles["user", 0].pid.remote()))
+        pids.append(ray.get(direct.directory["user", 0].pid.remote()))
         return counts
 
     try:
