@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.state_store import StateStore, StoreConfig, open_store
+from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig
 from features.config import EngineConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ class ShardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: EngineConfig = EngineConfig()
-    state: StoreConfig = StoreConfig(backend="memory")
+    state: StoreConfig = MemoryStoreConfig()
     dedup: DedupConfig = DedupConfig()
 
 
@@ -67,7 +67,7 @@ class Journaled(ABC):
             settings if isinstance(settings, ShardSettings) else ShardSettings(**(settings or {}))
         )
         self.name = f"{self.kind}-{shard}-of-{n_shards}"
-        self.store: StateStore = store or open_store(self.settings.state, REPO_ROOT)
+        self.store: StateStore = store or self.settings.state.open(REPO_ROOT)
         self.seq = 0
         self.snapshot_seq = 0
         # Requests arrive as Ray calls and over the shard's socket (`actors.wire`): applied

@@ -2,7 +2,8 @@
 
 `StateStore` is the small protocol; `SqliteStore` is the embedded default (one file per
 shard, no server), `RedisStore` serves clusters where actors move between nodes, and
-`MemoryStore` is for tests and throwaway runs. A shard appends each request to its log
+`MemoryStore` is for tests and throwaway runs. Each has its own config class (`StoreConfig`
+is their union, chosen by `backend`), which opens it. A shard appends each request to its log
 before applying it (write-ahead), so whatever a client was answered is in the store; on
 restart it loads the snapshot and replays the log through the same code.
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class StoreUnavailable(RuntimeError):
@@ -35,17 +36,58 @@ class StateStore(Protocol):
         ...
 
 
-class StoreConfig(BaseModel):
-    """`state:` in serve_config.yaml."""
-
+class _StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: str = Field("sqlite", pattern="^(sqlite|redis|memory)$")
-    path: str = "data/state"  # sqlite: a directory, relative to the repository root
+    snapshot_every: int = Field(2_000, ge=1, description="Requests between snapshots.")
+
+
+class SqliteStoreConfig(_StoreSettings):
+    """`state: {backend: sqlite}`: one SQLite file per shard (embedded, one machine)."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = "data/state"  # a directory, relative to the repository root
+    fsync: bool = Field(False, description="fsync each commit (power-loss safe).")
+
+    def open(self, repo_root: Path) -> StateStore:
+        path = Path(self.path)
+        return SqliteStore(path if path.is_absolute() else repo_root / path, self.fsync)
+
+
+class RedisStoreConfig(_StoreSettings):
+    """`state: {backend: redis}`: keys in one Redis (clusters: actors move between nodes)."""
+
+    backend: Literal["redis"] = "redis"
     redis_url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "fraud"
-    snapshot_every: int = Field(2_000, ge=1, description="Requests between snapshots.")
-    fsync: bool = Field(False, description="sqlite: fsync each commit (power-loss safe).")
+
+    def open(self, repo_root: Path) -> StateStore:
+        return RedisStore(self.redis_url, self.prefix)
+
+
+class MemoryStoreConfig(_StoreSettings):
+    """`state: {backend: memory}`: nothing survives the process (tests, throwaway runs)."""
+
+    backend: Literal["memory"] = "memory"
+
+    def open(self, repo_root: Path) -> StateStore:
+        return MemoryStore()
+
+
+def _backend(value: Any) -> str:
+    """The union's tag: `backend`, sqlite when left out."""
+    if isinstance(value, dict):
+        return str(value.get("backend", "sqlite"))
+    return str(getattr(value, "backend", "sqlite"))
+
+
+# `state:` in serve_config.yaml: one config class per backend, chosen by `backend`.
+StoreConfig = Annotated[
+    Annotated[SqliteStoreConfig, Tag("sqlite")]
+    | Annotated[RedisStoreConfig, Tag("redis")]
+    | Annotated[MemoryStoreConfig, Tag("memory")],
+    Discriminator(_backend),
+]
 
 
 class MemoryStore:
@@ -168,13 +210,3 @@ class RedisStore:
 
     def delete(self, shard: str) -> None:
         self._redis.delete(*self._keys(shard))
-
-
-def open_store(config: StoreConfig | dict[str, Any] | None, repo_root: Path) -> StateStore:
-    cfg = config if isinstance(config, StoreConfig) else StoreConfig(**(config or {}))
-    if cfg.backend == "redis":
-        return RedisStore(cfg.redis_url, cfg.prefix)
-    if cfg.backend == "memory":
-        return MemoryStore()  # nothing survives the process: tests and throwaway runs
-    path = Path(cfg.path)
-    return SqliteStore(path if path.is_absolute() else repo_root / path, cfg.fsync)

@@ -39,6 +39,7 @@ from deployments.schemas import (
     TransactionIn,
 )
 from deployments.scoring_service import ScoringService
+from deployments.settings import AppArgs
 from features.ids import redact_pan
 from policy.rules import ListName
 
@@ -92,7 +93,7 @@ class Ingress:
     def __init__(
         self,
         model: DeploymentHandle[Any],
-        settings: dict[str, Any],
+        settings: AppArgs,
         stream: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.settings = settings
@@ -103,12 +104,12 @@ class Ingress:
         self.shards, self.pipeline = scoring.shards, scoring.pipeline
         self.desk, self.desk_service = scoring.desk, scoring.desk_service
         self.metrics, self.reporter = scoring.metrics, scoring.reporter
-        mb = settings["micro_batch"]
+        mb = settings.micro_batch
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
             self.pipeline.score_items,
-            mb["max_wait_ms"] / 1000,
-            mb["max_transactions"],
-            mb["max_in_flight"],
+            mb.max_wait_ms / 1000,
+            mb.max_transactions,
+            mb.max_in_flight,
         )
         self.singles = 0  # single transactions answered by this replica
         self.framework_singles = 0  # ...of which FastAPI routed (the rest: the fast route)
@@ -151,7 +152,7 @@ class Ingress:
     async def score_batch(self, batch: BatchIn, include_features: bool = Query(False)) -> Response:
         started = time.perf_counter()
         self.reporter.ensure_running()
-        limit = self.settings["max_batch_transactions"]
+        limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:
             raise HTTPException(413, f"transactions: at most {limit} per batch")
         results = await self.pipeline.score(batch.transactions, include_features)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.journal import ShardSettings
 from actors.ray_shards import RayShardClient
 from deployments.desk_service import DeskService
 from deployments.ingress_config import IngressConfig, thresholds_for
@@ -16,32 +15,30 @@ from deployments.metrics import ServiceMetrics
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
 from deployments.reporter import Reporter
+from deployments.settings import AppArgs
 from policy.decision import Thresholds
 
 
 class ScoringService:
-    def __init__(self, model: Any, settings: dict[str, Any]) -> None:
-        shard_settings = ShardSettings(
-            engine=settings["engine"], state=settings["state"], dedup=settings["dedup"]
-        )
+    def __init__(self, model: Any, settings: AppArgs) -> None:
         self.shards = RayShardClient(
-            settings["n_user_shards"],
-            settings["n_terminal_shards"],
-            shard_settings,
-            retry_for_s=settings["shard_retry_seconds"],
-            transport=settings["shard_transport"],
+            settings.n_user_shards,
+            settings.n_terminal_shards,
+            settings.shards,
+            retry_for_s=settings.shard_retry_seconds,
+            transport=settings.shard_transport,
         )
         self.metrics = ServiceMetrics()
-        remote = HandleModel(model, retry_for_s=settings["model_retry_seconds"])
+        remote = HandleModel(model, retry_for_s=settings.model_retry_seconds)
         # In process: the same model the ModelScorer serves, one hop fewer per batch.
-        self.local_model = FollowingModel(remote) if settings["score_in_process"] else None
+        self.local_model = FollowingModel(remote) if settings.score_in_process else None
         self.pipeline = ScoringPipeline(
             self.shards,
             self.local_model or remote,
             Thresholds(),
             sink=self.shards.sink,
             on_batch=self.metrics.batch,
-            approx_reasons=settings["reasons"] == "approx",
+            approx_reasons=settings.reasons == "approx",
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline)

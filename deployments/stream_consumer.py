@@ -17,14 +17,14 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.redis_streams import RedisStreams
 from deployments.scoring_service import ScoringService
+from deployments.settings import AppArgs
 from deployments.stream_processor import PartitionWorker
-from deployments.streams import StreamConfig
 
 
 @serve.deployment(name="StreamConsumer", ray_actor_options={"num_cpus": 0})
 class StreamConsumer:
-    def __init__(self, model: DeploymentHandle[Any], settings: dict[str, Any]) -> None:
-        self.config = StreamConfig(**settings["stream"])
+    def __init__(self, model: DeploymentHandle[Any], settings: AppArgs) -> None:
+        self.config = settings.stream
         scoring = ScoringService(model, settings)
         self.scoring, self.pipeline, self.reporter = scoring, scoring.pipeline, scoring.reporter
         context = serve.get_replica_context()

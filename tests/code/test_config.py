@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from cli.serve_config import SERVE_CONFIG, fraud_app, served_model_dir, served_thresholds
-from deployments.app import AppArgs
+from deployments.settings import AppArgs
 from features.onnx_model import load_model
 
 
@@ -21,3 +21,30 @@ def test_serve_config_is_valid_and_safe_by_default() -> None:
     assert served_thresholds(model.card).block == 0.9
     names = {d["name"] for d in fraud_app()["deployments"]}
     assert names == {"Ingress", "ModelScorer"}
+
+
+def test_documented_defaults_are_the_settings_defaults() -> None:
+    """docs/operations.md's settings table repeats defaults for readers: each must be the
+    one in deployments/settings.py (the only definition)."""
+    import re
+
+    from deployments.settings import AppArgs
+
+    docs = (Path(SERVE_CONFIG).parent / "docs" / "operations.md").read_text()
+    docs = docs.split("### Performance settings")[1].split("\n\n", 2)[1]  # its table
+    rows = re.findall(r"^\| `([a-z_.]+)` \| ([^|]+) \|", docs, flags=re.M)
+    assert len(rows) >= 5
+    defaults = AppArgs().model_dump()
+    for name, documented in rows:
+        value: object = defaults
+        for part in name.split("."):
+            assert isinstance(value, dict) and part in value, f"{name}: no such setting"
+            value = value[part]
+        shown = documented.strip().lower()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            assert value == float(shown), name
+        else:
+            assert str(value).lower() == shown, name
+    # serve_config.yaml overrides only what a deployment changes: the rest stays default.
+    args = fraud_app()["args"]
+    assert set(args) <= {"n_user_shards", "n_terminal_shards", "state"}, set(args)

@@ -219,9 +219,9 @@ def test_model_replica_killed_under_load_then_a_failing_model(
     import ray
     from ray import serve
 
-    from deployments.app import AppArgs
     from deployments.ingress import Ingress
     from deployments.model import ModelScorer
+    from deployments.settings import AppArgs
     from features.spec import FEATURE_NAMES
     from policy.decision import Thresholds
     from training import booster as bst
@@ -265,7 +265,7 @@ def test_model_replica_killed_under_load_then_a_failing_model(
     def deploy(model_dir: str) -> None:
         app = Ingress.options(user_config={"thresholds": Thresholds().model_dump()}).bind(
             ModelScorer.options(user_config={"model_dir": model_dir}).bind(),
-            AppArgs(**app_args).model_dump(),
+            AppArgs(**app_args),
         )
         serve.run(app, name="fraud", route_prefix="/")
 

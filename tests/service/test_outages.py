@@ -83,16 +83,16 @@ def deploy(
 ) -> str:
     from ray import serve
 
-    from deployments.app import AppArgs
     from deployments.ingress import Ingress
     from deployments.model import ModelScorer
+    from deployments.settings import AppArgs
     from policy.decision import Thresholds
 
     app = Ingress.options(
         user_config={"thresholds": Thresholds().model_dump()}, **(ingress_opts or {})
     ).bind(
         ModelScorer.options(user_config={"model_dir": "models/default"}).bind(),
-        AppArgs(**args).model_dump(),
+        AppArgs(**args),
     )
     serve.run(app, name=name, route_prefix=prefix)
     return prefix

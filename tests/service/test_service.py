@@ -138,9 +138,9 @@ def test_hot_swap_under_traffic_loses_nothing(
 ) -> None:
     from ray import serve
 
-    from deployments.app import AppArgs
     from deployments.ingress import Ingress
     from deployments.model import ModelScorer
+    from deployments.settings import AppArgs
 
     swapped = tmp_path / "swapped"
     shutil.copytree(REPO / "models" / "default", swapped)
@@ -174,7 +174,7 @@ def test_hot_swap_under_traffic_loses_nothing(
     t = threading.Thread(target=traffic)
     t.start()
     time.sleep(2)
-    settings = AppArgs(**app_args).model_dump()
+    settings = AppArgs(**app_args)
     app = Ingress.options(user_config={"thresholds": Thresholds().model_dump()}).bind(
         ModelScorer.options(
             user_config={"model_dir": str(swapped), "shadow_model_dir": "models/default"}
