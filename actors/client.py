@@ -12,13 +12,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from actors.errors import Unavailable
 
-class ShardUnavailable(RuntimeError):
+
+class ShardUnavailable(Unavailable):
     """A shard did not answer within the retry budget, or its state store refused a write."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason, retry_after_s=2)
 
 
 class ShardClient(Protocol):

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from deployments.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
 from features.engine import FeatureEngine
 from features.ids import stable_hash64
-from features.onnx_model import load_model
+from models.onnx import load_model
 from policy.decision import Thresholds, decide
 
 REPO = Path(__file__).resolve().parent.parent

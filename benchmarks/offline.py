@@ -75,7 +75,7 @@ def bench_training(features: Any, rounds: int) -> dict[str, Any]:
 
 
 def bench_inference(features: Any) -> dict[str, Any]:
-    from features.onnx_model import make_session
+    from models.onnx import make_session
 
     x = bst.design_matrix(features)
     model, _ = bst.fit_booster(x[:200_000], bst.labels(features)[:200_000], bst.DEFAULT_PARAMS, 200)

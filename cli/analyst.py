@@ -32,8 +32,9 @@ def backtest(
     from cli.main import _fail, _write_json
     from cli.progress import progress_bar
     from cli.serve_config import served_model_dir, served_thresholds
-    from features.onnx_model import ModelError, load_model
     from features.transactions import read_transactions
+    from models.card import ModelError
+    from models.onnx import load_model
     from policy.costs import CostModel
     from training.backtest import backtest as run_backtest
     from training.backtest import load_policy_file

@@ -145,13 +145,14 @@ def train(
         card = train_model(input, output, opts, say=console.print)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    _metrics_table(card["metrics"], f"model {card['version']}")
-    cost = card["cost_thresholds"]
-    console.print(
-        f"cost-optimal on validation: REVIEW > {cost['review']:.2f}, BLOCK > {cost['block']:.2f} "
-        f"(cost {cost['cost']['total']:,.0f} vs {cost['cost_at_current']['total']:,.0f} at the "
-        "current thresholds); serve them with `thresholds_from_model: true`"
-    )
+    _metrics_table(card.metrics, f"model {card.version}")
+    cost = card.cost_thresholds
+    if cost is not None:
+        console.print(
+            f"cost-optimal on validation: REVIEW > {cost.review:.2f}, BLOCK > {cost.block:.2f} "
+            f"(cost {cost.cost['total']:,.0f} vs {cost.cost_at_current['total']:,.0f} at the "
+            "current thresholds); serve them with `thresholds_from_model: true`"
+        )
     console.print(
         f"wrote {output} (model.onnx, model.json, model_card.json, thresholds.png, "
         "cost_thresholds.png)"
@@ -216,14 +217,13 @@ def evaluate(
             table.add_row(row[0], row[1], *(f"{v:.3f}" for v in row[2:]))
         console.print(table)
     else:
-        from features.onnx_model import load_model
         from features.transactions import read_transactions
-        from policy.decision import Thresholds
+        from models.onnx import load_model
         from training.metrics import evaluate_scores
         from training.scoring import score_transactions
 
         m = load_model(model)
-        thresholds = Thresholds(**m.card["thresholds"])
+        thresholds = m.card.thresholds
         scored = score_transactions(read_transactions(data), m, thresholds)
         result = {
             "model": m.version,
@@ -257,8 +257,8 @@ def score(
     import pandas as pd
 
     from cli.serve_config import served_model_dir, served_thresholds
-    from features.onnx_model import load_model
     from features.transactions import read_transactions
+    from models.onnx import load_model
     from training.scoring import score_transactions
 
     model_dir = model or served_model_dir()

@@ -7,7 +7,6 @@ serve_config.yaml (comments kept) and `serve deploy` applies it as an in-place h
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from rich.table import Table
 from ruamel.yaml import YAML
 
 from cli.serve_config import REPO_ROOT, SERVE_CONFIG
+from models.card import CARD_FILE, ModelDir, ModelError
 
 models_app = typer.Typer(
     help="Model lifecycle: list, promote, rollback, shadow.", no_args_is_help=True
@@ -53,7 +53,7 @@ def _scorer_config(doc: Any) -> Any:
 
 def _checked(model_dir: Path) -> str:
     """The directory as the config should name it, after checking the model loads."""
-    from features.onnx_model import ModelError, load_model
+    from models.onnx import load_model
 
     path = model_dir if model_dir.is_absolute() else Path.cwd() / model_dir
     try:
@@ -102,17 +102,21 @@ def list_models(
     for col in ("directory", "version", "role", "test AUC", "test AP", "cost thresholds"):
         table.add_column(col)
     for folder in root:
-        for card_file in sorted(folder.glob("*/model_card.json")):
-            card = json.loads(card_file.read_text())
-            test = card.get("metrics", {}).get("test", {})
-            cost = card.get("cost_thresholds")
+        for card_file in sorted(folder.glob(f"*/{CARD_FILE}")):
+            try:
+                card = ModelDir(card_file.parent).read_card()
+            except ModelError as e:
+                console.print(f"[yellow]skipped[/] {e}")
+                continue
+            test = card.metrics.get("test", {})
+            cost = card.cost_thresholds
             table.add_row(
                 str(card_file.parent),
-                str(card.get("version")),
+                card.version,
                 roles.get(str(card_file.parent), ""),
                 f"{test.get('auc', float('nan')):.3f}",
                 f"{test.get('average_precision', float('nan')):.3f}",
-                f"{cost['review']:.2f} / {cost['block']:.2f}" if cost else "–",
+                f"{cost.review:.2f} / {cost.block:.2f}" if cost else "–",
             )
     console.print(table)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from models.card import ModelCard
 from policy.decision import Thresholds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def served_model_dir(path: Path = SERVE_CONFIG) -> Path:
     return model_dir if model_dir.is_absolute() else REPO_ROOT / model_dir
 
 
-def served_thresholds(card: dict[str, Any], path: Path = SERVE_CONFIG) -> Thresholds:
+def served_thresholds(card: ModelCard, path: Path = SERVE_CONFIG) -> Thresholds:
     """Thresholds from the Ingress user_config if set there, else the model card's."""
     configured = user_config("Ingress", path).get("thresholds") if path.exists() else None
-    return Thresholds(**(configured or card.get("thresholds") or {}))
+    return Thresholds(**configured) if configured else card.thresholds

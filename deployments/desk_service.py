@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from actors.desk_client import DeskClient
+from actors.errors import Conflict, NotFound
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn
 from features.ids import redact_pan
@@ -21,11 +22,12 @@ from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
 
 
-class ReviewNotFound(LookupError):
-    pass
+class ReviewNotFound(NotFound):
+    def __init__(self, tx_id: str) -> None:
+        super().__init__(f"transaction_id: no review for {tx_id!r}")
 
 
-class ReviewConflict(ValueError):
+class ReviewConflict(Conflict):
     pass
 
 

@@ -1,8 +1,9 @@
-"""Error bodies that name the field and never echo the rejected input, and the service's
-own failure modes (conflict, temporarily unavailable).
+"""HTTP answers for errors: the service's own (`actors.errors.ServiceError`, one renderer
+for FastAPI and the pure-ASGI single route) and request validation.
 
-FastAPI's default 422 body repeats what was sent (a card number would come back and could
-reach logs), and a NaN in it can turn the error itself into a 500.
+Error bodies name the field and never echo the rejected input: FastAPI's default 422 body
+repeats what was sent (a card number would come back and could reach logs), and a NaN in
+it can turn the error itself into a 500.
 """
 
 from __future__ import annotations
@@ -11,29 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-
-class ConflictError(Exception):
-    """A transaction id was reused with a different body."""
-
-    def __init__(self, transaction_ids: list[str]) -> None:
-        super().__init__(transaction_ids)
-        self.transaction_ids = transaction_ids
+from actors.errors import ServiceError
 
 
-class ServiceUnavailable(Exception):
-    """A shard, the state store or the model cannot answer now; the client should retry."""
-
-    def __init__(self, reason: str, retry_after_s: int = 1) -> None:
-        super().__init__(reason)
-        self.reason, self.retry_after_s = reason, retry_after_s
-
-
-def unavailable(reason: str, retry_after_s: int) -> JSONResponse:
-    return JSONResponse(
-        status_code=503,
-        content={"detail": "temporarily unavailable; retry the same request", "reason": reason},
-        headers={"Retry-After": str(retry_after_s)},
-    )
+def render(exc: ServiceError) -> JSONResponse:
+    """The answer for any of the service's own errors, wherever it is raised."""
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse(status_code=exc.status, content=exc.body(), headers=headers)
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -56,31 +41,6 @@ def install(app: FastAPI) -> None:
             status_code=422, content={"detail": f"invalid {fields}", "errors": errors}
         )
 
-    @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return conflict(exc)
-
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return unavailable(exc.reason, exc.retry_after_s)
-
-
-def conflict(exc: ConflictError) -> JSONResponse:
-    return JSONResponse(
-        status_code=409,
-        content={
-            "detail": "transaction_id already used with a different body; a retry must "
-            "repeat the original request exactly",
-            "transaction_ids": exc.transaction_ids,
-        },
-    )
-
-
-def render(exc: Exception) -> JSONResponse | None:
-    """The answer for the service's own failure modes, wherever they are raised: the app's
-    exception handlers and the fast single-transaction route give the same bodies."""
-    if isinstance(exc, ConflictError):
-        return conflict(exc)
-    if isinstance(exc, ServiceUnavailable):
-        return unavailable(exc.reason, exc.retry_after_s)
-    return None
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return render(exc)

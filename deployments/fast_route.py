@@ -19,19 +19,17 @@ import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from actors.errors import ServiceError
+from deployments import errors
 from deployments.schemas import TransactionIn
 
 PATH = "/v1/transactions"
 
 
 class RouteTarget(Protocol):
-    """What the layer calls: the replica's own handler and error renderer."""
+    """What the layer calls: the replica's own handler."""
 
     async def score_single(self, tx: TransactionIn) -> Response: ...
-
-    def render_error(self, exc: Exception) -> Response | None:
-        """The app's answer for its own exceptions (conflict, unavailable), else None."""
-        ...
 
 
 def serving_replica() -> RouteTarget | None:
@@ -46,7 +44,7 @@ def serving_replica() -> RouteTarget | None:
         target = serve.get_replica_context().servable_object
     except RayServeException:
         return None
-    return target if hasattr(target, "score_single") else None  # type: ignore[return-value]
+    return target if hasattr(target, "score_single") else None
 
 
 def _is_json(scope: dict[str, Any]) -> bool:
@@ -95,12 +93,9 @@ class SingleTransactionRoute:
             return
         self.answered += 1
         try:
-            response = await target.score_single(tx)
-        except Exception as e:
-            rendered = target.render_error(e)
-            if rendered is None:
-                raise
-            response = rendered
+            response: Response = await target.score_single(tx)
+        except ServiceError as e:  # as the app's own handler answers it
+            response = errors.render(e)
         await response(scope, receive, send)
 
 

@@ -12,19 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.client import ShardUnavailable
+from actors.errors import NotFound, TooLarge, TransactionConflict
 from deployments import errors
 from deployments.auth import ApiKeyGuard
-from deployments.desk_service import ReviewConflict, ReviewNotFound
 from deployments.fast_route import SingleTransactionRoute, serving_replica
 from deployments.limits import BodySizeLimit
 from deployments.microbatch import MicroBatcher
+from deployments.model import ServedModel
 from deployments.pipeline import Answer
 from deployments.schemas import (
     BatchIn,
@@ -73,20 +73,6 @@ def json_response(body: Any) -> Response:
     return Response(raw, media_type="application/json")
 
 
-def render_error(exc: Exception) -> Response | None:
-    """The app's answer for its own failure modes (shared with the fast single route)."""
-    if isinstance(exc, ShardUnavailable):
-        return errors.unavailable(exc.reason, retry_after_s=2)
-    return errors.render(exc)
-
-
-@app.exception_handler(ShardUnavailable)
-async def _shard_unavailable(_: Request, exc: ShardUnavailable) -> Response:
-    answer = render_error(exc)
-    assert answer is not None
-    return answer
-
-
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
@@ -114,10 +100,6 @@ class Ingress:
         self.singles = 0  # single transactions answered by this replica
         self.framework_singles = 0  # ...of which FastAPI routed (the rest: the fast route)
 
-    def render_error(self, exc: Exception) -> Response | None:
-        """This app's answer for its own failure modes (the fast route renders with it)."""
-        return render_error(exc)
-
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
         self.scoring.reconfigure(user_config)
@@ -144,7 +126,7 @@ class Ingress:
         else:
             out = (await self.batcher.submit([tx]))[0]
         if out is None:
-            raise errors.ConflictError([tx.transaction_id])
+            raise TransactionConflict([tx.transaction_id])
         self._timed("single", started)
         return json_response(out)
 
@@ -154,7 +136,7 @@ class Ingress:
         self.reporter.ensure_running()
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:
-            raise HTTPException(413, f"transactions: at most {limit} per batch")
+            raise TooLarge(f"transactions: at most {limit} per batch")
         results = await self.pipeline.score(batch.transactions, include_features)
         self._timed("batch", started)
         return json_response({"results": results})
@@ -164,7 +146,7 @@ class Ingress:
         """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
         found = await self.desk.transaction(redact_pan(transaction_id))
         if found is None:
-            raise HTTPException(404, f"transaction_id: no stored decision for {transaction_id!r}")
+            raise NotFound(f"transaction_id: no stored decision for {transaction_id!r}")
         return found
 
     @app.post("/v1/feedback", response_model=FeedbackOut)
@@ -189,14 +171,9 @@ class Ingress:
     async def resolve(
         self, body: ResolveIn, transaction_id: str = PathParam(max_length=64)
     ) -> dict[str, Any]:
-        try:
-            return await self.desk_service.resolve(
-                transaction_id, body.outcome, body.analyst, body.note
-            )
-        except ReviewNotFound:
-            raise HTTPException(404, f"transaction_id: no review for {transaction_id!r}") from None
-        except ReviewConflict as e:
-            raise HTTPException(409, str(e)) from None
+        return await self.desk_service.resolve(
+            transaction_id, body.outcome, body.analyst, body.note
+        )
 
     @app.get("/v1/labels")
     async def labels(
@@ -226,21 +203,24 @@ class Ingress:
     async def rollback(self, body: RollbackIn) -> dict[str, Any]:
         out = await self.desk_service.rollback(body.version, body.comment)
         if out is None:
-            raise HTTPException(404, f"version: no policy version {body.version}")
+            raise NotFound(f"version: no policy version {body.version}")
         return out
 
     # -- model, health, stats, live view --------------------------------------------------------
     @app.get("/v1/model")
     async def model_card(self) -> dict[str, Any]:
-        card = await self.model.card.remote()
-        return {**card, "thresholds": self.pipeline.thresholds.model_dump()}
+        served: ServedModel = await self.model.served.remote()
+        return {
+            **served.model_dump(mode="json"),
+            "thresholds": self.pipeline.thresholds.model_dump(),
+        }
 
     @app.get("/healthz")
     async def healthz(self) -> JSONResponse:
         self.reporter.ensure_running()
         shards_ok = await self.shards.ping()
         try:
-            version = (await self.model.card.remote())["version"]
+            version = (await self.model.served.remote()).version
         except Exception:  # the model replica is down or has no model
             version = None
         ok = shards_ok and version is not None
@@ -275,9 +255,10 @@ class Ingress:
 
     async def _live(self) -> dict[str, Any]:
         snap = await self.desk.snapshot()
+        served = self.scoring.served
         snap["model"] = {
-            "version": self.scoring.model_card.get("version"),
-            "shadow_version": self.scoring.model_card.get("shadow_version"),
+            "version": served.version if served is not None else None,
+            "shadow_version": served.shadow_version if served is not None else None,
             "thresholds": self.pipeline.thresholds.model_dump(),
         }
         return snap
@@ -310,5 +291,5 @@ class Ingress:
     async def dashboard_asset(self, asset: str) -> FileResponse:
         files = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
         if asset not in files:
-            raise HTTPException(404, "no such file")
+            raise NotFound("no such file")
         return FileResponse(DASHBOARD / asset, media_type=files[asset])

@@ -3,10 +3,9 @@ in place, no restart."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 
+from deployments.model import ServedModel
 from policy.decision import Thresholds
 
 
@@ -19,9 +18,9 @@ class IngressConfig(BaseModel):
     thresholds_from_model: bool = False
 
 
-def thresholds_for(config: IngressConfig, model_card: dict[str, Any]) -> Thresholds:
+def thresholds_for(config: IngressConfig, served: ServedModel | None) -> Thresholds:
     """The configured thresholds, or the served model's cost-optimal ones if asked for."""
-    cost = (model_card.get("card") or {}).get("cost_thresholds")
-    if config.thresholds_from_model and cost:
-        return Thresholds(review=cost["review"], block=cost["block"])
+    cost = served.card.cost_thresholds if served is not None else None
+    if config.thresholds_from_model and cost is not None:
+        return cost.thresholds
     return config.thresholds

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
-from deployments.errors import ServiceUnavailable
+from actors.errors import Unavailable
+from deployments.model import ServedModel
 from deployments.model_client import HandleModel
 from deployments.model_holder import (
     ExplainerLoader,
@@ -32,6 +33,15 @@ from features.spec import FEATURE_NAMES
 log = logging.getLogger(__name__)
 
 
+class Wanted(NamedTuple):
+    """The ModelScorer's directories and versions, as a replica last saw them."""
+
+    model_dir: str
+    shadow_model_dir: str | None
+    version: str
+    shadow_version: str | None
+
+
 class FollowingModel:
     def __init__(
         self,
@@ -41,22 +51,22 @@ class FollowingModel:
     ) -> None:
         self.remote = remote
         self.holder = ModelHolder(loader or onnx_loader(1), explainer_loader)
-        self.serving: tuple[Any, ...] | None = None  # the card fields of what is loaded
+        self.serving: Wanted | None = None  # what is loaded
         self.load_failures = 0
-        self._failed: tuple[Any, ...] | None = None  # a card that did not load: not retried
+        self._failed: Wanted | None = None  # what did not load: not tried again
 
     @property
     def local(self) -> bool:
         return self.serving is not None
 
-    async def follow(self, card: dict[str, Any]) -> None:
-        """Load the directories the ModelScorer's card names, if they (or their versions)
-        changed."""
-        fields = ("model_dir", "shadow_model_dir", "version", "shadow_version")
-        wanted = tuple(card.get(k) for k in fields)
-        if wanted[0] is None or wanted in (self.serving, self._failed):
+    async def follow(self, served: ServedModel) -> None:
+        """Load the directories the ModelScorer serves, if they (or their versions) changed."""
+        wanted = Wanted(
+            served.model_dir, served.shadow_model_dir, served.version, served.shadow_version
+        )
+        if wanted in (self.serving, self._failed):
             return
-        model_dir, shadow_dir = wanted[0], wanted[1]
+        model_dir, shadow_dir = served.model_dir, served.shadow_model_dir
         try:  # ONNX sessions and the TreeSHAP tables take ~0.5 s: not on the event loop
             await asyncio.to_thread(self._load, model_dir, shadow_dir)
         except Exception as e:  # e.g. the directory is not on this node: keep the remote
@@ -64,7 +74,7 @@ class FollowingModel:
             self.serving, self._failed = None, wanted
             log.warning("in-process model unavailable (%s): using the ModelScorer", e)
             return
-        if self.holder.model.version != card.get("version"):
+        if self.holder.model.version != served.version:
             log.warning("in-process model version differs from the ModelScorer's: remote")
             self.serving, self._failed = None, wanted
             return
@@ -81,7 +91,7 @@ class FollowingModel:
         try:
             return self.holder.score_many([x])[0]
         except Exception as e:  # as from the ModelScorer: a 503, never a silent LEGIT
-            raise ServiceUnavailable("model_failed", retry_after_s=5) from e
+            raise Unavailable("model_failed", retry_after_s=5) from e
 
     async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         if self.serving is None:

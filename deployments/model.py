@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from ray import serve
 
 from deployments.model_holder import Loader, ModelHolder, Scored, onnx_loader
+from models.card import ModelCard
 
 
 class ScorerConfig(BaseModel):
@@ -19,6 +20,20 @@ class ScorerConfig(BaseModel):
     model_dir: str
     shadow_model_dir: str | None = None  # scores the same traffic; decisions ignore it
     previous_model_dir: str | None = None  # what `fraud models rollback` returns to
+
+
+class ServedModel(BaseModel):
+    """What the ModelScorer serves (its `served()` answer, read by every deciding replica):
+    the live model's version and card, the shadow's version, and the directories a replica
+    loads to score in process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    card: ModelCard
+    shadow_version: str | None = None
+    model_dir: str
+    shadow_model_dir: str | None = None
 
 
 @serve.deployment(name="ModelScorer", ray_actor_options={"num_cpus": 0})
@@ -41,14 +56,13 @@ class ModelScorer:
     def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         return self.holder.explain(x, approx)
 
-    def card(self) -> dict[str, Any]:
+    def served(self) -> ServedModel:
         shadow = self.holder.shadow
         assert self.config is not None  # Serve calls reconfigure before any request
-        return {
-            "version": self.holder.model.version,
-            "card": self.holder.model.card,
-            "shadow_version": shadow.version if shadow is not None else None,
-            # What deciding replicas that score in process load (deployments.local_model).
-            "model_dir": self.config.model_dir,
-            "shadow_model_dir": self.config.shadow_model_dir,
-        }
+        return ServedModel(
+            version=self.holder.model.version,
+            card=self.holder.model.card,
+            shadow_version=shadow.version if shadow is not None else None,
+            model_dir=self.config.model_dir,
+            shadow_model_dir=self.config.shadow_model_dir,
+        )

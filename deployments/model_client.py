@@ -13,8 +13,8 @@ import numpy as np
 from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from actors.errors import Unavailable
 from actors.retry import retry_while_gone
-from deployments.errors import ServiceUnavailable
 from deployments.model_holder import Scored
 
 
@@ -44,14 +44,14 @@ class HandleModel:
             self.failovers += 1
 
         def give_up(_: BaseException) -> BaseException:
-            return ServiceUnavailable("model_unavailable", retry_after_s=2)
+            return Unavailable("model_unavailable", retry_after_s=2)
 
         try:
             return await retry_while_gone(
                 attempt, _replica_away, self.retry_for_s, before_retry, give_up, max_wait_s=0.5
             )
         except RayTaskError as e:  # the model code raised: retrying gives the same
-            raise ServiceUnavailable("model_failed", retry_after_s=5) from e
+            raise Unavailable("model_failed", retry_after_s=5) from e
 
 
 def _replica_away(e: BaseException) -> bool:

@@ -1,7 +1,7 @@
 """The model a scorer replica serves, swappable while requests are in flight.
 
 The loader is injected (as in Ray's XGBoost serving example) so the scorer can be tested
-with a fake model; by default it is `features.onnx_model.load_model`.
+with a fake model; by default it is `models.onnx.load_model`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from features.explain import Explainer
-from features.onnx_model import load_model
+from models.card import ModelCard
+from models.explain import Explainer
+from models.onnx import load_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,7 @@ class Scorer(Protocol):
     def version(self) -> str: ...
 
     @property
-    def card(self) -> dict[str, Any]: ...
+    def card(self) -> ModelCard: ...
 
     def score(self, x: np.ndarray) -> np.ndarray: ...
 

@@ -17,7 +17,7 @@ import numpy as np
 from actors.client import ShardClient
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
-from deployments.errors import ConflictError
+from actors.errors import TransactionConflict
 from deployments.model_holder import Scored
 from deployments.schemas import LabelIn, TransactionIn
 from features.engine import LABEL, TX, assemble, stateless_features
@@ -321,11 +321,12 @@ class ScoringPipeline:
     async def score(
         self, txs: Sequence[TransactionIn], include_features: bool = False
     ) -> list[Answer]:
-        """Answers in input order; `ConflictError` (after applying the rest) on conflicts."""
+        """Answers in input order; `TransactionConflict` (after applying the rest) on
+        conflicts."""
         out = await self.score_items(txs, include_features)
         conflicts = [t.transaction_id for t, o in zip(txs, out, strict=True) if o is None]
         if conflicts:
-            raise ConflictError(conflicts)
+            raise TransactionConflict(conflicts)
         return out  # type: ignore[return-value]
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:

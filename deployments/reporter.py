@@ -19,6 +19,7 @@ import numpy as np
 from actors.desk_client import DeskSink
 from deployments.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.metrics import ServiceMetrics
+from deployments.model import ServedModel
 from deployments.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,10 @@ class Reporter:
         pipeline: ScoringPipeline,
         model: Any,
         metrics: ServiceMetrics,
-        on_card: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        on_served: Callable[[ServedModel], Awaitable[None]] | None = None,
     ) -> None:
         self.sink, self.desk, self.pipeline = sink, desk, pipeline
-        self.model, self.metrics, self.on_card = model, metrics, on_card
+        self.model, self.metrics, self.on_served = model, metrics, on_served
         self.replica = uuid.uuid4().hex[:8]
         self.latencies: list[float] = []
         self._task: asyncio.Task[None] | None = None
@@ -67,10 +68,9 @@ class Reporter:
             await asyncio.sleep(REPORT_INTERVAL_S)
 
     async def _follow_model(self, state: dict[str, int]) -> None:
-        card = await self.model.card.remote()
-        if self.on_card is not None:
-            await self.on_card(card)
+        served: ServedModel = await self.model.served.remote()
+        if self.on_served is not None:
+            await self.on_served(served)
         self.metrics.state(
-            card.get("version"), card.get("shadow_version"), state["reviews_open"],
-            state["policy_version"],
-        )  # fmt: skip
+            served.version, served.shadow_version, state["reviews_open"], state["policy_version"]
+        )

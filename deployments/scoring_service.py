@@ -12,6 +12,7 @@ from deployments.desk_service import DeskService
 from deployments.ingress_config import IngressConfig, thresholds_for
 from deployments.local_model import FollowingModel
 from deployments.metrics import ServiceMetrics
+from deployments.model import ServedModel
 from deployments.model_client import HandleModel
 from deployments.pipeline import ScoringPipeline
 from deployments.reporter import Reporter
@@ -43,18 +44,18 @@ class ScoringService:
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline)
         self.config = IngressConfig()
-        self.model_card: dict[str, Any] = {}
+        self.served: ServedModel | None = None  # what the ModelScorer serves, once read
         self.reporter = Reporter(
-            self.shards.sink, self.desk_service, self.pipeline, model, self.metrics, self._on_card
+            self.shards.sink, self.desk_service, self.pipeline, model, self.metrics, self._on_served
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """`user_config`: thresholds, or `thresholds_from_model` (the card's cost-optimal)."""
         self.config = IngressConfig(**user_config)
-        self.pipeline.thresholds = thresholds_for(self.config, self.model_card)
+        self.pipeline.thresholds = thresholds_for(self.config, self.served)
 
-    async def _on_card(self, card: dict[str, Any]) -> None:
-        self.model_card = card
-        self.pipeline.thresholds = thresholds_for(self.config, card)
+    async def _on_served(self, served: ServedModel) -> None:
+        self.served = served
+        self.pipeline.thresholds = thresholds_for(self.config, served)
         if self.local_model is not None:
-            await self.local_model.follow(card)
+            await self.local_model.follow(served)

@@ -16,11 +16,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.config import EngineConfig
 from features.ids import id_keys
-from features.onnx_model import OnnxModel
 from features.replay import Progress, replay
 from features.spec import FEATURE_NAMES
+from models.onnx import OnnxModel
 from policy.costs import CostModel, decision_costs
 from policy.decision import Thresholds, tiers
 from policy.rules import ListName, Policy, Rule, list_keys
@@ -75,7 +74,7 @@ def backtest(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Model alone vs model + rules over history (after `skip_days` of window warm-up)."""
-    config = EngineConfig(**model.card.get("engine_config", {}))
+    config = model.card.engine_config
     feats = replay(transactions, config, progress=progress)
     start = feats["timestamp"].min() + pd.Timedelta(days=skip_days)
     feats = feats[feats["timestamp"] >= start].reset_index(drop=True)

@@ -7,7 +7,7 @@ import xgboost as xgb
 from onnxmltools import convert_xgboost
 from onnxmltools.convert.common.data_types import FloatTensorType
 
-from features.onnx_model import INPUT_NAME, make_session
+from models.onnx import INPUT_NAME, make_session
 
 PARITY_TOLERANCE = 1e-5
 

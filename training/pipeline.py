@@ -18,12 +18,12 @@ from features.config import EngineConfig
 from features.replay import replay
 from features.spec import FEATURE_NAMES
 from features.transactions import read_transactions
+from models.card import ModelCard, ModelDir
 from policy.costs import CostModel, cost_grid, cost_optimal_thresholds
 from policy.decision import Thresholds
 from training import booster as bst
 from training.export import check_parity, to_onnx
 from training.metrics import evaluate_scores
-from training.model_dir import COST_PLOT_FILE, PLOT_FILE, write_model_dir
 from training.plots import cost_plot, threshold_plot
 from training.splits import time_blocks
 
@@ -107,7 +107,7 @@ def train_model(
     opts: TrainOptions = TrainOptions(),
     config: EngineConfig | None = None,
     say: Say = print,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Train, check ONNX parity on the whole test set, write the model directory."""
     started = time.perf_counter()
     config = config or EngineConfig(label_delay_days=opts.delay_days)
@@ -175,7 +175,7 @@ def train_model(
     parity = check_parity(model, onnx_bytes, x_test)
     say(f"ONNX parity on {len(x_test):,} test rows: max abs diff {parity:.2e}")
 
-    card = {
+    card = ModelCard.model_validate({
         "name": output_dir.name,
         "version": f"{output_dir.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}",
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -210,14 +210,15 @@ def train_model(
         "metrics": metrics,
         "onnx_parity_max_abs_diff": parity,
         "libraries": library_versions(),
-    }
-    write_model_dir(output_dir, onnx_bytes, bytes(model.save_raw("json")), card)
+    })  # fmt: skip
+    directory = ModelDir(output_dir)
+    directory.write(onnx_bytes, bytes(model.save_raw("json")), card)
     threshold_plot(
         bst.labels(blocks.test),
         bst.predict(model, x_test),
         opts.review_threshold,
         opts.block_threshold,
-        output_dir / PLOT_FILE,
+        directory.plot,
         f"{output_dir.name}: test block",
     )
     grid = np.round(np.linspace(0.01, 0.99, 99), 4)
@@ -225,7 +226,7 @@ def train_model(
         grid,
         cost_grid(valid_y, valid_scores, valid_amounts, opts.costs, grid),
         cost,
-        output_dir / COST_PLOT_FILE,
+        directory.cost_plot,
         f"{output_dir.name}: expected cost on validation",
     )
     return card

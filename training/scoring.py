@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.onnx_model import OnnxModel
 from features.replay import Progress, replay
 from features.spec import FEATURE_NAMES
+from models.onnx import OnnxModel
 from policy.decision import Thresholds, decide
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from cli.serve_config import SERVE_CONFIG, fraud_app, served_model_dir, served_thresholds
 from deployments.settings import AppArgs
-from features.onnx_model import load_model
+from models.onnx import load_model
 
 
 def test_serve_config_is_valid_and_safe_by_default() -> None:

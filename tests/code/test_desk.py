@@ -4,6 +4,7 @@ the desk in-process (the same classes the actors run)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,13 +142,23 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
 
 def test_thresholds_from_the_model_card_only_when_asked() -> None:
     from deployments.ingress_config import IngressConfig, thresholds_for
+    from deployments.model import ServedModel
+    from models.card import ModelDir
 
-    card = {"card": {"cost_thresholds": {"review": 0.06, "block": 0.84}}}
-    assert thresholds_for(IngressConfig(), card) == Thresholds()
-    chosen = thresholds_for(IngressConfig(thresholds_from_model=True), card)
-    assert (chosen.review, chosen.block) == (0.06, 0.84)
-    # A model without cost thresholds keeps the configured ones.
-    assert thresholds_for(IngressConfig(thresholds_from_model=True), {"card": {}}) == Thresholds()
+    card = ModelDir(Path(__file__).resolve().parents[2] / "models" / "default").read_card()
+    assert card.cost_thresholds is not None
+    served = ServedModel(version=card.version, card=card, model_dir="models/default")
+    assert thresholds_for(IngressConfig(), served) == Thresholds()
+    chosen = thresholds_for(IngressConfig(thresholds_from_model=True), served)
+    assert (chosen.review, chosen.block) == (
+        card.cost_thresholds.review,
+        card.cost_thresholds.block,
+    )
+    assert chosen != Thresholds()
+    # A model without cost thresholds (or none read yet) keeps the configured ones.
+    bare = served.model_copy(update={"card": card.model_copy(update={"cost_thresholds": None})})
+    assert thresholds_for(IngressConfig(thresholds_from_model=True), bare) == Thresholds()
+    assert thresholds_for(IngressConfig(thresholds_from_model=True), None) == Thresholds()
     with pytest.raises(ValueError, match="thresholds_from_mdl"):
         IngressConfig(thresholds_from_mdl=True)  # type: ignore[call-arg]
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from actors.dedup import DedupIndex, Seen
+from actors.errors import TransactionConflict
 from actors.local_shards import LocalShardClient
 from actors.state_store import MemoryStore, RedisStore, SqliteStore, StoreUnavailable
-from deployments.errors import ConflictError
 from deployments.pipeline import ScoringPipeline
 from deployments.schemas import LabelIn, TransactionIn
 from policy.decision import Thresholds
@@ -83,11 +83,11 @@ def test_same_id_with_another_body_is_a_conflict_and_applies_nothing_of_it() -> 
     client = LocalShardClient(2, 2)
     p = ScoringPipeline(client, FakeModel(), Thresholds())
     run(p.score([tx(1, "a", amount=10.0)]))
-    with pytest.raises(ConflictError) as err:
+    with pytest.raises(TransactionConflict) as err:
         run(p.score([tx(1, "a", amount=99.0), tx(2, "b")]))
     assert err.value.transaction_ids == ["tx1"]
     assert totals(client) == (2, 2)  # tx2 applied once, the conflicting copy nowhere
-    with pytest.raises(ConflictError):
+    with pytest.raises(TransactionConflict):
         run(p.score([tx(7, "a", amount=1.0), tx(7, "a", amount=2.0)]))
 
 

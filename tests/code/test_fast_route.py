@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 from starlette.responses import Response
 
+from actors.errors import TransactionConflict, Unavailable
 from deployments import errors
 from deployments.fast_route import SingleTransactionRoute, serving_replica
 from deployments.schemas import TransactionIn
@@ -35,17 +36,14 @@ class Handler:
     async def __call__(self, tx: TransactionIn, include_features: bool = False) -> Response:
         self.calls.append(tx.transaction_id)
         if tx.transaction_id == "conflict":
-            raise errors.ConflictError([tx.transaction_id])
+            raise TransactionConflict([tx.transaction_id])
         if tx.transaction_id == "down":
-            raise errors.ServiceUnavailable("state_store_unavailable", retry_after_s=2)
+            raise Unavailable("state_store_unavailable", retry_after_s=2)
         body = {"transaction_id": tx.transaction_id, "features": include_features}
         return Response(orjson.dumps(body), media_type="application/json")
 
     async def score_single(self, tx: TransactionIn) -> Response:  # the `RouteTarget`
         return await self(tx)
-
-    def render_error(self, exc: Exception) -> Response | None:
-        return errors.render(exc)
 
 
 def make_app(handler: Handler, fast: bool) -> tuple[FastAPI, list[str]]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from deployments.errors import ServiceUnavailable
+from actors.errors import Unavailable
 from deployments.local_model import FollowingModel
+from deployments.model import ServedModel
 from deployments.model_holder import Scored
 from features.spec import FEATURE_NAMES
+from models.card import ModelDir
 
 
 class FakeScorer:
@@ -51,8 +52,15 @@ class RemoteStub:
         return np.ones_like(x), "remote"
 
 
-def card(model_dir: str, version: str | None = None) -> dict[str, Any]:
-    return {"model_dir": model_dir, "version": version or Path(model_dir).name}
+DEFAULT_CARD = ModelDir(Path(__file__).resolve().parents[2] / "models" / "default").read_card()
+
+
+def card(model_dir: str, version: str | None = None) -> ServedModel:
+    """What the ModelScorer would answer while serving `model_dir`."""
+    v = version or Path(model_dir).name
+    return ServedModel(
+        version=v, card=DEFAULT_CARD.model_copy(update={"version": v}), model_dir=model_dir
+    )
 
 
 def model() -> tuple[FollowingModel, RemoteStub]:
@@ -81,7 +89,7 @@ def test_scores_locally_once_it_has_loaded_what_the_card_names() -> None:
     "bad_card", [card("/models/missing"), card("/models/v3", version="other-version")]
 )
 def test_falls_back_to_the_model_scorer_when_the_copy_is_not_the_same(
-    bad_card: dict[str, Any],
+    bad_card: ServedModel,
 ) -> None:
     follower, _ = model()
     x = np.zeros((2, len(FEATURE_NAMES)))
@@ -104,6 +112,6 @@ def test_a_model_that_cannot_score_is_a_503_not_a_legit() -> None:
         await follower.follow(card("/models/broken"))
         await follower.score(np.zeros((1, len(FEATURE_NAMES))))
 
-    with pytest.raises(ServiceUnavailable) as e:
+    with pytest.raises(Unavailable) as e:
         asyncio.run(scenario())
     assert e.value.reason == "model_failed"

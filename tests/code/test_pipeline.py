@@ -217,8 +217,8 @@ def test_model_holder_swaps_between_batches_without_splitting_one() -> None:
 def test_exact_and_approximate_reasons_both_add_up_to_the_score() -> None:
     """Exact TreeSHAP and Saabas attribution both decompose the same log-odds (with the
     bias); they are different decompositions, which is why `reasons: exact` is the default."""
-    from features.explain import Explainer
-    from features.onnx_model import load_model
+    from models.explain import Explainer
+    from models.onnx import load_model
 
     x = np.random.default_rng(3).gamma(2.0, 20.0, size=(50, len(FEATURE_NAMES)))
     explainer = Explainer(REPO / "models" / "default")

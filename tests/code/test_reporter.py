@@ -48,7 +48,7 @@ class Pipeline:
 
 
 class DeadModel:
-    class card:  # mirrors a DeploymentHandle method
+    class served:  # mirrors a DeploymentHandle method
         @staticmethod
         async def remote() -> dict[str, Any]:
             raise ConnectionError("model replica gone")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from features.explain import BOOSTER_FILE
-from features.treeshap import load_tables, shap_values
+from models.card import BOOSTER_FILE
+from models.treeshap import load_tables, shap_values
 
 REPO = Path(__file__).resolve().parents[2]
 

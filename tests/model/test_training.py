@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.onnx_model import ModelError, load_model
 from features.spec import FEATURE_NAMES
+from models.card import ModelError
+from models.onnx import load_model
 from policy.decision import Thresholds
 from training import booster as bst
 from training.export import ParityError, check_parity, to_onnx

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.onnx_model import load_model
 from features.replay import feedback_from_labels
 from features.spec import FEATURE_NAMES
 from features.transactions import normalise
+from models.onnx import load_model
 from policy.decision import Thresholds
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days

@@ -52,7 +52,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
 
     from actors.ray_shards import RayShardClient
     from deployments.app import build_app
-    from features.onnx_model import load_model
+    from models.onnx import load_model
     from policy.decision import Thresholds
     from simulator.stream_replay import StreamReplayOptions, replay_to_stream
     from tests.shard_actors import card_totals, kill_shard_actors

@@ -5,24 +5,16 @@ The online model deployment and `fraud score` both use this, so they score ident
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from features.spec import FEATURE_NAMES
+from models.card import ModelCard, ModelDir
 
-ONNX_FILE = "model.onnx"
-CARD_FILE = "model_card.json"
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
-
-
-class ModelError(RuntimeError):
-    """A model directory is missing, unreadable or built for other features."""
 
 
 def make_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
@@ -36,15 +28,15 @@ def make_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
 
 @dataclass
 class OnnxModel:
-    """A loaded model: its session, card and version."""
+    """A loaded model: its session, card and directory."""
 
     session: ort.InferenceSession
-    card: dict[str, Any]
+    card: ModelCard
     path: Path
 
     @property
     def version(self) -> str:
-        return str(self.card.get("version", self.path.name))
+        return self.card.version
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """P(fraud) per row of features in `FEATURE_NAMES` order."""
@@ -56,16 +48,7 @@ class OnnxModel:
 
 
 def load_model(path: str | Path, threads: int = 1) -> OnnxModel:
-    """Read `model.onnx` and `model_card.json`; refuse a model built for other features."""
-    path = Path(path)
-    try:
-        card = json.loads((path / CARD_FILE).read_text())
-        onnx_bytes = (path / ONNX_FILE).read_bytes()
-    except FileNotFoundError as e:
-        raise ModelError(f"{path} is not a model directory: {e.filename} missing") from e
-    if tuple(card.get("features", ())) != FEATURE_NAMES:
-        raise ModelError(
-            f"model {path} was trained on features {card.get('features')}, "
-            f"this engine computes {list(FEATURE_NAMES)}"
-        )
-    return OnnxModel(make_session(onnx_bytes, threads), card, path)
+    """Read the card and `model.onnx`; `ModelError` for a model built for other features."""
+    directory = ModelDir(path)
+    card = directory.read_card()
+    return OnnxModel(make_session(directory.read_onnx(), threads), card, directory.path)

@@ -1,7 +1,7 @@
 """Per-transaction feature contributions (TreeSHAP) from the booster the ONNX model came from.
 
 Every model directory keeps `model.json` beside `model.onnx`. Exact TreeSHAP values in
-log-odds come from per-leaf tables built from it (`features.treeshap`: the same values as
+log-odds come from per-leaf tables built from it (`models.treeshap`: the same values as
 XGBoost's `pred_contribs`, 5.5-6.7x cheaper per row); they still cost far more than ONNX
 scoring, so the service asks for them only for the rows it flags.
 """
@@ -14,9 +14,8 @@ import numpy as np
 import xgboost as xgb
 
 from features.spec import FEATURE_NAMES
-from features.treeshap import load_tables, shap_values
-
-BOOSTER_FILE = "model.json"
+from models.card import BOOSTER_FILE
+from models.treeshap import load_tables, shap_values
 
 
 class Explainer:
