@@ -137,7 +137,7 @@ class PendingDecisions:
 
 
 class DeskSink:
-    """Where the pipeline's decided batches go (`deployments.pipeline.DecisionSink`):
+    """Where the pipeline's decided batches go (`deployments.scoring.pipeline.DecisionSink`):
     flagged batches to the desk at once (the answer waits for its journal), LEGIT-only ones
     into `pending` for the replica's next report."""
 

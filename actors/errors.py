@@ -1,7 +1,7 @@
 """The service's one error root: every error a request can end in knows its HTTP answer.
 
 `ServiceError` carries the status, a machine-readable `reason`, the human `detail` and, for
-a temporary failure, `retry_after_s`; `deployments.errors.render` turns any of them into
+a temporary failure, `retry_after_s`; `deployments.http.errors.render` turns any of them into
 the one response shape, for FastAPI's handlers and the pure-ASGI single route alike. Error
 bodies name the field or id at fault and never echo a rejected body (a card number would
 come back and could reach logs).

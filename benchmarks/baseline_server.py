@@ -13,7 +13,7 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
-from deployments.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
+from deployments.http.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
 from features.engine import FeatureEngine
 from features.ids import stable_hash64
 from models.onnx import load_model

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import percentiles_us, repeat, save
-from features.replay import replay
+from features.offline import offline_features
 from features.transactions import read_transactions
 from simulator.config import SimulationConfig
 from simulator.generate import write_parquet
@@ -37,8 +37,8 @@ def bench_simulator(days: int, tmp: Path) -> tuple[dict[str, Any], Path]:
 
 def bench_replay(path: Path, runs: int) -> tuple[dict[str, Any], Any]:
     tx = read_transactions(path)
-    replay(tx.head(1000))  # compile / load the numba cache outside the timing
-    times = repeat(lambda: replay(tx), runs)
+    offline_features(tx.head(1000))  # compile / load the numba cache outside the timing
+    times = repeat(lambda: offline_features(tx), runs)
     med = float(np.median(times))
     res = {
         "transactions": len(tx),
@@ -47,7 +47,7 @@ def bench_replay(path: Path, runs: int) -> tuple[dict[str, Any], Any]:
         "transactions_per_s": len(tx) / med,
     }
     print(f"feature replay: {res['transactions_per_s']:,.0f} tx/s (median of {runs})")
-    return res, replay(tx)
+    return res, offline_features(tx)
 
 
 def bench_training(features: Any, rounds: int) -> dict[str, Any]:

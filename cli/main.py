@@ -76,7 +76,7 @@ def features(
     """Replay history through the feature engine (the code the online actors run)."""
     from cli.progress import progress_bar
     from features.config import EngineConfig
-    from features.replay import replay
+    from features.offline import offline_features
     from features.transactions import SchemaError, read_transactions
 
     try:
@@ -84,7 +84,7 @@ def features(
     except (SchemaError, FileNotFoundError) as e:
         _fail(str(e))
     with progress_bar("replaying events") as progress:
-        out = replay(
+        out = offline_features(
             tx,
             EngineConfig(label_delay_days=label_delay_days),
             use_labels=labels,

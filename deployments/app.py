@@ -6,10 +6,10 @@ from typing import Any
 
 from ray.serve import Application, Deployment
 
-from deployments.ingress import Ingress
-from deployments.model import ModelScorer
+from deployments.http.ingress import Ingress
+from deployments.model.scorer import ModelScorer
 from deployments.settings import AppArgs
-from deployments.stream_consumer import StreamConsumer
+from deployments.stream.consumer import StreamConsumer
 from policy.decision import Thresholds
 
 DEFAULT_MODEL_DIR = "models/default"

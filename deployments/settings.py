@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.journal import DedupConfig, ShardSettings
 from actors.state_store import SqliteStoreConfig, StoreConfig
-from deployments.streams import StreamConfig
+from deployments.stream.contract import StreamConfig
 from features.config import EngineConfig
 
 

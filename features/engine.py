@@ -2,7 +2,7 @@
 
 Online, a card shard (`actors.shards.UserShard`) calls `UserStore.update` and a terminal shard calls
 `TerminalStore.step`, and the ingress calls `assemble`; offline, `FeatureEngine` holds both
-stores in one process and `features.replay` drives it over history. Same code either way.
+stores in one process and `features.offline` drives it over history. Same code either way.
 """
 
 from __future__ import annotations

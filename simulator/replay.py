@@ -21,7 +21,7 @@ import orjson
 import pandas as pd
 
 from features.ids import as_id_strings, id_buckets
-from features.replay import feedback_from_labels
+from features.offline import feedback_from_labels
 from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 

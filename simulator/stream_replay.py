@@ -21,7 +21,7 @@ import pandas as pd
 import redis
 
 from features.ids import id_buckets
-from features.replay import feedback_from_labels
+from features.offline import feedback_from_labels
 from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 from simulator.replay import ReplayResult, tx_bodies

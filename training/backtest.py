@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.ids import id_keys
-from features.replay import Progress, replay
+from features.offline import Progress, offline_features
 from features.spec import FEATURE_NAMES
 from models.onnx import OnnxModel
 from policy.costs import CostModel, decision_costs
@@ -75,7 +75,7 @@ def backtest(
 ) -> dict[str, Any]:
     """Model alone vs model + rules over history (after `skip_days` of window warm-up)."""
     config = model.card.engine_config
-    feats = replay(transactions, config, progress=progress)
+    feats = offline_features(transactions, config, progress=progress)
     start = feats["timestamp"].min() + pd.Timedelta(days=skip_days)
     feats = feats[feats["timestamp"] >= start].reset_index(drop=True)
     x = feats[list(FEATURE_NAMES)].to_numpy(np.float64)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.replay import replay
+from features.offline import offline_features
 from features.transactions import read_transactions
 from training import booster as bst
 from training.metrics import evaluate_scores
@@ -125,7 +125,7 @@ def handbook_protocols(data: Path, say: Say = print) -> dict[str, Any]:
     say(f"reading {data}")
     transactions = read_transactions(data)
     say(f"computing features for {len(transactions):,} transactions")
-    features = replay(transactions, EngineConfig())
+    features = offline_features(transactions, EngineConfig())
     return {
         "data": str(data),
         "baseline": baseline_protocol(features, say),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.replay import replay
+from features.offline import offline_features
 from features.spec import FEATURE_NAMES
 from features.transactions import read_transactions
 from models.card import ModelCard, ModelDir
@@ -115,7 +115,7 @@ def train_model(
     transactions = read_transactions(input_path)
     say(f"computing features for {len(transactions):,} transactions")
     t0 = time.perf_counter()
-    feats = replay(transactions, config)
+    feats = offline_features(transactions, config)
     feature_seconds = time.perf_counter() - t0
     blocks = time_blocks(
         feats, opts.delay_days, opts.valid_days, opts.test_days, opts.train_days, opts.warmup_days

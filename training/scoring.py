@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.replay import Progress, replay
+from features.offline import Progress, offline_features
 from features.spec import FEATURE_NAMES
 from models.onnx import OnnxModel
 from policy.decision import Thresholds, decide
@@ -22,7 +22,7 @@ def score_transactions(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """transaction_id, score, decision plus the features that produced them, in event order."""
-    feats = replay(
+    feats = offline_features(
         transactions, config, feedback=feedback, use_labels=use_labels, progress=progress
     )
     scores = model.score(feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.serve_config import user_config
-from deployments.model import ScorerConfig
+from deployments.model.scorer import ScorerConfig
 from features.spec import HANDBOOK_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ import pytest
 
 from actors.local_shards import LocalShardClient
 from actors.state_store import MemoryStore
-from deployments.desk_service import DeskService, ReviewConflict, ReviewNotFound
-from deployments.pipeline import ScoringPipeline
-from deployments.schemas import LabelIn
+from deployments.http.schemas import LabelIn
+from deployments.scoring.desk_service import DeskService, ReviewConflict, ReviewNotFound
+from deployments.scoring.pipeline import ScoringPipeline
 from policy.decision import Thresholds
 from policy.rules import Rule
 from tests.code.test_pipeline import FakeModel, tx
@@ -97,7 +97,7 @@ def test_resolving_a_review_labels_the_terminal_and_survives_a_restart() -> None
 
 
 def test_shadow_agreement_is_counted_without_changing_answers() -> None:
-    from deployments.model_holder import Scored
+    from deployments.model.versions import Scored
 
     class WithShadow(FakeModel):
         async def score(self, x: np.ndarray) -> Scored:
@@ -141,8 +141,8 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
 
 
 def test_thresholds_from_the_model_card_only_when_asked() -> None:
-    from deployments.ingress_config import IngressConfig, thresholds_for
-    from deployments.model import ServedModel
+    from deployments.model.scorer import ServedModel
+    from deployments.scoring.decide_config import IngressConfig, thresholds_for
     from models.card import ModelDir
 
     card = ModelDir(Path(__file__).resolve().parents[2] / "models" / "default").read_card()

@@ -17,8 +17,8 @@ from actors.dedup import DedupIndex, Seen
 from actors.errors import TransactionConflict
 from actors.local_shards import LocalShardClient
 from actors.state_store import MemoryStore, RedisStore, SqliteStore, StoreUnavailable
-from deployments.pipeline import ScoringPipeline
-from deployments.schemas import LabelIn, TransactionIn
+from deployments.http.schemas import LabelIn, TransactionIn
+from deployments.scoring.pipeline import ScoringPipeline
 from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
 

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from starlette.responses import Response
 
 from actors.errors import TransactionConflict, Unavailable
-from deployments import errors
-from deployments.fast_route import SingleTransactionRoute, serving_replica
-from deployments.schemas import TransactionIn
+from deployments.http import errors
+from deployments.http.fast_route import SingleTransactionRoute, serving_replica
+from deployments.http.schemas import TransactionIn
 
 VALID = {
     "transaction_id": "tx-1",

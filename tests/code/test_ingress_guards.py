@@ -6,8 +6,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deployments.auth import API_KEY_ENV, ApiKeyGuard
-from deployments.limits import BodySizeLimit
+from deployments.http.auth import API_KEY_ENV, ApiKeyGuard
+from deployments.http.limits import BodySizeLimit
 
 
 def guarded_app(max_bytes: int = 1_000) -> FastAPI:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from actors.desk_client import DeskSink, PendingDecisions
-from deployments import reporter as reporter_module
-from deployments.pipeline import ShadowStats
-from deployments.reporter import Reporter
+from deployments.scoring import reporter as reporter_module
+from deployments.scoring.pipeline import ShadowStats
+from deployments.scoring.reporter import Reporter
 
 
 class Batch:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from deployments.schemas import TransactionIn
+from deployments.http.schemas import TransactionIn
 
 BASE = {"transaction_id": "t", "user_id": "u", "terminal_id": "k", "amount": 1.0}
 
@@ -50,3 +50,56 @@ def test_integer_ids_become_strings_and_other_types_are_refused_by_field() -> No
         with pytest.raises(ValidationError) as e:
             TransactionIn.model_validate({**BASE, **ts, "amount": amount})
         assert [err["loc"] for err in e.value.errors()] == [("amount",)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", 0),
+        ("amount", -5),
+        ("amount", float("nan")),
+        ("amount", float("inf")),
+        ("amount", 1e308),
+        ("amount", "ten"),
+        ("user_id", ""),
+        ("user_id", "x" * 65),
+        ("user_id", "a b"),
+        ("timestamp", "yesterday"),
+        ("timestamp", "1970-01-01T00:00:00"),
+        ("timestamp", "2999-01-01T00:00:00"),
+        ("currency", "euro"),
+    ],
+)
+def test_validation_rejects_bad_fields(field: str, value: object) -> None:
+    body = {
+        "transaction_id": "t",
+        "user_id": "u",
+        "terminal_id": "k",
+        "amount": 1.0,
+        "timestamp": "2018-06-01T10:00:00",
+        field: value,
+    }
+    with pytest.raises(ValidationError) as err:
+        TransactionIn(**body)
+    assert err.value.errors()[0]["loc"][0] == field
+
+
+def test_validation_normalises_ids_and_times() -> None:
+    t = TransactionIn(
+        transaction_id=5,
+        user_id=123,
+        terminal_id="k",
+        amount=2.5,
+        timestamp="2018-06-01T12:00:00+02:00",
+    )
+    assert (t.transaction_id, t.user_id) == ("5", "123")
+    assert t.timestamp == dt.datetime(2018, 6, 1, 10, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        TransactionIn(
+            transaction_id="t",
+            user_id="u",
+            terminal_id="k",
+            amount=1.0,
+            timestamp="2018-06-01T10:00:00",
+            pan="4111111111111111",
+        )

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.config import EngineConfig
-from features.replay import replay
+from features.offline import offline_features
 from features.transactions import normalise
 
 DELAY = 7
@@ -44,7 +44,7 @@ def book_terminal_features(tx: pd.DataFrame, delay: int = DELAY) -> pd.DataFrame
 
 
 def compare_with_book(tx: pd.DataFrame, n_groups: int, seed: int) -> int:
-    ours = replay(tx, EngineConfig(label_delay_days=DELAY)).set_index("transaction_id")
+    ours = offline_features(tx, EngineConfig(label_delay_days=DELAY)).set_index("transaction_id")
     rng = np.random.default_rng(seed)
     users = rng.choice(tx["user_id"].unique(), n_groups, replace=False)
     terminals = rng.choice(tx["terminal_id"].unique(), n_groups, replace=False)
@@ -64,7 +64,11 @@ def compare_with_book(tx: pd.DataFrame, n_groups: int, seed: int) -> int:
 
 
 def test_weekend_and_night_match_pandas(small_stream: pd.DataFrame) -> None:
-    ours = replay(small_stream).set_index("transaction_id").loc[small_stream["transaction_id"]]
+    ours = (
+        offline_features(small_stream)
+        .set_index("transaction_id")
+        .loc[small_stream["transaction_id"]]
+    )
     ts = small_stream["timestamp"]
     np.testing.assert_array_equal(ours["TX_DURING_WEEKEND"], (ts.dt.day_of_week >= 5).astype(float))
     np.testing.assert_array_equal(ours["TX_DURING_NIGHT"], (ts.dt.hour <= 6).astype(float))

@@ -83,7 +83,7 @@ def test_card_testing_bursts_are_small_fast_and_at_new_terminals() -> None:
 def test_replay_bodies_are_what_the_api_takes_at_the_same_instants() -> None:
     """The replays send `tx_bodies`: each must validate as the API's `TransactionIn` and
     name the same instant (to the ms) and values as its row, tz-aware times included."""
-    from deployments.schemas import TransactionIn
+    from deployments.http.schemas import TransactionIn
     from simulator.replay import tx_bodies
 
     cfg = SimulationConfig(n_customers=50, n_terminals=100, n_days=2, seed=3)

@@ -66,9 +66,9 @@ def test_onnx_scores_match_xgboost(trained: Path, small_stream: pd.DataFrame) ->
 
 
 def test_parity_gate_refuses_a_model_that_scores_differently(small_stream: pd.DataFrame) -> None:
-    from features.replay import replay
+    from features.offline import offline_features
 
-    feats = replay(small_stream)
+    feats = offline_features(small_stream)
     x, y = bst.design_matrix(feats), bst.labels(feats)
     a, _ = bst.fit_booster(x, y, bst.DEFAULT_PARAMS, 20)
     b, _ = bst.fit_booster(x, y, {**bst.DEFAULT_PARAMS, "max_depth": 2}, 20)
@@ -104,12 +104,12 @@ def test_model_behaviour_flags_the_fraud_scenarios(
 
 @pytest.mark.slow
 def test_ray_train_fits_and_reports_once(ray_cluster: None, small_stream: pd.DataFrame) -> None:
-    from features.replay import replay
+    from features.offline import offline_features
     from training.metrics import evaluate_scores
     from training.ray_trainer import train_with_ray
     from training.splits import time_blocks
 
-    blocks = time_blocks(replay(small_stream), 3, 4, 4, None, 3)
+    blocks = time_blocks(offline_features(small_stream), 3, 4, 4, None, 3)
     model, metrics = train_with_ray(blocks.train, blocks.validation, bst.DEFAULT_PARAMS, 40, 2)
     assert model.num_boosted_rounds() == 40
     assert "validation_aucpr" in metrics and "train_auc" in metrics

@@ -219,8 +219,8 @@ def test_model_replica_killed_under_load_then_a_failing_model(
     import ray
     from ray import serve
 
-    from deployments.ingress import Ingress
-    from deployments.model import ModelScorer
+    from deployments.http.ingress import Ingress
+    from deployments.model.scorer import ModelScorer
     from deployments.settings import AppArgs
     from features.spec import FEATURE_NAMES
     from policy.decision import Thresholds

@@ -83,8 +83,8 @@ def deploy(
 ) -> str:
     from ray import serve
 
-    from deployments.ingress import Ingress
-    from deployments.model import ModelScorer
+    from deployments.http.ingress import Ingress
+    from deployments.model.scorer import ModelScorer
     from deployments.settings import AppArgs
     from policy.decision import Thresholds
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.replay import feedback_from_labels
+from features.offline import feedback_from_labels
 from features.spec import FEATURE_NAMES
 from features.transactions import normalise
 from models.onnx import load_model
@@ -138,8 +138,8 @@ def test_hot_swap_under_traffic_loses_nothing(
 ) -> None:
     from ray import serve
 
-    from deployments.ingress import Ingress
-    from deployments.model import ModelScorer
+    from deployments.http.ingress import Ingress
+    from deployments.model.scorer import ModelScorer
     from deployments.settings import AppArgs
 
     swapped = tmp_path / "swapped"

@@ -17,7 +17,7 @@ from models.card import ModelCard
 from models.explain import Explainer
 from models.onnx import load_model
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Scorer(Protocol):
@@ -58,7 +58,7 @@ class Scored:
     shadow_version: str | None = None
 
 
-class ModelHolder:
+class ModelVersions:
     """Holds the live model (and an optional shadow); `load` builds first, then swaps."""
 
     def __init__(self, loader: Loader, explainer_loader: ExplainerLoader | None = None) -> None:

@@ -13,7 +13,7 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
-from deployments.asgi import send_json
+from deployments.http.asgi import send_json
 
 API_KEY_ENV = "FRAUD_API_KEY"
 LIVE_STREAM_PATH = "/v1/live/stream"

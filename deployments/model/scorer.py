@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from ray import serve
 
-from deployments.model_holder import Loader, ModelHolder, Scored, onnx_loader
+from deployments.model.versions import Loader, ModelVersions, Scored, onnx_loader
 from models.card import ModelCard
 
 
@@ -40,28 +40,28 @@ class ServedModel(BaseModel):
 class ModelScorer:
     def __init__(self, loader: Loader | None = None, threads: int = 1) -> None:
         # One intra-op thread, no spinning: two cores are shared with the ingress and shards.
-        self.holder = ModelHolder(loader or onnx_loader(threads))
+        self.versions = ModelVersions(loader or onnx_loader(threads))
         self.config: ScorerConfig | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Hot swap: a new `model_dir` (or `shadow_model_dir`) loads in place, no restart."""
         config = ScorerConfig(**user_config)
-        self.holder.load(config.model_dir, config.shadow_model_dir)
+        self.versions.load(config.model_dir, config.shadow_model_dir)
         self.config = config
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0005)
     async def score(self, batches: list[np.ndarray]) -> list[Scored]:
-        return self.holder.score_many(batches)
+        return self.versions.score_many(batches)
 
     def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
-        return self.holder.explain(x, approx)
+        return self.versions.explain(x, approx)
 
     def served(self) -> ServedModel:
-        shadow = self.holder.shadow
+        shadow = self.versions.shadow
         assert self.config is not None  # Serve calls reconfigure before any request
         return ServedModel(
-            version=self.holder.model.version,
-            card=self.holder.model.card,
+            version=self.versions.model.version,
+            card=self.versions.model.card,
             shadow_version=shadow.version if shadow is not None else None,
             model_dir=self.config.model_dir,
             shadow_model_dir=self.config.shadow_model_dir,

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from actors.local_shards import LocalShardClient
-from deployments.pipeline import ScoringPipeline
-from deployments.stream_processor import PartitionWorker
-from deployments.streams import Entry, StreamConfig
+from deployments.scoring.pipeline import ScoringPipeline
+from deployments.stream.contract import Entry, StreamConfig
+from deployments.stream.worker import PartitionWorker
 from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from actors.desk_client import DeskSink
-from deployments.desk_service import REPORT_INTERVAL_S, DeskService
-from deployments.metrics import ServiceMetrics
-from deployments.model import ServedModel
-from deployments.pipeline import ScoringPipeline
+from deployments.model.scorer import ServedModel
+from deployments.scoring.desk_service import REPORT_INTERVAL_S, DeskService
+from deployments.scoring.metrics import ServiceMetrics
+from deployments.scoring.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
 

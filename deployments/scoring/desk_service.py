@@ -14,8 +14,8 @@ import numpy as np
 
 from actors.desk_client import DeskClient
 from actors.errors import Conflict, NotFound
-from deployments.pipeline import ScoringPipeline
-from deployments.schemas import LabelIn
+from deployments.http.schemas import LabelIn
+from deployments.scoring.pipeline import ScoringPipeline
 from features.ids import redact_pan
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 

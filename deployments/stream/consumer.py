@@ -15,10 +15,10 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.redis_streams import RedisStreams
-from deployments.scoring_service import ScoringService
+from deployments.scoring.service import ScoringService
 from deployments.settings import AppArgs
-from deployments.stream_processor import PartitionWorker
+from deployments.stream.redis import RedisStreams
+from deployments.stream.worker import PartitionWorker
 
 
 @serve.deployment(name="StreamConsumer", ray_actor_options={"num_cpus": 0})

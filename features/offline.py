@@ -47,7 +47,7 @@ def _codes_and_ids(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes, as_id_strings(uniques)
 
 
-def replay(
+def offline_features(
     transactions: pd.DataFrame,
     config: EngineConfig | None = None,
     feedback: pd.DataFrame | None = None,

@@ -11,7 +11,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from deployments.streams import Entry, StreamConfig
+from deployments.stream.contract import Entry, StreamConfig
 
 
 class RedisStreams:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.asgi import send_json
+from deployments.http.asgi import send_json
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

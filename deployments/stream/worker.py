@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from deployments.pipeline import Answer
-from deployments.schemas import LabelIn, TransactionIn
-from deployments.streams import (
+from deployments.http.schemas import LabelIn, TransactionIn
+from deployments.scoring.pipeline import Answer
+from deployments.stream.contract import (
     LABEL,
     LABELS,
     TX,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from actors.errors import Unavailable
-from deployments.local_model import FollowingModel
-from deployments.model import ServedModel
-from deployments.model_holder import Scored
+from deployments.model.inprocess import InProcessModel
+from deployments.model.scorer import ServedModel
+from deployments.model.versions import Scored
 from features.spec import FEATURE_NAMES
 from models.card import ModelDir
 
@@ -63,9 +63,9 @@ def card(model_dir: str, version: str | None = None) -> ServedModel:
     )
 
 
-def model() -> tuple[FollowingModel, RemoteStub]:
+def model() -> tuple[InProcessModel, RemoteStub]:
     remote = RemoteStub()
-    follower = FollowingModel(remote, FakeScorer, FakeExplainer)  # type: ignore[arg-type]
+    follower = InProcessModel(remote, FakeScorer, FakeExplainer)  # type: ignore[arg-type]
     return follower, remote
 
 

@@ -19,14 +19,11 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.errors import NotFound, TooLarge, TransactionConflict
-from deployments import errors
-from deployments.auth import ApiKeyGuard
-from deployments.fast_route import SingleTransactionRoute, serving_replica
-from deployments.limits import BodySizeLimit
-from deployments.microbatch import MicroBatcher
-from deployments.model import ServedModel
-from deployments.pipeline import Answer
-from deployments.schemas import (
+from deployments.http import errors
+from deployments.http.auth import ApiKeyGuard
+from deployments.http.fast_route import SingleTransactionRoute, serving_replica
+from deployments.http.limits import BodySizeLimit
+from deployments.http.schemas import (
     BatchIn,
     BatchOut,
     FeedbackIn,
@@ -38,7 +35,10 @@ from deployments.schemas import (
     ScoreOut,
     TransactionIn,
 )
-from deployments.scoring_service import ScoringService
+from deployments.model.scorer import ServedModel
+from deployments.scoring.microbatch import MicroBatcher
+from deployments.scoring.pipeline import Answer
+from deployments.scoring.service import ScoringService
 from deployments.settings import AppArgs
 from features.ids import redact_pan
 from policy.rules import ListName
@@ -113,7 +113,7 @@ class Ingress:
     @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
     async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
         """Most requests never reach this: `SingleTransactionRoute` answers them through
-        `score_single` first (deployments/fast_route.py)."""
+        `score_single` first (deployments/http/fast_route.py)."""
         self.framework_singles += 1
         return await self.score_single(tx, include_features)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from actors.ray_shards import RayShardClient
-from deployments.desk_service import DeskService
-from deployments.ingress_config import IngressConfig, thresholds_for
-from deployments.local_model import FollowingModel
-from deployments.metrics import ServiceMetrics
-from deployments.model import ServedModel
-from deployments.model_client import HandleModel
-from deployments.pipeline import ScoringPipeline
-from deployments.reporter import Reporter
+from deployments.model.inprocess import InProcessModel
+from deployments.model.remote import RemoteModel
+from deployments.model.scorer import ServedModel
+from deployments.scoring.decide_config import IngressConfig, thresholds_for
+from deployments.scoring.desk_service import DeskService
+from deployments.scoring.metrics import ServiceMetrics
+from deployments.scoring.pipeline import ScoringPipeline
+from deployments.scoring.reporter import Reporter
 from deployments.settings import AppArgs
 from policy.decision import Thresholds
 
@@ -30,12 +30,12 @@ class ScoringService:
             transport=settings.shard_transport,
         )
         self.metrics = ServiceMetrics()
-        remote = HandleModel(model, retry_for_s=settings.model_retry_seconds)
+        remote = RemoteModel(model, retry_for_s=settings.model_retry_seconds)
         # In process: the same model the ModelScorer serves, one hop fewer per batch.
-        self.local_model = FollowingModel(remote) if settings.score_in_process else None
+        self.inprocess = InProcessModel(remote) if settings.score_in_process else None
         self.pipeline = ScoringPipeline(
             self.shards,
-            self.local_model or remote,
+            self.inprocess or remote,
             Thresholds(),
             sink=self.shards.sink,
             on_batch=self.metrics.batch,
@@ -57,5 +57,5 @@ class ScoringService:
     async def _on_served(self, served: ServedModel) -> None:
         self.served = served
         self.pipeline.thresholds = thresholds_for(self.config, served)
-        if self.local_model is not None:
-            await self.local_model.follow(served)
+        if self.inprocess is not None:
+            await self.inprocess.follow(served)

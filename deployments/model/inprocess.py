@@ -3,10 +3,10 @@
 A call to the ModelScorer deployment is a hop (~3 ms of wall time here, and serialisation
 on both sides) for ~2 us of ONNX work per row. With `score_in_process` the Ingress and
 StreamConsumer load the same model directory themselves and score locally; the ModelScorer
-stays the authority (`fraud models promote/rollback/shadow` reconfigure it, its card says
-which directories it serves) and the replica loads whatever that card names, off the event
-loop. Until the first load, or if the directory cannot be read on this node, batches go to
-the ModelScorer as before: a local copy is an optimisation, never a second source of truth.
+stays the authority (`fraud models promote/rollback/shadow` reconfigure it; its `served()`
+answer names the directories it serves) and the replica loads those, off the event loop.
+Until the first load, or if the directory cannot be read on this node, batches go to the
+ModelScorer: a local copy is an optimisation, never a second source of truth.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import NamedTuple
 import numpy as np
 
 from actors.errors import Unavailable
-from deployments.model import ServedModel
-from deployments.model_client import HandleModel
-from deployments.model_holder import (
+from deployments.model.remote import RemoteModel
+from deployments.model.scorer import ServedModel
+from deployments.model.versions import (
     ExplainerLoader,
     Loader,
-    ModelHolder,
+    ModelVersions,
     Scored,
     onnx_loader,
     resolve_model_dir,
@@ -42,15 +42,15 @@ class Wanted(NamedTuple):
     shadow_version: str | None
 
 
-class FollowingModel:
+class InProcessModel:
     def __init__(
         self,
-        remote: HandleModel,
+        remote: RemoteModel,
         loader: Loader | None = None,
         explainer_loader: ExplainerLoader | None = None,
     ) -> None:
         self.remote = remote
-        self.holder = ModelHolder(loader or onnx_loader(1), explainer_loader)
+        self.versions = ModelVersions(loader or onnx_loader(1), explainer_loader)
         self.serving: Wanted | None = None  # what is loaded
         self.load_failures = 0
         self._failed: Wanted | None = None  # what did not load: not tried again
@@ -74,7 +74,7 @@ class FollowingModel:
             self.serving, self._failed = None, wanted
             log.warning("in-process model unavailable (%s): using the ModelScorer", e)
             return
-        if self.holder.model.version != served.version:
+        if self.versions.model.version != served.version:
             log.warning("in-process model version differs from the ModelScorer's: remote")
             self.serving, self._failed = None, wanted
             return
@@ -82,18 +82,18 @@ class FollowingModel:
         log.info("scoring in process with %s", resolve_model_dir(model_dir))
 
     def _load(self, model_dir: str, shadow_dir: str | None) -> None:
-        self.holder.load(model_dir, shadow_dir)
-        self.holder.explain(np.zeros((1, len(FEATURE_NAMES))))  # the explainer, loaded now
+        self.versions.load(model_dir, shadow_dir)
+        self.versions.explain(np.zeros((1, len(FEATURE_NAMES))))  # the explainer, loaded now
 
     async def score(self, x: np.ndarray) -> Scored:
         if self.serving is None:
             return await self.remote.score(x)
         try:
-            return self.holder.score_many([x])[0]
+            return self.versions.score_many([x])[0]
         except Exception as e:  # as from the ModelScorer: a 503, never a silent LEGIT
             raise Unavailable("model_failed", retry_after_s=5) from e
 
     async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         if self.serving is None:
             return await self.remote.explain(x, approx)
-        return self.holder.explain(x, approx)
+        return self.versions.explain(x, approx)

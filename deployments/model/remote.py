@@ -15,10 +15,10 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.errors import Unavailable
 from actors.retry import retry_while_gone
-from deployments.model_holder import Scored
+from deployments.model.versions import Scored
 
 
-class HandleModel:
+class RemoteModel:
     """`ModelBackend` over the ModelScorer deployment: a call that finds no replica (gone,
     restarting, or refusing under backpressure) fails over for up to `retry_for_s`, then
     503; a call whose model code raised is not retried (it would raise again)."""

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from actors.errors import ServiceError
-from deployments import errors
-from deployments.schemas import TransactionIn
+from deployments.http import errors
+from deployments.http.schemas import TransactionIn
 
 PATH = "/v1/transactions"
 

@@ -18,8 +18,8 @@ from actors.client import ShardClient
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from actors.errors import TransactionConflict
-from deployments.model_holder import Scored
-from deployments.schemas import LabelIn, TransactionIn
+from deployments.http.schemas import LabelIn, TransactionIn
+from deployments.model.versions import Scored
 from features.engine import LABEL, TX, assemble, stateless_features
 from features.ids import (
     buckets,
@@ -73,7 +73,7 @@ class Featurised:
 
 @dataclass(slots=True)
 class Answer:
-    """One decision as the pipeline returns it; `deployments.schemas.ScoreOut` documents its
+    """One decision as the pipeline returns it; `deployments.http.schemas.ScoreOut` documents its
     JSON. A slotted class, not a pydantic model: building a model per transaction cost more
     than scoring it (15 us vs ~2 us per row, measured with cProfile on the stream path)."""
 

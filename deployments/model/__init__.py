@@ -1,0 +1,1 @@
+"""The ModelScorer deployment and how deciding replicas score: remote, or in process."""
