@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pickle
 import time
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -78,20 +80,20 @@ class Desk(Journaled):
         def texts(values: list[str]) -> list[str]:
             return list(values) if isinstance(pick, slice) else [values[j] for j in pick]
 
+        n = len(rows)
         reasons, rules = batch.reasons, batch.rules
-        version, policy = batch.version, int(batch.policy_version)
-        held = zip(
-            numbers(batch.time_ms), numbers(batch.amount), numbers(batch.tier),
-            numbers(batch.score), texts(batch.user), texts(batch.terminal),
-            numbers(batch.terminal_key), numbers(batch.tx_key), rows, strict=True,
+        held = map(
+            partial(tuple.__new__, Held),  # a C call per row: fields in `Held`'s order
+            zip(
+                numbers(batch.time_ms), numbers(batch.amount), numbers(batch.tier),
+                numbers(batch.score), repeat(batch.version, n),
+                repeat(int(batch.policy_version), n), texts(batch.user),
+                texts(batch.terminal), map(reasons.get, rows), map(rules.get, rows),
+                repeat(at, n), numbers(batch.terminal_key), numbers(batch.tx_key),
+                strict=True,
+            ),
         )  # fmt: skip
-        return [
-            (tx_id, Held(t, a, tier, score, version, policy, user, term, reasons.get(j),
-                         rules.get(j), at, tkey, xkey))
-            for tx_id, (t, a, tier, score, user, term, tkey, xkey, j) in zip(
-                texts(batch.ids), held, strict=True
-            )
-        ]  # fmt: skip
+        return list(zip(texts(batch.ids), held, strict=True))
 
     def tick(
         self,

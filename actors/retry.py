@@ -7,6 +7,8 @@ desk calls (`actors.ray_shards`) and model calls (`deployments.model.remote`) us
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -32,7 +34,22 @@ async def retry_while_gone(
 ) -> T:
     """Run `attempt` until it returns; a failure for which `gone` is true calls
     `before_retry` and tries again, for up to `budget_s` seconds, then raises
-    `give_up(last failure)`. Other failures pass through at once."""
+    `give_up(last failure)`. Other failures pass through at once.
+
+    The first try runs outside tenacity: the loop's set-up costs ~17 us a call, paid on
+    every shard call otherwise, and nearly every call succeeds at once."""
+    started = time.monotonic()
+    try:
+        return await attempt()
+    except Exception as e:
+        if not gone(e):
+            raise
+        first: BaseException = e
+    if time.monotonic() - started >= budget_s:
+        raise give_up(first) from first
+    before_retry()
+    await asyncio.sleep(0.05)
+    left = max(0.0, budget_s - (time.monotonic() - started))
 
     def hook(_: RetryCallState) -> None:
         before_retry()
@@ -40,8 +57,8 @@ async def retry_while_gone(
     try:
         async for trial in AsyncRetrying(
             retry=retry_if_exception(gone),
-            stop=stop_after_delay(budget_s),
-            wait=wait_exponential(multiplier=0.05, min=0.05, max=max_wait_s),
+            stop=stop_after_delay(left),
+            wait=wait_exponential(multiplier=0.1, min=0.1, max=max_wait_s),
             before_sleep=hook,
         ):
             with trial:
