@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -17,8 +17,12 @@ from policy.decision import TIER_NAMES
 
 
 class Held(NamedTuple):
-    """One held decision. Ids only as hashes; the keys route a review's label. A tuple (not a
-    dataclass): the desk holds up to `max_decisions` of them."""
+    """One held decision, by field name. Ids only as hashes; the keys route a review's label.
+
+    The log stores each as a plain `HeldRow` in this field order and names it on the way out
+    (`Held._make`): CPython's collector untracks a plain tuple of numbers and strings, but
+    never a tuple subclass, and the log holds up to `max_decisions` of them, so rows of
+    `Held` itself would be walked by every full collection."""
 
     time_ms: int
     amount: float
@@ -35,9 +39,14 @@ class Held(NamedTuple):
     transaction_key: int
 
 
-def as_record(tx_id: str, h: Held) -> dict[str, Any]:
+HeldRow = tuple[int, float, int, float, str, int, str, str, Any, Any, int, int, int]
+TIER: Final = 2  # a row's tier, read on the desk's hot path without naming the row
+assert Held._fields[TIER] == "tier"
+
+
+def as_record(tx_id: str, row: HeldRow) -> dict[str, Any]:
     """The JSON form of a held decision (`GET /v1/transactions/{id}`, reviews)."""
-    out = h._asdict()
+    out = Held._make(row)._asdict()
     out["decision"] = TIER_NAMES[out.pop("tier")]
     return {"transaction_id": tx_id, **out}
 
@@ -93,7 +102,7 @@ class Outcomes:
 @dataclass
 class DecisionLog:
     max_decisions: int = 200_000
-    decisions: dict[str, Held] = field(default_factory=dict)  # in arrival order
+    decisions: dict[str, HeldRow] = field(default_factory=dict)  # in arrival order
     labels: dict[str, tuple[bool, str, int]] = field(default_factory=dict)
     outcomes: Outcomes = field(default_factory=Outcomes)
     # The held ids again, oldest first, for eviction: a plain dict's first key costs
@@ -105,22 +114,19 @@ class DecisionLog:
         if "arrivals" not in state:
             state["decisions"] = dict(state["decisions"])
             state["arrivals"] = deque(state["decisions"])
-        decisions = state["decisions"]
-        if decisions and not isinstance(next(iter(decisions.values())), Held):
-            state["decisions"] = {k: Held._make(v) for k, v in decisions.items()}
         self.__dict__.update(state)
 
     def __contains__(self, tx_id: str) -> bool:
         return tx_id in self.decisions
 
-    def add(self, tx_id: str, held: Held) -> bool:
+    def add(self, tx_id: str, held: HeldRow) -> bool:
         """Hold a decision; False (and no change) if this id is already held."""
         if tx_id in self.decisions:
             return False
         self.add_new([tx_id], [held])
         return True
 
-    def add_new(self, ids: list[str], held: list[Held]) -> None:
+    def add_new(self, ids: list[str], held: list[HeldRow]) -> None:
         """Hold decisions for ids not held yet and distinct (the caller checked): one dict
         update for the batch, then the oldest leave."""
         self.decisions.update(zip(ids, held, strict=True))
@@ -146,7 +152,7 @@ class DecisionLog:
         if old is not None and old[0] == is_fraud:
             return False
         held = self.decisions.get(tx_id)
-        tier = held.tier if held is not None else None
+        tier = held[TIER] if held is not None else None
         if old is not None:
             self.outcomes.add(old[0], tier, sign=-1)
         self.outcomes.add(is_fraud, tier)

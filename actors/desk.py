@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pickle
 import time
-from functools import partial
+from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from actors.decision_log import DecidedBatch, DecisionLog, Held, as_record
+from actors.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, as_record
 from actors.journal import Journaled
 from actors.live_stats import LiveStats
 from actors.policy_store import PolicyStore
@@ -56,10 +56,10 @@ class Desk(Journaled):
         if not fresh:
             return 0
         rows = self._held(batch, fresh, at)
-        flagged = [(tx, h) for tx, h in rows if h.tier != LEGIT]
+        flagged = [(tx, h) for tx, h in rows if h[TIER] != LEGIT]
         if flagged:
             self._submit(("flagged", flagged))  # durable before the scoring path answers
-            rows = [(tx, h) for tx, h in rows if h.tier == LEGIT]
+            rows = [(tx, h) for tx, h in rows if h[TIER] == LEGIT]
         self.log.add_new([tx for tx, _ in rows], [h for _, h in rows])  # unique, not held
         idx = np.asarray(fresh)
         self.live.add(np.asarray(batch.tier)[idx], np.asarray(batch.score)[idx], time.time())
@@ -68,9 +68,9 @@ class Desk(Journaled):
         return len(fresh)
 
     @staticmethod
-    def _held(batch: DecidedBatch, rows: list[int], at: int) -> list[tuple[str, Held]]:
-        """(id, `Held`) for these rows of a batch, column by column: a NumPy scalar per
-        field and row cost more than the rest of the desk's work."""
+    def _held(batch: DecidedBatch, rows: list[int], at: int) -> list[tuple[str, HeldRow]]:
+        """(id, row in `Held`'s field order) for these rows of a batch, column by column: a
+        NumPy scalar per field and row cost more than the rest of the desk's work."""
         pick: list[int] | slice = slice(None) if len(rows) == len(batch.ids) else rows
 
         def numbers(values: np.ndarray) -> list[Any]:  # Python ints and floats
@@ -82,16 +82,12 @@ class Desk(Journaled):
 
         n = len(rows)
         reasons, rules = batch.reasons, batch.rules
-        held = map(
-            partial(tuple.__new__, Held),  # a C call per row: fields in `Held`'s order
-            zip(
-                numbers(batch.time_ms), numbers(batch.amount), numbers(batch.tier),
-                numbers(batch.score), repeat(batch.version, n),
-                repeat(int(batch.policy_version), n), texts(batch.user),
-                texts(batch.terminal), map(reasons.get, rows), map(rules.get, rows),
-                repeat(at, n), numbers(batch.terminal_key), numbers(batch.tx_key),
-                strict=True,
-            ),
+        held: Iterator[HeldRow] = zip(  # plain tuples in `Held`'s field order
+            numbers(batch.time_ms), numbers(batch.amount), numbers(batch.tier),
+            numbers(batch.score), repeat(batch.version, n), repeat(int(batch.policy_version), n),
+            texts(batch.user), texts(batch.terminal), map(reasons.get, rows),
+            map(rules.get, rows), repeat(at, n), numbers(batch.terminal_key),
+            numbers(batch.tx_key), strict=True,
         )  # fmt: skip
         return list(zip(texts(batch.ids), held, strict=True))
 
@@ -140,9 +136,9 @@ class Desk(Journaled):
         kind = op[0]
         if kind == "flagged":
             for tx_id, row in op[1]:
-                held = Held._make(row)  # journals written before `Held` hold plain tuples
+                held = tuple(row)
                 self.log.add(tx_id, held)
-                if held.tier == REVIEW:
+                if held[TIER] == REVIEW:
                     self.reviews.add(as_record(tx_id, held))
             return None
         if kind == "label":

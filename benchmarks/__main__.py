@@ -1,4 +1,5 @@
-"""python -m benchmarks <suite> [options]: offline, service, recovery, compare, stream, memory."""
+"""python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, compare, stream,
+memory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 def main() -> None:
     suites = {
         "offline": "benchmarks.offline",
+        "pipeline": "benchmarks.pipeline",
         "service": "benchmarks.service",
         "recovery": "benchmarks.recovery",
         "compare": "benchmarks.compare",

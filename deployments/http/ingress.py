@@ -233,7 +233,7 @@ class Ingress:
 
     @app.get("/v1/stats")
     async def stats(self) -> dict[str, Any]:
-        shadow = self.pipeline.shadow
+        shadow, inprocess = self.pipeline.shadow, self.scoring.inprocess
         return {
             "shards": await self.shards.stats(),
             "desk": await self.desk.stats(),
@@ -244,6 +244,7 @@ class Ingress:
             },
             "shadow": {**vars(shadow), "replica": self.reporter.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
+            "model_in_process": inprocess is not None and inprocess.local,
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }

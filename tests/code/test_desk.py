@@ -201,6 +201,13 @@ def test_desk_holds_each_new_row_with_its_own_fields() -> None:
         assert got["reasons"] == batch.reasons.get(i) and got["rules"] == batch.rules.get(i)
         assert got["policy_version"] == 3 and got["model_version"] == "v1"
     assert "tx2" not in desk.log and desk.log.get("tx4")["recorded_ms"] == 1
+    # Rows are plain tuples, which the collector stops tracking (a tuple subclass it walks
+    # on every full collection, and the log holds up to 200,000 rows).
+    import gc
+
+    gc.collect()
+    assert all(type(row) is tuple for row in desk.log.decisions.values())
+    assert not gc.is_tracked(desk.log.decisions["tx0"])  # LEGIT, no reasons: numbers, text
     assert sorted(desk.reviews.open) == ["tx1", "tx5"]
 
 
@@ -227,6 +234,7 @@ def test_decision_log_evicts_oldest_first_and_restores_older_snapshots() -> None
     log2.add_new(["c", "d"], [held, held])
     assert list(log2.decisions) == ["b", "c", "d"] == list(log2.arrivals)
     assert type(log2.decisions) is dict
-    assert isinstance(log2.decisions["b"], Held)  # plain tuples of older snapshots, named
     assert log2.get("b")["decision"] == "LEGIT" and log2.get("b")["transaction_key"] == 7
+    assert log2.get("b")["card"] == "u"  # rows are read by `Held`'s field names
+    assert len(Held._fields) == len(held)
     assert pickle.loads(pickle.dumps(log2)).arrivals == log2.arrivals  # today's snapshots
