@@ -1,6 +1,6 @@
 """The stream path: its wire format, its configuration and the small interface a broker
-adapter implements (`redis_streams.RedisStreams` here; a Kafka adapter is one more module
-with the same five methods).
+adapter implements (`deployments.stream.redis.RedisStreams` here; a Kafka adapter is one
+more module with the same five methods).
 
 Producers append entries to partition `p` of the input (`<input_prefix>:<p>`), choosing
 `p` from the card id so that a card's transactions stay in order. An entry has two fields:

@@ -10,11 +10,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # package -> top-level names it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "features": {"ray", "actors", "deployments", "training", "simulator", "cli", "policy"},
-    "policy": {"ray", "actors", "deployments", "training", "simulator", "cli"},
+    "features": {
+        "ray",
+        "actors",
+        "deployments",
+        "training",
+        "simulator",
+        "cli",
+        "policy",
+        "models",
+    },
+    "policy": {"ray", "actors", "deployments", "training", "simulator", "cli", "models"},
+    "models": {"ray", "actors", "deployments", "training", "simulator", "cli"},
     "actors": {"deployments", "training", "simulator", "cli"},
     "training": {"actors", "deployments", "simulator", "cli"},
-    "simulator": {"actors", "deployments", "training", "cli", "policy"},
+    "simulator": {"actors", "deployments", "training", "cli", "policy", "models"},
 }
 
 
