@@ -1,6 +1,6 @@
 """The stream path: its wire format, its configuration and the small interface a broker
 adapter implements (`deployments.stream.redis.RedisStreams` here; a Kafka adapter is one
-more module with the same five methods).
+more module with the same six methods).
 
 Producers append entries to partition `p` of the input (`<input_prefix>:<p>`), choosing
 `p` from the card id so that a card's transactions stay in order. An entry has two fields:
@@ -49,13 +49,28 @@ class StreamConfig(BaseModel):
     block_ms: int = Field(200, ge=1, le=10_000)
     reclaim_idle_ms: int = Field(10_000, ge=100, description="Pending this long: reclaimed.")
     results_maxlen: int = Field(2_000_000, ge=1_000, description="Per partition, approximate.")
+    dead_letter_prefix: str = Field(
+        "fraud:dead", description="Entries that cannot be read go to <prefix>:<p>, with why."
+    )
+    max_entry_bytes: int = Field(
+        8 * 1024 * 1024, ge=1_024, description="A larger entry body is refused (dead letter)."
+    )
 
 
 @dataclass(frozen=True)
 class Entry:
     id: str
-    kind: str
+    kind: str  # "" when the entry has no readable `kind` field
     body: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An entry that carries nothing to decide (no kind, not JSON, too large...), and why.
+    It is answered INVALID, recorded here, and acknowledged, so its partition goes on."""
+
+    entry: Entry
+    reason: str
 
 
 class StreamSource(Protocol):
@@ -70,6 +85,11 @@ class StreamSource(Protocol):
     async def write_results(self, partition: int, results: list[dict[str, Any]]) -> None: ...
 
     async def ack(self, partition: int, ids: list[str]) -> None: ...
+
+    async def dead_letter(self, partition: int, letters: list[DeadLetter]) -> None:
+        """Record unreadable entries (their id, kind, size and reason; not their body, which
+        may hold card numbers and stays in the input stream) before they are acknowledged."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from deployments.stream.contract import Entry, StreamConfig
+from deployments.stream.contract import DeadLetter, Entry, StreamConfig
 
 
 class RedisStreams:
@@ -52,8 +52,11 @@ class RedisStreams:
             for entry_id, fields in entries:
                 if not fields:  # acknowledged and deleted meanwhile
                     continue
+                kind = fields.get(b"kind", b"")  # a missing kind must not stall the partition
                 out.append(
-                    Entry(entry_id.decode(), fields[b"kind"].decode(), fields.get(b"body", b""))
+                    Entry(
+                        entry_id.decode(), kind.decode(errors="replace"), fields.get(b"body", b"")
+                    )
                 )
         return out
 
@@ -77,6 +80,17 @@ class RedisStreams:
         key, maxlen = self.results_key(partition), self.config.results_maxlen
         for r in results:
             pipe.xadd(key, cast("dict[Any, Any]", r), maxlen=maxlen, approximate=True)
+        await pipe.execute()
+
+    async def dead_letter(self, partition: int, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        key = f"{self.config.dead_letter_prefix}:{partition}"
+        for d in letters:
+            fields = {"src": d.entry.id, "kind": d.entry.kind[:64], "bytes": len(d.entry.body),
+                      "reason": d.reason}  # fmt: skip
+            pipe.xadd(key, cast("dict[Any, Any]", fields), maxlen=100_000, approximate=True)
         await pipe.execute()
 
     async def ack(self, partition: int, ids: list[str]) -> None:

@@ -25,6 +25,7 @@ from deployments.stream.contract import (
     LABELS,
     TX,
     TXS,
+    DeadLetter,
     Entry,
     StreamConfig,
     StreamSource,
@@ -54,8 +55,12 @@ def _invalid(item: object, error: ValidationError | str) -> dict[str, Any]:
     return {"transaction_id": redact_pan(str(tx_id)[:64]), "decision": "INVALID", "error": message}
 
 
-def _items(entry: Entry) -> list[object] | str:
+def _items(entry: Entry, max_bytes: int) -> list[object] | str:
     """The items an entry carries, or why it carries none."""
+    if not entry.kind:
+        return "entry has no kind field"
+    if len(entry.body) > max_bytes:
+        return f"body over {max_bytes:,} bytes"
     try:
         body = orjson.loads(entry.body)
     except orjson.JSONDecodeError:
@@ -64,7 +69,7 @@ def _items(entry: Entry) -> list[object] | str:
         return [body]
     if entry.kind in (TXS, LABELS):
         return body if isinstance(body, list) else f"{entry.kind}: body must be a JSON array"
-    return f"unknown kind {entry.kind!r}"
+    return f"unknown kind {entry.kind[:32]!r}"
 
 
 class PartitionWorker:
@@ -80,6 +85,7 @@ class PartitionWorker:
         self.score_items, self.feedback, self.config = score_items, feedback, config
         self.transactions = self.labels = self.invalid = self.failures = self.reclaimed = 0
         self.batches = 0
+        self.dead_letters = 0
         self.busy_s = 0.0  # time spent processing (the rest is waiting for entries)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -127,10 +133,12 @@ class PartitionWorker:
         txs: list[TransactionIn] = []
         spans: list[tuple[int, int, int, int]] = []  # entry, position in it, start in txs, count
         labels: list[LabelIn] = []
+        dead: list[DeadLetter] = []
         for k, e in enumerate(entries):
-            items = _items(e)
+            items = _items(e, self.config.max_entry_bytes)
             if isinstance(items, str):
                 answers[k].append(_invalid(None, items))
+                dead.append(DeadLetter(e, items))
                 self.invalid += 1
             elif e.kind in (TX, TXS):
                 for pos, valid in self._valid(items, TransactionIn, answers[k], answered=True):
@@ -159,7 +167,9 @@ class PartitionWorker:
             if a
         ]
         await self.source.write_results(self.partition, results)
+        await self.source.dead_letter(self.partition, dead)
         await self.source.ack(self.partition, [e.id for e in entries])
+        self.dead_letters += len(dead)
 
     def _valid(
         self,
@@ -199,6 +209,7 @@ class PartitionWorker:
             "transactions": self.transactions,
             "labels": self.labels,
             "invalid": self.invalid,
+            "dead_letters": self.dead_letters,
             "failures": self.failures,
             "reclaimed": self.reclaimed,
             "batches": self.batches,

@@ -10,7 +10,7 @@ import orjson
 
 from actors.local_shards import LocalShardClient
 from deployments.scoring.pipeline import ScoringPipeline
-from deployments.stream.contract import Entry, StreamConfig
+from deployments.stream.contract import DeadLetter, Entry, StreamConfig
 from deployments.stream.worker import PartitionWorker
 from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
@@ -22,12 +22,17 @@ class Recorder:
     def __init__(self) -> None:
         self.results: list[dict[str, Any]] = []
         self.acked: list[str] = []
+        self.dead: list[DeadLetter] = []
 
     async def write_results(self, partition: int, results: list[dict[str, Any]]) -> None:
         self.results += results
 
     async def ack(self, partition: int, ids: list[str]) -> None:
         self.acked += ids
+
+    async def dead_letter(self, partition: int, letters: list[DeadLetter]) -> None:
+        assert not set(d.entry.id for d in letters) & set(self.acked)  # recorded before ack
+        self.dead += letters
 
 
 def body(i: int, **change: object) -> dict[str, object]:
@@ -71,3 +76,77 @@ def test_each_entry_is_answered_item_by_item_in_order() -> None:
     assert [a["error"] for a in by_src["5-0"]] == ["invalid is_fraud, terminal_id, transaction_id"]
     assert [a["decision"] for a in by_src["6-0"]] == ["CONFLICT", "LEGIT"]
     assert (worker.transactions, worker.labels, worker.invalid) == (8, 1, 4)
+
+
+def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
+    """An entry with no kind, an unknown kind, a body that is not JSON or too large carries
+    nothing to decide: it is answered INVALID, dead-lettered with the reason, acknowledged,
+    and the good entries around it are decided."""
+    source = Recorder()
+    pipeline = ScoringPipeline(LocalShardClient(2, 1), FakeModel(), Thresholds())
+    config = StreamConfig(max_entry_bytes=1_024)
+    worker = PartitionWorker(0, source, pipeline.score_items, pipeline.feedback, config)
+    entries = [
+        Entry("1-0", "tx", orjson.dumps(body(1))),
+        Entry("2-0", "", orjson.dumps(body(2))),  # no kind field
+        Entry("3-0", "tx", orjson.dumps(body(3))),
+        Entry("4-0", "txz", orjson.dumps([body(4)])),
+        Entry("5-0", "txs", b"{not json"),
+        Entry("6-0", "txs", orjson.dumps([body(i, terminal_id="t" * 60) for i in range(20)])),
+        Entry("7-0", "txs", orjson.dumps([body(8), body(9)])),
+    ]
+    asyncio.run(worker.process(entries))
+    assert source.acked == [e.id for e in entries]
+    reasons = {d.entry.id: d.reason for d in source.dead}
+    assert reasons == {
+        "2-0": "entry has no kind field",
+        "4-0": "unknown kind 'txz'",
+        "5-0": "body is not JSON",
+        "6-0": "body over 1,024 bytes",
+    }
+    by_src = {r["src"]: orjson.loads(r["body"]) for r in source.results}
+    for src in reasons:
+        assert by_src[src] == [{"transaction_id": "", "decision": "INVALID", "error": reasons[src]}]
+    decided = [a["transaction_id"] for s in ("1-0", "3-0", "7-0") for a in by_src[s]]
+    assert decided == ["tx1", "tx3", "tx8", "tx9"]
+    assert worker.dead_letters == 4 and worker.transactions == 4
+
+
+def test_the_redis_reader_turns_an_entry_without_kind_into_a_dead_letter() -> None:
+    """Read from a real Redis (the one CI starts): an entry missing `kind` is read, not
+    raised on, so the reader does not stop at it forever; its dead letter keeps no body."""
+    import uuid
+
+    import redis
+
+    from deployments.stream.redis import RedisStreams
+
+    prefix = f"test-poison-{uuid.uuid4().hex[:8]}"
+    config = StreamConfig(
+        input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:out",
+        dead_letter_prefix=f"{prefix}:dead", group="g",
+    )  # fmt: skip
+    r = redis.Redis.from_url(config.redis_url)
+    try:
+        r.xadd(f"{prefix}:tx:0", {"body": b'{"card": "4111111111111111"}'})  # no kind
+        r.xadd(f"{prefix}:tx:0", {"kind": "tx", "body": orjson.dumps(body(1))})
+
+        async def scenario() -> list[Entry]:
+            source = RedisStreams(config, consumer="c1")
+            try:
+                got = await source.read(0, 10, 100, pending=False)
+                await source.dead_letter(0, [DeadLetter(got[0], "entry has no kind field")])
+                await source.ack(0, [e.id for e in got])
+                return got
+            finally:
+                await source.close()
+
+        got = asyncio.run(scenario())
+        assert [e.kind for e in got] == ["", "tx"]
+        ((_, fields),) = r.xrange(f"{prefix}:dead:0")
+        assert fields[b"src"].decode() == got[0].id
+        assert fields[b"reason"] == b"entry has no kind field"
+        assert b"body" not in fields and b"4111" not in b"".join(fields.values())
+        assert r.xpending(f"{prefix}:tx:0", "g")["pending"] == 0
+    finally:
+        r.delete(*r.keys(f"{prefix}:*"))
