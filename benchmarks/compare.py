@@ -32,6 +32,7 @@ from rich.console import Console
 
 from benchmarks.common import RESULTS, cpu_of, save
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
+from deployments.serve_mode import fast_env
 
 SCENARIOS: list[tuple[str, int, int, int]] = [  # name, concurrency, batch, max requests
     ("single c=1", 1, 1, 20_000),
@@ -42,17 +43,6 @@ SCENARIOS: list[tuple[str, int, int, int]] = [  # name, concurrency, batch, max 
 ]
 BASELINE_PORT = 8100
 SERVICE_URL = "http://127.0.0.1:8000"
-
-
-def fast_env() -> dict[str, str]:
-    env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    if Path("/usr/sbin/haproxy").exists():
-        env |= {
-            "RAY_SERVE_ENABLE_HA_PROXY": "1",
-            "RAY_SERVE_HAPROXY_BINARY_PATH": "/usr/sbin/haproxy",
-            "RAY_SERVE_HAPROXY_NBTHREAD": "1",
-        }
-    return env
 
 
 def cpu_seconds(pid: int) -> float:

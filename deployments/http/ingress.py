@@ -39,6 +39,7 @@ from deployments.model.scorer import ServedModel
 from deployments.scoring.microbatch import MicroBatcher
 from deployments.scoring.pipeline import Answer
 from deployments.scoring.service import ScoringService
+from deployments.serve_mode import serve_mode
 from deployments.settings import AppArgs
 from features.ids import redact_pan
 from policy.rules import ListName
@@ -97,6 +98,9 @@ class Ingress:
             mb.max_transactions,
             mb.max_in_flight,
         )
+        self.serve_mode = serve_mode()
+        if "hint" in self.serve_mode:  # Serve's own logger: the replica log and `serve run`
+            logging.getLogger("ray.serve").warning("%s", self.serve_mode["hint"])
         self.singles = 0  # single transactions answered by this replica
         self.framework_singles = 0  # ...of which FastAPI routed (the rest: the fast route)
 
@@ -228,6 +232,7 @@ class Ingress:
             "status": "ok" if ok else "unavailable",
             "shards": shards_ok,
             "model_version": version,
+            "serve_mode": self.serve_mode,
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -245,6 +250,7 @@ class Ingress:
             "shadow": {**vars(shadow), "replica": self.reporter.replica},
             "reasons_unavailable": self.pipeline.explain_failures,
             "model_in_process": inprocess is not None and inprocess.local,
+            "serve_mode": self.serve_mode,
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }

@@ -56,6 +56,10 @@ def user_counts(url: str) -> list[int]:
 def test_health_model_and_docs(service: str) -> None:
     h = httpx.get(f"{service}/healthz").json()
     assert h["status"] == "ok" and h["model_version"].startswith("default-")
+    # The test cluster runs without Serve's throughput-optimized mode, and says so.
+    assert h["serve_mode"]["throughput_optimized"] is False
+    assert "RAY_SERVE_THROUGHPUT_OPTIMIZED=1" in h["serve_mode"]["hint"]
+    assert httpx.get(f"{service}/v1/stats").json()["serve_mode"] == h["serve_mode"]
     card = httpx.get(f"{service}/v1/model").json()
     assert card["card"]["features"] == list(FEATURE_NAMES)
     assert httpx.get(f"{service}/docs").status_code == 200
