@@ -11,14 +11,13 @@ constants, so they are part of the model's definition, not a setting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 24 * MS_PER_HOUR
 WINDOW_DAYS: tuple[int, ...] = (1, 7, 30)  # card and terminal windows, shortest first
 VELOCITY_HOURS = 1  # the card's short burst window
-HISTORY_DAYS = WINDOW_DAYS[-1]  # the longest window: what a kernel must keep
 
 Entity = Literal["transaction", "card", "terminal"]
 Statistic = Literal[
@@ -123,21 +122,11 @@ def _build() -> tuple[FeatureSpec, ...]:
             "1 if the card did not use this terminal in its kept history",
         ),
     ]  # fmt: skip
-    card = card_windows + card_extra
-    numbered = [
-        *tx,
-        *(_with_slot(s, i) for i, s in enumerate(card_windows)),
-        *(_with_slot(s, i) for i, s in enumerate(terminal)),
-        *(_with_slot(s, len(card_windows) + i) for i, s in enumerate(card_extra)),
-    ]
-    assert len(card) + len(terminal) + len(tx) == len(numbered)
-    return tuple(numbered)
-
-
-def _with_slot(spec: FeatureSpec, slot: int) -> FeatureSpec:
-    return FeatureSpec(
-        spec.name, spec.alias, spec.entity, spec.statistic, spec.definition, spec.window, slot
-    )
+    # A feature's slot is its column in its entity's kernel output: the card kernel writes
+    # its windows, then the extras; the model sees the handbook's 15 first.
+    card = [replace(s, slot=i) for i, s in enumerate(card_windows + card_extra)]
+    terminal = [replace(s, slot=i) for i, s in enumerate(terminal)]
+    return (*tx, *card[: len(card_windows)], *terminal, *card[len(card_windows) :])
 
 
 FEATURES: tuple[FeatureSpec, ...] = _build()
@@ -147,8 +136,8 @@ ALIASES: dict[str, str] = {s.alias: s.name for s in FEATURES}
 
 def _columns(entity: Entity) -> list[int]:
     """Model-input columns of an entity's features, in the order its kernel writes them."""
-    specs = sorted((i, s) for i, s in enumerate(FEATURES) if s.entity == entity)
-    return [i for i, _ in sorted(specs, key=lambda p: p[1].slot)]
+    columns = [i for i, s in enumerate(FEATURES) if s.entity == entity]
+    return sorted(columns, key=lambda i: FEATURES[i].slot)
 
 
 TRANSACTION_COLUMNS: list[int] = _columns("transaction")
