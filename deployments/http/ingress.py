@@ -35,7 +35,7 @@ from deployments.http.schemas import (
     ScoreOut,
     TransactionIn,
 )
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from deployments.scoring.microbatch import MicroBatcher
 from deployments.scoring.pipeline import Answer
 from deployments.scoring.service import ScoringService

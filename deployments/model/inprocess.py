@@ -19,7 +19,7 @@ import numpy as np
 
 from actors.errors import Unavailable
 from deployments.model.remote import RemoteModel
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from deployments.model.versions import (
     ExplainerLoader,
     Loader,

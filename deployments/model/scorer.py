@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from ray import serve
 
+from deployments.model.served import ServedModel
 from deployments.model.versions import Loader, ModelVersions, Scored, onnx_loader
-from models.card import ModelCard
 
 
 class ScorerConfig(BaseModel):
@@ -20,20 +20,6 @@ class ScorerConfig(BaseModel):
     model_dir: str
     shadow_model_dir: str | None = None  # scores the same traffic; decisions ignore it
     previous_model_dir: str | None = None  # what `fraud models rollback` returns to
-
-
-class ServedModel(BaseModel):
-    """What the ModelScorer serves (its `served()` answer, read by every deciding replica):
-    the live model's version and card, the shadow's version, and the directories a replica
-    loads to score in process."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: str
-    card: ModelCard
-    shadow_version: str | None = None
-    model_dir: str
-    shadow_model_dir: str | None = None
 
 
 @serve.deployment(name="ModelScorer", ray_actor_options={"num_cpus": 0})

@@ -1,2 +1,4 @@
-"""Plain code every deciding replica runs: the pipeline, the desk service, grouping,
-metrics and the report loop (no Serve in it; unit-tested without Ray)."""
+"""What every deciding replica runs. Plain code, unit-tested without Ray: the pipeline, the
+desk service, micro-batching, the thresholds in force and the report loop. `service.py`
+wires them to the Ray shard client and the ModelScorer; `metrics.py` exports through
+Ray's metrics agent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from policy.decision import Thresholds
 
 

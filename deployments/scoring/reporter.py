@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from actors.desk_client import DeskSink
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from deployments.scoring.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.scoring.metrics import ServiceMetrics
 from deployments.scoring.pipeline import ScoringPipeline

@@ -10,7 +10,7 @@ from typing import Any
 from actors.ray_shards import RayShardClient
 from deployments.model.inprocess import InProcessModel
 from deployments.model.remote import RemoteModel
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from deployments.scoring.decide_config import IngressConfig, thresholds_for
 from deployments.scoring.desk_service import DeskService
 from deployments.scoring.metrics import ServiceMetrics

@@ -141,7 +141,7 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
 
 
 def test_thresholds_from_the_model_card_only_when_asked() -> None:
-    from deployments.model.scorer import ServedModel
+    from deployments.model.served import ServedModel
     from deployments.scoring.decide_config import IngressConfig, thresholds_for
     from models.card import ModelDir
 

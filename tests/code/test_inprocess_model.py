@@ -10,7 +10,7 @@ import pytest
 
 from actors.errors import Unavailable
 from deployments.model.inprocess import InProcessModel
-from deployments.model.scorer import ServedModel
+from deployments.model.served import ServedModel
 from deployments.model.versions import Scored
 from features.spec import FEATURE_NAMES
 from models.card import ModelDir
