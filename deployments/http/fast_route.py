@@ -61,7 +61,6 @@ class SingleTransactionRoute:
     def __init__(self, app: Any, find_target: Callable[[], RouteTarget | None]) -> None:
         self.app, self.find_target = app, find_target
         self.target: RouteTarget | None = None
-        self.answered = 0  # requests this layer answered (the rest went to the app)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.target is None and scope["type"] == "http":
@@ -91,7 +90,6 @@ class SingleTransactionRoute:
         except (orjson.JSONDecodeError, ValidationError):
             await self.app(scope, _replay(body, receive), send)
             return
-        self.answered += 1
         try:
             response: Response = await target.score_single(tx)
         except ServiceError as e:  # as the app's own handler answers it
