@@ -36,6 +36,28 @@ class StateStore(Protocol):
         ...
 
 
+class IdKeyMismatch(RuntimeError):
+    """The store holds state keyed by another id key than the service's."""
+
+
+ID_KEY_RECORD = "id-key"
+
+
+def bind_id_key(store: StateStore, key_id: str) -> None:
+    """Record which id key the state in `store` is keyed by, or refuse a store keyed by
+    another: under a different key every card would look new, and lists would match nothing.
+    `key_id` is a fingerprint (`IdHasher.key_id`), never the key."""
+    found, _, _ = store.load(ID_KEY_RECORD)
+    if found is None:
+        store.snapshot(ID_KEY_RECORD, 0, key_id.encode())
+    elif found.decode(errors="replace") != key_id:
+        raise IdKeyMismatch(
+            f"id_key: this state store was keyed by id key {found.decode(errors='replace')}, "
+            f"the service has {key_id}. Give it the key the state was written with, or start "
+            "on new state after a rotation (docs/security.md, 'Rotating the id key')."
+        )
+
+
 class _StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

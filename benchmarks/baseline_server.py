@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from deployments.http.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
 from features.engine import FeatureEngine
-from features.ids import stable_hash64
+from features.ids import OFFLINE
 from models.onnx import load_model
 from policy.decision import Thresholds, decide
 
@@ -35,7 +35,7 @@ def build_app(model_dir: Path) -> FastAPI:
             [t.terminal_id for t in txs],
             np.fromiter((t.time_ms for t in txs), np.int64, n),
             np.fromiter((t.amount for t in txs), np.float64, n),
-            np.fromiter((stable_hash64(t.transaction_id) for t in txs), np.int64, n),
+            np.fromiter((OFFLINE.hash64(t.transaction_id) for t in txs), np.int64, n),
         )
         scores = model.score(x)
         decisions = decide(scores, thresholds)

@@ -17,7 +17,7 @@ import numpy as np
 from actors.shards import UserShard
 from actors.state_store import SqliteStore
 from benchmarks.common import save
-from features.ids import id_digest
+from features.ids import OFFLINE
 from features.spec import CARD_WIDTH, MS_PER_DAY
 
 DAY = MS_PER_DAY
@@ -26,7 +26,7 @@ DAY = MS_PER_DAY
 def build(users: int, events: int, store: SqliteStore) -> UserShard:
     settings = {"state": {"backend": "memory", "snapshot_every": 10**9}}
     shard = UserShard(0, 1, settings, store)
-    keys = [id_digest(f"card-{i}") for i in range(users)]
+    keys = [OFFLINE.digest(f"card-{i}") for i in range(users)]
     slots = shard.users.slots_for(keys)
     rng = np.random.default_rng(0)
     t0 = 1_530_000_000_000
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             shard.process(
                 [f"new-{i}"],
                 np.array([i]),
-                [id_digest(f"card-{u}")],
+                [OFFLINE.digest(f"card-{u}")],
                 np.array([1_530_000_000_000 + 31 * DAY + i]),
                 np.array([20.0]),
                 np.array([7], np.int32),
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         probe = restarted.process(
             ["probe"],
             np.array([0]),
-            [id_digest("card-1")],
+            [OFFLINE.digest("card-1")],
             np.array([1_530_000_000_000 + 32 * DAY]),
             np.array([5.0]),
             np.array([1], np.int32),

@@ -391,6 +391,21 @@ def demo(
     _write_json(report_json, report)
 
 
+@app.command()
+def keygen(
+    output: Annotated[Path, typer.Option(help="Key file to write (never overwritten).")] = Path(
+        "data/id.key"
+    ),
+) -> None:
+    """Write a new random id key (hex, owner-only): the secret card and terminal ids are
+    hashed with. Give every node the same one (`id_key` in serve_config.yaml)."""
+    from features.id_key import write_key
+
+    if not write_key(output, exist_ok=True):
+        _fail(f"{output} exists: state is keyed by it (docs/security.md, 'Rotating the id key')")
+    console.print(f"wrote {output} (mode 0600); FRAUD_ID_KEY=$(cat {output}) passes it on")
+
+
 def _register() -> None:
     """Commands that live in their own modules (imported lazily by their bodies)."""
     from cli.analyst import backtest, export_labels

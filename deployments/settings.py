@@ -12,6 +12,7 @@ from actors.journal import DedupConfig, ShardSettings
 from actors.state_store import SqliteStoreConfig, StoreConfig
 from deployments.stream.contract import StreamConfig
 from features.config import EngineConfig
+from features.id_key import IdKeyConfig
 
 
 class MicroBatchConfig(BaseModel):
@@ -38,6 +39,7 @@ class AppArgs(BaseModel):
     max_batch_transactions: int = Field(10_000, ge=1, le=100_000)
     engine: EngineConfig = EngineConfig()
     state: StoreConfig = SqliteStoreConfig()
+    id_key: IdKeyConfig = IdKeyConfig()
     dedup: DedupConfig = DedupConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
     stream: StreamConfig = StreamConfig()

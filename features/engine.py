@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from features.config import EngineConfig
-from features.ids import id_keys, terminal_identity
+from features.ids import OFFLINE, terminal_identity
 from features.spec import (
     CARD_COLUMNS,
     MS_PER_DAY,
@@ -49,7 +49,7 @@ def assemble(stateless: np.ndarray, user: np.ndarray, terminal: np.ndarray) -> n
 
 def terminal_hashes(terminal_ids: Sequence[str]) -> np.ndarray:
     """The 32-bit terminal identity a user's history records (from the id's one digest)."""
-    keys = np.fromiter((id_keys(t)[1] for t in terminal_ids), np.int64, len(terminal_ids))
+    keys = OFFLINE.keys_many(terminal_ids)[1]
     return terminal_identity(keys)
 
 

@@ -1,7 +1,10 @@
-"""Stable hashes of ids: the same value in every process, machine and run.
+"""Keyed, stable hashes of ids: the same value in every process, machine and run that holds
+the same secret key, and useless to anyone without it.
 
 Python's built-in `hash()` is salted per process, so two ingress replicas would route the
-same card to different shards; blake2b is not.
+same card to different shards; blake2b is not. The key matters because a card number has
+little entropy: with a known 6-digit BIN and its Luhn digit, an unkeyed digest is reversed
+by brute force in minutes. With a 256-bit key (`features.id_key`), it cannot be.
 """
 
 from __future__ import annotations
@@ -15,100 +18,141 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+MIN_KEY_BYTES, MAX_KEY_BYTES = 16, 64  # blake2b takes keys of at most 64 bytes
+_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
+_DIGIT_RUN = re.compile(r"\d{13,19}")
+TERMINAL_CACHE = 1 << 15
 
-def stable_hash64(value: str) -> int:
-    """A signed 64-bit blake2b hash of a string id."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+
+class IdHasher:
+    """Every hash the service keys by an id, under one secret key.
+
+    - `keys(v)`: the digest that stands for the id in state (22 url-safe base64 characters)
+      and a signed 64-bit key (its first 8 bytes) for routing, label matching and the
+      32-bit terminal identity;
+    - `hash64(v)`: a 64-bit hash of any text (request bodies, offline transaction ids);
+    - `redact(v)`: an id kept as given unless it holds what looks like a card number.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            raise ValueError(f"id key: {len(key)} bytes, need {MIN_KEY_BYTES}-{MAX_KEY_BYTES}")
+        self._key = key
+        # A fingerprint safe to show and store: names the key without revealing it.
+        self.key_id = hashlib.blake2b(b"key-id", key=key, digest_size=6).hexdigest()
+        self.terminal_keys = lru_cache(maxsize=TERMINAL_CACHE)(self.keys)
+        """`keys` remembered for terminal ids, which come back all the time: a dictionary
+        lookup (~0.05 us) instead of a blake2b and a base64 (~1.1 us); bounded (~10 MB).
+        Only for terminals: a card id may be a card number, and no card number is held past
+        its request; transaction ids are unique and would only evict the rest."""
+
+    def __repr__(self) -> str:  # never the key itself
+        return f"IdHasher(key_id={self.key_id})"
+
+    def _digest16(self, value: str) -> bytes:
+        return hashlib.blake2b(value.encode("utf-8"), digest_size=16, key=self._key).digest()
+
+    def keys(self, value: str) -> tuple[str, int]:
+        """(digest in state, signed 64-bit key) of one id."""
+        digest = self._digest16(value)
+        return (
+            base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
+            int.from_bytes(digest[:8], "little", signed=True),
+        )
+
+    def keys_many(self, values: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """`keys` of many ids at once, equal to it id by id: only the blake2b runs per id;
+        the base64 text and the 64-bit keys are computed on the whole array."""
+        n = len(values)
+        if n == 0:
+            return [], np.empty(0, np.int64)
+        h, key = hashlib.blake2b, self._key
+        joined = b"".join([h(v.encode(), digest_size=16, key=key).digest() for v in values])
+        raw = np.frombuffer(joined, np.uint8).reshape(n, 16)
+        # Base64 of 16 bytes: five 3-byte groups give 20 characters, the last byte 2 more.
+        groups = raw[:, :15].reshape(n, 5, 3).astype(np.uint32)
+        word = (groups[..., 0] << 16) | (groups[..., 1] << 8) | groups[..., 2]
+        text = np.empty((n, 22), np.uint8)
+        for j, shift in enumerate((18, 12, 6, 0)):
+            text[:, j:20:4] = _B64[(word >> shift) & 63]
+        last = raw[:, 15]
+        text[:, 20], text[:, 21] = _B64[last >> 2], _B64[(last & 3) << 4]
+        digests = text.view("S22").ravel().astype("U22").tolist()
+        return digests, raw[:, :8].copy().view("<i8").ravel().astype(np.int64)
+
+    def digest(self, value: str) -> str:
+        """The digest standing for an id in state. Base64 rather than hex: a hex digest often
+        holds 16 decimal digits in a row, which looks like a card number to scanners."""
+        return self.keys(value)[0]
+
+    def key64(self, value: str) -> int:
+        """The signed 64-bit key of one id."""
+        return self.keys(value)[1]
+
+    def hash64(self, value: str) -> int:
+        """A signed 64-bit hash of any text."""
+        digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8, key=self._key).digest()
+        return int.from_bytes(digest, "little", signed=True)
+
+    def hashes64(self, values: Iterable[str]) -> np.ndarray:
+        """`hash64` of each value, the digests read as one array (not an int per value)."""
+        h, key = hashlib.blake2b, self._key
+        digests = b"".join([h(v.encode("utf-8"), digest_size=8, key=key).digest() for v in values])
+        return np.frombuffer(digests, "<i8").astype(np.int64)
+
+    def shard_of(self, value: str, n_shards: int) -> int:
+        """The shard that owns an id among `n_shards` (`buckets` of its key)."""
+        return int(buckets(np.array([self.key64(value)], np.int64), n_shards)[0])
+
+    def buckets_of(self, ids: Sequence[str], n: int, salt: str = "") -> np.ndarray:
+        """`buckets` of raw ids. A `salt` gives an independent split over the same ids (a
+        job's workers, then each worker's lanes), so the two splits do not line up."""
+        return buckets(self.keys_many([salt + v for v in ids] if salt else ids)[1], n)
+
+    def transaction_keys(self, values: np.ndarray | pd.Series) -> np.ndarray:
+        """64-bit keys that find a transaction again when its label arrives. Integer ids are
+        their own key; other ids are hashed. Keys only need to agree within one engine."""
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu":
+            return arr.astype(np.int64, copy=False)
+        return self.hashes64(str(v) for v in arr)
+
+    def redact(self, value: str) -> str:
+        """`value`, or `redacted:<digest>` if it holds what looks like a card number (a
+        Luhn-valid run of 13-19 digits). For ids the service keeps as given (transaction ids
+        in the decision log and review queue): a client that sends a card number there does
+        not get it stored. The mapping is stable, so lookups by the same id still find it."""
+        return "redacted:" + self.digest(value) if holds_pan(value) else value
+
+    def redact_many(self, values: list[str]) -> list[str]:
+        """`redact` of each value; one regex scan over all of them first, since most batches
+        hold no run of 13+ digits at all (ids hold no whitespace, so runs cannot join up)."""
+        if _DIGIT_RUN.search(" ".join(values)) is None:
+            return values
+        return [self.redact(v) for v in values]
 
 
-def stable_hashes64(values: Iterable[str]) -> np.ndarray:
-    """`stable_hash64` of each value, the digests read as one array (not an int per value)."""
-    h = hashlib.blake2b
-    digests = b"".join([h(v.encode("utf-8"), digest_size=8).digest() for v in values])
-    return np.frombuffer(digests, "<i8").astype(np.int64)
+OFFLINE = IdHasher(b"fraud-offline-replay-not-a-secret")
+"""The hasher of what is never stored or served: offline replay's terminal identities and
+label keys, the simulator's stream partitions and replay lanes. Its key is public, so
+nothing it hashes may leave the process that hashed it."""
 
 
 def buckets(keys: np.ndarray, n: int) -> np.ndarray:
-    """The bucket in [0, n) of each signed 64-bit id key (`id_keys`): the one rule behind
-    shards, stream partitions, replay lanes and job partitions, uniform and stable across
-    processes."""
+    """The bucket in [0, n) of each signed 64-bit id key: the one rule behind shards, stream
+    partitions, replay lanes and job partitions, uniform and stable across processes."""
     return (np.asarray(keys, np.int64) & np.int64(0x7FFF_FFFF_FFFF_FFFF)) % n
 
 
 def id_buckets(ids: Sequence[str], n: int, salt: str = "") -> np.ndarray:
-    """`buckets` of raw ids. A `salt` gives an independent split over the same ids (a job's
-    workers, then each worker's lanes), so the two splits do not line up."""
-    return buckets(id_keys_many([salt + v for v in ids] if salt else ids)[1], n)
-
-
-def shard_of(key: str, n_shards: int) -> int:
-    """The shard that owns `key` among `n_shards` (`buckets` of its key)."""
-    return int(buckets(np.array([id_keys(key)[1]], np.int64), n_shards)[0])
+    """`OFFLINE.buckets_of`: how the simulator splits a stream it produces (the service
+    routes again, under its own key, when the transactions arrive)."""
+    return OFFLINE.buckets_of(ids, n, salt)
 
 
 def as_id_strings(values: Iterable[object]) -> list[str]:
     """Ids as the service sees them: strings (integers are written in decimal)."""
     return [str(v) for v in values]
-
-
-def transaction_keys(values: np.ndarray | pd.Series) -> np.ndarray:
-    """64-bit keys that find a transaction again when its label arrives.
-
-    Integer ids are their own key; other ids are hashed. Keys only need to agree within one
-    engine (a label is matched to a transaction of the same run), never across runs.
-    """
-    arr = np.asarray(values)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
-    return stable_hashes64(str(v) for v in arr)
-
-
-_PERSON = b"fraud-id"
-_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
-
-
-def id_keys(value: str) -> tuple[str, int]:
-    """One blake2b-128 of an id, giving everything the service keys by it: the digest that
-    stands for the id in state (`id_digest`) and a signed 64-bit key (its first 8 bytes) for
-    routing (`shard_of`), label matching and the 32-bit terminal identity
-    (`terminal_identity`)."""
-    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16, person=_PERSON).digest()
-    return (
-        base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
-        int.from_bytes(digest[:8], "little", signed=True),
-    )
-
-
-def id_keys_many(values: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """`id_keys` of many ids at once, equal to it id by id: only the blake2b runs per id;
-    the base64 text and the 64-bit keys are computed on the whole array (~0.5 us of its
-    ~1.1 us per id)."""
-    n = len(values)
-    if n == 0:
-        return [], np.empty(0, np.int64)
-    h = hashlib.blake2b
-    joined = b"".join([h(v.encode(), digest_size=16, person=_PERSON).digest() for v in values])
-    raw = np.frombuffer(joined, np.uint8).reshape(n, 16)
-    # Base64 of 16 bytes: five 3-byte groups give 20 characters, the last byte 2 more.
-    groups = raw[:, :15].reshape(n, 5, 3).astype(np.uint32)
-    word = (groups[..., 0] << 16) | (groups[..., 1] << 8) | groups[..., 2]
-    text = np.empty((n, 22), np.uint8)
-    for j, shift in enumerate((18, 12, 6, 0)):
-        text[:, j:20:4] = _B64[(word >> shift) & 63]
-    last = raw[:, 15]
-    text[:, 20], text[:, 21] = _B64[last >> 2], _B64[(last & 3) << 4]
-    digests = text.view("S22").ravel().astype("U22").tolist()
-    return digests, raw[:, :8].copy().view("<i8").ravel().astype(np.int64)
-
-
-@lru_cache(maxsize=1 << 15)
-def terminal_id_keys(value: str) -> tuple[str, int]:
-    """`id_keys` remembered for terminal ids, which come back all the time: a dictionary
-    lookup (~0.05 us) instead of a blake2b and a base64 (~1.1 us); bounded (~10 MB at
-    32,768 ids). Only for terminals: a card id may be a card number, and no card number is
-    held past its request; transaction ids are unique and would only evict the rest."""
-    return id_keys(value)
 
 
 def terminal_identity(keys64: np.ndarray) -> np.ndarray:
@@ -117,18 +161,10 @@ def terminal_identity(keys64: np.ndarray) -> np.ndarray:
     return np.asarray(keys64, dtype=np.int64).astype(np.int32)
 
 
-def id_digest(value: str) -> str:
-    """A 128-bit blake2b digest (22 url-safe base64 characters) standing for an id in state.
-
-    The online shards key cards, terminals and transactions by this, so a card number sent
-    as an id never reaches memory, snapshots, logs or the state store. Base64 rather than
-    hex: a hex digest often contains 16 decimal digits in a row, which looks like a card
-    number to scanners.
-    """
-    return id_keys(value)[0]
-
-
-_DIGIT_RUN = re.compile(r"\d{13,19}")
+def holds_pan(value: str) -> bool:
+    """Whether `value` holds what looks like a card number: a Luhn-valid run of 13-19
+    digits."""
+    return any(luhn_valid(run) for run in _DIGIT_RUN.findall(value))
 
 
 def luhn_valid(digits: str) -> bool:
@@ -138,22 +174,3 @@ def luhn_valid(digits: str) -> bool:
         n = int(d) * (2 if i % 2 else 1)
         total += n - 9 if n > 9 else n
     return total % 10 == 0
-
-
-def redact_pan(value: str) -> str:
-    """`value`, or `redacted:<digest>` if it holds what looks like a card number (a
-    Luhn-valid run of 13-19 digits). For ids the service keeps as given (transaction ids
-    in the decision log and review queue): a client that sends a card number there does not
-    get it stored. The mapping is stable, so lookups by the same id still find it."""
-    for run in _DIGIT_RUN.findall(value):
-        if luhn_valid(run):
-            return "redacted:" + id_digest(value)
-    return value
-
-
-def redact_pans(values: list[str]) -> list[str]:
-    """`redact_pan` of each value; one regex scan over all of them first, since most batches
-    hold no run of 13+ digits at all (ids hold no whitespace, so runs cannot join up)."""
-    if _DIGIT_RUN.search(" ".join(values)) is None:
-        return values
-    return [redact_pan(v) for v in values]

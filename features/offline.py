@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.config import EngineConfig
 from features.engine import LABEL, TX, FeatureEngine, assemble, stateless_features, terminal_hashes
-from features.ids import as_id_strings, transaction_keys
+from features.ids import OFFLINE, as_id_strings
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from features.transactions import sort_by_event_time, times_ms
 
@@ -73,7 +73,7 @@ def offline_features(
     k_codes, k_ids = _codes_and_ids(df["terminal_id"])
     k_slots = engine.terminals.slots_for(k_ids)[k_codes]
     k_hashes = terminal_hashes(k_ids)[k_codes]
-    keys = transaction_keys(df["transaction_id"])
+    keys = OFFLINE.transaction_keys(df["transaction_id"])
 
     if feedback is None and use_labels:
         feedback = feedback_from_labels(df, config.label_delay_ms)

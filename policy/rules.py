@@ -2,7 +2,7 @@
 
 Precedence, strongest first (as in Stripe Radar): allow-list, block-list, ALLOW rules,
 BLOCK rules, REVIEW rules, then the model's own decision. Lists hold 64-bit keys of hashed
-ids (`features.ids.id_keys`), never the ids themselves, so a card number put on a list is
+ids (`features.ids.IdHasher`), never the ids themselves, so a card number put on a list is
 not stored anywhere.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.ids import id_keys
+from features.ids import IdHasher
 from policy.decision import BLOCK, LEGIT, REVIEW
 from policy.expressions import Condition, RuleSyntaxError, parse
 
@@ -62,9 +62,10 @@ class RuleSet(BaseModel):
         return rules
 
 
-def list_keys(ids: Iterable[str]) -> np.ndarray:
-    """Sorted unique 64-bit keys of raw ids: what a list stores and matches on."""
-    return np.unique(np.fromiter((id_keys(str(v))[1] for v in ids), np.int64))
+def list_keys(ids: Iterable[str], hasher: IdHasher) -> np.ndarray:
+    """Sorted unique 64-bit keys of raw ids (under the service's key): what a list stores
+    and matches on."""
+    return np.unique(np.fromiter((hasher.key64(str(v)) for v in ids), np.int64))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.ids import id_keys
+from features.ids import OFFLINE
 from features.offline import Progress, offline_features
 from features.spec import FEATURE_NAMES
 from models.onnx import OnnxModel
@@ -37,13 +37,15 @@ class PolicyFile(BaseModel):
 def load_policy_file(path: Path) -> Policy:
     """Read and validate a rules file; pydantic's error names the bad field."""
     spec = PolicyFile.model_validate(yaml.safe_load(path.read_text()) or {})
-    lists: dict[str, np.ndarray] = {n: list_keys(map(str, ids)) for n, ids in spec.lists.items()}
+    lists: dict[str, np.ndarray] = {
+        n: list_keys(map(str, ids), OFFLINE) for n, ids in spec.lists.items()
+    }
     return Policy.build(1, spec.rules, lists)
 
 
 def _keys(column: pd.Series) -> np.ndarray:
     codes, uniques = pd.factorize(column.astype(str))
-    return np.fromiter((id_keys(u)[1] for u in uniques), np.int64, len(uniques))[codes]
+    return OFFLINE.keys_many([str(u) for u in uniques])[1][codes]
 
 
 def summarise(

@@ -41,7 +41,6 @@ from deployments.scoring.pipeline import Answer
 from deployments.scoring.service import ScoringService
 from deployments.serve_mode import serve_mode
 from deployments.settings import AppArgs
-from features.ids import redact_pan
 from policy.rules import ListName
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ class Ingress:
     @app.get("/v1/transactions/{transaction_id}")
     async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
         """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
-        found = await self.desk.transaction(redact_pan(transaction_id))
+        found = await self.desk.transaction(self.pipeline.ids.redact(transaction_id))
         if found is None:
             raise NotFound(f"transaction_id: no stored decision for {transaction_id!r}")
         return found

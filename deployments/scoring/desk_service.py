@@ -16,7 +16,6 @@ from actors.desk_client import DeskClient
 from actors.errors import Conflict, NotFound
 from deployments.http.schemas import LabelIn
 from deployments.scoring.pipeline import ScoringPipeline
-from features.ids import redact_pan
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
@@ -71,8 +70,8 @@ class DeskService:
             raise KeyError(name)
         current = await self.desk.current_policy()
         lists = dict(current["lists"])
-        keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add))
-        lists[name] = np.setdiff1d(keys, list_keys(remove))
+        keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add, self.pipeline.ids))
+        lists[name] = np.setdiff1d(keys, list_keys(remove, self.pipeline.ids))
         return await self._put(current["rules"], lists, comment)
 
     async def rollback(self, version: int, comment: str) -> dict[str, Any] | None:
@@ -86,12 +85,12 @@ class DeskService:
     async def feedback(self, labels: Sequence[LabelIn], source: str = "feedback") -> list[str]:
         """Labels into terminal state, then into the desk's label log (for export)."""
         missing = await self.pipeline.feedback(labels)
-        ids = [redact_pan(lb.transaction_id) for lb in labels]
+        ids = [self.pipeline.ids.redact(lb.transaction_id) for lb in labels]
         await self.desk.label(ids, [lb.is_fraud for lb in labels], source)
         return missing
 
     async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
-        tx_id = redact_pan(tx_id)
+        tx_id = self.pipeline.ids.redact(tx_id)
         current = await self._review(tx_id)
         if current["status"] == "open":  # into terminal state first: idempotent if we crash
             await self.pipeline.apply_labels(

@@ -21,14 +21,7 @@ from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from features.engine import LABEL, TX, assemble, stateless_features
-from features.ids import (
-    buckets,
-    id_keys_many,
-    redact_pans,
-    stable_hashes64,
-    terminal_id_keys,
-    terminal_identity,
-)
+from features.ids import OFFLINE, IdHasher, buckets, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from policy.decision import DECISIONS, Thresholds, tiers
 from policy.reasons import top_reasons
@@ -112,15 +105,6 @@ class ShadowStats:
     abs_diff_sum: float = 0.0
 
 
-def _keys(ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
-    """One hash per id: the digests that stand for them in state, and their 64-bit keys
-    (terminal ids through a bounded cache, `features.ids.terminal_id_keys`)."""
-    if not terminals:
-        return id_keys_many(ids)
-    pairs = [terminal_id_keys(v) for v in ids]
-    return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
-
-
 def group_by_route(routes: np.ndarray, n_shards: int) -> dict[int, np.ndarray]:
     """Row indices per shard (`features.ids.buckets` of 64-bit keys), each in input order."""
     shard = buckets(routes, n_shards)
@@ -135,9 +119,9 @@ def body_text(t: TransactionIn, time_ms: int) -> str:
     return f"{t.user_id}|{t.terminal_id}|{t.amount!r}|{time_ms}|{t.currency}"
 
 
-def body_hashes(txs: Sequence[TransactionIn], times_ms: list[int]) -> np.ndarray:
-    """The stable hash of each transaction's `body_text`."""
-    return stable_hashes64(map(body_text, txs, times_ms))
+def body_hashes(ids: IdHasher, txs: Sequence[TransactionIn], times_ms: list[int]) -> np.ndarray:
+    """The keyed hash of each transaction's `body_text` (it holds the card id)."""
+    return ids.hashes64(map(body_text, txs, times_ms))
 
 
 class ScoringPipeline:
@@ -150,7 +134,11 @@ class ScoringPipeline:
         policy: Policy | None = None,
         on_batch: BatchObserver | None = None,
         approx_reasons: bool = False,
+        ids: IdHasher | None = None,
     ) -> None:
+        """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
+        benchmarks may use the public `OFFLINE` one)."""
+        self.ids = ids or OFFLINE
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink = sink
         self.on_batch = on_batch
@@ -159,6 +147,14 @@ class ScoringPipeline:
         self.explain_failures = 0
         self.approx_reasons = approx_reasons  # `reasons: approx`: Saabas, not exact TreeSHAP
 
+    def _keys(self, ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
+        """One hash per id: the digests that stand for them in state, and their 64-bit keys
+        (terminal ids through a bounded cache, `IdHasher.terminal_keys`)."""
+        if not terminals:
+            return self.ids.keys_many(ids)
+        pairs = [self.ids.terminal_keys(v) for v in ids]
+        return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
+
     async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
 
@@ -166,12 +162,12 @@ class ScoringPipeline:
         they own deduplication, so a conflicting copy never reaches terminal state.
         """
         n = len(txs)
-        tx_keys, label_keys = _keys([t.transaction_id for t in txs])
-        user_keys, user_routes = _keys([t.user_id for t in txs])
-        terminal_keys, terminal_routes = _keys([t.terminal_id for t in txs], terminals=True)
+        tx_keys, label_keys = self._keys([t.transaction_id for t in txs])
+        user_keys, user_routes = self._keys([t.user_id for t in txs])
+        terminal_keys, terminal_routes = self._keys([t.terminal_id for t in txs], True)
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
-        bodies = body_hashes(txs, times.tolist())
+        bodies = body_hashes(self.ids, txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
 
         user_groups = group_by_route(user_routes, self.shards.n_user_shards)
@@ -300,7 +296,7 @@ class ScoringPipeline:
             return values if every else [values[i] for i in keep]
 
         batch = DecidedBatch(
-            ids=redact_pans(kept([t.transaction_id for t in txs])),
+            ids=self.ids.redact_many(kept([t.transaction_id for t in txs])),
             time_ms=f.times[keep],
             amount=f.amounts[keep],
             tier=final[keep],
@@ -331,8 +327,8 @@ class ScoringPipeline:
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""
-        terminal_digests, terminal_routes = _keys([lb.terminal_id for lb in labels], terminals=True)
-        tx_keys = _keys([lb.transaction_id for lb in labels])[1]
+        terminal_digests, terminal_routes = self._keys([lb.terminal_id for lb in labels], True)
+        tx_keys = self._keys([lb.transaction_id for lb in labels])[1]
         values = np.fromiter((int(lb.is_fraud) for lb in labels), np.int8, len(labels))
         found = await self.apply_labels(tx_keys, terminal_digests, terminal_routes, values)
         return [lb.transaction_id for lb, ok in zip(labels, found, strict=True) if not ok]

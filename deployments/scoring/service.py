@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.journal import REPO_ROOT
 from actors.ray_shards import RayShardClient
+from actors.state_store import bind_id_key
 from deployments.model.inprocess import InProcessModel
 from deployments.model.remote import RemoteModel
 from deployments.model.served import ServedModel
@@ -22,6 +24,8 @@ from policy.decision import Thresholds
 
 class ScoringService:
     def __init__(self, model: Any, settings: AppArgs) -> None:
+        ids = settings.id_key.hasher(REPO_ROOT)  # refuses to start without a key
+        bind_id_key(settings.state.open(REPO_ROOT), ids.key_id)
         self.shards = RayShardClient(
             settings.n_user_shards,
             settings.n_terminal_shards,
@@ -40,6 +44,7 @@ class ScoringService:
             sink=self.shards.sink,
             on_batch=self.metrics.batch,
             approx_reasons=settings.reasons == "approx",
+            ids=ids,
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline)

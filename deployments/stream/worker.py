@@ -31,7 +31,7 @@ from deployments.stream.contract import (
     StreamSource,
     result_fields,
 )
-from features.ids import redact_pan
+from features.ids import holds_pan
 
 log = logging.getLogger(__name__)
 # A whole entry in one validation call: the same models, one Rust loop instead of a Python one.
@@ -51,8 +51,10 @@ def _invalid(item: object, error: ValidationError | str) -> dict[str, Any]:
     else:
         message = error
     tx_id = item.get("transaction_id", "") if isinstance(item, dict) else ""
-    # The id only if it is a plausible one (answers are also in input order to match on).
-    return {"transaction_id": redact_pan(str(tx_id)[:64]), "decision": "INVALID", "error": message}
+    # The id only if it is a plausible one and no card number (answers are also in input
+    # order to match on).
+    tx_id = "redacted" if holds_pan(str(tx_id)) else str(tx_id)[:64]
+    return {"transaction_id": tx_id, "decision": "INVALID", "error": message}
 
 
 def _items(entry: Entry, max_bytes: int) -> list[object] | str:

@@ -27,7 +27,7 @@ def main() -> int:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from actors.directory import _ACTOR_OPTIONS, _ACTORS
-    from features.ids import id_digest
+    from features.ids import OFFLINE
     from tests.shard_actors import card_totals
 
     temp_dir = tempfile.mkdtemp(prefix="ray-node-drill-")
@@ -72,7 +72,7 @@ def main() -> int:
             print(json.dumps({"ok": False, "error": "shard was not placed on the worker node"}))
             return 1
         rng = np.random.default_rng(0)
-        users = [id_digest(f"card-{i}") for i in range(50)]
+        users = [OFFLINE.digest(f"card-{i}") for i in range(50)]
         sent: dict[str, tuple[int, float]] = {}
         t0 = 1_530_000_000_000
         for i in range(400):

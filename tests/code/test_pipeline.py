@@ -11,9 +11,7 @@ from actors.local_shards import LocalShardClient
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring.pipeline import ScoringPipeline
-from features.ids import (
-    shard_of,
-)
+from features.ids import OFFLINE
 from features.spec import FEATURE_NAMES
 from policy.decision import Thresholds
 
@@ -69,7 +67,7 @@ def test_state_routes_to_one_shard_per_card() -> None:
         run(p.score([tx(i, user="card-7", ts=f"2018-06-01T10:{i:02d}:00")]))
     per_shard = [s.transactions for s in shards.users]
     assert sorted(per_shard) == [0, 0, 0, 20]
-    assert per_shard.index(20) == shard_of("card-7", 4)
+    assert per_shard.index(20) == OFFLINE.shard_of("card-7", 4)
     last = run(p.score([tx(99, user="card-7", ts="2018-06-01T10:30:00")], include_features=True))
     assert last[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 21
 

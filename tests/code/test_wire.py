@@ -29,7 +29,7 @@ from actors.wire import (
     encode,
     wire_items,
 )
-from features.ids import id_keys
+from features.ids import OFFLINE
 
 
 def test_codec_round_trip_keeps_dtypes_shapes_and_ids() -> None:
@@ -64,12 +64,12 @@ def _calls(n: int, rows: int = 3) -> list[tuple[Any, ...]]:
     """`UserShard.process` arguments: cards seen again and again, one retry per call."""
     out = []
     for c in range(n):
-        txs = [id_keys(f"tx{c}-{r}")[0] for r in range(rows)]
+        txs = [OFFLINE.keys(f"tx{c}-{r}")[0] for r in range(rows)]
         txs[-1] = txs[0]  # a retry inside the request
         out.append((
             txs,
             np.array([c, c + 1, c][:rows], np.int64),
-            [id_keys(f"card{(c + r) % 4}")[0] for r in range(rows)],
+            [OFFLINE.keys(f"card{(c + r) % 4}")[0] for r in range(rows)],
             np.full(rows, 1_600_000_000_000 + 60_000 * c, np.int64),
             np.linspace(5, 50, rows) + c,
             np.arange(rows, dtype=np.int32),

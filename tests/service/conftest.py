@@ -5,9 +5,15 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from features.ids import IdHasher
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -22,11 +28,20 @@ def app_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The app's args: small shard counts, state in a temporary SQLite directory."""
     state_dir = tmp_path_factory.mktemp("state")
     return {
+        "id_key": {"file": str(state_dir / "id.key")},  # made on first start
         "n_user_shards": 3,
         "n_terminal_shards": 2,
         "max_batch_transactions": 500,
         "state": {"backend": "sqlite", "path": str(state_dir), "snapshot_every": 500},
     }
+
+
+@pytest.fixture(scope="session")
+def service_ids(service: str, app_args: dict[str, Any]) -> IdHasher:
+    """The service's own id hasher (its key file exists once the service has started)."""
+    from features.id_key import IdKeyConfig
+
+    return IdKeyConfig.model_validate(app_args["id_key"]).hasher(REPO)
 
 
 @pytest.fixture(scope="session")

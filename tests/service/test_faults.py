@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from features.ids import id_digest, shard_of
+from features.ids import IdHasher
 from tests.ledger import LedgerClient
 from tests.shard_actors import card_totals
 
@@ -48,14 +48,14 @@ def make_stream(tag: str, n_users: int = 240) -> list[dict[str, Any]]:
 
 
 async def run_stream(
-    url: str, stream: list[dict[str, Any]], n_shards: int, kill: Any
+    url: str, stream: list[dict[str, Any]], n_shards: int, kill: Any, ids: IdHasher
 ) -> tuple[LedgerClient, float]:
     """One lane per card shard (so a lane touches one card shard), batches of 10; `kill` runs
     once 30 % of the stream is answered. Returns the client and the kill time."""
     client = LedgerClient(url, retry_for_s=90)
     lanes: list[list[dict[str, Any]]] = [[] for _ in range(n_shards)]
     for b in stream:
-        lanes[shard_of(b["user_id"], n_shards)].append(b)
+        lanes[ids.shard_of(b["user_id"], n_shards)].append(b)
     killed_at = 0.0
 
     async def lane(k: int) -> None:
@@ -73,7 +73,11 @@ async def run_stream(
 
 
 def check_ledger(
-    client: LedgerClient, shards: Any, n_shards: int, stream: list[dict[str, Any]]
+    client: LedgerClient,
+    shards: Any,
+    n_shards: int,
+    stream: list[dict[str, Any]],
+    ids: IdHasher,
 ) -> None:
     from ray import get
 
@@ -82,9 +86,9 @@ def check_ledger(
     per_card = ledger.per_card()
     by_shard: dict[int, list[str]] = {}
     for user in per_card:
-        by_shard.setdefault(shard_of(user, n_shards), []).append(user)
+        by_shard.setdefault(ids.shard_of(user, n_shards), []).append(user)
     for s, users in by_shard.items():
-        totals = get(card_totals(shards[s], [id_digest(u) for u in users]))
+        totals = get(card_totals(shards[s], [ids.digest(u) for u in users]))
         for user, (count, amount) in zip(users, totals, strict=True):
             assert count == per_card[user][0], (
                 f"{user}: service {count} != ledger {per_card[user][0]}"
@@ -135,15 +139,17 @@ class Killer:
         return self.back_at - self.killed_at
 
 
-def test_kill_card_shard_sqlite(service: str, app_args: dict[str, Any]) -> None:
+def test_kill_card_shard_sqlite(
+    service: str, app_args: dict[str, Any], service_ids: IdHasher
+) -> None:
     n = int(app_args["n_user_shards"])
     shards = shard_handles("user", n)
     kill = Killer(shards[0])
     stream = make_stream("k9")
-    client, killed_at = asyncio.run(run_stream(service, stream, n, kill))
+    client, killed_at = asyncio.run(run_stream(service, stream, n, kill, service_ids))
     assert killed_at > 0
     recovery = kill.recovery_seconds()
-    check_ledger(client, shards, n, stream)
+    check_ledger(client, shards, n, stream, service_ids)
     assert recovery < 15, f"shard 0 served again only after {recovery:.1f} s"
     # Other shards' lanes kept being answered while shard 0 restarted.
     ev = client.ledger.events
@@ -158,7 +164,9 @@ def test_kill_card_shard_sqlite(service: str, app_args: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def redis_app(
+    ray_cluster: None, service: str, app_args: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """A second app whose shards keep state in Redis (the machine's, under its own prefix)."""
     import redis
     from ray import serve
@@ -170,6 +178,7 @@ def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, 
     args = {
         "n_user_shards": 2,
         "n_terminal_shards": 1,
+        "id_key": app_args["id_key"],
         "state": {
             "backend": "redis",
             "redis_url": "redis://127.0.0.1:6379/0",
@@ -192,15 +201,17 @@ def redis_app(ray_cluster: None, service: str) -> Iterator[tuple[str, dict[str, 
         r.delete(*keys)
 
 
-def test_kill_card_shard_redis(redis_app: tuple[str, dict[str, Any]]) -> None:
+def test_kill_card_shard_redis(
+    redis_app: tuple[str, dict[str, Any]], service_ids: IdHasher
+) -> None:
     url, _ = redis_app
     shards = shard_handles("user", 2)
     kill = Killer(shards[1])
     stream = make_stream("r9")
-    client, killed_at = asyncio.run(run_stream(url, stream, 2, kill))
+    client, killed_at = asyncio.run(run_stream(url, stream, 2, kill, service_ids))
     assert killed_at > 0
     recovery = kill.recovery_seconds()
-    check_ledger(client, shards, 2, stream)
+    check_ledger(client, shards, 2, stream, service_ids)
     print(
         f"\nkill -9 (redis): shard back in {recovery:.2f} s, statuses {client.ledger.statuses}, "
         f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}"

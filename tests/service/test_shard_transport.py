@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.ids import id_keys
+from features.ids import OFFLINE
 
 pytestmark = pytest.mark.ray
 N_USER, N_TERMINAL = 1, 3  # a layout no other test uses: its own actors
@@ -23,9 +23,9 @@ N_USER, N_TERMINAL = 1, 3  # a layout no other test uses: its own actors
 
 def _call(i: int, card: str) -> tuple[Any, ...]:
     return (
-        [id_keys(f"st-tx-{i}")[0]],
+        [OFFLINE.keys(f"st-tx-{i}")[0]],
         np.array([i], np.int64),
-        [id_keys(card)[0]],
+        [OFFLINE.keys(card)[0]],
         np.array([1_600_000_000_000 + 60_000 * i], np.int64),
         np.array([10.0]),
         np.zeros(1, np.int32),

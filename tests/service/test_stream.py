@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import redis
 
-from features.ids import id_digest, shard_of
+from features.ids import IdHasher
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days
 
@@ -46,7 +46,9 @@ def kill_consumer() -> int:
     return pid
 
 
-def test_stream_path_decides_every_transaction_once_across_a_crash(service: str) -> None:
+def test_stream_path_decides_every_transaction_once_across_a_crash(
+    service: str, service_ids: IdHasher
+) -> None:
     import ray
     from ray import serve
 
@@ -116,9 +118,9 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(service: str)
         shards = RayShardClient(2, 3, {})
         per_card = second.groupby("user_id")["amount"].agg(["count", "sum"])
         for s in range(2):
-            cards = [u for u in per_card.index if shard_of(u, 2) == s]
+            cards = [u for u in per_card.index if service_ids.shard_of(u, 2) == s]
             handle = shards.directory["user", s]
-            totals = ray.get(card_totals(handle, [id_digest(u) for u in cards]))
+            totals = ray.get(card_totals(handle, [service_ids.digest(u) for u in cards]))
             for card, (count, amount) in zip(cards, totals, strict=True):
                 assert count == per_card.loc[card, "count"], card
                 assert amount == pytest.approx(per_card.loc[card, "sum"], abs=1e-6)
