@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.audit_log import AuditLog, policy_summary
 from actors.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, as_record
 from actors.journal import Journaled
 from actors.live_stats import LiveStats
@@ -38,6 +39,7 @@ class Desk(Journaled):
         self.reviews = ReviewQueue()
         self.policies = PolicyStore()
         self.live = LiveStats()
+        self.audit = AuditLog()
         self.duplicates = 0
 
     # -- writes from the scoring path ---------------------------------------------------------
@@ -111,8 +113,11 @@ class Desk(Journaled):
         new: int = self._submit(("label", list(ids), [bool(v) for v in is_fraud], source, now_ms()))
         return new
 
-    def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
-        """Resolve a review: {"status": ok|unchanged|not_found|conflict, "review": ...}."""
+    def resolve(
+        self, tx_id: str, outcome: str, analyst: str, note: str, key_id: str | None = None
+    ) -> dict[str, Any]:
+        """Resolve a review: {"status": ok|unchanged|not_found|conflict, "review": ...}.
+        `key_id`: the API key that asked (for the audit log)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}")
         item = self.reviews.get(tx_id)
@@ -121,15 +126,37 @@ class Desk(Journaled):
         if item["status"] != "open":
             same = item["status"] == outcome
             return {"status": "unchanged" if same else "conflict", "review": item}
-        review = self._submit(("resolve", tx_id, outcome, analyst, note, now_ms()))
+        review = self._submit(("resolve", tx_id, outcome, analyst, note, now_ms(), key_id))
         return {"status": "ok", "review": review}
 
     def put_policy(
-        self, rules: list[dict[str, Any]], lists: dict[str, np.ndarray], comment: str
+        self,
+        rules: list[dict[str, Any]],
+        lists: dict[str, np.ndarray],
+        comment: str,
+        key_id: str | None = None,
+        action: str = "policy.put",
     ) -> int:
-        """Store a new policy version (already validated by the caller); returns its number."""
-        version: int = self._submit(("policy", rules, lists, comment, now_ms()))
+        """Store a new policy version (already validated by the caller); returns its number.
+        `action` names the change for the audit log (policy.rules, policy.list.<name>,
+        policy.rollback)."""
+        op = ("policy", rules, lists, comment, now_ms(), key_id, action)
+        version: int = self._submit(op)
         return version
+
+    def served_model(self, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+        """Note a change of the served model (versions live and in shadow), as every ingress
+        replica sees it: recorded once, however many replicas report it."""
+        last = self.audit.last("model.served")
+        if last is not None and last["after"] == after:
+            return False
+        self._submit(
+            ("audit", now_ms(), "serve-deploy", "model.served", "ModelScorer", before, after)
+        )
+        return True
+
+    def audit_page(self, offset: int, limit: int) -> dict[str, Any]:
+        return self.audit.page(offset, limit)
 
     # -- the journal --------------------------------------------------------------------------
     def _apply(self, op: tuple[Any, ...]) -> Any:
@@ -145,16 +172,27 @@ class Desk(Journaled):
             _, ids, values, source, at = op
             return sum(self.log.label(t, v, source, at) for t, v in zip(ids, values, strict=True))
         if kind == "resolve":
-            _, tx_id, outcome, analyst, note, at = op
+            _, tx_id, outcome, analyst, note, at, *who = op  # older records name no key
             try:
                 review, _ = self.reviews.resolve(tx_id, outcome, analyst, note, at)
             except (KeyError, AlreadyResolved):  # replaying a resolution already applied
                 return self.reviews.get(tx_id)
             self.log.label(tx_id, outcome == "fraud", "review", at)
+            self.audit.add(
+                at, who[0] if who else None, "review.resolve", tx_id, "open", outcome, note
+            )
             return review
         if kind == "policy":
-            _, rules, lists, comment, at = op
-            return self.policies.put(rules, lists, comment, at)
+            _, rules, lists, comment, at, *who = op
+            key_id, action = who if who else (None, "policy.put")
+            before = policy_summary(self.policies.current())
+            version = self.policies.put(rules, lists, comment, at)
+            after = policy_summary(self.policies.current())
+            self.audit.add(at, key_id, action, "policy", before, after, comment)
+            return version
+        if kind == "audit":
+            _, at, key_id, action, target, before, after = op
+            return self.audit.add(at, key_id, action, target, before, after)
         raise ValueError(f"unknown desk operation {kind!r}")
 
     def _dump(self) -> dict[str, bytes]:
@@ -162,12 +200,14 @@ class Desk(Journaled):
             "log": pickle.dumps(self.log, protocol=5),
             "reviews": pickle.dumps(self.reviews, protocol=5),
             "policies": pickle.dumps(self.policies, protocol=5),
+            "audit": self.audit.dump(),
         }
 
     def _load(self, parts: dict[str, bytes]) -> None:
         self.log = pickle.loads(parts["log"])
         self.reviews = pickle.loads(parts["reviews"])
         self.policies = pickle.loads(parts["policies"])
+        self.audit = AuditLog.load(parts["audit"]) if "audit" in parts else AuditLog()
 
     # -- reads --------------------------------------------------------------------------------
     def transaction(self, tx_id: str) -> dict[str, Any] | None:

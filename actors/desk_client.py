@@ -62,13 +62,23 @@ class DeskClient:
     async def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
         return await self._call(Desk.label, ids, is_fraud, source)
 
-    async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
-        return await self._call(Desk.resolve, tx_id, outcome, analyst, note)
+    async def resolve(
+        self, tx_id: str, outcome: str, analyst: str, note: str, key_id: str | None
+    ) -> dict[str, Any]:
+        return await self._call(Desk.resolve, tx_id, outcome, analyst, note, key_id)
 
     async def put_policy(
-        self, rules: list[dict[str, Any]], lists: dict[str, np.ndarray], comment: str
+        self,
+        rules: list[dict[str, Any]],
+        lists: dict[str, np.ndarray],
+        comment: str,
+        key_id: str | None,
+        action: str,
     ) -> int:
-        return await self._call(Desk.put_policy, rules, lists, comment)
+        return await self._call(Desk.put_policy, rules, lists, comment, key_id, action)
+
+    async def served_model(self, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+        return await self._call(Desk.served_model, before, after)
 
     # -- reads ----------------------------------------------------------------------------
     async def transaction(self, tx_id: str) -> dict[str, Any] | None:
@@ -105,6 +115,9 @@ class DeskClient:
 
     async def stats(self) -> dict[str, Any]:
         return await self._call(Desk.stats)
+
+    async def audit_page(self, offset: int, limit: int) -> dict[str, Any]:
+        return await self._call(Desk.audit_page, offset, limit)
 
 
 class PendingDecisions:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import ray
 
 from actors.desk import Desk
-from actors.journal import ShardSettings
+from actors.journal import REPO_ROOT, ShardSettings
 from actors.shards import TerminalShard, UserShard
 from actors.wire import WireServer
 
@@ -38,7 +38,9 @@ class _Wired:
         address. The token travels only through Ray, so only Ray's clients can connect."""
         if self._wire is None:
             host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-            self._wire = WireServer(self.process, host)  # type: ignore[attr-defined]
+            tls = self.settings.wire_tls  # type: ignore[attr-defined]
+            ctx = tls.server_context(REPO_ROOT) if tls is not None else None
+            self._wire = WireServer(self.process, host, ctx)  # type: ignore[attr-defined]
         return (*self._wire.address, self._wire.token)
 
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig
+from actors.tls import WireTlsConfig
 from features.config import EngineConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ class ShardSettings(BaseModel):
     engine: EngineConfig = EngineConfig()
     state: StoreConfig = MemoryStoreConfig()
     dedup: DedupConfig = DedupConfig()
+    wire_tls: WireTlsConfig | None = None
 
 
 class Journaled(ABC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -19,7 +20,7 @@ from actors.client import ShardUnavailable
 from actors.desk import Desk
 from actors.desk_client import DeskClient, DeskSink, PendingDecisions
 from actors.directory import ActorDirectory, Kind
-from actors.journal import ShardSettings
+from actors.journal import REPO_ROOT, ShardSettings
 from actors.retry import retry_while_gone
 from actors.state_store import StoreUnavailable
 from actors.wire import (
@@ -55,13 +56,13 @@ class WireConnections:
     """One open socket per shard actor (`actors.wire`); one connect at a time however many
     callers wait, and a broken connection is dropped so the next call reconnects."""
 
-    def __init__(self, directory: ActorDirectory) -> None:
-        self.directory = directory
+    def __init__(self, directory: ActorDirectory, tls: ssl.SSLContext | None = None) -> None:
+        self.directory, self.tls = directory, tls
         self._open: dict[tuple[Kind, int], asyncio.Task[WireConnection]] = {}
 
     async def _connect(self, kind: Kind, shard: int) -> WireConnection:
         host, port, token = await self.directory[kind, shard].open_wire.remote()
-        return await WireConnection.open(host, port, token)
+        return await WireConnection.open(host, port, token, self.tls)
 
     async def get(self, kind: Kind, shard: int) -> WireConnection:
         task = self._open.get((kind, shard))
@@ -99,7 +100,10 @@ class RayShardClient:
         self.transport = transport  # "direct": `process` over the shard's socket; "ray"
         self.retries = 0
         self.directory = ActorDirectory(n_user_shards, n_terminal_shards, settings)
-        self.wires = WireConnections(self.directory)
+        tls = settings.wire_tls
+        self.wires = WireConnections(
+            self.directory, tls.client_context(REPO_ROOT) if tls is not None else None
+        )
         self.desk = DeskClient(self._desk_call)
         self.sink = DeskSink(self.desk, PendingDecisions())
 

@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import secrets
 import socket
+import ssl
 import struct
 import threading
 from collections import deque
@@ -37,6 +38,7 @@ _ARRAY_HEAD = struct.Struct("<cB")  # tag, len(dtype.str)
 _STRS_HEAD = struct.Struct("<cII")  # tag, count, bytes
 MAX_FRAME = 256 << 20
 TOKEN_BYTES = 16
+HANDSHAKE_S = 10.0
 OK, STORE_UNAVAILABLE, FAILED = 0, 1, 2
 
 
@@ -119,8 +121,9 @@ class WireServer:
     handler serialises itself (a shard applies one request at a time under its own lock,
     whether it came over the socket or as a Ray call)."""
 
-    def __init__(self, handler: Handler, host: str) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler, host: str, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: a server context (`actors.tls`); then every client must speak TLS."""
+        self.handler, self.tls = handler, tls
         self.token = secrets.token_bytes(TOKEN_BYTES)
         self._listener = socket.create_server((host, 0))
         self.address = (host, self._listener.getsockname()[1])
@@ -137,6 +140,10 @@ class WireServer:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError, WireClosed):
+            if self.tls is not None:  # a plain client fails the handshake and is dropped
+                conn.settimeout(HANDSHAKE_S)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
             if not hmac.compare_digest(bytes(_recv_exact(conn, TOKEN_BYTES)), self.token):
                 return
             while True:
@@ -169,8 +176,11 @@ class WireConnection:
         self._task = asyncio.get_running_loop().create_task(self._read_answers())
 
     @classmethod
-    async def open(cls, host: str, port: int, token: bytes) -> WireConnection:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def open(
+        cls, host: str, port: int, token: bytes, tls: ssl.SSLContext | None = None
+    ) -> WireConnection:
+        """`tls`: a client context (`actors.tls`), for a shard that serves TLS."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
         writer.write(token)
         return cls(reader, writer)
 

@@ -409,11 +409,13 @@ def keygen(
 def _register() -> None:
     """Commands that live in their own modules (imported lazily by their bodies)."""
     from cli.analyst import backtest, export_labels
+    from cli.keys import keys_app
     from cli.models import models_app
 
     app.command()(backtest)
     app.command("export-labels")(export_labels)
     app.add_typer(models_app, name="models")
+    app.add_typer(keys_app, name="keys")
 
 
 _register()

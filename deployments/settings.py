@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.journal import DedupConfig, ShardSettings
 from actors.state_store import SqliteStoreConfig, StoreConfig
+from actors.tls import WireTlsConfig
+from deployments.http.access import AccessConfig
 from deployments.stream.contract import StreamConfig
 from features.config import EngineConfig
 from features.id_key import IdKeyConfig
@@ -40,6 +42,10 @@ class AppArgs(BaseModel):
     engine: EngineConfig = EngineConfig()
     state: StoreConfig = SqliteStoreConfig()
     id_key: IdKeyConfig = IdKeyConfig()
+    access: AccessConfig = AccessConfig()
+    shard_tls: WireTlsConfig | None = Field(
+        None, description="TLS on the shard sockets (clusters: they cross hosts)."
+    )
     dedup: DedupConfig = DedupConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
     stream: StreamConfig = StreamConfig()
@@ -64,4 +70,6 @@ class AppArgs(BaseModel):
     @property
     def shards(self) -> ShardSettings:
         """What every shard and desk actor is built from."""
-        return ShardSettings(engine=self.engine, state=self.state, dedup=self.dedup)
+        return ShardSettings(
+            engine=self.engine, state=self.state, dedup=self.dedup, wire_tls=self.shard_tls
+        )

@@ -49,6 +49,11 @@ class IdHasher:
     def __repr__(self) -> str:  # never the key itself
         return f"IdHasher(key_id={self.key_id})"
 
+    def subkey(self, purpose: str) -> bytes:
+        """A 256-bit key for another use (signing dashboard sessions), derived from this one:
+        every replica holding the id key derives the same, and it reveals nothing of it."""
+        return hashlib.blake2b(purpose.encode(), key=self._key, digest_size=32).digest()
+
     def _digest16(self, value: str) -> bytes:
         return hashlib.blake2b(value.encode("utf-8"), digest_size=16, key=self._key).digest()
 

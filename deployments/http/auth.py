@@ -1,41 +1,74 @@
-"""The API-key guard in front of every /v1 route (pure ASGI).
+"""The access guard in front of every route (pure ASGI): keys, scopes, rate limits.
 
-With FRAUD_API_KEY set, every /v1 route needs `Authorization: Bearer <key>`; the live event
-stream, which browsers open without headers, may pass `?access_token=` instead. Pure ASGI
+`deployments.http.access.Access` decides; this layer reads the request's bearer token (or,
+on the live stream only, `?access_token=`), answers 401/403/429 itself, and tells the app
+which key the request came with (`request.state.key_id`, for the audit log). Pure ASGI
 rather than Starlette's `BaseHTTPMiddleware`: that one runs each request in an anyio task
 group and costs more CPU per request than scoring a transaction (py-spy on the ingress).
 """
 
 from __future__ import annotations
 
-import hmac
-import os
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+
+from deployments.http.access import Access
 from deployments.http.asgi import send_json
 
-API_KEY_ENV = "FRAUD_API_KEY"
-LIVE_STREAM_PATH = "/v1/live/stream"
-_DENIED = b'{"detail":"missing or wrong API key"}'
+
+def serving_access() -> Access | None:
+    """The `Access` of the Serve replica this process runs, or None outside one (Serve
+    copies the app into each replica, so each copy finds its own)."""
+    from deployments.http.fast_route import serving_replica
+
+    replica = serving_replica()
+    access = getattr(replica, "access", None)
+    return access if isinstance(access, Access) else None
 
 
-class ApiKeyGuard:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+class AccessGuard:
+    """ASGI middleware; `find_access` is asked until it names the replica's `Access`.
+    Requests that arrive before one is found are refused (503), never let through."""
+
+    def __init__(self, app: Any, find_access: Callable[[], Access | None]) -> None:
+        self.app, self.find_access = app, find_access
+        self.access: Access | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        key = os.environ.get(API_KEY_ENV)  # read per request: set or rotated without a restart
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.access is None:
+            self.access = self.find_access()
+            if self.access is None:
+                await send_json(send, 503, b'{"detail":"starting"}', ((b"retry-after", b"1"),))
+                return
         path = scope.get("path", "")
-        if not key or scope["type"] != "http" or not path.startswith("/v1"):
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # an app mounted under a route prefix
+            path = path[len(root) :] or "/"
+        bearer = None
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                kind, _, token = value.decode("latin-1").partition(" ")
+                bearer = token.strip() if kind.lower() == "bearer" else ""
+                break
+        query = None
+        if scope.get("query_string"):
+            tokens = parse_qs(scope["query_string"].decode("latin-1")).get("access_token")
+            query = tokens[0] if tokens else None
+        verdict = self.access.check(scope["method"], path, bearer, query)
+        if verdict.status == 200:
+            scope.setdefault("state", {})["key_id"] = verdict.key_id
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        if path == LIVE_STREAM_PATH:
-            token = parse_qs(scope.get("query_string", b"").decode()).get("access_token")
-            if token:
-                given = f"Bearer {token[0]}".encode()
-        if hmac.compare_digest(given, f"Bearer {key}".encode()):
-            await self.app(scope, receive, send)
-            return
-        await send_json(send, 401, _DENIED, ((b"www-authenticate", b"Bearer"),))
+        headers: list[tuple[bytes, bytes]] = []
+        if verdict.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        if verdict.retry_after is not None:
+            headers.append((b"retry-after", str(verdict.retry_after).encode()))
+        body = orjson.dumps({"detail": verdict.detail})
+        await send_json(send, verdict.status, body, tuple(headers))

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Query, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.errors import NotFound, TooLarge, TransactionConflict
+from actors.journal import REPO_ROOT
 from deployments.http import errors
-from deployments.http.auth import ApiKeyGuard
+from deployments.http.access import Access, KeyRing, RateLimits, Sessions
+from deployments.http.auth import AccessGuard, serving_access
 from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
 from deployments.http.schemas import (
@@ -54,11 +56,11 @@ app = FastAPI(
 )
 errors.install(app)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
-# Middleware added last runs first: key check, then body size, then the fast single route
-# (which finds this replica's `Ingress` itself: Serve copies the app into each replica).
+# Middleware added last runs first: access check, then body size, then the fast single route
+# (each finds this replica's `Ingress` itself: Serve copies the app into each replica).
 app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-app.add_middleware(ApiKeyGuard)  # outermost: a request without the key is not read at all
+app.add_middleware(AccessGuard, find_access=serving_access)  # outermost: no key, not read
 
 
 def _answer(o: Any) -> Any:
@@ -71,6 +73,18 @@ def json_response(body: Any) -> Response:
     """orjson straight from our own objects: no second validation pass over 10,000 answers."""
     raw = orjson.dumps(body, default=_answer, option=orjson.OPT_PASSTHROUGH_DATACLASS)
     return Response(raw, media_type="application/json")
+
+
+def access_for(settings: AppArgs, scoring: ScoringService) -> Access:
+    """Keys from the configured file (and FRAUD_API_KEY), sessions signed with a key derived
+    from the id key (the same on every replica), rate limits where the config says."""
+    cfg = settings.access
+    path = None if cfg.keys_file is None else REPO_ROOT / cfg.keys_file
+    return Access(
+        KeyRing(path),
+        Sessions(scoring.pipeline.ids.subkey("dashboard-session"), cfg.session_minutes),
+        RateLimits(cfg.rate_storage, cfg.default_rate),
+    )
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0})
@@ -97,6 +111,9 @@ class Ingress:
             mb.max_transactions,
             mb.max_in_flight,
         )
+        self.access = access_for(settings, scoring)
+        if not self.access.keys.enabled:
+            log.warning("access: no API keys configured; every route is open (loopback only)")
         self.serve_mode = serve_mode()
         if "hint" in self.serve_mode:  # Serve's own logger: the replica log and `serve run`
             logging.getLogger("ray.serve").warning("%s", self.serve_mode["hint"])
@@ -172,10 +189,10 @@ class Ingress:
 
     @app.post("/v1/reviews/{transaction_id}")
     async def resolve(
-        self, body: ResolveIn, transaction_id: str = PathParam(max_length=64)
+        self, body: ResolveIn, request: Request, transaction_id: str = PathParam(max_length=64)
     ) -> dict[str, Any]:
         return await self.desk_service.resolve(
-            transaction_id, body.outcome, body.analyst, body.note
+            transaction_id, body.outcome, body.analyst, body.note, request.state.key_id
         )
 
     @app.get("/v1/labels")
@@ -195,19 +212,27 @@ class Ingress:
         return await self.desk.policy_history()
 
     @app.put("/v1/policy/rules")
-    async def put_rules(self, body: RulesIn) -> dict[str, Any]:
-        return await self.desk_service.put_rules(body.rules, body.comment)
+    async def put_rules(self, body: RulesIn, request: Request) -> dict[str, Any]:
+        return await self.desk_service.put_rules(body.rules, body.comment, request.state.key_id)
 
     @app.post("/v1/policy/lists/{name}")
-    async def edit_list(self, name: ListName, body: ListEditIn) -> dict[str, Any]:
-        return await self.desk_service.edit_list(name, body.add, body.remove, body.comment)
+    async def edit_list(self, name: ListName, body: ListEditIn, request: Request) -> dict[str, Any]:
+        key_id = request.state.key_id
+        return await self.desk_service.edit_list(name, body.add, body.remove, body.comment, key_id)
 
     @app.post("/v1/policy/rollback")
-    async def rollback(self, body: RollbackIn) -> dict[str, Any]:
-        out = await self.desk_service.rollback(body.version, body.comment)
+    async def rollback(self, body: RollbackIn, request: Request) -> dict[str, Any]:
+        out = await self.desk_service.rollback(body.version, body.comment, request.state.key_id)
         if out is None:
             raise NotFound(f"version: no policy version {body.version}")
         return out
+
+    @app.get("/v1/audit")
+    async def audit(
+        self, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        """Every change to policy, lists, reviews and the served model, oldest first."""
+        return await self.desk.audit_page(offset, limit)
 
     # -- model, health, stats, live view --------------------------------------------------------
     @app.get("/v1/model")
@@ -231,6 +256,7 @@ class Ingress:
             "status": "ok" if ok else "unavailable",
             "shards": shards_ok,
             "model_version": version,
+            "auth": "on" if self.access.keys.enabled else "off",
             "serve_mode": self.serve_mode,
         }
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -253,6 +279,11 @@ class Ingress:
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }
+
+    @app.post("/v1/session")
+    async def session(self, request: Request) -> dict[str, Any]:
+        """A short-lived token for the dashboard, for the key this request came with."""
+        return self.access.session(request.state.key_id)
 
     @app.get("/v1/live")
     async def live(self) -> dict[str, Any]:

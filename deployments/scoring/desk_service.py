@@ -51,20 +51,32 @@ class DeskService:
         return self.pipeline.policy.describe()
 
     async def _put(
-        self, rules: Sequence[Rule | dict[str, Any]], lists: dict[str, np.ndarray], comment: str
+        self,
+        rules: Sequence[Rule | dict[str, Any]],
+        lists: dict[str, np.ndarray],
+        comment: str,
+        key_id: str | None,
+        action: str,
     ) -> dict[str, Any]:
         checked = Policy.build(0, rules, lists)  # raises on anything invalid: nothing stored
         payload = [r.model_dump() for r in checked.all_rules]
-        await self.desk.put_policy(payload, checked.lists, comment)
+        await self.desk.put_policy(payload, checked.lists, comment, key_id, action)
         await self.refresh_policy()
         return self.pipeline.policy.describe()
 
-    async def put_rules(self, rules: Sequence[Rule], comment: str) -> dict[str, Any]:
+    async def put_rules(
+        self, rules: Sequence[Rule], comment: str, key_id: str | None = None
+    ) -> dict[str, Any]:
         current = await self.desk.current_policy()
-        return await self._put(rules, current["lists"], comment)
+        return await self._put(rules, current["lists"], comment, key_id, "policy.rules")
 
     async def edit_list(
-        self, name: str, add: Sequence[str], remove: Sequence[str], comment: str
+        self,
+        name: str,
+        add: Sequence[str],
+        remove: Sequence[str],
+        comment: str,
+        key_id: str | None = None,
     ) -> dict[str, Any]:
         if name not in LIST_NAMES:
             raise KeyError(name)
@@ -72,14 +84,17 @@ class DeskService:
         lists = dict(current["lists"])
         keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add, self.pipeline.ids))
         lists[name] = np.setdiff1d(keys, list_keys(remove, self.pipeline.ids))
-        return await self._put(current["rules"], lists, comment)
+        return await self._put(current["rules"], lists, comment, key_id, f"policy.list.{name}")
 
-    async def rollback(self, version: int, comment: str) -> dict[str, Any] | None:
+    async def rollback(
+        self, version: int, comment: str, key_id: str | None = None
+    ) -> dict[str, Any] | None:
         """A new version with the content of an old one (history is never rewritten)."""
         old = await self.desk.policy(version)
         if old is None:
             return None
-        return await self._put(old["rules"], old["lists"], comment or f"rollback to v{version}")
+        comment = comment or f"rollback to v{version}"
+        return await self._put(old["rules"], old["lists"], comment, key_id, "policy.rollback")
 
     # -- labels and reviews -------------------------------------------------------------------
     async def feedback(self, labels: Sequence[LabelIn], source: str = "feedback") -> list[str]:
@@ -89,7 +104,9 @@ class DeskService:
         await self.desk.label(ids, [lb.is_fraud for lb in labels], source)
         return missing
 
-    async def resolve(self, tx_id: str, outcome: str, analyst: str, note: str) -> dict[str, Any]:
+    async def resolve(
+        self, tx_id: str, outcome: str, analyst: str, note: str, key_id: str | None = None
+    ) -> dict[str, Any]:
         tx_id = self.pipeline.ids.redact(tx_id)
         current = await self._review(tx_id)
         if current["status"] == "open":  # into terminal state first: idempotent if we crash
@@ -99,7 +116,7 @@ class DeskService:
                 np.array([current["terminal_key"]], np.int64),
                 np.array([outcome == "fraud"], np.int8),
             )
-        result = await self.desk.resolve(tx_id, outcome, analyst, note)
+        result = await self.desk.resolve(tx_id, outcome, analyst, note, key_id)
         if result["status"] == "not_found":
             raise ReviewNotFound(tx_id)
         if result["status"] == "conflict":

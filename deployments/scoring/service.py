@@ -60,7 +60,14 @@ class ScoringService:
         self.pipeline.thresholds = thresholds_for(self.config, self.served)
 
     async def _on_served(self, served: ServedModel) -> None:
+        before = _versions(self.served) if self.served is not None else None
+        if before != _versions(served):  # a promotion, rollback or shadow change: audited
+            await self.desk.served_model(before, _versions(served))
         self.served = served
         self.pipeline.thresholds = thresholds_for(self.config, served)
         if self.inprocess is not None:
             await self.inprocess.follow(served)
+
+
+def _versions(served: ServedModel) -> dict[str, str | None]:
+    return {"version": served.version, "shadow_version": served.shadow_version}

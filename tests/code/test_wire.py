@@ -16,6 +16,7 @@ import pytest
 
 from actors.shards import UserShard
 from actors.state_store import MemoryStore, SqliteStore, StoreUnavailable
+from actors.tls import WireTlsConfig
 from actors.wire import (
     FAILED,
     OK,
@@ -166,3 +167,44 @@ def test_a_broken_connection_fails_waiting_calls_instead_of_hanging() -> None:
         server.close()
 
     asyncio.run(go())
+
+
+def _tls(tmp_path: Path, name: str) -> WireTlsConfig:
+    """A private CA and one node certificate from it, as files (`trustme`)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    paths = {k: tmp_path / f"{name}-{k}.pem" for k in ("cert", "key", "ca")}
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    return WireTlsConfig(
+        certfile=str(paths["cert"]), keyfile=str(paths["key"]), cafile=str(paths["ca"])
+    )
+
+
+def test_tls_between_shard_and_client_and_nothing_without_it(tmp_path: Path) -> None:
+    ours, theirs = _tls(tmp_path, "ours"), _tls(tmp_path, "theirs")
+    shard = UserShard(0, 1, {})
+    server = WireServer(shard.process, "127.0.0.1", ours.server_context(tmp_path))
+    calls = _calls(5)
+
+    async def go(tls: Any, n: int = len(calls)) -> list[list[Any]]:
+        conn = await WireConnection.open(*server.address, server.token, tls)
+        try:
+            return list(await asyncio.gather(*(conn.call(wire_items(c)) for c in calls[:n])))
+        finally:
+            conn.close()
+
+    try:
+        answers = asyncio.run(go(ours.client_context(tmp_path)))
+        assert len(answers) == 5 and shard.transactions == 5 * 2
+        # A plain client (token and all) and a client whose certificate another CA signed
+        # are both dropped before anything is applied.
+        for tls in (None, theirs.client_context(tmp_path)):
+            with pytest.raises((WireClosed, OSError)):
+                asyncio.run(asyncio.wait_for(go(tls, 1), 15))
+        assert shard.transactions == 5 * 2
+    finally:
+        server.close()
