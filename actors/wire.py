@@ -190,7 +190,11 @@ class WireConnection:
         future: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)  # appended and written with no await between: in order
         self._writer.write(encode(OK, items))
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except OSError as e:
+            future.cancel()  # no answer will come; the reader skips futures already done
+            raise WireClosed(str(e) or type(e).__name__) from e
         return await future
 
     async def _read_answers(self) -> None:

@@ -4,6 +4,8 @@ validation, hot swap under traffic, and online = offline parity."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import shutil
 import threading
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.ids import OFFLINE, IdHasher
 from features.offline import feedback_from_labels
 from features.spec import FEATURE_NAMES
 from features.transactions import normalise
@@ -370,9 +373,13 @@ def test_bad_input_is_refused_with_4xx_and_changes_nothing(service: str) -> None
     assert sum(changed) == 2  # only the unicode transaction, at one card and one terminal shard
 
 
-def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, object]) -> None:
+def test_no_card_number_reaches_logs_or_state(
+    service: str, app_args: dict[str, object], service_ids: IdHasher
+) -> None:
     """Send a PAN as a card id (accepted) and in rejected requests; scan every log file of
-    this Ray session and the state store for it and for any Luhn-valid 16-digit run."""
+    this Ray session and the state store for it and for any Luhn-valid 16-digit run. State
+    holds the card's digest under the service's secret key, and no digest of it that could
+    be recomputed without that key."""
     import re
 
     import ray
@@ -393,6 +400,11 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     state_dir = Path(str(app_args["state"]["path"]))  # type: ignore[index]
     scanned = 0
+    keyed, public = service_ids.digest(pan).encode(), OFFLINE.digest(pan).encode()
+    unkeyed = base64.urlsafe_b64encode(
+        hashlib.blake2b(pan.encode(), digest_size=16, person=b"fraud-id").digest()
+    ).rstrip(b"=")  # how ids were hashed before they were keyed
+    found_keyed = False
     for root in (session_dir / "logs", state_dir):
         for f in root.rglob("*"):
             if not f.is_file():
@@ -400,6 +412,8 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
             data = f.read_bytes()
             scanned += 1
             assert pan.encode() not in data, f"card number in {f}"
+            assert public not in data and unkeyed not in data, f"recomputable digest in {f}"
+            found_keyed = found_keyed or keyed in data
             hits = [
                 m.group().decode() for m in run16.finditer(data) if luhn_valid(m.group().decode())
             ]
@@ -407,3 +421,4 @@ def test_no_card_number_reaches_logs_or_state(service: str, app_args: dict[str, 
                 f"PAN-like run in {f}: {hits[:3]}"
             )
     assert scanned > 10
+    assert found_keyed  # the scan reads what the shards wrote

@@ -1,8 +1,12 @@
 // The live dashboard: one EventSource on /v1/live/stream, plain DOM and canvas, no build step.
 "use strict";
 
-const key = new URLSearchParams(location.hash.slice(1)).get("key");
-const authHeaders = key ? { Authorization: `Bearer ${key}` } : {};
+// Access: an analyst key typed into the sign-in form is kept in this page's memory only; it
+// buys short-lived session tokens (POST /v1/session), and only a token goes into the live
+// stream's URL. With no keys configured the service answers "auth: off" and no form shows.
+let apiKey = null;
+let token = null;
+const auth = () => (token ? { Authorization: `Bearer ${token}` } : {});
 const $ = (id) => document.getElementById(id);
 const fmt = (n, d = 0) => (n === null || n === undefined ? "–" : Number(n).toLocaleString(undefined, { maximumFractionDigits: d, minimumFractionDigits: d }));
 
@@ -62,9 +66,9 @@ function fillFlagged(items) {
 }
 
 async function resolve(txId, outcome) {
-  const resp = await fetch(`/v1/reviews/${encodeURIComponent(txId)}`, {
+  const resp = await fetch(`v1/reviews/${encodeURIComponent(txId)}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", ...authHeaders },
+    headers: { "Content-Type": "application/json", ...auth() },
     body: JSON.stringify({ outcome, analyst: "dashboard" }),
   });
   text($("resolve-status"), resp.ok ? `${txId} resolved as ${outcome}` : `${txId}: HTTP ${resp.status}`);
@@ -110,12 +114,41 @@ function render(s) {
   fillReviews(s.reviews.oldest);
 }
 
+let source = null;
+
 function connect() {
-  const url = "/v1/live/stream" + (key ? `?access_token=${encodeURIComponent(key)}` : "");
-  const source = new EventSource(url);
+  if (source) source.close();
+  const url = "v1/live/stream" + (token ? `?access_token=${encodeURIComponent(token)}` : "");
+  source = new EventSource(url);
   source.addEventListener("open", () => { text($("connection"), "live"); $("connection").className = "status on"; });
   source.addEventListener("live", (e) => render(JSON.parse(e.data)));
   source.addEventListener("error", () => { text($("connection"), "reconnecting…"); $("connection").className = "status off"; });
 }
 
-connect();
+async function openSession() {
+  const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+  const resp = await fetch("v1/session", { method: "POST", headers });
+  if (resp.status === 401 || resp.status === 403) {
+    apiKey = null; token = null;
+    $("signin").hidden = false;
+    text($("signin-status"), resp.status === 403 ? "this key lacks the analyst scope" : "");
+    return;
+  }
+  const session = await resp.json();
+  token = session.token;
+  $("signin").hidden = true;
+  connect();
+  if (token) {  // a fresh token before this one expires; the stream reconnects with it
+    const ms = Math.max(10_000, (session.expires * 1000 - Date.now()) * 0.8);
+    setTimeout(openSession, ms);
+  }
+}
+
+$("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  apiKey = $("signin-key").value.trim();
+  $("signin-key").value = "";
+  openSession();
+});
+
+openSession();

@@ -1,0 +1,187 @@
+"""Access control on the running service: a second ingress over the same shards, with
+scoped keys on. Scopes, revocation, path tricks, rate limits, the audit log and the
+dashboard's sign-in, over real HTTP (Serve's proxy) and in a real browser."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deployments.http.access import Scope, add_key, revoke_key
+
+pytestmark = pytest.mark.ray
+PREFIX = "/secure"
+
+
+def tx(i: int, card: str = "sec-card") -> dict[str, Any]:
+    return {
+        "transaction_id": f"sec-{i}",
+        "user_id": card,
+        "terminal_id": "sec-term",
+        "amount": 12.5,
+        "timestamp": f"2018-08-01T10:{i // 60:02d}:{i % 60:02d}",
+    }
+
+
+@pytest.fixture(scope="module")
+def secure(
+    service: str, app_args: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """The same app (shards, desk, id key, state) behind an ingress that asks for keys."""
+    from ray import serve
+
+    from deployments.app import build_app
+
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    keys = {
+        "score": add_key(path, "payments", {Scope.score}),
+        "slow": add_key(path, "slow", {Scope.score}, rate="4/minute"),
+        "analyst": add_key(path, "desk", {Scope.analyst}),
+        "admin": add_key(path, "ops", {Scope.admin}),
+    }
+    args = {**app_args, "access": {"keys_file": str(path)}}
+    serve.run(build_app(args), name="fraud-secure", route_prefix=PREFIX)
+    url = service + PREFIX
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "secure app did not become healthy"
+        time.sleep(0.5)
+    yield url, path, keys
+    serve.delete("fraud-secure")  # the shards are the main app's: they stay
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def test_scopes_revocation_limits_and_audit_on_the_service(
+    secure: tuple[str, Path, dict[str, str]], service: str
+) -> None:
+    url, path, keys = secure
+    with httpx.Client(base_url=url, timeout=30) as c:
+        health = c.get("/healthz").json()
+        assert health["auth"] == "on"
+        r = c.post("/v1/transactions", json=tx(1))
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert (
+            c.post("/v1/transactions", json=tx(1), headers=auth(keys["score"])).status_code == 200
+        )
+        batch = {"transactions": [tx(2), tx(3)]}
+        r = c.post("/v1/transactions/batch", json=batch, headers=auth(keys["score"]))
+        assert r.status_code == 200
+        for route, good in [
+            ("/v1/stats", "admin"),
+            ("/v1/reviews", "analyst"),
+            ("/v1/audit", "admin"),
+        ]:
+            for holder in ("score", "analyst", "admin"):
+                status = c.get(route, headers=auth(keys[holder])).status_code
+                assert status == (200 if holder == good else 403), (route, holder, status)
+        # Path tricks through Serve's proxy: never an admin route for a weaker key.
+        for raw in (
+            "//v1/policy/rules",
+            "/V1/policy/rules",
+            "/v1/policy/rules/",
+            "/v1/x/../policy/rules",
+        ):
+            r = c.put(raw, json={"rules": []}, headers=auth(keys["analyst"]))
+            assert r.status_code in (401, 403, 404), (raw, r.status_code)
+            assert r.status_code != 200
+        # An admin change is audited under its key.
+        rule = {"id": "sec-rule", "when": "amount > 99999", "action": "REVIEW"}
+        body = {"rules": [rule], "comment": "security test"}
+        assert c.put("/v1/policy/rules", json=body, headers=auth(keys["admin"])).status_code == 200
+        entries = c.get("/v1/audit", params={"limit": 1000}, headers=auth(keys["admin"])).json()
+        mine = [e for e in entries["entries"] if e["comment"] == "security test"]
+        assert len(mine) == 1 and mine[0]["key_id"] == "ops"
+        assert mine[0]["action"] == "policy.rules"
+        assert [r["id"] for r in mine[0]["after"]["rules"]] == ["sec-rule"]
+        assert any(e["action"] == "model.served" for e in entries["entries"])
+        c.put("/v1/policy/rules", json={"rules": [], "comment": "security test done"},
+              headers=auth(keys["admin"]))  # fmt: skip
+        # One key's burst is throttled; another key's traffic is not.
+        statuses = []
+        for i in range(6):
+            r = c.post("/v1/transactions", json=tx(10 + i, "slow-card"), headers=auth(keys["slow"]))
+            statuses.append(r.status_code)
+            ok = c.post("/v1/transactions", json=tx(20 + i), headers=auth(keys["score"]))
+            assert ok.status_code == 200
+        assert statuses[:4] == [200] * 4 and statuses[4:] == [429, 429]
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        # Revoked: refused within seconds, without a restart.
+        revoke_key(path, "payments")
+        deadline = time.monotonic() + 10
+        while (
+            c.post("/v1/transactions", json=tx(4), headers=auth(keys["score"])).status_code != 401
+        ):
+            assert time.monotonic() < deadline, "a revoked key still works"
+            time.sleep(0.25)
+
+
+def test_the_dashboard_signs_in_with_a_key_and_keeps_it_out_of_urls(
+    secure: tuple[str, Path, dict[str, str]],
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.service.test_dashboard_browser import browser
+
+    url, _, keys = secure
+    driver = browser()
+    try:
+        driver.get(f"{url}/dashboard")
+        wait = WebDriverWait(driver, 30, poll_frequency=0.2)
+        form = wait.until(lambda d: d.find_element(By.ID, "signin"))
+        wait.until(lambda d: form.is_displayed())
+        assert d_text(driver, "connection") != "live"
+        driver.find_element(By.ID, "signin-key").send_keys(keys["score"])  # wrong scope
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        wait.until(lambda d: "analyst" in d_text(d, "signin-status"))
+        driver.find_element(By.ID, "signin-key").send_keys(keys["analyst"])
+        form.find_element(By.CSS_SELECTOR, "button").click()
+        wait.until(lambda d: d_text(d, "connection") == "live")
+        assert not form.is_displayed()
+        urls = driver.execute_script(
+            "return performance.getEntriesByType('resource').map((e) => e.name)"
+        )
+        assert any("access_token=fs." in u for u in urls)  # a session token, not the key
+        assert all(keys["analyst"] not in u for u in [*urls, driver.current_url])
+    finally:
+        driver.quit()
+
+
+def d_text(driver: Any, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, element_id).text)
+
+
+def test_https_on_the_ingress_and_tls_on_shard_sockets() -> None:
+    """Its own cluster and proxy (TLS is a proxy start option): `tests/chaos/tls_service.py`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.chaos.tls_service"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(lines[-1])
+    print(f"\ntls: {result}")
+    assert proc.returncode == 0 and result["ok"], result
+    assert result["https_status"] == 200 and result["plain_http"] != 200
+    assert set(result["shard_probes"]) == {"plain", "foreign_ca"}
