@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deployments.http.access import API_KEY_ENV
+
 console = Console()
-API_KEY_ENV = "FRAUD_API_KEY"
 
 
 def backtest(

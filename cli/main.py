@@ -313,6 +313,12 @@ def replay(
     partitions: Annotated[
         int, typer.Option(min=1, help="redis-stream: as the service's stream.partitions.")
     ] = 4,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRAUD_API_KEY", show_default=False, help="A key with the score scope."
+        ),
+    ] = None,
 ) -> None:
     """Stream transactions to the live service in event-time order, with delayed labels."""
     import asyncio
@@ -334,6 +340,7 @@ def replay(
         label_delay_days=delay_days,
         slice_seconds=min(3600.0, delay_days * 86_400),
         max_seconds=max_seconds,
+        api_key=api_key,
     )
     tx = read_transactions(input)
     if limit:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
@@ -303,6 +304,7 @@ def canonical(path: str) -> str:
     return "/" + "/".join(stack)
 
 
+@lru_cache(maxsize=4096)  # paths repeat (the scoring routes are most requests)
 def required_scope(method: str, path: str) -> Scope | None:
     """The scope a request needs; None for the public routes (probes, docs, dashboard page).
     Anything not named here needs `admin`: a new route is closed until it is listed."""
@@ -333,8 +335,10 @@ class Access:
         self.keys, self.sessions, self.limits = keys, sessions, limits
 
     def check(self, method: str, path: str, bearer: str | None, query_token: str | None) -> Verdict:
+        if not self.keys.enabled:
+            return Verdict(200)
         needed = required_scope(method, path)
-        if needed is None or not self.keys.enabled:
+        if needed is None:
             return Verdict(200)
         presented = bearer
         if presented is None and query_token and canonical(path) == "/v1/live/stream":

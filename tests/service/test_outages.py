@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from features.ids import IdHasher
 from tests.ledger import LedgerClient
 from tests.service.test_faults import Killer, check_ledger, make_stream, shard_handles
 
@@ -105,7 +106,9 @@ def wait_healthy(url: str) -> None:
         time.sleep(0.5)
 
 
-def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
+def test_redis_restart_under_load(
+    service: str, own_redis: OwnRedis, app_args: dict[str, Any], service_ids: IdHasher
+) -> None:
     from ray import serve
 
     from tests.shard_actors import kill_shard_actors
@@ -113,6 +116,7 @@ def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
     args = {
         "n_user_shards": 1,
         "n_terminal_shards": 3,
+        "id_key": app_args["id_key"],
         "shard_retry_seconds": 2,
         "state": {
             "backend": "redis",
@@ -155,7 +159,7 @@ def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
         kill = Killer(shards[0])
         kill()
         kill.recovery_seconds()
-        check_ledger(client, shards, 1, stream)
+        check_ledger(client, shards, 1, stream, service_ids)
         print(
             f"\nredis restart: statuses {ledger.statuses}, client retries {ledger.retries}, "
             f"first 200 after restart {recovered[0] - outage['up']:.2f} s"
@@ -165,12 +169,17 @@ def test_redis_restart_under_load(service: str, own_redis: OwnRedis) -> None:
         kill_shard_actors(1, 3)
 
 
-def test_overload_is_refused_fast_and_recovers(service: str) -> None:
+def test_overload_is_refused_fast_and_recovers(service: str, app_args: dict[str, Any]) -> None:
     from ray import serve
 
     from tests.shard_actors import kill_shard_actors
 
-    args = {"n_user_shards": 2, "n_terminal_shards": 4, "state": {"backend": "memory"}}
+    args = {
+        "n_user_shards": 2,
+        "n_terminal_shards": 4,
+        "state": {"backend": "memory"},
+        "id_key": app_args["id_key"],
+    }
     url = service + deploy(
         "fraud-small", "/small", args, {"max_ongoing_requests": 2, "max_queued_requests": 4}
     )

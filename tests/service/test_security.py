@@ -139,18 +139,19 @@ def test_the_dashboard_signs_in_with_a_key_and_keeps_it_out_of_urls(
         form = wait.until(lambda d: d.find_element(By.ID, "signin"))
         wait.until(lambda d: form.is_displayed())
         assert d_text(driver, "connection") != "live"
-        driver.find_element(By.ID, "signin-key").send_keys(keys["score"])  # wrong scope
+        driver.find_element(By.ID, "signin-key").send_keys(keys["slow"])  # the score scope
         form.find_element(By.CSS_SELECTOR, "button").click()
         wait.until(lambda d: "analyst" in d_text(d, "signin-status"))
         driver.find_element(By.ID, "signin-key").send_keys(keys["analyst"])
         form.find_element(By.CSS_SELECTOR, "button").click()
         wait.until(lambda d: d_text(d, "connection") == "live")
         assert not form.is_displayed()
+        stream_url = driver.execute_script("return source.url")  # the page's EventSource
+        assert "access_token=fs." in stream_url  # a session token, not the key
         urls = driver.execute_script(
             "return performance.getEntriesByType('resource').map((e) => e.name)"
         )
-        assert any("access_token=fs." in u for u in urls)  # a session token, not the key
-        assert all(keys["analyst"] not in u for u in [*urls, driver.current_url])
+        assert all(keys["analyst"] not in u for u in [*urls, stream_url, driver.current_url])
     finally:
         driver.quit()
 

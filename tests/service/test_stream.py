@@ -47,7 +47,7 @@ def kill_consumer() -> int:
 
 
 def test_stream_path_decides_every_transaction_once_across_a_crash(
-    service: str, service_ids: IdHasher
+    service: str, service_ids: IdHasher, app_args: dict[str, Any]
 ) -> None:
     import ray
     from ray import serve
@@ -65,7 +65,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
               "results_prefix": f"{prefix}:decisions", "partitions": 2, "read_count": 200,
               "reclaim_idle_ms": 1000}  # fmt: skip
     args = {"n_user_shards": 2, "n_terminal_shards": 3, "state": {"backend": "memory"},
-            "stream": stream}  # fmt: skip
+            "stream": stream, "id_key": app_args["id_key"]}  # fmt: skip
     serve.run(build_app(args), name="fraud-stream", route_prefix="/stream")
     opts = StreamReplayOptions(
         redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",

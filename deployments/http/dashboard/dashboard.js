@@ -129,9 +129,11 @@ async function openSession() {
   const headers = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
   const resp = await fetch("v1/session", { method: "POST", headers });
   if (resp.status === 401 || resp.status === 403) {
+    const tried = apiKey !== null;
     apiKey = null; token = null;
     $("signin").hidden = false;
-    text($("signin-status"), resp.status === 403 ? "this key lacks the analyst scope" : "");
+    const why = resp.status === 403 ? "this key lacks the analyst scope" : "unknown or revoked key";
+    text($("signin-status"), tried ? why : "");
     return;
   }
   const session = await resp.json();
