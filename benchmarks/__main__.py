@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, compare, stream,
-memory."""
+memory, access."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def main() -> None:
         "compare": "benchmarks.compare",
         "stream": "benchmarks.stream",
         "memory": "benchmarks.memory",
+        "access": "benchmarks.access",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cli.serve_config import SERVE_CONFIG, fraud_app, served_model_dir, served_thresholds
@@ -48,3 +49,30 @@ def test_documented_defaults_are_the_settings_defaults() -> None:
     # serve_config.yaml overrides only what a deployment changes: the rest stays default.
     args = fraud_app()["args"]
     assert set(args) <= {"n_user_shards", "n_terminal_shards", "state"}, set(args)
+
+
+CLUSTER_CONFIG = Path(SERVE_CONFIG).parent / "serve_config.cluster.yaml"
+
+
+def test_cluster_config_is_valid_and_refuses_to_start_without_an_id_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Off one host, every node must hash ids with one key: the cluster config never makes
+    a key, and without one the service does not start (it says how to make one)."""
+    from deployments.scoring.service import ScoringService
+    from features.id_key import IdKeyMissing
+
+    args = AppArgs(**fraud_app(CLUSTER_CONFIG)["args"])
+    assert args.state.backend == "redis" and args.access.keys_file is not None
+    assert not args.id_key.create and args.id_key.file is None
+    monkeypatch.delenv(args.id_key.env, raising=False)
+    with pytest.raises(IdKeyMissing, match="fraud keygen"):
+        ScoringService(None, args)  # before it touches shards or the model
+    monkeypatch.setenv(args.id_key.env, "ab" * 32)
+    assert args.id_key.load(tmp_path) == bytes([0xAB]) * 32
+    doc = yaml.safe_load(CLUSTER_CONFIG.read_text())
+    assert doc["proxy_location"] == "EveryNode"
+    assert {d["name"] for d in fraud_app(CLUSTER_CONFIG)["deployments"]} == {
+        "Ingress",
+        "ModelScorer",
+    }

@@ -1,0 +1,87 @@
+"""What the security layer costs: the access check per request and keyed hashing per id.
+
+Side by side in one process, each the median of `--repeats` runs:
+- `Access.check` on a scoring request with no keys configured, with a key file, and with
+  a key file and a rate limit (the `limits` moving window, in memory);
+- the blake2b loop over a request's ids, keyed (what the service does) and unkeyed (a
+  personalisation string only), and `IdHasher.keys_many` whole (digests, base64, keys).
+
+python -m benchmarks access [--requests 20000] [--ids 10000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import save
+from deployments.http.access import Access, KeyRing, RateLimits, Scope, Sessions, add_key
+from features.ids import IdHasher
+
+
+def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        runs.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--requests", type=int, default=20_000, help="checks per run")
+    ap.add_argument("--ids", type=int, default=10_000, help="ids hashed per run")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    keys = Path(tempfile.mkdtemp()) / "keys.json"
+    key = add_key(keys, "bench", {Scope.score})
+    sessions = Sessions(b"s" * 32, 10)
+    guards = {
+        "no_keys": Access(KeyRing(None), sessions, RateLimits("memory://", None)),
+        "keys": Access(KeyRing(keys), sessions, RateLimits("memory://", None)),
+        "keys_and_rate_limit": Access(
+            KeyRing(keys), sessions, RateLimits("memory://", "1000000000/second")
+        ),
+    }
+
+    def checking(guard: Access) -> Callable[[], object]:
+        return lambda: guard.check("POST", "/v1/transactions", key, None)
+
+    check_us = {
+        name: per_call_us(checking(g), args.requests, args.repeats) for name, g in guards.items()
+    }
+    ids = [f"card-{i}" for i in range(args.ids)]
+    hasher, secret = IdHasher(bytes(range(32))), bytes(range(32))
+
+    def keyed() -> bytes:
+        h = hashlib.blake2b
+        return b"".join([h(v.encode(), digest_size=16, key=secret).digest() for v in ids])
+
+    def unkeyed() -> bytes:
+        h = hashlib.blake2b
+        return b"".join([h(v.encode(), digest_size=16, person=b"fraud-id").digest() for v in ids])
+
+    def whole() -> object:
+        return hasher.keys_many(ids)
+
+    samples: dict[str, list[float]] = {"keyed_digests": [], "unkeyed": [], "keys_many": []}
+    for _ in range(args.repeats * 4):  # alternating, so noise falls on all three alike
+        for name, fn in zip(samples, (keyed, unkeyed, whole), strict=True):
+            samples[name].append(per_call_us(fn, 1, 1) / args.ids)
+    hash_us = {name: statistics.median(v) for name, v in samples.items()}
+    for name, us in check_us.items():
+        print(f"access check per request, {name}: {us:.2f} us")
+    for name, us in hash_us.items():
+        print(f"id hashing per id, {name}: {us:.3f} us")
+    save("access", {"check_us_per_request": check_us, "hash_us_per_id": hash_us, **vars(args)})
+
+
+if __name__ == "__main__":
+    main()
