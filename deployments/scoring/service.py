@@ -50,6 +50,7 @@ class ScoringService:
         self.desk_service = DeskService(self.desk, self.pipeline)
         self.config = IngressConfig()
         self.served: ServedModel | None = None  # what the ModelScorer serves, once read
+        self.unaudited: list[tuple[dict[str, str | None] | None, dict[str, str | None]]] = []
         self.reporter = Reporter(
             self.shards.sink, self.desk_service, self.pipeline, model, self.metrics, self._on_served
         )
@@ -60,13 +61,18 @@ class ScoringService:
         self.pipeline.thresholds = thresholds_for(self.config, self.served)
 
     async def _on_served(self, served: ServedModel) -> None:
+        """Follow the served model first, then report a change to the audit log: a desk that
+        is away delays the entry (kept and sent on the next tick), never the model."""
         before = _versions(self.served) if self.served is not None else None
-        if before != _versions(served):  # a promotion, rollback or shadow change: audited
-            await self.desk.served_model(before, _versions(served))
+        if before != _versions(served):  # a promotion, rollback or shadow change
+            self.unaudited.append((before, _versions(served)))
         self.served = served
         self.pipeline.thresholds = thresholds_for(self.config, served)
         if self.inprocess is not None:
             await self.inprocess.follow(served)
+        while self.unaudited:
+            await self.desk.served_model(*self.unaudited[0])
+            self.unaudited.pop(0)
 
 
 def _versions(served: ServedModel) -> dict[str, str | None]:
