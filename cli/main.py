@@ -121,10 +121,18 @@ def train(
     false_block_fraction: Annotated[
         float, typer.Option(min=0, help="Share of a blocked good payment's amount lost.")
     ] = 0.3,
+    review_recall: Annotated[
+        float, typer.Option(min=0.01, max=1, help="Share of validation frauds REVIEW catches.")
+    ] = 0.8,
+    block_precision: Annotated[
+        float, typer.Option(min=0.01, max=1, help="Share of validation BLOCKs that are fraud.")
+    ] = 0.95,
 ) -> None:
-    """Train XGBoost on time blocks, export ONNX after a parity check, write a model card
-    with the REVIEW/BLOCK thresholds that cost least on validation (and a plot of why)."""
+    """Train XGBoost on time blocks; pick the class weight and the REVIEW/BLOCK thresholds
+    on validation, recall first; export ONNX after a parity check and behaviour checks; write
+    a model card (with the cost-optimal thresholds too, and plots of both)."""
     from policy.costs import CostModel
+    from policy.recall import RecallTarget
     from training.pipeline import TrainOptions, train_model
 
     opts = TrainOptions(
@@ -135,6 +143,7 @@ def train(
         valid_days=valid_days,
         test_days=test_days,
         warmup_days=warmup_days,
+        target=RecallTarget(review_recall=review_recall, block_precision=block_precision),
         costs=CostModel(
             review_cost=review_cost,
             chargeback_fee=chargeback_fee,
@@ -143,7 +152,7 @@ def train(
     )
     try:
         card = train_model(input, output, opts, say=console.print)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # BehaviourError and ParityError included
         _fail(str(e))
     _metrics_table(card.metrics, f"model {card.version}")
     cost = card.cost_thresholds
@@ -151,7 +160,8 @@ def train(
         console.print(
             f"cost-optimal on validation: REVIEW > {cost.review:.2f}, BLOCK > {cost.block:.2f} "
             f"(cost {cost.cost['total']:,.0f} vs {cost.cost_at_current['total']:,.0f} at the "
-            "current thresholds); serve them with `thresholds_from_model: true`"
+            "recall-first ones, which are served by default); serve them with "
+            "`thresholds_from_model: true`"
         )
     console.print(
         f"wrote {output} (model.onnx, model.json, model_card.json, thresholds.png, "

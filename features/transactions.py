@@ -16,6 +16,14 @@ COLUMNS: tuple[str, ...] = (
     "is_fraud",
     "fraud_scenario",
 )
+# `fraud_scenario` codes (the handbook's simulator and ours): what each kind of fraud is.
+SCENARIOS: dict[int, str] = {
+    0: "genuine",
+    1: "amount > 220",
+    2: "compromised terminal",
+    3: "compromised card",
+    4: "card testing",
+}
 REQUIRED: tuple[str, ...] = ("transaction_id", "timestamp", "user_id", "terminal_id", "amount")
 
 HANDBOOK_TO_CANONICAL: dict[str, str] = {

@@ -6,15 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from features.transactions import SCENARIOS
 from simulator.replay import ReplayResult
-
-SCENARIOS = {
-    0: "genuine",
-    1: "amount > 220",
-    2: "compromised terminal",
-    3: "compromised card",
-    4: "card testing",
-}
 
 
 def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:

@@ -10,6 +10,12 @@ import xgboost as xgb
 
 from features.spec import FEATURE_NAMES
 
+# Larger amounts, and amounts further above the card's usual, never lower a score: what a
+# fraud analyst expects, and what the directional behaviour check asks
+# (training/behaviour.py). Without it, trees learnt dips that let big frauds through.
+MONOTONE_UP = ("TX_AMOUNT", "AMOUNT_DEVIATION")
+MONOTONE = "(" + ",".join("1" if n in MONOTONE_UP else "0" for n in FEATURE_NAMES) + ")"
+
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
     "eval_metric": ["aucpr", "auc"],
@@ -19,6 +25,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "subsample": 0.8,
     "colsample_bytree": 0.8,
     "min_child_weight": 1,
+    "monotone_constraints": MONOTONE,
     # An explicit base_score keeps ONNX export exact (no data-dependent intercept to carry).
     "base_score": 0.5,
     "nthread": 2,

@@ -17,11 +17,13 @@ import pandas as pd
 from features.config import EngineConfig
 from features.offline import offline_features
 from features.spec import FEATURE_NAMES
-from features.transactions import read_transactions
+from features.transactions import SCENARIOS, read_transactions
 from models.card import ModelCard, ModelDir
 from policy.costs import CostModel, cost_grid, cost_optimal_thresholds
 from policy.decision import Thresholds
+from policy.recall import RecallTarget, recall_first_thresholds
 from training import booster as bst
+from training.behaviour import BehaviourError, behaviour_checks, summary
 from training.export import check_parity, to_onnx
 from training.metrics import evaluate_scores
 from training.plots import cost_plot, threshold_plot
@@ -41,10 +43,10 @@ class TrainOptions:
     test_days: int = 7
     train_days: int | None = None
     warmup_days: int = 7
-    review_threshold: float = 0.5
-    block_threshold: float = 0.9
+    target: RecallTarget = field(default_factory=RecallTarget)
     class_weights: tuple[float, ...] = (1.0, 3.0, 10.0)
     selection_rounds: int = 100
+    require_behaviour: bool = True  # a model failing a behaviour check is not saved
     costs: CostModel = field(default_factory=CostModel)
 
 
@@ -82,23 +84,46 @@ def library_versions() -> dict[str, str]:
 def choose_class_weight(
     train: pd.DataFrame, valid: pd.DataFrame, opts: TrainOptions, say: Say
 ) -> tuple[float, list[dict[str, Any]]]:
-    """Pick scale_pos_weight by validation average precision (quick local fits)."""
+    """Pick scale_pos_weight on validation, recall first: each weight's REVIEW threshold is
+    set to reach the recall target (`policy.recall`), and the weight that gets there with
+    the fewest false positives wins (then the higher AP)."""
     x, y = bst.design_matrix(train), bst.labels(train)
-    xv = bst.design_matrix(valid)
+    xv, yv = bst.design_matrix(valid), bst.labels(valid)
     trials: list[dict[str, Any]] = []
     for w in opts.class_weights:
         params = {**bst.DEFAULT_PARAMS, "scale_pos_weight": w}
         model, _ = bst.fit_booster(x, y, params, opts.selection_rounds)
-        m: dict[str, Any] = evaluate_scores(
-            valid, bst.predict(model, xv), opts.review_threshold, opts.block_threshold
-        )
-        trials.append({"scale_pos_weight": w, **m})
+        scores = bst.predict(model, xv)
+        th = recall_first_thresholds(yv, scores, opts.target)
+        m: dict[str, Any] = evaluate_scores(valid, scores, th.review, th.block)
+        fp = int(np.sum((scores > th.review) & (yv == 0)))
+        trials.append({"scale_pos_weight": w, "false_positives_at_target": fp, **m})
         say(
-            f"  scale_pos_weight={w:g}: validation AP {m['average_precision']:.3f}, "
-            f"recall@REVIEW {m['review']['recall']:.3f}"
+            f"  scale_pos_weight={w:g}: validation recall {m['review']['recall']:.3f} at "
+            f"REVIEW > {th.review:.3f} with {fp} false positives; AP "
+            f"{m['average_precision']:.3f}"
         )
-    best = max(trials, key=lambda t: (np.nan_to_num(t["average_precision"]), t["scale_pos_weight"]))
+    best = min(
+        trials,
+        key=lambda t: (t["false_positives_at_target"], -np.nan_to_num(t["average_precision"])),
+    )
     return float(best["scale_pos_weight"]), trials
+
+
+def by_scenario(frame: pd.DataFrame, scores: np.ndarray, th: Thresholds) -> dict[str, Any]:
+    """Share of each fraud scenario's transactions flagged (REVIEW or BLOCK) and blocked."""
+    if "fraud_scenario" not in frame:
+        return {}
+    out: dict[str, Any] = {}
+    codes = frame["fraud_scenario"].to_numpy()
+    for code in sorted(set(codes.tolist()) - {0}):
+        mine = codes == code
+        out[SCENARIOS.get(int(code), str(code))] = {
+            "transactions": int(mine.sum()),
+            "flagged": float(np.mean(scores[mine] > th.review)),
+            "blocked": float(np.mean(scores[mine] > th.block)),
+        }
+    return out
 
 
 def train_model(
@@ -150,17 +175,22 @@ def train_model(
         )
     fit_seconds = time.perf_counter() - t0
 
-    metrics = {}
-    for name, frame in (("validation", blocks.validation), ("test", blocks.test)):
-        scores = bst.predict(model, bst.design_matrix(frame))
-        metrics[name] = evaluate_scores(frame, scores, opts.review_threshold, opts.block_threshold)
-
     valid_scores = bst.predict(model, bst.design_matrix(blocks.validation))
     valid_y, valid_amounts = (
         bst.labels(blocks.validation),
         blocks.validation["TX_AMOUNT"].to_numpy(),
     )
-    current = Thresholds(review=opts.review_threshold, block=opts.block_threshold)
+    current = recall_first_thresholds(valid_y, valid_scores, opts.target)
+    say(
+        f"recall-first thresholds on validation: REVIEW > {current.review:.3f} (recall "
+        f"{opts.target.review_recall:.0%}), BLOCK > {current.block:.3f} (precision "
+        f"{opts.target.block_precision:.0%})"
+    )
+    metrics = {}
+    for name, frame in (("validation", blocks.validation), ("test", blocks.test)):
+        scores = bst.predict(model, bst.design_matrix(frame))
+        metrics[name] = evaluate_scores(frame, scores, current.review, current.block)
+        metrics[name]["by_scenario"] = by_scenario(frame, scores, current)
     cost = cost_optimal_thresholds(
         valid_y, valid_scores, valid_amounts, opts.costs, current=current
     )
@@ -174,6 +204,20 @@ def train_model(
     onnx_bytes = to_onnx(model, len(FEATURE_NAMES))
     parity = check_parity(model, onnx_bytes, x_test)
     say(f"ONNX parity on {len(x_test):,} test rows: max abs diff {parity:.2e}")
+    checks = behaviour_checks(
+        transactions[transactions["timestamp"] >= blocks.test_start - pd.Timedelta(days=30)],
+        lambda x: bst.predict(model, x),
+        current,
+        config,
+        since=blocks.test_start,
+    )
+    for c in checks:
+        say(f"  behaviour: {c.name}: {'pass' if c.passed else 'FAIL'} ({c.detail})")
+    failed = [c for c in checks if not c.passed]
+    if failed and opts.require_behaviour:
+        raise BehaviourError(
+            "not saved: the model fails " + "; ".join(f"{c.name} ({c.detail})" for c in failed)
+        )
 
     card = ModelCard.model_validate({
         "name": output_dir.name,
@@ -182,7 +226,7 @@ def train_model(
         "features": list(FEATURE_NAMES),
         "input": {"name": "input", "dtype": "float32", "shape": [None, len(FEATURE_NAMES)]},
         "output": "probabilities[:, 1] = P(fraud)",
-        "thresholds": {"review": opts.review_threshold, "block": opts.block_threshold},
+        "thresholds": current.model_dump(),
         "cost_thresholds": cost,
         "engine_config": config.model_dump(),
         "training": {
@@ -191,6 +235,8 @@ def train_model(
             "rounds": opts.rounds,
             "params": params,
             "class_weight_search": trials,
+            "recall_target": opts.target.model_dump(),
+            "behaviour": summary(checks),
             "fit_metrics": fit_metrics,
             "fit_seconds": round(fit_seconds, 2),
             "feature_seconds": round(feature_seconds, 2),
@@ -216,8 +262,8 @@ def train_model(
     threshold_plot(
         bst.labels(blocks.test),
         bst.predict(model, x_test),
-        opts.review_threshold,
-        opts.block_threshold,
+        current.review,
+        current.block,
         directory.plot,
         f"{output_dir.name}: test block",
     )
