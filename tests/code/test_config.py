@@ -19,7 +19,7 @@ def test_serve_config_is_valid_and_safe_by_default() -> None:
     args = AppArgs(**fraud_app()["args"])
     assert args.state.backend == "sqlite" and args.n_user_shards >= 1
     model = load_model(served_model_dir())
-    assert served_thresholds(model.card).block == 0.9
+    assert served_thresholds(model.card) == model.card.thresholds  # unset: the card's
     names = {d["name"] for d in fraud_app()["deployments"]}
     assert names == {"Ingress", "ModelScorer"}
 

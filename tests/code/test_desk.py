@@ -140,7 +140,7 @@ def test_card_numbers_sent_as_ids_are_not_kept_by_the_desk() -> None:
     assert resolved["status"] == "fraud"
 
 
-def test_thresholds_from_the_model_card_only_when_asked() -> None:
+def test_thresholds_come_from_the_card_unless_pinned_and_cost_ones_only_when_asked() -> None:
     from deployments.model.served import ServedModel
     from deployments.scoring.decide_config import IngressConfig, thresholds_for
     from models.card import ModelDir
@@ -148,16 +148,20 @@ def test_thresholds_from_the_model_card_only_when_asked() -> None:
     card = ModelDir(Path(__file__).resolve().parents[2] / "models" / "default").read_card()
     assert card.cost_thresholds is not None
     served = ServedModel(version=card.version, card=card, model_dir="models/default")
-    assert thresholds_for(IngressConfig(), served) == Thresholds()
-    chosen = thresholds_for(IngressConfig(thresholds_from_model=True), served)
+    assert thresholds_for(IngressConfig(), served) == card.thresholds  # recall-first
+    pinned = Thresholds(review=0.4, block=0.95)
+    assert thresholds_for(IngressConfig(thresholds=pinned), served) == pinned
+    chosen = thresholds_for(IngressConfig(thresholds=pinned, thresholds_from_model=True), served)
     assert (chosen.review, chosen.block) == (
         card.cost_thresholds.review,
         card.cost_thresholds.block,
     )
-    assert chosen != Thresholds()
-    # A model without cost thresholds (or none read yet) keeps the configured ones.
+    assert chosen != pinned
+    # A model without cost thresholds keeps the configured ones; none read yet: defaults.
     bare = served.model_copy(update={"card": card.model_copy(update={"cost_thresholds": None})})
-    assert thresholds_for(IngressConfig(thresholds_from_model=True), bare) == Thresholds()
+    assert (
+        thresholds_for(IngressConfig(thresholds=pinned, thresholds_from_model=True), bare) == pinned
+    )
     assert thresholds_for(IngressConfig(thresholds_from_model=True), None) == Thresholds()
     with pytest.raises(ValueError, match="thresholds_from_mdl"):
         IngressConfig(thresholds_from_mdl=True)  # type: ignore[call-arg]
