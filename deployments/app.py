@@ -10,7 +10,6 @@ from deployments.http.ingress import Ingress
 from deployments.model.scorer import ModelScorer
 from deployments.settings import AppArgs
 from deployments.stream.consumer import StreamConsumer
-from policy.decision import Thresholds
 
 DEFAULT_MODEL_DIR = "models/default"
 
@@ -22,11 +21,13 @@ def _deployment(decorated: object) -> Deployment:
     return decorated
 
 
-def build_app(args: dict[str, Any]) -> Application:
+def build_app(args: dict[str, Any], decide: dict[str, Any] | None = None) -> Application:
+    """The app from `args`. `decide`: the deciding replicas' user_config (`IngressConfig`);
+    unset, they serve the model card's thresholds (tests pin theirs). The config file's
+    user_config overrides both defaults here."""
     settings = AppArgs(**args)
-    # Defaults for a bare deployment; the config file's user_config overrides them.
     model = _deployment(ModelScorer).options(user_config={"model_dir": DEFAULT_MODEL_DIR}).bind()
-    decide = {"thresholds": Thresholds().model_dump()}
+    decide = decide or {}
     stream = None
     if settings.stream.enabled:
         consumer = _deployment(StreamConsumer).options(

@@ -106,7 +106,7 @@ class Ingress:
         self.metrics, self.reporter = scoring.metrics, scoring.reporter
         mb = settings.micro_batch
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
-            self.pipeline.score_items,
+            scoring.score_items,
             mb.max_wait_ms / 1000,
             mb.max_transactions,
             mb.max_in_flight,
@@ -142,7 +142,7 @@ class Ingress:
         self.singles += 1
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
-            out = (await self.pipeline.score_items([tx], True))[0]
+            out = (await self.scoring.score_items([tx], True))[0]
         else:
             out = (await self.batcher.submit([tx]))[0]
         if out is None:
@@ -157,7 +157,7 @@ class Ingress:
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:
             raise TooLarge(f"transactions: at most {limit} per batch")
-        results = await self.pipeline.score(batch.transactions, include_features)
+        results = await self.scoring.score(batch.transactions, include_features)
         self._timed("batch", started)
         return json_response({"results": results})
 

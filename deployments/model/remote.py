@@ -15,6 +15,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.errors import Unavailable
 from actors.retry import retry_while_gone
+from deployments.model.served import ServedModel
 from deployments.model.versions import Scored
 
 
@@ -34,6 +35,11 @@ class RemoteModel:
 
     async def explain(self, x: np.ndarray, approx: bool = False) -> tuple[np.ndarray, str]:
         answer: tuple[np.ndarray, str] = await self._call("explain", x, approx)
+        return answer
+
+    async def served(self) -> ServedModel:
+        """What the ModelScorer serves (its card holds the thresholds that decide)."""
+        answer: ServedModel = await self._call("served")
         return answer
 
     async def _call(self, method: str, *args: Any) -> Any:

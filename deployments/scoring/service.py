@@ -5,18 +5,21 @@ reporter, and which thresholds are in force. One place, so both paths decide ide
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from actors.journal import REPO_ROOT
 from actors.ray_shards import RayShardClient
 from actors.state_store import bind_id_key
+from deployments.http.schemas import TransactionIn
 from deployments.model.inprocess import InProcessModel
 from deployments.model.remote import RemoteModel
 from deployments.model.served import ServedModel
 from deployments.scoring.decide_config import IngressConfig, thresholds_for
 from deployments.scoring.desk_service import DeskService
 from deployments.scoring.metrics import ServiceMetrics
-from deployments.scoring.pipeline import ScoringPipeline
+from deployments.scoring.pipeline import Answer, ScoringPipeline
 from deployments.scoring.reporter import Reporter
 from deployments.settings import AppArgs
 from policy.decision import Thresholds
@@ -35,6 +38,7 @@ class ScoringService:
         )
         self.metrics = ServiceMetrics()
         remote = RemoteModel(model, retry_for_s=settings.model_retry_seconds)
+        self.remote = remote
         # In process: the same model the ModelScorer serves, one hop fewer per batch.
         self.inprocess = InProcessModel(remote) if settings.score_in_process else None
         self.pipeline = ScoringPipeline(
@@ -50,24 +54,49 @@ class ScoringService:
         self.desk_service = DeskService(self.desk, self.pipeline)
         self.config = IngressConfig()
         self.served: ServedModel | None = None  # what the ModelScorer serves, once read
+        self._reading = asyncio.Lock()
         self.unaudited: list[tuple[dict[str, str | None] | None, dict[str, str | None]]] = []
         self.reporter = Reporter(
             self.shards.sink, self.desk_service, self.pipeline, model, self.metrics, self._on_served
         )
+
+    async def score(
+        self, txs: Sequence[TransactionIn], include_features: bool = False
+    ) -> list[Answer]:
+        await self.ready()
+        return await self.pipeline.score(txs, include_features)
+
+    async def score_items(
+        self, txs: Sequence[TransactionIn], include_features: bool = False
+    ) -> list[Answer | None]:
+        await self.ready()
+        return await self.pipeline.score_items(txs, include_features)
+
+    async def ready(self) -> None:
+        """Decide nothing before the served model's card has been read: unless thresholds
+        are pinned, its thresholds decide (one attribute check once it has been read)."""
+        if self.served is None:
+            async with self._reading:
+                if self.served is None:
+                    self._observe(await self.remote.served())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """`user_config`: thresholds, or `thresholds_from_model` (the card's cost-optimal)."""
         self.config = IngressConfig(**user_config)
         self.pipeline.thresholds = thresholds_for(self.config, self.served)
 
-    async def _on_served(self, served: ServedModel) -> None:
-        """Follow the served model first, then report a change to the audit log: a desk that
-        is away delays the entry (kept and sent on the next tick), never the model."""
+    def _observe(self, served: ServedModel) -> None:
+        """Take the served model's thresholds; queue a change for the audit log."""
         before = _versions(self.served) if self.served is not None else None
         if before != _versions(served):  # a promotion, rollback or shadow change
             self.unaudited.append((before, _versions(served)))
         self.served = served
         self.pipeline.thresholds = thresholds_for(self.config, served)
+
+    async def _on_served(self, served: ServedModel) -> None:
+        """Follow the served model first, then report changes to the audit log: a desk that
+        is away delays an entry (kept and sent on the next tick), never the model."""
+        self._observe(served)
         if self.inprocess is not None:
             await self.inprocess.follow(served)
         while self.unaudited:

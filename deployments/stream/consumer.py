@@ -34,7 +34,7 @@ class StreamConsumer:
             PartitionWorker(
                 p,
                 self.source,
-                self.pipeline.score_items,
+                scoring.score_items,
                 scoring.desk_service.feedback,
                 self.config,
             )

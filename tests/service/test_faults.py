@@ -172,6 +172,7 @@ def redis_app(
     from ray import serve
 
     from deployments.app import build_app
+    from tests.service.conftest import PINNED
     from tests.shard_actors import kill_shard_actors
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
@@ -186,7 +187,7 @@ def redis_app(
             "snapshot_every": 300,
         },
     }
-    serve.run(build_app(args), name="fraud-redis", route_prefix="/redis")
+    serve.run(build_app(args, PINNED), name="fraud-redis", route_prefix="/redis")
     url = f"{service}/redis"
     deadline = time.monotonic() + 60
     while httpx.get(f"{url}/healthz").status_code != 200:
@@ -266,7 +267,8 @@ def test_model_replica_killed_under_load_then_a_failing_model(
 
     # A model that loads but cannot score (its graph takes 19 inputs, not 20).
     x = np.random.default_rng(0).normal(size=(200, len(FEATURE_NAMES) - 1)).astype(np.float32)
-    model, _ = bst.fit_booster(x, (x[:, 0] > 0).astype(np.float32), bst.DEFAULT_PARAMS, 3)
+    params = {k: v for k, v in bst.DEFAULT_PARAMS.items() if k != "monotone_constraints"}
+    model, _ = bst.fit_booster(x, (x[:, 0] > 0).astype(np.float32), params, 3)
     broken = tmp_path / "broken"
     shutil.copytree(REPO_MODELS / "default", broken)
     (broken / "model.onnx").write_bytes(to_onnx(model, x.shape[1]))

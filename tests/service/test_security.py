@@ -68,9 +68,18 @@ def test_scopes_revocation_limits_and_audit_on_the_service(
         assert health["auth"] == "on"
         r = c.post("/v1/transactions", json=tx(1))
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        assert (
-            c.post("/v1/transactions", json=tx(1), headers=auth(keys["score"])).status_code == 200
-        )
+        r = c.post("/v1/transactions", json=tx(1), headers=auth(keys["score"]))
+        assert r.status_code == 200
+        # Built without pinned thresholds, this app decides with the model card's recall-first
+        # pair, from its first answer on.
+        from models.card import ModelDir
+
+        card = ModelDir(Path(__file__).resolve().parents[2] / "models" / "default").read_card()
+        th, score = card.thresholds, r.json()["score"]
+        want = "BLOCK" if score > th.block else "REVIEW" if score > th.review else "LEGIT"
+        assert r.json()["decision"] == want and th.review < 0.5
+        served = c.get("/v1/model", headers=auth(keys["analyst"])).json()
+        assert served["thresholds"] == th.model_dump(), served["thresholds"]
         batch = {"transactions": [tx(2), tx(3)]}
         r = c.post("/v1/transactions/batch", json=batch, headers=auth(keys["score"]))
         assert r.status_code == 200
