@@ -21,7 +21,13 @@ def _deployment(decorated: object) -> Deployment:
     return decorated
 
 
-def build_app(args: dict[str, Any], decide: dict[str, Any] | None = None) -> Application:
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve's application builder (`import_path` in serve_config.yaml): one argument, the
+    config's `args`."""
+    return application(args)
+
+
+def application(args: dict[str, Any], decide: dict[str, Any] | None = None) -> Application:
     """The app from `args`. `decide`: the deciding replicas' user_config (`IngressConfig`);
     unset, they serve the model card's thresholds (tests pin theirs). The config file's
     user_config overrides both defaults here."""

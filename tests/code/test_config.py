@@ -76,3 +76,13 @@ def test_cluster_config_is_valid_and_refuses_to_start_without_an_id_key(
         "Ingress",
         "ModelScorer",
     }
+
+
+def test_the_app_builder_takes_exactly_the_config_args() -> None:
+    """Serve refuses a builder with more than one parameter (`serve run` would retry and
+    never start): extra knobs live on `deployments.app.application`."""
+    import inspect
+
+    from deployments.app import build_app
+
+    assert list(inspect.signature(build_app).parameters) == ["args"]

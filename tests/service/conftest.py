@@ -52,13 +52,13 @@ def service_ids(service: str, app_args: dict[str, Any]) -> IdHasher:
 def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     from ray import serve
 
-    from deployments.app import build_app
+    from deployments.app import application
     from tests.shard_actors import kill_shard_actors
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = app_args
-    serve.run(build_app(args, PINNED), name="fraud", route_prefix="/")
+    serve.run(application(args, PINNED), name="fraud", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while httpx.get(f"{url}/healthz").status_code != 200:

@@ -171,7 +171,7 @@ def redis_app(
     import redis
     from ray import serve
 
-    from deployments.app import build_app
+    from deployments.app import application
     from tests.service.conftest import PINNED
     from tests.shard_actors import kill_shard_actors
 
@@ -187,7 +187,7 @@ def redis_app(
             "snapshot_every": 300,
         },
     }
-    serve.run(build_app(args, PINNED), name="fraud-redis", route_prefix="/redis")
+    serve.run(application(args, PINNED), name="fraud-redis", route_prefix="/redis")
     url = f"{service}/redis"
     deadline = time.monotonic() + 60
     while httpx.get(f"{url}/healthz").status_code != 200:

@@ -53,7 +53,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
     from ray import serve
 
     from actors.ray_shards import RayShardClient
-    from deployments.app import build_app
+    from deployments.app import application
     from models.onnx import load_model
     from policy.decision import Thresholds
     from simulator.stream_replay import StreamReplayOptions, replay_to_stream
@@ -67,7 +67,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
               "reclaim_idle_ms": 1000}  # fmt: skip
     args = {"n_user_shards": 2, "n_terminal_shards": 3, "state": {"backend": "memory"},
             "stream": stream, "id_key": app_args["id_key"]}  # fmt: skip
-    serve.run(build_app(args, PINNED), name="fraud-stream", route_prefix="/stream")
+    serve.run(application(args, PINNED), name="fraud-stream", route_prefix="/stream")
     opts = StreamReplayOptions(
         redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
         partitions=2, labels=False, chunk=500, wait_seconds=90, entry_size=1,
