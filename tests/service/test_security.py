@@ -173,25 +173,10 @@ def d_text(driver: Any, element_id: str) -> str:
 
 def test_https_on_the_ingress_and_tls_on_shard_sockets() -> None:
     """Its own cluster and proxy (TLS is a proxy start option): `tests/chaos/tls_service.py`."""
-    import json
-    import os
-    import subprocess
-    import sys
+    from tests.chaos.drill import run_drill
 
-    repo = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.chaos.tls_service"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    assert lines, proc.stdout[-2000:] + proc.stderr[-3000:]
-    result = json.loads(lines[-1])
+    status, result = run_drill("tests.chaos.tls_service")
     print(f"\ntls: {result}")
-    assert proc.returncode == 0 and result["ok"], result
+    assert status == 0 and result["ok"], result
     assert result["https_status"] == 200 and result["plain_http"] != 200
     assert set(result["shard_probes"]) == {"plain", "foreign_ca"}
