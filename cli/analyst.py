@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deployments.http.access import API_KEY_ENV
+from deployments.http.access import env_key_headers
 
 console = Console()
 
@@ -109,8 +108,7 @@ def export_labels(
     from cli.main import _fail
     from features.transactions import read_transactions
 
-    key = os.environ.get(API_KEY_ENV)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers = env_key_headers()
     rows: list[dict[str, Any]] = []
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=60) as c:

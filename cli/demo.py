@@ -23,7 +23,7 @@ from rich.console import Console
 
 from cli.progress import replay_progress
 from cli.serve_config import REPO_ROOT, SERVE_CONFIG
-from deployments.http.access import API_KEY_ENV
+from deployments.http.access import API_KEY_ENV, env_key_headers
 from features.transactions import read_transactions
 from simulator.replay import ReplayOptions, replay_stream
 from simulator.report import build_report, print_report
@@ -95,16 +95,10 @@ def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
     console.print("service stopped")
 
 
-def key_headers() -> dict[str, str]:
-    """The service started here reads FRAUD_API_KEY from this environment: send it too."""
-    key = os.environ.get(API_KEY_ENV)
-    return {"authorization": f"Bearer {key}"} if key else {}
-
-
 def desk_summary(console: Console) -> dict[str, Any]:
     """What the analyst's desk saw during the replay (after the replicas' last report)."""
     time.sleep(1.0)
-    live = httpx.get(f"{URL}/v1/live", headers=key_headers(), timeout=30).json()
+    live = httpx.get(f"{URL}/v1/live", headers=env_key_headers(), timeout=30).json()
     summary = {
         "decisions": live["decisions"],
         "open_reviews": live["reviews"]["open"],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.ids import IdHasher
+from features.ids import MAX_KEY_BYTES, MIN_KEY_BYTES, IdHasher
 
 log = logging.getLogger(__name__)
 KEY_BYTES = 32
@@ -63,8 +63,10 @@ def parse_key(text: str, where: str) -> bytes:
         key = bytes.fromhex(text)
     except ValueError:
         raise IdKeyMissing(f"id_key: {where} is not hex") from None
-    if len(key) < 16:
-        raise IdKeyMissing(f"id_key: {where} holds {len(key)} bytes, need at least 16")
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise IdKeyMissing(
+            f"id_key: {where} holds {len(key)} bytes, need {MIN_KEY_BYTES}-{MAX_KEY_BYTES}"
+        )
     return key
 
 

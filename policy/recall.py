@@ -47,4 +47,4 @@ def recall_first_thresholds(y: np.ndarray, scores: np.ndarray, target: RecallTar
     precision = np.where(above > 0, frauds_above / np.maximum(above, 1), 0.0)
     good = np.flatnonzero((precision >= target.block_precision) & (cands >= review))
     block = float(cands[good].min()) if len(good) else 1.0
-    return Thresholds(review=min(review, 1.0), block=min(max(block, review), 1.0))
+    return Thresholds(review=review, block=block)  # block >= review: chosen among those

@@ -36,6 +36,13 @@ TOKEN_PREFIX = "fs."
 RELOAD_EVERY_S = 1.0
 
 
+def env_key_headers() -> dict[str, str]:
+    """What the project's own clients (`fraud demo`, `export-labels`) send: FRAUD_API_KEY
+    from their environment as a bearer token, if set."""
+    key = os.environ.get(API_KEY_ENV)
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 class Scope(str, Enum):
     score = "score"  # transactions, batches, feedback
     analyst = "analyst"  # reviews, labels, stored decisions, live view, dashboard
