@@ -109,13 +109,6 @@ class DecisionLog:
     # O(entries deleted before it), and an OrderedDict costs ~2x a dict per insert.
     arrivals: deque[str] = field(default_factory=deque, repr=False)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Snapshots from before `arrivals` hold an OrderedDict and no deque."""
-        if "arrivals" not in state:
-            state["decisions"] = dict(state["decisions"])
-            state["arrivals"] = deque(state["decisions"])
-        self.__dict__.update(state)
-
     def __contains__(self, tx_id: str) -> bool:
         return tx_id in self.decisions
 

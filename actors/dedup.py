@@ -7,10 +7,9 @@ newest transaction seen and up to a maximum count, whichever is smaller.
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +40,7 @@ class DedupIndex:
         self._time = np.empty(0, np.int64)
         self._feats = np.empty((0, n_features), np.float64)
         self._newest = -(2**62)
+        self._captured = 0  # arrival numbers below this are in a capture
         self.hits = 0
         self.conflicts = 0
 
@@ -118,30 +118,50 @@ class DedupIndex:
                 del pos[key]
         self._head = head
 
-    def to_bytes(self) -> bytes:
-        h, t = self._head - self._base, self._tail - self._base
-        keys = self._keys[h:t]
-        body, time, feats = self._body[h:t], self._time[h:t], self._feats[h:t]
-        # Integer keys go in binary: as decimal text, a key can look like a card number.
-        int_keys = bool(keys) and all(isinstance(k, int) for k in keys)
-        ikeys = np.array(keys if int_keys else [], dtype=np.int64)
-        buf = io.BytesIO()
-        meta = json.dumps({"keys": [] if int_keys else keys, "newest": self._newest}).encode()
-        np.savez(
-            buf, meta=np.frombuffer(meta, np.uint8), ikeys=ikeys, body=body, time=time, feats=feats
-        )
-        return buf.getvalue()
+    def capture(self, full: bool) -> dict[str, Any]:
+        """The entries recorded since the last capture (every live one when `full`) and
+        where the live ones now start, as plain arrays: arrival numbers run on across
+        captures, so `merge` can drop what was evicted since."""
+        start = self._head if full else max(self._captured, self._head)
+        a, b = start - self._base, self._tail - self._base
+        self._captured = self._tail
+        return {
+            "head": self._head,
+            "first": start,
+            "keys": self._keys[a:b],
+            "body": self._body[a:b].copy(),
+            "time": self._time[a:b].copy(),
+            "feats": self._feats[a:b].copy(),
+            "newest": self._newest,
+            "hits": self.hits,
+            "conflicts": self.conflicts,
+        }
 
-    def restore(self, data: bytes) -> None:
-        with np.load(io.BytesIO(data)) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode())
-            body, time, feats = npz["body"], npz["time"], npz["feats"]
-            keys = meta["keys"] or npz["ikeys"].tolist()
+    @staticmethod
+    def merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+        """A whole capture with a later one's entries added and its evictions applied."""
+        head, first = int(delta["head"]), int(base["first"])
+        drop = min(max(head - first, 0), len(base["keys"]))
+        if drop < len(base["keys"]) and first + len(base["keys"]) != int(delta["first"]):
+            raise ValueError("dedup captures out of order")
+        out = dict(delta)
+        out["first"] = first + drop if drop < len(base["keys"]) else int(delta["first"])
+        out["keys"] = [*base["keys"][drop:], *delta["keys"]]
+        for column in ("body", "time", "feats"):
+            out[column] = np.concatenate([np.asarray(base[column])[drop:], delta[column]])
+        return out
+
+    def load(self, form: dict[str, Any]) -> None:
+        """Become the index a whole capture describes."""
+        keys = list(form["keys"])
         n = len(keys)
-        self._body, self._time = body.astype(np.int64), time.astype(np.int64)
-        self._feats = feats.astype(np.float64).reshape(n, self.n_features)
-        self._keys = list(keys)
-        self._pos = dict(zip(self._keys, range(n), strict=True))
-        self._base = self._head = 0
-        self._tail = n
-        self._newest = int(meta["newest"])
+        first = int(form["first"])
+        self._body = np.asarray(form["body"], np.int64)
+        self._time = np.asarray(form["time"], np.int64)
+        self._feats = np.asarray(form["feats"], np.float64).reshape(n, self.n_features)
+        self._keys = keys
+        self._pos = dict(zip(keys, range(first, first + n), strict=True))
+        self._base = self._head = first
+        self._tail = self._captured = first + n
+        self._newest = int(form["newest"])
+        self.hits, self.conflicts = int(form["hits"]), int(form["conflicts"])

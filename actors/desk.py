@@ -8,8 +8,8 @@ record (the review queue and labels are the record).
 
 from __future__ import annotations
 
-import pickle
 import time
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from actors.audit_log import AuditLog, policy_summary
-from actors.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, as_record
+from actors.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, Outcomes, as_record
 from actors.journal import Journaled
 from actors.live_stats import LiveStats
 from actors.policy_store import PolicyStore
@@ -195,19 +195,42 @@ class Desk(Journaled):
             return self.audit.add(at, key_id, action, target, before, after)
         raise ValueError(f"unknown desk operation {kind!r}")
 
-    def _dump(self) -> dict[str, bytes]:
+    def _capture(self, full: bool) -> dict[str, Any]:
+        """The whole desk, as shallow copies: every row, review, version and entry it holds
+        is replaced, never changed in place, so the writer can encode them off the lock."""
+        log, reviews = self.log, self.reviews
         return {
-            "log": pickle.dumps(self.log, protocol=5),
-            "reviews": pickle.dumps(self.reviews, protocol=5),
-            "policies": pickle.dumps(self.policies, protocol=5),
-            "audit": self.audit.dump(),
+            "log": {
+                "max_decisions": log.max_decisions,
+                "decisions": dict(log.decisions),
+                "labels": dict(log.labels),
+                "outcomes": vars(log.outcomes).copy(),
+            },
+            "reviews": {
+                "max_resolved": reviews.max_resolved,
+                "open": dict(reviews.open),
+                "resolved": dict(reviews.resolved),
+            },
+            "policies": list(self.policies.versions),
+            "audit": list(self.audit.entries),
         }
 
-    def _load(self, parts: dict[str, bytes]) -> None:
-        self.log = pickle.loads(parts["log"])
-        self.reviews = pickle.loads(parts["reviews"])
-        self.policies = pickle.loads(parts["policies"])
-        self.audit = AuditLog.load(parts["audit"]) if "audit" in parts else AuditLog()
+    def _load(self, form: dict[str, Any]) -> None:
+        log, reviews = form["log"], form["reviews"]
+        decisions = {tx: tuple(row) for tx, row in log["decisions"].items()}
+        self.log = DecisionLog(
+            max_decisions=int(log["max_decisions"]),
+            decisions=decisions,  # rows in `Held`'s field order
+            labels={tx: tuple(label) for tx, label in log["labels"].items()},
+            outcomes=Outcomes(**log["outcomes"]),
+            arrivals=deque(decisions),
+        )
+        self.reviews = ReviewQueue(
+            int(reviews["max_resolved"]), OrderedDict(reviews["open"]),
+            OrderedDict(reviews["resolved"]),
+        )  # fmt: skip
+        self.policies = PolicyStore(list(form["policies"]))
+        self.audit = AuditLog(list(form["audit"]))
 
     # -- reads --------------------------------------------------------------------------------
     def transaction(self, tx_id: str) -> dict[str, Any] | None:

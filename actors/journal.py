@@ -1,28 +1,32 @@
-"""Write-ahead journaling, snapshots and recovery for a state-owning actor.
+"""Write-ahead journaling, checkpoints and recovery for a state-owning actor.
 
-A subclass (a card shard, a terminal shard, the desk) provides four hooks and calls
+A subclass (a card shard, a terminal shard, the desk) provides a few hooks and calls
 `_submit(op)` for every change; this base makes the change durable in the `StateStore`
-before applying it, snapshots every `snapshot_every` changes, and on start rebuilds the
-state from the last snapshot plus the journal after it, through the same `_apply`.
+before applying it, checkpoints every `snapshot_every` changes off the request path, and on
+start rebuilds the state from the checkpoints plus the journal after them, through the same
+`_apply`. Records and checkpoints are `actors.records`' typed format, never pickles.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import pickle
 import threading
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig
+from actors import records
+from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig, Stored
 from actors.tls import WireTlsConfig
 from features.config import EngineConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 class DedupConfig(BaseModel):
@@ -46,16 +50,27 @@ class ShardSettings(BaseModel):
 
 
 class Journaled(ABC):
-    """The journaling base. A subclass sets `kind` and provides:
+    """The journaling base. A subclass sets `kind` (and `incremental`) and provides:
 
     - `_init_state()`: empty state (called before recovery);
-    - `_apply(op)`: apply one journaled operation (a tuple) and return its answer; it must be
-      deterministic, since recovery replays the journal through it;
-    - `_dump()` / `_load(parts)`: the whole state as named byte strings, and back;
+    - `_apply(op)`: apply one journaled operation (a tuple of plain values and arrays) and
+      return its answer; it must be deterministic, since recovery replays the journal
+      through it;
+    - `_capture(full)`: called under the request lock, so it must be quick: the state as
+      plain values and arrays (`actors.records` stores them), whole when `full` or when
+      the kind is not `incremental`, else only what changed since the last capture;
+    - `_merge(base, delta)`: a whole state with a later capture's changes applied (pure:
+      it runs off the request path, on what the store holds);
+    - `_load(form)`: the live state from a whole one;
     - optionally `_warm()`: load what the first request would (compiled kernels).
+
+    Every `snapshot_every` changes a capture is taken under the lock and written by a
+    thread of the actor's own, so a checkpoint costs a request only the capture; every
+    `compact_every` incremental checkpoints are folded into a full one the same way.
     """
 
     kind: ClassVar[str] = "journaled"
+    incremental: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -71,10 +86,15 @@ class Journaled(ABC):
         self.name = f"{self.kind}-{shard}-of-{n_shards}"
         self.store: StateStore = store or self.settings.state.open(REPO_ROOT)
         self.seq = 0
-        self.snapshot_seq = 0
+        self.snapshot_seq = 0  # the last record a capture covers (written or in flight)
+        self.checkpoint_failures = 0
         # Requests arrive as Ray calls and over the shard's socket (`actors.wire`): applied
         # one at a time either way.
         self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-checkpoints")
+        self._pending: Future[None] | None = None
+        self._need_full = False  # a capture was lost: the next must be whole
+        self._deltas = 0  # incremental checkpoints stored since the last full one
         self._init_state()
         started = time.perf_counter()
         self.replayed = self._recover()
@@ -88,40 +108,97 @@ class Journaled(ABC):
     def _apply(self, op: tuple[Any, ...]) -> Any: ...
 
     @abstractmethod
-    def _dump(self) -> dict[str, bytes]: ...
+    def _capture(self, full: bool) -> dict[str, Any]: ...
+
+    @classmethod
+    def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+        """A kind that is not `incremental` captures its whole state every time."""
+        return delta
 
     @abstractmethod
-    def _load(self, parts: dict[str, bytes]) -> None: ...
+    def _load(self, form: dict[str, Any]) -> None: ...
 
     def _warm(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Load what the first request would, so the first requests after a start or
         restart do not pay it."""
 
+    @classmethod
+    def _fold(cls, stored: Stored) -> dict[str, Any] | None:
+        """The whole state the checkpoints in `stored` hold, or None without one."""
+        if stored.base is None:
+            if stored.deltas:
+                raise records.RecordFormatError(f"{cls.kind}: incremental checkpoints, no base")
+            return None
+        form: dict[str, Any] = records.decode(stored.base)
+        for _, delta in stored.deltas:
+            form = cls._merge(form, records.decode(delta))
+        return form
+
     def _recover(self) -> int:
-        snapshot, seq, log = self.store.load(self.name)
-        if snapshot is not None:
-            self._load(pickle.loads(snapshot))
-        self.seq = self.snapshot_seq = seq
-        for s, record in log:
-            self._apply(pickle.loads(record))
+        stored = self.store.load(self.name)
+        form = self._fold(stored)
+        if form is not None:
+            self._load(form)
+        self._deltas = len(stored.deltas)
+        self._need_full = form is None  # a delta needs a base to apply to
+        self.seq = self.snapshot_seq = stored.seq
+        for s, record in stored.log:  # changes the next capture holds: the log has them
+            self._apply(tuple(records.decode(record)))
             self.seq = max(self.seq, s)
-        return len(log)
+        return len(stored.log)
 
     def _submit(self, op: tuple[Any, ...]) -> Any:
         """Journal, then apply: an answered request is always in the store."""
+        record = records.encode(op)
         with self._lock:
             seq = self.seq + 1
-            self.store.append(self.name, seq, pickle.dumps(op, protocol=5))  # may raise
+            self.store.append(self.name, seq, record)  # may raise
             self.seq = seq
             result = self._apply(op)
-            if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every:
-                self.checkpoint()
+            if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every and (
+                self._pending is None or self._pending.done()
+            ):
+                full = self._need_full or not self.incremental
+                self._need_full = False
+                capture = self._capture(full)
+                self.snapshot_seq = self.seq
+                self._pending = self._writer.submit(self._write, self.seq, capture, full)
             return result
 
+    def _write(self, seq: int, capture: dict[str, Any], full: bool) -> None:
+        """The checkpoint writer's job: store one capture, compact when due. A failure
+        loses the capture, so the next one is taken whole; the journal keeps everything
+        since the last stored checkpoint meanwhile."""
+        try:
+            self.store.checkpoint(self.name, seq, records.encode(capture), full)
+            self._deltas = 0 if full else self._deltas + 1
+            if self._deltas >= self.settings.state.compact_every:
+                stored = self.store.checkpoints(self.name)
+                form = self._fold(stored)
+                if form is not None:
+                    self.store.checkpoint(self.name, stored.seq, records.encode(form), True)
+                    self._deltas = 0
+        except Exception:
+            self._need_full = True
+            self.checkpoint_failures += 1
+            log.exception(
+                "%s: checkpoint at %d not stored; the next is taken whole", self.name, seq
+            )
+
     def checkpoint(self) -> None:
-        """Snapshot the whole state and drop the journal it covers."""
-        self.store.snapshot(self.name, self.seq, pickle.dumps(self._dump(), protocol=5))
-        self.snapshot_seq = self.seq
+        """Checkpoint the whole state now, in the caller's thread (operators, tests)."""
+        self.flush()
+        with self._lock:
+            capture = self._capture(full=True)
+            self.snapshot_seq = seq = self.seq
+        self.store.checkpoint(self.name, seq, records.encode(capture), full=True)
+        self._deltas = 0
+
+    def flush(self) -> None:
+        """Wait for the checkpoint being written, if any."""
+        pending = self._pending
+        if pending is not None:
+            pending.result()
 
     def ping(self) -> int:
         return self.shard

@@ -39,8 +39,12 @@ class ReviewQueue:
             if item["status"] != outcome:
                 raise AlreadyResolved(f"review {tx_id} was resolved as {item['status']}")
             return item, False
-        item = self.open.pop(tx_id)  # KeyError: no such review
-        item.update(status=outcome, analyst=analyst, note=note, resolved_ms=at_ms)
+        # A new record, not the open one changed: the desk's checkpoints copy the queue
+        # shallowly and encode it off the lock.
+        item = {
+            **self.open.pop(tx_id),  # KeyError: no such review
+            "status": outcome, "analyst": analyst, "note": note, "resolved_ms": at_ms,
+        }  # fmt: skip
         self.resolved[tx_id] = item
         while len(self.resolved) > self.max_resolved:
             self.resolved.popitem(last=False)

@@ -4,9 +4,11 @@ A `UserShard` owns the cards whose stable hash maps to it, a `TerminalShard` the
 Each runs the feature engine's store for its keys (no feature logic of its own), remembers
 which transactions it applied (a retry gets the first answer and changes nothing), and
 journals every request before applying it (`actors.journal.Journaled`), so a restarted
-shard rebuilds exactly the state its clients were answered from.
+shard rebuilds exactly the state its clients were answered from. Its checkpoints hold the
+cards or terminals and dedup entries changed since the last one, so their cost follows the
+traffic, not the shard's size.
 
-Ids arrive hashed (`features.ids.id_digest`): no card number is ever held or stored.
+Ids arrive hashed under the id key (`features.ids.IdHasher`): no card number is ever held or stored.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class UserShard(Journaled):
     """Card state for one shard: per-card rings of (time, amount, terminal)."""
 
     kind = "user"
+    incremental = True  # checkpoints hold the cards and entries changed since the last
 
     def _init_state(self) -> None:
         self.users = UserStore(self.settings.engine.user_capacity)
@@ -96,17 +99,25 @@ class UserShard(Journaled):
         none = np.empty(0, np.int64)
         UserStore(8, initial_rows=1).update(none, none, np.empty(0), np.empty(0, np.int32))
 
-    def _dump(self) -> dict[str, bytes]:
+    def _capture(self, full: bool) -> dict[str, Any]:
         return {
-            "users": self.users.to_bytes(),
-            "dedup": self.dedup.to_bytes(),
-            "transactions": str(self.transactions).encode(),
+            "users": self.users.capture(full),
+            "dedup": self.dedup.capture(full),
+            "transactions": self.transactions,
         }
 
-    def _load(self, parts: dict[str, bytes]) -> None:
-        self.users = UserStore.from_bytes(parts["users"], self.settings.engine.user_capacity)
-        self.dedup.restore(parts["dedup"])
-        self.transactions = int(parts["transactions"])
+    @classmethod
+    def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "users": UserStore.merge(base["users"], delta["users"]),
+            "dedup": DedupIndex.merge(base["dedup"], delta["dedup"]),
+            "transactions": delta["transactions"],
+        }
+
+    def _load(self, form: dict[str, Any]) -> None:
+        self.users = UserStore.from_form(form["users"], self.settings.engine.user_capacity)
+        self.dedup.load(form["dedup"])
+        self.transactions = int(form["transactions"])
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -129,6 +140,7 @@ class TerminalShard(Journaled):
     """Terminal state for one shard: per-terminal rings with labels as known so far."""
 
     kind = "terminal"
+    incremental = True
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -191,21 +203,30 @@ class TerminalShard(Journaled):
             np.empty(0, np.int8), none, none, none, np.empty(0, np.int8)
         )
 
-    def _dump(self) -> dict[str, bytes]:
+    def _capture(self, full: bool) -> dict[str, Any]:
         return {
-            "terminals": self.terminals.to_bytes(),
-            "dedup": self.dedup.to_bytes(),
-            "counts": f"{self.transactions},{self.labels}".encode(),
+            "terminals": self.terminals.capture(full),
+            "dedup": self.dedup.capture(full),
+            "transactions": self.transactions,
+            "labels": self.labels,
         }
 
-    def _load(self, parts: dict[str, bytes]) -> None:
+    @classmethod
+    def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "terminals": TerminalStore.merge(base["terminals"], delta["terminals"]),
+            "dedup": DedupIndex.merge(base["dedup"], delta["dedup"]),
+            "transactions": delta["transactions"],
+            "labels": delta["labels"],
+        }
+
+    def _load(self, form: dict[str, Any]) -> None:
         e = self.settings.engine
-        self.terminals = TerminalStore.from_bytes(
-            parts["terminals"], e.terminal_capacity, e.label_delay_ms
+        self.terminals = TerminalStore.from_form(
+            form["terminals"], e.terminal_capacity, e.label_delay_ms
         )
-        self.dedup.restore(parts["dedup"])
-        t, lb = parts["counts"].decode().split(",")
-        self.transactions, self.labels = int(t), int(lb)
+        self.dedup.load(form["dedup"])
+        self.transactions, self.labels = int(form["transactions"]), int(form["labels"])
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -1,39 +1,86 @@
-"""Where shard state lives between restarts: a snapshot plus an append-only log per shard.
+"""Where shard state lives between restarts: checkpoints plus an append-only log per actor.
 
-`StateStore` is the small protocol; `SqliteStore` is the embedded default (one file per
-shard, no server), `RedisStore` serves clusters where actors move between nodes, and
-`MemoryStore` is for tests and throwaway runs. Each has its own config class (`StoreConfig`
-is their union, chosen by `backend`), which opens it. A shard appends each request to its log
-before applying it (write-ahead), so whatever a client was answered is in the store; on
-restart it loads the snapshot and replays the log through the same code.
+`StateStore` is the small protocol; `SqliteStore` is the embedded default (files per actor,
+no server), `RedisStore` serves clusters where actors move between nodes, and `MemoryStore`
+is for tests and throwaway runs. Each has its own config class (`StoreConfig` is their
+union, chosen by `backend`), which opens it. An actor appends each request to its log before
+applying it (write-ahead), so whatever a client was answered is in the store; a checkpoint
+(full, or the changes since the last one) lets it drop the records it covers; on restart it
+loads the checkpoints and replays the log after them through the same code. The bytes are
+`actors.records`' format: the store neither reads nor pickles them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from actors.records import RETIRED_PICKLE, RecordFormatError
 
 
 class StoreUnavailable(RuntimeError):
     """The store could not make a write durable; nothing was applied."""
 
 
+class Stored(NamedTuple):
+    """What a store holds for one actor, as `load` returns it."""
+
+    base: bytes | None  # the last full checkpoint
+    base_seq: int  # the last record it covers (0 without one)
+    deltas: list[tuple[int, bytes]]  # incremental checkpoints after it: (last seq, data)
+    log: list[tuple[int, bytes]]  # records after the last checkpoint, in order
+
+    @property
+    def seq(self) -> int:
+        """The last record the checkpoints cover."""
+        return self.deltas[-1][0] if self.deltas else self.base_seq
+
+
 class StateStore(Protocol):
-    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
-        """(snapshot or None, the last sequence it covers, log records after it in order)."""
+    """An actor's journal and checkpoints. `append` is called by the actor's request path;
+    `checkpoint` and `checkpoints` by its checkpoint writer, a thread of its own, at the
+    same time: a backend keeps the two apart, and a checkpoint never blocks an append for
+    longer than it takes to drop the records it covers."""
+
+    def load(self, shard: str) -> Stored:
+        """Everything held, for a (re)start: checkpoints, then the log after them."""
+        ...
+
+    def checkpoints(self, shard: str) -> Stored:
+        """The checkpoints alone (`log` empty), for compacting them."""
         ...
 
     def append(self, shard: str, seq: int, record: bytes) -> None:
-        """Make one record durable; raise `StoreUnavailable` if it cannot."""
+        """Make one record durable; raise `StoreUnavailable` if it cannot. A record stored
+        again under the same `seq` (a retried write) replaces the first."""
         ...
 
-    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
-        """Store a snapshot covering records up to `seq` and drop those records, atomically."""
+    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+        """Store a checkpoint covering records up to `seq`, then drop those records. A full
+        one replaces every checkpoint before it; an incremental one (`full=False`) holds the
+        changes since the previous checkpoint. Raise `StoreUnavailable` if it cannot."""
         ...
+
+
+def _after(log: list[tuple[int, bytes]], seq: int) -> list[tuple[int, bytes]]:
+    """Records after `seq` in order, the last write of each sequence number kept."""
+    latest = dict(log)  # a retried append's second write wins
+    return sorted(((s, r) for s, r in latest.items() if s > seq), key=lambda x: x[0])
+
+
+def _stored(checkpoints: list[tuple[int, bool, bytes]], log: list[tuple[int, bytes]]) -> Stored:
+    """`Stored` from (seq, full, data) rows in order of seq, and the raw log."""
+    fulls = [i for i, (_, full, _) in enumerate(checkpoints) if full]
+    first = fulls[-1] if fulls else 0
+    base, base_seq = (checkpoints[first][2], checkpoints[first][0]) if fulls else (None, 0)
+    deltas = [(s, d) for s, full, d in checkpoints[first:] if not full]
+    stored = Stored(base, base_seq, deltas, [])
+    return stored._replace(log=_after(log, stored.seq))
 
 
 class IdKeyMismatch(RuntimeError):
@@ -47,9 +94,9 @@ def bind_id_key(store: StateStore, key_id: str) -> None:
     """Record which id key the state in `store` is keyed by, or refuse a store keyed by
     another: under a different key every card would look new, and lists would match nothing.
     `key_id` is a fingerprint (`IdHasher.key_id`), never the key."""
-    found, _, _ = store.load(ID_KEY_RECORD)
+    found = store.load(ID_KEY_RECORD).base
     if found is None:
-        store.snapshot(ID_KEY_RECORD, 0, key_id.encode())
+        store.checkpoint(ID_KEY_RECORD, 0, key_id.encode(), full=True)
     elif found.decode(errors="replace") != key_id:
         raise IdKeyMismatch(
             f"id_key: this state store was keyed by id key {found.decode(errors='replace')}, "
@@ -61,7 +108,10 @@ def bind_id_key(store: StateStore, key_id: str) -> None:
 class _StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    snapshot_every: int = Field(2_000, ge=1, description="Requests between snapshots.")
+    snapshot_every: int = Field(2_000, ge=1, description="Requests between checkpoints.")
+    compact_every: int = Field(
+        16, ge=1, description="Incremental checkpoints folded into a full one after this many."
+    )
 
 
 class SqliteStoreConfig(_StoreSettings):
@@ -116,119 +166,220 @@ class MemoryStore:
     """Process-local store: survives nothing; the default for unit tests."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[bytes | None, int, list[tuple[int, bytes]]]] = {}
+        self._checkpoints: dict[str, list[tuple[int, bool, bytes]]] = {}
+        self._log: dict[str, list[tuple[int, bytes]]] = {}
         self._lock = threading.Lock()
 
-    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
-        snap, seq, log = self._data.get(shard, (None, 0, []))
-        return snap, seq, list(log)
+    def load(self, shard: str) -> Stored:
+        with self._lock:
+            return _stored(list(self._checkpoints.get(shard, [])), list(self._log.get(shard, [])))
+
+    def checkpoints(self, shard: str) -> Stored:
+        with self._lock:
+            return _stored(list(self._checkpoints.get(shard, [])), [])
 
     def append(self, shard: str, seq: int, record: bytes) -> None:
         with self._lock:
-            snap, s, log = self._data.get(shard, (None, 0, []))
-            self._data[shard] = (snap, s, [*log, (seq, record)])
+            self._log.setdefault(shard, []).append((seq, record))
 
-    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
+    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
         with self._lock:
-            _, _, log = self._data.get(shard, (None, 0, []))
-            self._data[shard] = (data, seq, [(s, r) for s, r in log if s > seq])
+            kept = [] if full else self._checkpoints.get(shard, [])
+            self._checkpoints[shard] = [*kept, (seq, full, data)]
+            self._log[shard] = [(s, r) for s, r in self._log.get(shard, []) if s > seq]
 
 
 class SqliteStore:
-    """One SQLite file per shard in WAL mode: durable against a killed process by default,
-    against power loss with `fsync`."""
+    """Two SQLite files per actor in WAL mode, the log and the checkpoints, so writing a
+    checkpoint never holds the log's write lock; durable against a killed process by
+    default, against power loss with `fsync`."""
 
     def __init__(self, directory: str | Path, fsync: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
-        self._conns: dict[str, sqlite3.Connection] = {}
+        # One connection per (file, thread): the request path and the checkpoint writer
+        # each use their own, and SQLite's locks order their writes.
+        self._local = threading.local()
 
-    def _conn(self, shard: str) -> sqlite3.Connection:
-        conn = self._conns.get(shard)
+    def _conn(self, shard: str, part: str) -> sqlite3.Connection:
+        conns: dict[tuple[str, str], sqlite3.Connection] = self._local.__dict__.setdefault(
+            "conns", {}
+        )
+        conn = conns.get((shard, part))
         if conn is None:
             safe = shard.replace(":", "_").replace("/", "_")
-            # Any thread may write (a shard takes requests from Ray and from its socket);
-            # the shard's lock makes the writes one at a time.
-            conn = sqlite3.connect(
-                self.directory / f"{safe}.sqlite", isolation_level=None, check_same_thread=False
-            )
+            name = f"{safe}.sqlite" if part == "log" else f"{safe}.{part}.sqlite"
+            conn = sqlite3.connect(self.directory / name, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
-            conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 0),"
-                " seq INTEGER, data BLOB)"
-            )
-            self._conns[shard] = conn
+            if part == "log":
+                conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")
+                self._refuse_pickled_snapshot(conn)
+            else:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS checkpoint (seq INTEGER PRIMARY KEY,"
+                    " full INTEGER NOT NULL, data BLOB NOT NULL)"
+                )
+            conns[(shard, part)] = conn
         return conn
 
-    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
-        conn = self._conn(shard)
-        row = conn.execute("SELECT seq, data FROM snapshot WHERE id = 0").fetchone()
-        snap, seq = (row[1], row[0]) if row else (None, 0)
-        log = conn.execute("SELECT seq, data FROM log WHERE seq > ? ORDER BY seq", (seq,))
-        return snap, seq, [(s, bytes(d)) for s, d in log.fetchall()]
+    @staticmethod
+    def _refuse_pickled_snapshot(conn: sqlite3.Connection) -> None:
+        """Files of the retired format kept their snapshot beside the log."""
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'"
+        ).fetchone()
+        if found:
+            raise RecordFormatError(RETIRED_PICKLE)
+
+    def _checkpoint_rows(self, shard: str) -> list[tuple[int, bool, bytes]]:
+        rows = self._conn(shard, "checkpoints").execute(
+            "SELECT seq, full, data FROM checkpoint ORDER BY seq"
+        )
+        return [(s, bool(f), bytes(d)) for s, f, d in rows.fetchall()]
+
+    def load(self, shard: str) -> Stored:
+        checkpoints = self._checkpoint_rows(shard)
+        log = self._conn(shard, "log").execute("SELECT seq, data FROM log ORDER BY seq")
+        return _stored(checkpoints, [(s, bytes(d)) for s, d in log.fetchall()])
+
+    def checkpoints(self, shard: str) -> Stored:
+        return _stored(self._checkpoint_rows(shard), [])
 
     def append(self, shard: str, seq: int, record: bytes) -> None:
         try:
-            self._conn(shard).execute("INSERT INTO log (seq, data) VALUES (?, ?)", (seq, record))
+            self._conn(shard, "log").execute(
+                "INSERT OR REPLACE INTO log (seq, data) VALUES (?, ?)", (seq, record)
+            )
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite append failed: {e}") from e
 
-    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
-        conn = self._conn(shard)
-        conn.execute("BEGIN IMMEDIATE")
+    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
         try:
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshot (id, seq, data) VALUES (0, ?, ?)", (seq, data)
-            )
-            conn.execute("DELETE FROM log WHERE seq <= ?", (seq,))
-            conn.execute("COMMIT")
-        except sqlite3.Error:
-            conn.execute("ROLLBACK")
-            raise
+            conn = self._conn(shard, "checkpoints")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if full:
+                    conn.execute("DELETE FROM checkpoint WHERE seq <= ?", (seq,))
+                conn.execute(
+                    "INSERT OR REPLACE INTO checkpoint (seq, full, data) VALUES (?, ?, ?)",
+                    (seq, int(full), data),
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+            # Only now are the records redundant; a crash before this leaves them, and
+            # `load` skips what a checkpoint covers.
+            self._conn(shard, "log").execute("DELETE FROM log WHERE seq <= ?", (seq,))
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite checkpoint failed: {e}") from e
+
+
+# Drop the log's records up to ARGV[1] (each starts with its 8-byte big-endian seq), from
+# the head: appends only ever add at the tail, so this is exact whatever was retried.
+_TRIM = """
+local n = 0
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then break end
+  local seq = 0
+  for i = 1, 8 do seq = seq * 256 + string.byte(head, i) end
+  if seq > tonumber(ARGV[1]) then break end
+  redis.call('LPOP', KEYS[1])
+  n = n + 1
+end
+return n
+"""
+CHUNK_BYTES = 1 << 20  # one Redis command per MiB of checkpoint: others' commands interleave
 
 
 class RedisStore:
-    """Per-shard keys `<prefix>:<shard>:snapshot` (seq, data) and `<prefix>:<shard>:log` (a list
-    of 8-byte seq + record). A snapshot replaces the old one and clears the log in one
-    MULTI/EXEC. Durability is Redis's: run it with `appendonly yes` (AOF) and `appendfsync
-    everysec` or `always` for state that must survive a Redis restart."""
+    """Per-actor keys under `<prefix>:<shard>:`: `log`, a list of 8-byte seq + record;
+    `checkpoints`, a sorted set of `<seq>:<full|delta>` by seq; and `checkpoint:<seq>`, each
+    checkpoint's bytes as a list of 1 MiB chunks, written a chunk per command so a large
+    checkpoint never blocks Redis for the other shards. Durability is Redis's: run it with
+    `appendonly yes` (AOF) and `appendfsync everysec` or `always` for state that must survive
+    a Redis restart."""
 
     def __init__(self, url: str, prefix: str = "fraud") -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         self.prefix = prefix
+        self._trim = self._redis.register_script(_TRIM)
 
-    def _keys(self, shard: str) -> tuple[str, str]:
-        return f"{self.prefix}:{shard}:snapshot", f"{self.prefix}:{shard}:log"
+    def _key(self, shard: str, part: str) -> str:
+        return f"{self.prefix}:{shard}:{part}"
 
-    def load(self, shard: str) -> tuple[bytes | None, int, list[tuple[int, bytes]]]:
-        snap_key, log_key = self._keys(shard)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(snap_key)
-        pipe.lrange(log_key, 0, -1)
-        snap, log = pipe.execute()
-        seq = int(snap[b"seq"]) if snap else 0
-        records = [(int.from_bytes(r[:8], "big"), r[8:]) for r in log]
-        return (snap.get(b"data") if snap else None), seq, [(s, r) for s, r in records if s > seq]
+    def _members(
+        self, shard: str, low: float | str = "-inf", high: float | str = "+inf"
+    ) -> list[str]:
+        """The checkpoints' index entries, `<seq>:<full|delta>:<id>`, in order of seq."""
+        found = cast(
+            list[bytes], self._redis.zrangebyscore(self._key(shard, "checkpoints"), low, high)
+        )
+        return [m.decode() for m in found]
+
+    def _body(self, shard: str, member: str) -> str:
+        return self._key(shard, f"checkpoint:{member}")
+
+    def _checkpoint_rows(self, shard: str) -> list[tuple[int, bool, bytes]]:
+        if self._redis.exists(self._key(shard, "snapshot")):  # the retired format's layout
+            raise RecordFormatError(RETIRED_PICKLE)
+        rows = []
+        for member in self._members(shard):
+            seq, kind, _ = member.split(":")
+            chunks = cast(list[bytes], self._redis.lrange(self._body(shard, member), 0, -1))
+            rows.append((int(seq), kind == "full", b"".join(chunks)))
+        return rows
+
+    def load(self, shard: str) -> Stored:
+        import redis
+
+        try:
+            checkpoints = self._checkpoint_rows(shard)
+            log = cast(list[bytes], self._redis.lrange(self._key(shard, "log"), 0, -1))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis load failed: {e}") from e
+        return _stored(checkpoints, [(int.from_bytes(r[:8], "big"), r[8:]) for r in log])
+
+    def checkpoints(self, shard: str) -> Stored:
+        return _stored(self._checkpoint_rows(shard), [])
 
     def append(self, shard: str, seq: int, record: bytes) -> None:
         import redis
 
         try:
-            self._redis.rpush(self._keys(shard)[1], seq.to_bytes(8, "big") + record)
+            self._redis.rpush(self._key(shard, "log"), seq.to_bytes(8, "big") + record)
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis append failed: {e}") from e
 
-    def snapshot(self, shard: str, seq: int, data: bytes) -> None:
-        snap_key, log_key = self._keys(shard)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(snap_key, mapping={"seq": seq, "data": data})
-        pipe.delete(log_key)  # the shard appends nothing while it snapshots
-        pipe.execute()
+    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+        import redis
+
+        index = self._key(shard, "checkpoints")
+        member = f"{seq}:{'full' if full else 'delta'}:{uuid.uuid4().hex[:12]}"
+        body = self._body(shard, member)
+        try:
+            for at in range(0, max(len(data), 1), CHUNK_BYTES):
+                self._redis.rpush(body, data[at : at + CHUNK_BYTES])
+            # A full checkpoint replaces those before it; either replaces one at its seq.
+            replaced = self._members(shard, "-inf" if full else seq, seq)
+            pipe = self._redis.pipeline(transaction=True)
+            for m in replaced:
+                pipe.zrem(index, m)
+                pipe.delete(self._body(shard, m))
+            pipe.zadd(index, {member: seq})
+            pipe.execute()
+            self._trim(keys=[self._key(shard, "log")], args=[seq])
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis checkpoint failed: {e}") from e
 
     def delete(self, shard: str) -> None:
-        self._redis.delete(*self._keys(shard))
+        bodies = [self._body(shard, m) for m in self._members(shard)]
+        self._redis.delete(
+            self._key(shard, "checkpoints"), self._key(shard, "log"), self._key(shard, "snapshot"),
+            *bodies,
+        )  # fmt: skip

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import psutil
 
+from actors import records
 from benchmarks.common import save
 from features.config import EngineConfig
 from features.spec import MS_PER_DAY
@@ -65,7 +66,7 @@ def run(users: int, days: int, seed: int = 5) -> dict[str, float]:
     usage = store.arena_usage()
     event_bytes = sum(a.dtype.itemsize for a in store.events.values())
     scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
-    snapshot = len(store.to_bytes())
+    snapshot = len(records.encode(store.capture(full=True)))
     index = sys.getsizeof(store.index) + sum(sys.getsizeof(k) for k in ids)
     return {
         "users": users,

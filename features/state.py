@@ -1,18 +1,17 @@
 """Per-user and per-terminal state: a ring of recent events per id, in a shared arena.
 
 A store owns the id -> row mapping, the per-row scalars and the arena of event columns (see
-`features.kernels` for the layout), grows them as ids and events arrive, and serialises to
-bytes (NumPy `.npz`) so a shard can be checkpointed and restored exactly. A snapshot holds
-each row's kept events oldest first in absolute units (int64 times, float amounts), so the
-format does not depend on the arena's layout.
+`features.kernels` for the layout) and grows them as ids and events arrive. It remembers
+which rows changed, so a shard can checkpoint only those: `capture` gives them as plain
+arrays, each row's kept events oldest first in absolute units (int64 times, float amounts),
+so a capture does not depend on the arena's layout; `merge` folds a capture into an earlier
+whole one, and `from_form` restores a store that continues identically.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -61,6 +60,8 @@ class _RingStore:
         }
         self.top = np.zeros(1, np.int64)
         self.free_head = np.full(kernels.size_class(self.capacity) + 1, -1, np.int64)
+        self.dirty = np.zeros(initial_rows, np.bool_)  # rows changed since the last capture
+        self._captured_ids = 0  # ids the last capture covered
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,6 +83,9 @@ class _RingStore:
             grown = np.full(new_rows, self.scalar_fill.get(k, 0), dtype=arr.dtype)
             grown[:rows] = arr
             self.scalars[k] = grown
+        dirty = np.zeros(new_rows, np.bool_)
+        dirty[:rows] = self.dirty
+        self.dirty = dirty
 
     def _make_room(self) -> None:
         """Room for at least one more full-size ring: compact when a sixteenth of the rings'
@@ -133,11 +137,11 @@ class _RingStore:
         self.top[0] = total
         self.free_head[:] = -1
 
-    def _kept_positions(self, a: int, b: int) -> np.ndarray:
-        """Arena positions of rows a..b's kept events, oldest first."""
+    def _kept_positions(self, chosen: np.ndarray) -> np.ndarray:
+        """Arena positions of these rows' kept events, row by row, oldest first."""
         sc = self.scalars
-        length = sc["length"][a:b].astype(np.int64)
-        rows = np.repeat(np.arange(a, b), length)
+        length = sc["length"][chosen].astype(np.int64)
+        rows = np.repeat(chosen, length)
         k = _ranks(length)
         cap = np.maximum(sc["cap"][rows].astype(np.int64), 1)
         positions: np.ndarray = sc["offset"][rows] + (sc["head"][rows] + k) % cap
@@ -190,58 +194,108 @@ class _RingStore:
             "spare_slots": self.arena_slots - int(self.top[0]),
         }
 
-    # -- snapshots -----------------------------------------------------------------------------
+    # -- checkpoints ---------------------------------------------------------------------------
     def _export(self, rows: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Kept events of `rows` (one entry per event) in snapshot units."""
+        """Kept events of `rows` (one entry per event) in checkpoint units."""
         return cols
 
     def _import(
         self, rows: np.ndarray, cols: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Snapshot columns back into arena units: which events to keep, and their values."""
+        """Checkpoint columns back into arena units: which events to keep, and their values."""
         return np.ones(len(rows), np.bool_), cols
 
-    def to_bytes(self) -> bytes:
-        """Snapshot of the ids in use, holding only the events the rings keep (oldest first);
-        `from_bytes` restores a store that continues identically."""
+    def capture(self, full: bool) -> dict[str, Any]:
+        """The rows changed since the last capture (every row when `full`), as plain arrays:
+        ids added since, each row's scalars, and its kept events oldest first in absolute
+        units, so the form does not depend on the arena's layout. Costs what it holds."""
         n = len(self)
+        first = 0 if full else min(self._captured_ids, n)
+        rows = np.arange(n) if full else np.flatnonzero(self.dirty[:n])
         sc = self.scalars
-        parts: dict[str, list[np.ndarray]] = {}
-        for a in range(0, max(n, 1), _CHUNK_ROWS):  # once at least: an empty store too
-            b = min(n, a + _CHUNK_ROWS)
-            idx = self._kept_positions(a, b)
-            rows = np.repeat(np.arange(a, b), sc["length"][a:b])
-            cols = self._export(rows, {c: arr[idx] for c, arr in self.events.items()})
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in self.snapshot_columns}
+        for a in range(0, len(rows), _CHUNK_ROWS):  # bounds temporaries on a large store
+            chunk = rows[a : a + _CHUNK_ROWS]
+            idx = self._kept_positions(chunk)
+            owners = np.repeat(chunk, sc["length"][chunk])
+            cols = self._export(owners, {c: arr[idx] for c, arr in self.events.items()})
             for c, v in cols.items():
-                parts.setdefault(c, []).append(v)
-        arrays = {f"ring_{c}": np.concatenate(v) for c, v in parts.items()}
-        arrays.update({f"scalar_{k}": sc[k][:n] for k in self.scalar_dtypes})
-        buf = io.BytesIO()
-        meta = json.dumps({"capacity": self.capacity, "ids": self.ids}).encode()
-        arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
-        save: Callable[..., None] = np.savez  # numpy's stub types **arrays as allow_pickle
-        save(buf, **arrays)
-        return buf.getvalue()
+                parts[c].append(v)
+        self.dirty[:n] = False
+        self._captured_ids = n
+        return {
+            "capacity": self.capacity,
+            "n": n,
+            "first": first,
+            "ids": self.ids[first:n],
+            "rows": rows.astype(np.int64),
+            "scalars": {k: sc[k][rows] for k in self.scalar_dtypes},
+            "events": {
+                c: np.concatenate(v) if v else np.empty(0, self._column_dtype(c))
+                for c, v in parts.items()
+            },
+        }
+
+    def _column_dtype(self, column: str) -> np.dtype[Any]:
+        empty = self._export(np.empty(0, np.int64), {c: a[:0] for c, a in self.events.items()})
+        return empty[column].dtype
 
     @classmethod
-    def _restore(cls, store: _RingStore, data: bytes) -> None:
-        """Fill an empty store from a snapshot: rings packed end to end, sized as compaction
-        sizes them. Older snapshots (fixed rings) restore the same way."""
-        with np.load(io.BytesIO(data)) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode())
-            if meta["capacity"] != store.capacity:
-                raise ValueError(
-                    f"snapshot capacity {meta['capacity']} != configured {store.capacity}"
-                )
-            store.ids = list(meta["ids"])
-            store.index = {k: i for i, k in enumerate(store.ids)}
-            n = len(store.ids)
-            store._grow(n)
-            for k in store.scalar_dtypes:
-                store.scalars[k][:n] = npz[f"scalar_{k}"]
-            length = store.scalars["length"][:n].astype(np.int64)
-            rows = np.repeat(np.arange(n), length)
-            keep, cols = store._import(rows, {c: npz[f"ring_{c}"] for c in store.snapshot_columns})
+    def merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+        """A whole capture with a later one's changes applied: what `capture(full=True)`
+        would have returned at the later one (pure; checkpoints are folded with it)."""
+        nb, n = int(base["n"]), int(delta["n"])
+        if int(base["first"]) != 0 or int(delta["first"]) != nb:
+            raise ValueError(f"captures out of order: ids {delta['first']}.. after {nb}")
+        rows = np.asarray(delta["rows"], np.int64)
+        scalars: dict[str, np.ndarray] = {}
+        for k, d in cls.scalar_dtypes.items():
+            merged: np.ndarray = np.full(n, cls.scalar_fill.get(k, 0), dtype=d)
+            merged[:nb] = base["scalars"][k]
+            merged[rows] = delta["scalars"][k]
+            scalars[k] = merged
+        base_len = np.zeros(n, np.int64)
+        base_len[:nb] = base["scalars"]["length"]
+        delta_len = np.asarray(delta["scalars"]["length"], np.int64)
+        length = scalars["length"].astype(np.int64)
+        changed = np.full(n, -1, np.int64)
+        changed[rows] = np.arange(len(rows))
+        owners = np.repeat(np.arange(n), length)
+        rank = _ranks(length)
+        take = changed[owners]  # the changed row's place in the delta, -1 if unchanged
+        from_delta = take >= 0
+        base_at = (np.cumsum(base_len) - base_len)[owners[~from_delta]] + rank[~from_delta]
+        delta_at = (np.cumsum(delta_len) - delta_len)[take[from_delta]] + rank[from_delta]
+        events: dict[str, np.ndarray] = {}
+        for c, column in base["events"].items():
+            out = np.empty(len(owners), np.asarray(column).dtype)
+            out[~from_delta] = np.asarray(column)[base_at]
+            out[from_delta] = np.asarray(delta["events"][c])[delta_at]
+            events[c] = out
+        return {
+            "capacity": delta["capacity"], "n": n, "first": 0, "ids": [*base["ids"], *delta["ids"]],
+            "rows": np.arange(n), "scalars": scalars, "events": events,
+        }  # fmt: skip
+
+    @classmethod
+    def _restore(cls, store: _RingStore, form: dict[str, Any]) -> None:
+        """Fill an empty store from a whole capture: rings packed end to end, sized as
+        compaction sizes them."""
+        if int(form["capacity"]) != store.capacity:
+            raise ValueError(
+                f"checkpoint capacity {form['capacity']} != configured {store.capacity}"
+            )
+        if int(form["first"]) != 0 or len(form["ids"]) != int(form["n"]):
+            raise ValueError("a store is restored from a whole capture, not a delta")
+        store.ids = list(form["ids"])
+        store.index = {k: i for i, k in enumerate(store.ids)}
+        n = len(store.ids)
+        store._grow(n)
+        for k in store.scalar_dtypes:
+            store.scalars[k][:n] = form["scalars"][k]
+        length = store.scalars["length"][:n].astype(np.int64)
+        rows = np.repeat(np.arange(n), length)
+        keep, cols = store._import(rows, {c: form["events"][c] for c in store.snapshot_columns})
         if not keep.all():
             rows = rows[keep]
             cols = {c: v[keep] for c, v in cols.items()}
@@ -261,6 +315,8 @@ class _RingStore:
         pos = offset[rows] + _ranks(length)
         for c, v in cols.items():
             store.events[c][pos] = v
+        store.dirty[:n] = False
+        store._captured_ids = n
 
 
 class UserStore(_RingStore):
@@ -302,6 +358,7 @@ class UserStore(_RingStore):
         times_ms = np.ascontiguousarray(times_ms, dtype=np.int64)
         terminal_hashes = np.ascontiguousarray(terminal_hashes, dtype=np.int32)
         s = self.scalars
+        self.dirty[slots] = True
 
         def step(start: int) -> int:
             e = self.events
@@ -346,9 +403,10 @@ class UserStore(_RingStore):
         }
 
     @classmethod
-    def from_bytes(cls, data: bytes, capacity: int) -> UserStore:
+    def from_form(cls, form: dict[str, Any], capacity: int) -> UserStore:
+        """The store a whole capture (`capture(full=True)`, `merge`) describes."""
         store = cls(capacity)
-        cls._restore(store, data)
+        cls._restore(store, form)
         return store
 
 
@@ -393,6 +451,7 @@ class TerminalStore(_RingStore):
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         labels = np.ascontiguousarray(labels, dtype=np.int8)
         s = self.scalars
+        self.dirty[slots] = True
 
         def step(start: int) -> int:
             e = self.events
@@ -407,7 +466,8 @@ class TerminalStore(_RingStore):
         return out, found
 
     @classmethod
-    def from_bytes(cls, data: bytes, capacity: int, label_delay_ms: int) -> TerminalStore:
+    def from_form(cls, form: dict[str, Any], capacity: int, label_delay_ms: int) -> TerminalStore:
+        """The store a whole capture (`capture(full=True)`, `merge`) describes."""
         store = cls(capacity, label_delay_ms)
-        cls._restore(store, data)
+        cls._restore(store, form)
         return store

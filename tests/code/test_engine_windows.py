@@ -158,9 +158,9 @@ def test_snapshot_round_trip_continues_identically() -> None:
     amounts = rng.uniform(1, 100, 300)
     e.transact(users[:200], terms[:200], times[:200], amounts[:200], np.arange(200))
     clone = FeatureEngine()
-    clone.users = UserStore.from_bytes(e.users.to_bytes(), e.config.user_capacity)
-    clone.terminals = TerminalStore.from_bytes(
-        e.terminals.to_bytes(), e.config.terminal_capacity, e.config.label_delay_ms
+    clone.users = UserStore.from_form(e.users.capture(full=True), e.config.user_capacity)
+    clone.terminals = TerminalStore.from_form(
+        e.terminals.capture(full=True), e.config.terminal_capacity, e.config.label_delay_ms
     )
     a = e.transact(users[200:], terms[200:], times[200:], amounts[200:], np.arange(200, 300))
     b = clone.transact(users[200:], terms[200:], times[200:], amounts[200:], np.arange(200, 300))
@@ -212,8 +212,8 @@ def test_snapshot_of_wrapped_rings_continues_identically() -> None:
     e.transact(users[:300], terms[:300], times[:300], amounts[:300], np.arange(300))
     assert e.users.overflow_total > 0 and (e.users.scalars["head"][:5] > 0).any()
     clone = FeatureEngine(cfg)
-    clone.users = UserStore.from_bytes(e.users.to_bytes(), 8)
-    clone.terminals = TerminalStore.from_bytes(e.terminals.to_bytes(), 8, cfg.label_delay_ms)
+    clone.users = UserStore.from_form(e.users.capture(full=True), 8)
+    clone.terminals = TerminalStore.from_form(e.terminals.capture(full=True), 8, cfg.label_delay_ms)
     a = e.transact(users[300:], terms[300:], times[300:], amounts[300:], np.arange(300, n))
     b = clone.transact(users[300:], terms[300:], times[300:], amounts[300:], np.arange(300, n))
     np.testing.assert_array_equal(a, b)

@@ -16,6 +16,7 @@ import pytest
 from actors.dedup import DedupIndex, Seen
 from actors.errors import TransactionConflict
 from actors.local_shards import LocalShardClient
+from actors.records import decode, encode
 from actors.state_store import MemoryStore, RedisStore, SqliteStore, StoreUnavailable
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.scoring.pipeline import ScoringPipeline
@@ -124,7 +125,7 @@ def test_dedup_window_is_bounded_by_event_time_and_count() -> None:
     record(d, "k4", 1, 3_700_000)
     assert [seen(d, k, 1) for k in ("k1", "k4")] == [Seen.NEW, Seen.DUPLICATE]  # time bound
     clone = DedupIndex(2, 3_600_000, 3)
-    clone.restore(d.to_bytes())
+    clone.load(decode(encode(d.capture(full=True))))
     assert seen(clone, "k4", 1) is Seen.DUPLICATE and seen(clone, "k4", 2) is Seen.CONFLICT
 
 
@@ -164,7 +165,7 @@ def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots()
         assert len(d) == len(ref)
         if step % 50 == 49:  # a snapshot restores the same index
             clone = DedupIndex(3, window, limit)
-            clone.restore(d.to_bytes())
+            clone.load(decode(encode(d.capture(full=True))))
             d = clone
     assert seen_kinds == set(Seen)  # new ids, retries and conflicts all came up
 
@@ -187,8 +188,11 @@ def test_restart_rebuilds_the_same_state(tmp_path: Path, backend: str, snapshot_
     reference = ScoringPipeline(LocalShardClient(3, 2), FakeModel(), Thresholds())
     want = [run(reference.score(txs[a : a + 10], True)) for a in range(0, 300, 10)]
 
-    first = ScoringPipeline(LocalShardClient(3, 2, settings, store), FakeModel(), Thresholds())
+    first_client = LocalShardClient(3, 2, settings, store)
+    first = ScoringPipeline(first_client, FakeModel(), Thresholds())
     got = [run(first.score(txs[a : a + 10], True)) for a in range(0, 150, 10)]
+    for s in (*first_client.users, *first_client.terminals):
+        s.flush()  # a dead process writes no more: its checkpoint landed or never will
     restarted_client = LocalShardClient(3, 2, settings, store)
     shards = (*restarted_client.users, *restarted_client.terminals)
     replayed = [s.replayed for s in shards]
@@ -248,8 +252,8 @@ def test_integer_dedup_keys_are_stored_in_binary() -> None:
     key = 4595368069267726
     d = DedupIndex(2, 3_600_000, 10)
     record(d, key, 0, 1_000)
-    data = d.to_bytes()
+    data = encode(d.capture(full=True))
     assert str(key).encode() not in data
     clone = DedupIndex(2, 3_600_000, 10)
-    clone.restore(data)
+    clone.load(decode(data))
     assert seen(clone, key, 0) is Seen.DUPLICATE

@@ -6,9 +6,6 @@ a run where layout events (growth, compaction, rebase) happen elsewhere or not a
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pytest
 
@@ -120,37 +117,12 @@ def test_late_transactions_count_until_they_are_beyond_any_window() -> None:
     assert e.users.overflow_total == 1
 
 
-def test_old_fixed_ring_snapshots_restore() -> None:
-    """Snapshots written before the arena (fixed rings, with head and float amounts) load."""
-    e = FeatureEngine()
-    for d in range(3):
-        e.transact(["c"], ["T"], np.array([T0 + d * DAY]), np.array([12.34]), [d])
-    old = io.BytesIO()
-    ring_time = T0 + np.arange(3) * DAY
-    np.savez(
-        old,
-        meta=np.frombuffer(json.dumps({"capacity": 192, "ids": ["c"]}).encode(), np.uint8),
-        ring_time=ring_time,
-        ring_amount=np.full(3, 12.34),
-        ring_term=np.repeat(e.users.events["term"][:1], 3),
-        scalar_head=np.array([0], np.int32),
-        scalar_length=np.array([3], np.int32),
-        scalar_count_total=np.array([3]),
-        scalar_sum_total=np.array([3 * 12.34]),
-        scalar_last_time=np.array([ring_time[-1]]),
-        scalar_overflow=np.array([0], np.int32),
-    )
-    restored = FeatureEngine()
-    restored.users = UserStore.from_bytes(old.getvalue(), 192)
-    restored.terminals = e.terminals
-    nxt = (["c"], ["T"], np.array([T0 + 3 * DAY]), np.array([50.0]), [9])
-    np.testing.assert_array_equal(restored.transact(*nxt), e.transact(*nxt))
-
-
 def test_empty_stores_snapshot_and_restore() -> None:
     e = FeatureEngine()
-    users = UserStore.from_bytes(e.users.to_bytes(), 192)
-    terminals = type(e.terminals).from_bytes(e.terminals.to_bytes(), 128, e.config.label_delay_ms)
+    users = UserStore.from_form(e.users.capture(full=True), 192)
+    terminals = type(e.terminals).from_form(
+        e.terminals.capture(full=True), 128, e.config.label_delay_ms
+    )
     assert len(users) == 0 and len(terminals) == 0
     restored = FeatureEngine()
     restored.users, restored.terminals = users, terminals
