@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors import records
+from actors.compactor import CompactJob, run_child
 from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig, Stored
 from actors.tls import WireTlsConfig
 from features.config import EngineConfig
@@ -84,10 +86,14 @@ class Journaled(ABC):
             settings if isinstance(settings, ShardSettings) else ShardSettings(**(settings or {}))
         )
         self.name = f"{self.kind}-{shard}-of-{n_shards}"
+        # A store opened from the config can be opened again by the compactor's process.
+        self._reopenable = store is None and self.settings.state.backend != "memory"
         self.store: StateStore = store or self.settings.state.open(REPO_ROOT)
         self.seq = 0
         self.snapshot_seq = 0  # the last record a capture covers (written or in flight)
         self.checkpoint_failures = 0
+        # The writer's recent work: (what, seconds, bytes), what = delta, full or compaction.
+        self.checkpoint_times: deque[tuple[str, float, int]] = deque(maxlen=64)
         # Requests arrive as Ray calls and over the shard's socket (`actors.wire`): applied
         # one at a time either way.
         self._lock = threading.Lock()
@@ -170,20 +176,39 @@ class Journaled(ABC):
         loses the capture, so the next one is taken whole; the journal keeps everything
         since the last stored checkpoint meanwhile."""
         try:
-            self.store.checkpoint(self.name, seq, records.encode(capture), full)
+            started = time.perf_counter()
+            data = records.encode(capture)
+            self.store.checkpoint(self.name, seq, data, full)
+            took = time.perf_counter() - started
+            self.checkpoint_times.append(("full" if full else "delta", took, len(data)))
             self._deltas = 0 if full else self._deltas + 1
             if self._deltas >= self.settings.state.compact_every:
-                stored = self.store.checkpoints(self.name)
-                form = self._fold(stored)
-                if form is not None:
-                    self.store.checkpoint(self.name, stored.seq, records.encode(form), True)
-                    self._deltas = 0
+                started = time.perf_counter()
+                self._compact()
+                self.checkpoint_times.append(("compaction", time.perf_counter() - started, 0))
+                self._deltas = 0
         except Exception:
             self._need_full = True
             self.checkpoint_failures += 1
             log.exception(
                 "%s: checkpoint at %d not stored; the next is taken whole", self.name, seq
             )
+
+    def _compact(self) -> None:
+        """Fold the incremental checkpoints into a full one: in a process of its own when
+        the store can be opened there (decoding and encoding a whole state would hold this
+        process's interpreter lock for as long), else here (stores handed in: tests)."""
+        if self._reopenable:
+            job = CompactJob(
+                actor=f"{type(self).__module__}:{type(self).__qualname__}", name=self.name,
+                state=self.settings.state.model_dump(), repo_root=str(REPO_ROOT),
+            )  # fmt: skip
+            run_child(job)
+            return
+        stored = self.store.checkpoints(self.name)
+        form = self._fold(stored)
+        if form is not None and stored.deltas:
+            self.store.checkpoint(self.name, stored.seq, records.encode(form), full=True)
 
     def checkpoint(self) -> None:
         """Checkpoint the whole state now, in the caller's thread (operators, tests)."""
@@ -193,6 +218,15 @@ class Journaled(ABC):
             self.snapshot_seq = seq = self.seq
         self.store.checkpoint(self.name, seq, records.encode(capture), full=True)
         self._deltas = 0
+        self._need_full = False
+
+    def checkpoint_stats(self) -> dict[str, Any]:
+        """For `/v1/stats`: failures, and the writer's last few jobs."""
+        recent = list(self.checkpoint_times)[-4:]
+        return {
+            "checkpoint_failures": self.checkpoint_failures,
+            "checkpoints": [{"kind": k, "seconds": round(t, 4), "bytes": b} for k, t, b in recent],
+        }
 
     def flush(self) -> None:
         """Wait for the checkpoint being written, if any."""

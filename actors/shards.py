@@ -133,6 +133,7 @@ class UserShard(Journaled):
             "seq": self.seq,
             "recovered_records": self.replayed,
             "recovery_seconds": self.recovery_seconds,
+            **self.checkpoint_stats(),
         }
 
 
@@ -241,6 +242,7 @@ class TerminalShard(Journaled):
             "seq": self.seq,
             "recovered_records": self.replayed,
             "recovery_seconds": self.recovery_seconds,
+            **self.checkpoint_stats(),
         }
 
 

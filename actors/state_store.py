@@ -189,6 +189,9 @@ class MemoryStore:
             self._log[shard] = [(s, r) for s, r in self._log.get(shard, []) if s > seq]
 
 
+SQLITE_PART_BYTES = 64 << 20
+
+
 class SqliteStore:
     """Two SQLite files per actor in WAL mode, the log and the checkpoints, so writing a
     checkpoint never holds the log's write lock; durable against a killed process by
@@ -218,8 +221,8 @@ class SqliteStore:
                 self._refuse_pickled_snapshot(conn)
             else:
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS checkpoint (seq INTEGER PRIMARY KEY,"
-                    " full INTEGER NOT NULL, data BLOB NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS checkpoint (seq INTEGER, part INTEGER,"
+                    " full INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part))"
                 )
             conns[(shard, part)] = conn
         return conn
@@ -235,9 +238,12 @@ class SqliteStore:
 
     def _checkpoint_rows(self, shard: str) -> list[tuple[int, bool, bytes]]:
         rows = self._conn(shard, "checkpoints").execute(
-            "SELECT seq, full, data FROM checkpoint ORDER BY seq"
+            "SELECT seq, full, data FROM checkpoint ORDER BY seq, part"
         )
-        return [(s, bool(f), bytes(d)) for s, f, d in rows.fetchall()]
+        parts: dict[tuple[int, bool], list[bytes]] = {}
+        for s, f, d in rows.fetchall():
+            parts.setdefault((s, bool(f)), []).append(d)
+        return [(s, f, b"".join(chunks)) for (s, f), chunks in parts.items()]
 
     def load(self, shard: str) -> Stored:
         checkpoints = self._checkpoint_rows(shard)
@@ -260,12 +266,13 @@ class SqliteStore:
             conn = self._conn(shard, "checkpoints")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if full:
-                    conn.execute("DELETE FROM checkpoint WHERE seq <= ?", (seq,))
-                conn.execute(
-                    "INSERT OR REPLACE INTO checkpoint (seq, full, data) VALUES (?, ?, ?)",
-                    (seq, int(full), data),
-                )
+                conn.execute(f"DELETE FROM checkpoint WHERE seq {'<=' if full else '='} ?", (seq,))
+                view = memoryview(data)  # in parts: SQLite's blobs stop at 1 GB
+                for part, at in enumerate(range(0, max(len(data), 1), SQLITE_PART_BYTES)):
+                    conn.execute(
+                        "INSERT INTO checkpoint (seq, part, full, data) VALUES (?, ?, ?, ?)",
+                        (seq, part, int(full), view[at : at + SQLITE_PART_BYTES]),
+                    )
                 conn.execute("COMMIT")
             except sqlite3.Error:
                 conn.execute("ROLLBACK")

@@ -1,5 +1,5 @@
-"""python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, compare, stream,
-memory, access."""
+"""python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
+compare, stream, memory, access."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def main() -> None:
         "pipeline": "benchmarks.pipeline",
         "service": "benchmarks.service",
         "recovery": "benchmarks.recovery",
+        "checkpoints": "benchmarks.checkpoints",
         "compare": "benchmarks.compare",
         "stream": "benchmarks.stream",
         "memory": "benchmarks.memory",

@@ -11,11 +11,12 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from actors.shards import UserShard
-from actors.state_store import SqliteStore
+from actors.state_store import SqliteStore, StateStore
 from benchmarks.common import save
 from features.ids import OFFLINE
 from features.spec import CARD_WIDTH, MS_PER_DAY
@@ -23,8 +24,12 @@ from features.spec import CARD_WIDTH, MS_PER_DAY
 DAY = MS_PER_DAY
 
 
-def build(users: int, events: int, store: SqliteStore) -> UserShard:
-    settings = {"state": {"backend": "memory", "snapshot_every": 10**9}}
+def build(
+    users: int, events: int, store: StateStore | None, state: dict[str, Any] | None = None
+) -> UserShard:
+    """A card shard on `store` (or one its `state:` config opens) holding `users` cards with
+    `events` kept events each and a full dedup index; it takes no checkpoint by itself."""
+    settings = {"state": state or {"backend": "memory", "snapshot_every": 10**9}}
     shard = UserShard(0, 1, settings, store)
     keys = [OFFLINE.digest(f"card-{i}") for i in range(users)]
     slots = shard.users.slots_for(keys)
