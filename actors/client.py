@@ -23,10 +23,11 @@ class ShardUnavailable(Unavailable):
 
 
 class ShardClient(Protocol):
-    """Card and terminal shards, addressed by shard number (`features.ids.buckets`)."""
+    """Card and terminal shards, addressed by shard number (`features.groups.shard_of`)."""
 
     n_user_shards: int
     n_terminal_shards: int
+    key_groups: int
 
     async def user_step(
         self,

@@ -36,6 +36,7 @@ class DedupIndex:
         self._pos: dict[Key, int] = {}  # key -> arrival number
         self._base = self._head = self._tail = 0  # arrival numbers: row 0, oldest live, next
         self._keys: list[Key] = []  # by row (arrival number - base)
+        self._owners: list[str] = []  # the card or terminal digest of each row's entry
         self._body = np.empty(0, np.int64)
         self._time = np.empty(0, np.int64)
         self._feats = np.empty((0, n_features), np.float64)
@@ -68,9 +69,15 @@ class DedupIndex:
         return status, feats
 
     def record_many(
-        self, keys: Sequence[Key], body_hashes: np.ndarray, times: np.ndarray, feats: np.ndarray
+        self,
+        keys: Sequence[Key],
+        body_hashes: np.ndarray,
+        times: np.ndarray,
+        feats: np.ndarray,
+        owners: Sequence[str],
     ) -> None:
-        """Remember new keys (in arrival order), then evict what fell out of the window."""
+        """Remember new keys (in arrival order) with the digest of the card or terminal
+        each belongs to (its key group moves them), then evict what fell out of the window."""
         m = len(keys)
         if m == 0:
             return
@@ -80,6 +87,7 @@ class DedupIndex:
         self._time[a : a + m] = times
         self._feats[a : a + m] = feats
         self._keys[a:] = keys
+        self._owners[a:] = owners
         self._pos.update(zip(keys, range(self._tail, self._tail + m), strict=True))
         self._tail += m
         self._newest = max(self._newest, int(np.max(times)))
@@ -100,6 +108,7 @@ class DedupIndex:
         self._body[:live], self._time[:live] = body[live_rows], time[live_rows]
         self._feats[:live] = feats[live_rows]
         self._keys = self._keys[live_rows]
+        self._owners = self._owners[live_rows]
         self._base = self._head
 
     def _evict(self) -> None:
@@ -129,6 +138,7 @@ class DedupIndex:
             "head": self._head,
             "first": start,
             "keys": self._keys[a:b],
+            "owners": self._owners[a:b],
             "body": self._body[a:b].copy(),
             "time": self._time[a:b].copy(),
             "feats": self._feats[a:b].copy(),
@@ -147,9 +157,43 @@ class DedupIndex:
         out = dict(delta)
         out["first"] = first + drop if drop < len(base["keys"]) else int(delta["first"])
         out["keys"] = [*base["keys"][drop:], *delta["keys"]]
+        out["owners"] = [*base["owners"][drop:], *delta["owners"]]
         for column in ("body", "time", "feats"):
             out[column] = np.concatenate([np.asarray(base[column])[drop:], delta[column]])
         return out
+
+    @staticmethod
+    def select(form: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+        """The entries of a whole capture where `keep` is true (moving key groups)."""
+        keep = np.asarray(keep, np.bool_)
+        picked = keep.tolist()
+        out = dict(form)
+        out["keys"] = [k for k, p in zip(form["keys"], picked, strict=True) if p]
+        out["owners"] = [o for o, p in zip(form["owners"], picked, strict=True) if p]
+        for column in ("body", "time", "feats"):
+            out[column] = np.asarray(form[column])[keep]
+        out["first"] = out["head"] = 0
+        return out
+
+    def concat(self, forms: list[dict[str, Any]]) -> dict[str, Any]:
+        """One whole capture of the entries of several, in event-time order (the window
+        and the count limit evict the oldest first)."""
+        time = np.concatenate([np.empty(0, np.int64), *(f["time"] for f in forms)])
+        order = np.argsort(time, kind="stable")
+        keys = [k for f in forms for k in f["keys"]]
+        owners = [o for f in forms for o in f["owners"]]
+        feats = [np.asarray(f["feats"]).reshape(-1, self.n_features) for f in forms]
+        return {
+            "head": 0, "first": 0,
+            "keys": [keys[i] for i in order.tolist()],
+            "owners": [owners[i] for i in order.tolist()],
+            "body": np.concatenate([np.empty(0, np.int64), *(f["body"] for f in forms)])[order],
+            "time": time[order],
+            "feats": np.concatenate([np.empty((0, self.n_features)), *feats])[order],
+            "newest": max([-(2**62), *(int(f["newest"]) for f in forms)]),
+            "hits": sum(int(f["hits"]) for f in forms),
+            "conflicts": sum(int(f["conflicts"]) for f in forms),
+        }  # fmt: skip
 
     def load(self, form: dict[str, Any]) -> None:
         """Become the index a whole capture describes."""
@@ -160,6 +204,7 @@ class DedupIndex:
         self._time = np.asarray(form["time"], np.int64)
         self._feats = np.asarray(form["feats"], np.float64).reshape(n, self.n_features)
         self._keys = keys
+        self._owners = list(form["owners"])
         self._pos = dict(zip(keys, range(first, first + n), strict=True))
         self._base = self._head = first
         self._tail = self._captured = first + n

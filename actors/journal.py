@@ -23,9 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors import records
 from actors.compactor import CompactJob, run_child
+from actors.layout import ShardMoved
 from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig, Stored
 from actors.tls import WireTlsConfig
 from features.config import EngineConfig
+from features.groups import DEFAULT_GROUPS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class ShardSettings(BaseModel):
     state: StoreConfig = MemoryStoreConfig()
     dedup: DedupConfig = DedupConfig()
     wire_tls: WireTlsConfig | None = None
+    key_groups: int = Field(DEFAULT_GROUPS, ge=1, le=1 << 20)
 
 
 class Journaled(ABC):
@@ -101,6 +104,7 @@ class Journaled(ABC):
         self._pending: Future[None] | None = None
         self._need_full = False  # a capture was lost: the next must be whole
         self._deltas = 0  # incremental checkpoints stored since the last full one
+        self.sealed = False  # refuses writes (`ShardMoved`): its state belongs elsewhere
         self._init_state()
         started = time.perf_counter()
         self.replayed = self._recover()
@@ -157,6 +161,8 @@ class Journaled(ABC):
         """Journal, then apply: an answered request is always in the store."""
         record = records.encode(op)
         with self._lock:
+            if self.sealed:
+                raise ShardMoved(f"{self.name}: its key groups belong to another layout")
             seq = self.seq + 1
             self.store.append(self.name, seq, record)  # may raise
             self.seq = seq

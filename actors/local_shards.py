@@ -7,21 +7,22 @@ the shard classes are the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from actors.decision_log import DecidedBatch
 from actors.desk import Desk
 from actors.desk_client import DeskClient, local_call
-from actors.journal import ShardSettings
-from actors.shards import TerminalShard, UserShard
+from actors.journal import REPO_ROOT, ShardSettings
+from actors.layout import Kind, ensure_layout
+from actors.shards import SHARDS, KeyedShard, TerminalShard, UserShard
 from actors.state_store import StateStore
 
 
 class LocalShardClient:
-    """Shards and a desk in this process. `sink` records every batch at once (there is no
-    report loop in process)."""
+    """Shards and a desk in this process, on one store. `sink` records every batch at once
+    (there is no report loop in process)."""
 
     def __init__(
         self,
@@ -30,14 +31,40 @@ class LocalShardClient:
         settings: ShardSettings | dict[str, Any] | None = None,
         store: StateStore | None = None,
     ) -> None:
-        self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
-        self.users = [UserShard(i, n_user_shards, settings, store) for i in range(n_user_shards)]
-        self.terminals = [
-            TerminalShard(i, n_terminal_shards, settings, store) for i in range(n_terminal_shards)
-        ]
-        self.desk_state = Desk(0, 1, settings, store)
+        self.settings = (
+            settings if isinstance(settings, ShardSettings) else ShardSettings(**(settings or {}))
+        )
+        self.key_groups = self.settings.key_groups
+        self.store = store or self.settings.state.open(REPO_ROOT)
+        self.users: list[UserShard] = []
+        self.terminals: list[TerminalShard] = []
+        self.rescale(n_user_shards, n_terminal_shards)
+        self.desk_state = Desk(0, 1, self.settings, self.store)
         self.desk = DeskClient(local_call(self.desk_state))
         self.sink = self  # `DecisionSink`
+
+    def rescale(self, n_user_shards: int, n_terminal_shards: int) -> None:
+        """Own the state with these shard counts, moving key groups from the layout the
+        store names if it differs (`actors.layout.ensure_layout`)."""
+        self.users = cast(list[UserShard], self._move("user", n_user_shards, self.users))
+        self.terminals = cast(
+            list[TerminalShard], self._move("terminal", n_terminal_shards, self.terminals)
+        )
+        self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
+
+    def _move(self, kind: Kind, n: int, live: Sequence[KeyedShard]) -> list[KeyedShard]:
+        made: dict[tuple[int, int], KeyedShard] = {(s.shard, s.n_shards): s for s in live}
+
+        def shard(i: int, n_shards: int) -> KeyedShard:
+            if (i, n_shards) not in made:
+                made[i, n_shards] = SHARDS[kind](i, n_shards, self.settings, self.store)
+            return made[i, n_shards]
+
+        def call(i: int, n_shards: int, method: str, *args: Any) -> Any:
+            return getattr(shard(i, n_shards), method)(*args)
+
+        ensure_layout(self.store, kind, n, self.key_groups, call)
+        return [shard(i, n) for i in range(n)]
 
     async def record(self, batch: DecidedBatch, wait: bool) -> None:
         self.desk_state.record(batch)

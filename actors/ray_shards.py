@@ -96,6 +96,7 @@ class RayShardClient:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         if not isinstance(settings, ShardSettings):
             settings = ShardSettings(**settings)
+        self.key_groups = settings.key_groups
         self.retry_for_s = retry_for_s
         self.transport = transport  # "direct": `process` over the shard's socket; "ray"
         self.retries = 0

@@ -13,16 +13,19 @@ Ids arrive hashed under the id key (`features.ids.IdHasher`): no card number is 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from actors.dedup import DedupIndex, Seen
 from actors.journal import Journaled, ShardSettings
-from actors.state_store import StoreUnavailable
+from actors.layout import Kind, read_layout
+from actors.state_store import StateStore, StoreUnavailable
+from features.groups import digest_keys, group_of, group_range
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
-from features.state import TerminalStore, UserStore
+from features.state import RingStore, TerminalStore, UserStore
 
 
 def _first_of_each(
@@ -48,11 +51,104 @@ def _first_of_each(
     return np.asarray(firsts, np.int64), copies
 
 
-class UserShard(Journaled):
+class KeyedShard(Journaled):
+    """A shard that owns a range of key groups (`features.groups`) and can hand them to
+    the shards of another layout (`actors.layout.ensure_layout`). A shard whose layout the
+    store's record does not name for writes starts sealed."""
+
+    part: ClassVar[str]  # the form's entry for the shard's ring store
+    dedup: DedupIndex
+
+    def __init__(
+        self,
+        shard: int,
+        n_shards: int,
+        settings: ShardSettings | dict[str, Any] | None,
+        store: StateStore | None = None,
+    ) -> None:
+        super().__init__(shard, n_shards, settings, store)
+        self.groups = self.settings.key_groups
+        found = read_layout(self.store, self.layout_kind)
+        self.sealed = found is not None and not found.serves(n_shards)
+
+    @property
+    def layout_kind(self) -> Kind:
+        return "user" if self.kind == "user" else "terminal"
+
+    def owned_groups(self) -> tuple[int, int]:
+        return group_range(self.shard, self.n_shards, self.groups)
+
+    def seal(self) -> int:
+        """Take no more writes, and checkpoint whole: what the store then holds is all of
+        this shard's state. Returns the last sequence number."""
+        with self._lock:
+            self.sealed = True
+        self.checkpoint()
+        return self.seq
+
+    def retire(self) -> None:
+        """Seal and delete this shard's state from the store (its groups moved)."""
+        with self._lock:
+            self.sealed = True
+        self.flush()
+        self.store.delete(self.name)
+
+    def activate(self) -> None:
+        """Take writes: the store's record names this shard's layout."""
+        with self._lock:
+            self.sealed = False
+
+    def _exported(self, lo: int, hi: int) -> dict[str, Any]:
+        """This shard's whole state restricted to key groups [lo, hi)."""
+        form = self._capture(full=True)
+        rows = form[self.part]
+        mine = group_of(digest_keys(rows["ids"]), self.groups)
+        owners = group_of(digest_keys(form["dedup"]["owners"]), self.groups)
+        return {
+            self.part: self._ring_class().select(rows, (mine >= lo) & (mine < hi)),
+            "dedup": DedupIndex.select(form["dedup"], (owners >= lo) & (owners < hi)),
+        }
+
+    def take_over(self, old_n: int) -> int:
+        """Build this shard's state from its key groups' part of what the `old_n` shards
+        of the old layout stored (they are sealed), replacing anything stored under this
+        shard's name, and checkpoint it whole. Stays sealed until `activate`. Returns how
+        many cards or terminals it now holds."""
+        lo, hi = self.owned_groups()
+        parts = []
+        for j in range(old_n):
+            jlo, jhi = group_range(j, old_n, self.groups)
+            if jlo < hi and lo < jhi:  # old shard j held some of these groups
+                source = SHARDS[self.kind](j, old_n, self.settings, self.store)  # read only
+                parts.append(source._exported(lo, hi))
+        with self._lock:
+            self.sealed = True
+            self.flush()
+            self.store.delete(self.name)
+            self._init_state()
+            rings = self._ring_class().concat([p[self.part] for p in parts], self._capacity())
+            self._load({self.part: rings, "dedup": self.dedup.concat([p["dedup"] for p in parts])})
+            self.seq = self.snapshot_seq = 0
+            self._deltas = 0
+        self.checkpoint()
+        return len(self._rings())
+
+    @abstractmethod
+    def _ring_class(self) -> type[RingStore]: ...
+
+    @abstractmethod
+    def _capacity(self) -> int: ...
+
+    @abstractmethod
+    def _rings(self) -> RingStore: ...
+
+
+class UserShard(KeyedShard):
     """Card state for one shard: per-card rings of (time, amount, terminal)."""
 
     kind = "user"
     incremental = True  # checkpoints hold the cards and entries changed since the last
+    part = "users"
 
     def _init_state(self) -> None:
         self.users = UserStore(self.settings.engine.user_capacity)
@@ -89,6 +185,7 @@ class UserShard(Journaled):
             self.dedup.record_many(
                 tx_keys if every else [tx_keys[i] for i in fresh],
                 body_hashes[fresh], times[fresh], out[fresh],
+                user_keys if every else [user_keys[i] for i in fresh],
             )  # fmt: skip
             self.transactions += len(fresh)
         for i, first in copies:
@@ -100,24 +197,28 @@ class UserShard(Journaled):
         UserStore(8, initial_rows=1).update(none, none, np.empty(0), np.empty(0, np.int32))
 
     def _capture(self, full: bool) -> dict[str, Any]:
-        return {
-            "users": self.users.capture(full),
-            "dedup": self.dedup.capture(full),
-            "transactions": self.transactions,
-        }
+        return {"users": self.users.capture(full), "dedup": self.dedup.capture(full)}
 
     @classmethod
     def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
         return {
             "users": UserStore.merge(base["users"], delta["users"]),
             "dedup": DedupIndex.merge(base["dedup"], delta["dedup"]),
-            "transactions": delta["transactions"],
         }
 
     def _load(self, form: dict[str, Any]) -> None:
-        self.users = UserStore.from_form(form["users"], self.settings.engine.user_capacity)
+        self.users = UserStore.from_form(form["users"], self._capacity())
         self.dedup.load(form["dedup"])
-        self.transactions = int(form["transactions"])
+        self.transactions = int(self.users.scalars["count_total"][: len(self.users)].sum())
+
+    def _ring_class(self) -> type[RingStore]:
+        return UserStore
+
+    def _capacity(self) -> int:
+        return self.settings.engine.user_capacity
+
+    def _rings(self) -> RingStore:
+        return self.users
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -137,11 +238,12 @@ class UserShard(Journaled):
         }
 
 
-class TerminalShard(Journaled):
+class TerminalShard(KeyedShard):
     """Terminal state for one shard: per-terminal rings with labels as known so far."""
 
     kind = "terminal"
     incremental = True
+    part = "terminals"
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -180,17 +282,16 @@ class TerminalShard(Journaled):
         keep[txs[fresh]] = True
         idx = np.flatnonzero(keep)
         if len(idx):
-            feats, f = self.terminals.step(
-                kinds[idx],
-                self.terminals.slots_for([terminal_keys[i] for i in idx]),
-                times[idx],
-                tx_keys[idx],
-                labels[idx],
-            )
+            slots = self.terminals.slots_for([terminal_keys[i] for i in idx])
+            feats, f = self.terminals.step(kinds[idx], slots, times[idx], tx_keys[idx], labels[idx])
             out[idx], found[idx] = feats, f
+            sc = self.terminals.scalars
+            np.add.at(sc["count_total"], slots[kinds[idx] == 0], 1)
+            np.add.at(sc["label_total"], slots[kinds[idx] != 0], 1)
             new = txs[fresh]
             new_keys = [keys[j] for j in fresh]
-            self.dedup.record_many(new_keys, no_body[fresh], times[new], out[new])
+            owners = [terminal_keys[i] for i in new.tolist()]
+            self.dedup.record_many(new_keys, no_body[fresh], times[new], out[new], owners)
             self.labels += len(idx) - len(new)
             self.transactions += len(new)
         for j, first in copies:
@@ -205,29 +306,33 @@ class TerminalShard(Journaled):
         )
 
     def _capture(self, full: bool) -> dict[str, Any]:
-        return {
-            "terminals": self.terminals.capture(full),
-            "dedup": self.dedup.capture(full),
-            "transactions": self.transactions,
-            "labels": self.labels,
-        }
+        return {"terminals": self.terminals.capture(full), "dedup": self.dedup.capture(full)}
 
     @classmethod
     def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
         return {
             "terminals": TerminalStore.merge(base["terminals"], delta["terminals"]),
             "dedup": DedupIndex.merge(base["dedup"], delta["dedup"]),
-            "transactions": delta["transactions"],
-            "labels": delta["labels"],
         }
 
     def _load(self, form: dict[str, Any]) -> None:
         e = self.settings.engine
         self.terminals = TerminalStore.from_form(
-            form["terminals"], e.terminal_capacity, e.label_delay_ms
+            form["terminals"], self._capacity(), e.label_delay_ms
         )
         self.dedup.load(form["dedup"])
-        self.transactions, self.labels = int(form["transactions"]), int(form["labels"])
+        sc, n = self.terminals.scalars, len(self.terminals)
+        self.transactions = int(sc["count_total"][:n].sum())
+        self.labels = int(sc["label_total"][:n].sum())
+
+    def _ring_class(self) -> type[RingStore]:
+        return TerminalStore
+
+    def _capacity(self) -> int:
+        return self.settings.engine.terminal_capacity
+
+    def _rings(self) -> RingStore:
+        return self.terminals
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -245,5 +350,8 @@ class TerminalShard(Journaled):
             **self.checkpoint_stats(),
         }
 
+
+# The plain class of each kind: an old layout's shard is rebuilt from the store with it.
+SHARDS: dict[str, type[KeyedShard]] = {"user": UserShard, "terminal": TerminalShard}
 
 __all__ = ["ShardSettings", "StoreUnavailable", "TerminalShard", "UserShard"]

@@ -66,6 +66,10 @@ class StateStore(Protocol):
         changes since the previous checkpoint. Raise `StoreUnavailable` if it cannot."""
         ...
 
+    def delete(self, shard: str) -> None:
+        """Drop everything held for `shard` (its state moved to other shards)."""
+        ...
+
 
 def _after(log: list[tuple[int, bytes]], seq: int) -> list[tuple[int, bytes]]:
     """Records after `seq` in order, the last write of each sequence number kept."""
@@ -188,6 +192,11 @@ class MemoryStore:
             self._checkpoints[shard] = [*kept, (seq, full, data)]
             self._log[shard] = [(s, r) for s, r in self._log.get(shard, []) if s > seq]
 
+    def delete(self, shard: str) -> None:
+        with self._lock:
+            self._checkpoints.pop(shard, None)
+            self._log.pop(shard, None)
+
 
 SQLITE_PART_BYTES = 64 << 20
 
@@ -282,6 +291,13 @@ class SqliteStore:
             self._conn(shard, "log").execute("DELETE FROM log WHERE seq <= ?", (seq,))
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite checkpoint failed: {e}") from e
+
+    def delete(self, shard: str) -> None:
+        try:
+            self._conn(shard, "checkpoints").execute("DELETE FROM checkpoint")
+            self._conn(shard, "log").execute("DELETE FROM log")
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite delete failed: {e}") from e
 
 
 # Drop the log's records up to ARGV[1] (each starts with its 8-byte big-endian seq), from

@@ -50,6 +50,7 @@ def build(
         np.arange(n),
         np.full(n, t0 + 30 * DAY),
         np.zeros((n, CARD_WIDTH)),
+        [keys[i % users] for i in range(n)],
     )
     return shard
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.journal import DedupConfig, ShardSettings
 from actors.state_store import SqliteStoreConfig, StoreConfig
@@ -14,6 +14,7 @@ from actors.tls import WireTlsConfig
 from deployments.http.access import AccessConfig
 from deployments.stream.contract import StreamConfig
 from features.config import EngineConfig
+from features.groups import DEFAULT_GROUPS
 from features.id_key import IdKeyConfig
 
 
@@ -38,6 +39,13 @@ class AppArgs(BaseModel):
 
     n_user_shards: int = Field(4, ge=1, le=4096)
     n_terminal_shards: int = Field(2, ge=1, le=4096)
+    key_groups: int = Field(
+        DEFAULT_GROUPS,
+        ge=1,
+        le=1 << 20,
+        description="Key groups cards and terminals hash to (state moves in them when shard "
+        "counts change); fixed for a state store's life, at least the largest shard count.",
+    )
     max_batch_transactions: int = Field(10_000, ge=1, le=100_000)
     engine: EngineConfig = EngineConfig()
     state: StoreConfig = SqliteStoreConfig()
@@ -67,9 +75,19 @@ class AppArgs(BaseModel):
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 
+    @model_validator(mode="after")
+    def _groups_cover_shards(self) -> AppArgs:
+        most = max(self.n_user_shards, self.n_terminal_shards)
+        if self.key_groups < most:
+            raise ValueError(
+                f"key_groups ({self.key_groups}) must be at least {most}, the most shards"
+            )
+        return self
+
     @property
     def shards(self) -> ShardSettings:
         """What every shard and desk actor is built from."""
         return ShardSettings(
-            engine=self.engine, state=self.state, dedup=self.dedup, wire_tls=self.shard_tls
-        )
+            engine=self.engine, state=self.state, dedup=self.dedup, wire_tls=self.shard_tls,
+            key_groups=self.key_groups,
+        )  # fmt: skip

@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from features.groups import DEFAULT_GROUPS, buckets, shard_of
+
 MIN_KEY_BYTES, MAX_KEY_BYTES = 16, 64  # blake2b takes keys of at most 64 bytes
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 _DIGIT_RUN = re.compile(r"\d{13,19}")
@@ -105,9 +107,9 @@ class IdHasher:
         digests = b"".join([h(v.encode("utf-8"), digest_size=8, key=key).digest() for v in values])
         return np.frombuffer(digests, "<i8").astype(np.int64)
 
-    def shard_of(self, value: str, n_shards: int) -> int:
-        """The shard that owns an id among `n_shards` (`buckets` of its key)."""
-        return int(buckets(np.array([self.key64(value)], np.int64), n_shards)[0])
+    def shard_of(self, value: str, n_shards: int, groups: int = DEFAULT_GROUPS) -> int:
+        """The shard that owns an id among `n_shards`: its key group's owner."""
+        return int(shard_of(np.array([self.key64(value)], np.int64), groups, n_shards)[0])
 
     def buckets_of(self, ids: Sequence[str], n: int, salt: str = "") -> np.ndarray:
         """`buckets` of raw ids. A `salt` gives an independent split over the same ids (a
@@ -141,12 +143,6 @@ OFFLINE = IdHasher(b"fraud-offline-replay-not-a-secret")
 """The hasher of what is never stored or served: offline replay's terminal identities and
 label keys, the simulator's stream partitions and replay lanes. Its key is public, so
 nothing it hashes may leave the process that hashed it."""
-
-
-def buckets(keys: np.ndarray, n: int) -> np.ndarray:
-    """The bucket in [0, n) of each signed 64-bit id key: the one rule behind shards, stream
-    partitions, replay lanes and job partitions, uniform and stable across processes."""
-    return (np.asarray(keys, np.int64) & np.int64(0x7FFF_FFFF_FFFF_FFFF)) % n
 
 
 def id_buckets(ids: Sequence[str], n: int, salt: str = "") -> np.ndarray:

@@ -32,7 +32,7 @@ def _ranks(length: np.ndarray) -> np.ndarray:
     return ranks
 
 
-class _RingStore:
+class RingStore:
     """Rows of variable-size event rings plus per-row scalars, addressed by string id."""
 
     event_dtypes: ClassVar[dict[str, type]] = {}
@@ -44,6 +44,7 @@ class _RingStore:
     }
     scalar_fill: ClassVar[dict[str, int]] = {}
     snapshot_columns: ClassVar[tuple[str, ...]] = ()  # `_export`'s names for event columns
+    snapshot_dtypes: ClassVar[tuple[type, ...]] = ()  # and their types
 
     def __init__(self, capacity: int, initial_rows: int = 256) -> None:
         if capacity < 2:
@@ -277,8 +278,40 @@ class _RingStore:
             "rows": np.arange(n), "scalars": scalars, "events": events,
         }  # fmt: skip
 
+    @staticmethod
+    def select(form: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+        """The rows of a whole capture where `keep` is true (moving key groups)."""
+        keep = np.asarray(keep, np.bool_)
+        length = np.asarray(form["scalars"]["length"], np.int64)
+        events_kept = np.repeat(keep, length)
+        ids = [i for i, k in zip(form["ids"], keep.tolist(), strict=True) if k]
+        return {
+            "capacity": form["capacity"], "n": len(ids), "first": 0, "ids": ids,
+            "rows": np.arange(len(ids)),
+            "scalars": {k: np.asarray(v)[keep] for k, v in form["scalars"].items()},
+            "events": {c: np.asarray(v)[events_kept] for c, v in form["events"].items()},
+        }  # fmt: skip
+
     @classmethod
-    def _restore(cls, store: _RingStore, form: dict[str, Any]) -> None:
+    def concat(cls, forms: list[dict[str, Any]], capacity: int) -> dict[str, Any]:
+        """One whole capture of the rows of several (their ids are distinct)."""
+        ids = [i for f in forms for i in f["ids"]]
+        dtypes = {c: d for c, d in zip(cls.snapshot_columns, cls.snapshot_dtypes, strict=True)}
+        return {
+            "capacity": capacity, "n": len(ids), "first": 0, "ids": ids,
+            "rows": np.arange(len(ids)),
+            "scalars": {
+                k: np.concatenate([np.empty(0, d), *(f["scalars"][k] for f in forms)]).astype(d)
+                for k, d in cls.scalar_dtypes.items()
+            },
+            "events": {
+                c: np.concatenate([np.empty(0, d), *(f["events"][c] for f in forms)]).astype(d)
+                for c, d in dtypes.items()
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def _restore(cls, store: RingStore, form: dict[str, Any]) -> None:
         """Fill an empty store from a whole capture: rings packed end to end, sized as
         compaction sizes them."""
         if int(form["capacity"]) != store.capacity:
@@ -319,7 +352,7 @@ class _RingStore:
         store._captured_ids = n
 
 
-class UserStore(_RingStore):
+class UserStore(RingStore):
     """Each card's recent transactions (time, amount, terminal) and lifetime totals.
 
     An event is 12 bytes: its time as a 32-bit offset from the card's `base` (ms), its amount
@@ -331,8 +364,9 @@ class UserStore(_RingStore):
         "cents": np.int32,
         "term": np.int32,
     }
-    layout_dtypes: ClassVar[dict[str, type]] = {**_RingStore.layout_dtypes, "base": np.int64}
+    layout_dtypes: ClassVar[dict[str, type]] = {**RingStore.layout_dtypes, "base": np.int64}
     snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "amount", "term")
+    snapshot_dtypes: ClassVar[tuple[type, ...]] = (np.int64, np.float64, np.int32)
     scalar_dtypes: ClassVar[dict[str, type]] = {
         "length": np.int32,
         "count_total": np.int64,
@@ -418,12 +452,19 @@ def to_cents(amounts: np.ndarray) -> np.ndarray:
     return cents.astype(np.int32)
 
 
-class TerminalStore(_RingStore):
+class TerminalStore(RingStore):
     """Each terminal's recent transactions with their labels as known so far."""
 
     event_dtypes: ClassVar[dict[str, type]] = {"time": np.int64, "fraud": np.int8, "key": np.int64}
-    scalar_dtypes: ClassVar[dict[str, type]] = {"length": np.int32, "overflow": np.int32}
+    # Lifetime counts per terminal (kept by the shard), so they move with the terminal.
+    scalar_dtypes: ClassVar[dict[str, type]] = {
+        "length": np.int32,
+        "overflow": np.int32,
+        "count_total": np.int64,
+        "label_total": np.int64,
+    }
     snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "fraud", "key")
+    snapshot_dtypes: ClassVar[tuple[type, ...]] = (np.int64, np.int8, np.int64)
 
     def __init__(self, capacity: int, label_delay_ms: int, initial_rows: int = 256) -> None:
         super().__init__(capacity, initial_rows)

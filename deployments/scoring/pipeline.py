@@ -21,7 +21,8 @@ from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from features.engine import LABEL, TX, assemble, stateless_features
-from features.ids import OFFLINE, IdHasher, buckets, terminal_identity
+from features.groups import shard_of
+from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from policy.decision import DECISIONS, Thresholds, tiers
 from policy.reasons import top_reasons
@@ -105,9 +106,10 @@ class ShadowStats:
     abs_diff_sum: float = 0.0
 
 
-def group_by_route(routes: np.ndarray, n_shards: int) -> dict[int, np.ndarray]:
-    """Row indices per shard (`features.ids.buckets` of 64-bit keys), each in input order."""
-    shard = buckets(routes, n_shards)
+def group_by_route(routes: np.ndarray, n_shards: int, groups: int) -> dict[int, np.ndarray]:
+    """Row indices per shard (the owner of each 64-bit key's key group), each in input
+    order."""
+    shard = shard_of(routes, groups, n_shards)
     order = np.argsort(shard, kind="stable")
     bounds = np.flatnonzero(np.diff(shard[order])) + 1
     return {int(shard[g[0]]): g for g in np.split(order, bounds) if len(g)}
@@ -170,7 +172,7 @@ class ScoringPipeline:
         bodies = body_hashes(self.ids, txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
 
-        user_groups = group_by_route(user_routes, self.shards.n_user_shards)
+        user_groups = group_by_route(user_routes, self.shards.n_user_shards, self.shards.key_groups)
         user_results = await asyncio.gather(*(
             self.shards.user_step(
                 s, [tx_keys[i] for i in idx], bodies[idx], [user_keys[i] for i in idx],
@@ -185,7 +187,9 @@ class ScoringPipeline:
         conflict = status == Seen.CONFLICT
         ok = np.flatnonzero(~conflict)
 
-        term_groups = group_by_route(terminal_routes[ok], self.shards.n_terminal_shards)
+        term_groups = group_by_route(
+            terminal_routes[ok], self.shards.n_terminal_shards, self.shards.key_groups
+        )
         term_groups = {s: ok[idx] for s, idx in term_groups.items()}
         term_results = await asyncio.gather(*(
             self.shards.terminal_step(
@@ -342,8 +346,9 @@ class ScoringPipeline:
     ) -> np.ndarray:
         """Labels by hashed ids (what the desk keeps); whether each transaction was held."""
         groups = group_by_route(
-            np.asarray(terminal_routes, np.int64), self.shards.n_terminal_shards
-        )
+            np.asarray(terminal_routes, np.int64), self.shards.n_terminal_shards,
+            self.shards.key_groups,
+        )  # fmt: skip
         calls = [
             self.shards.terminal_step(
                 s,

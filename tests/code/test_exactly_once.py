@@ -109,7 +109,9 @@ def test_repeated_label_counts_once() -> None:
 
 
 def record(d: DedupIndex, key: str | int, body: int, time_ms: int) -> None:
-    d.record_many([key], np.array([body]), np.array([time_ms]), np.ones((1, d.n_features)))
+    d.record_many(
+        [key], np.array([body]), np.array([time_ms]), np.ones((1, d.n_features)), ["owner"]
+    )
 
 
 def seen(d: DedupIndex, key: str | int, body: int) -> Seen:
@@ -156,7 +158,7 @@ def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots()
         t += int(rng.integers(0, 3_000))
         values = rng.normal(size=(len(new), 3))
         body_of = {k: int(b) for k, b in zip(keys, bodies, strict=True)}
-        d.record_many(new, np.array([body_of[k] for k in new]), times, values)
+        d.record_many(new, np.array([body_of[k] for k in new]), times, values, new)
         for k, tm, v in zip(new, times.tolist(), values, strict=True):
             ref[k] = (body_of[k], tm, v)
             newest = max(newest, tm)

@@ -11,6 +11,7 @@ import pytest
 
 from actors.state_store import IdKeyMismatch, MemoryStore, bind_id_key
 from deployments.scoring.pipeline import group_by_route
+from features.groups import buckets
 from features.id_key import IdKeyConfig, IdKeyMissing, write_key
 from features.ids import OFFLINE, IdHasher, id_buckets
 
@@ -51,12 +52,15 @@ def test_shard_hash_is_stable_and_spreads() -> None:
     counts = np.bincount([A.shard_of(f"card-{i}", 8) for i in range(8000)], minlength=8)
     assert counts.min() > 800  # uniform within noise
     keys = A.keys_many(["a", "b", "a", "c", "a"])[1]
-    groups = group_by_route(keys, 3)
+    groups = group_by_route(keys, 3, 4096)
     assert sorted(np.concatenate(list(groups.values())).tolist()) == [0, 1, 2, 3, 4]
     assert all(np.all(np.diff(idx) > 0) for idx in groups.values())  # input order kept
-    # One rule for every split: shards, stream partitions, replay lanes, job partitions.
+    # One rule for every split of ids (stream partitions, replay lanes, job partitions), and
+    # shards own contiguous ranges of the key groups it gives.
     cards = [f"card-{i}" for i in range(500)]
-    assert id_buckets(cards, 8).tolist() == [OFFLINE.shard_of(c, 8) for c in cards]
+    keys = OFFLINE.keys_many(cards)[1]
+    assert id_buckets(cards, 8).tolist() == buckets(keys, 8).tolist()
+    assert [OFFLINE.shard_of(c, 8) for c in cards] == (buckets(keys, 4096) // 512).tolist()
     salted = id_buckets(cards, 8, salt="worker:")
     assert salted.tolist() != id_buckets(cards, 8).tolist()  # an independent split
     assert salted.tolist() == id_buckets(cards, 8, salt="worker:").tolist()
