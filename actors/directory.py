@@ -3,17 +3,23 @@
 Actors are detached and named `fraud:<kind>:<i>-of-<n>` in namespace `fraud`, so a restarted
 (or second) ingress reaches the same state; they reserve no CPU (`num_cpus=0`: on a small
 node a default 1-CPU reservation stalls placement) and Ray restarts them if they die, after
-which they rebuild their state from the store before serving.
+which they rebuild their state from the store before serving. One `LayoutKeeper` actor per
+cluster moves key groups when an ingress starts with other shard counts than the store's
+layout (`actors.layout`), one move at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from typing import Any, Literal
 
 import ray
 
 from actors.desk import Desk
 from actors.journal import REPO_ROOT, ShardSettings
+from actors.layout import Kind as LayoutKind
+from actors.layout import ensure_layout
 from actors.shards import TerminalShard, UserShard
 from actors.wire import WireServer
 
@@ -59,21 +65,71 @@ _ACTORS: dict[Kind, Any] = {
 }
 
 
-def actor_name(kind: Kind, shard: int, n_shards: int, layout: str = "") -> str:
-    return f"fraud:{kind}:{shard}-of-{n_shards}" + (f"@{layout}" if layout else "")
+def store_tag(settings: ShardSettings) -> str:
+    """A short name for the store the settings open ("" for a memory store, which lives in
+    each actor). Shard and desk actors carry it: actors of two stores never mix, and a
+    move between layouts of one store keeps its desk."""
+    if settings.state.backend == "memory":
+        return ""
+    text = settings.state.model_dump_json()
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+def actor_name(kind: Kind, shard: int, n_shards: int, tag: str = "") -> str:
+    return f"fraud:{kind}:{shard}-of-{n_shards}" + (f"@{tag}" if tag else "")
 
 
 def get_or_create(
-    kind: Kind, shard: int, n_shards: int, settings: ShardSettings, layout: str = ""
+    kind: Kind, shard: int, n_shards: int, settings: ShardSettings, tag: str | None = None
 ) -> Any:
-    """The actor's handle, creating the actor if no live one has that name."""
+    """The actor's handle, creating the actor if no live one has that name (`tag`: the
+    store's unless given)."""
     options = _ACTORS[kind].options(
-        name=actor_name(kind, shard, n_shards, layout),
+        name=actor_name(kind, shard, n_shards, store_tag(settings) if tag is None else tag),
         namespace=NAMESPACE,
         get_if_exists=True,
         **_ACTOR_OPTIONS,
     )
     return options.remote(shard, n_shards, settings.model_dump())
+
+
+class LayoutKeeper:
+    """Runs `ensure_layout` for ingress replicas, one call at a time (`max_concurrency`
+    1), against the shard actors by name; kills an old layout's actors once their state
+    has moved."""
+
+    def ensure(self, kind: LayoutKind, n_shards: int, settings: dict[str, Any]) -> dict[str, Any]:
+        shard_settings = ShardSettings(**settings)
+        store = shard_settings.state.open(REPO_ROOT)
+        tag = store_tag(shard_settings)
+
+        def call(shard: int, n: int, method: str, *args: Any) -> Any:
+            handle = get_or_create(kind, shard, n, shard_settings)
+            return ray.get(getattr(handle, method).remote(*args))
+
+        def drop(shard: int, n: int) -> None:
+            with contextlib.suppress(ValueError):  # no such actor: nothing to stop
+                actor = ray.get_actor(actor_name(kind, shard, n, tag), namespace=NAMESPACE)
+                ray.kill(actor, no_restart=True)
+
+        layout = ensure_layout(store, kind, n_shards, shard_settings.key_groups, call, drop)
+        return layout.model_dump()
+
+
+_KEEPER: Any = ray.remote(LayoutKeeper)
+
+
+def ensure_layouts(n_user_shards: int, n_terminal_shards: int, settings: ShardSettings) -> None:
+    """Make these shard counts own the store's state, moving it if needed (blocks until
+    done). A memory store lives in each actor: there is nothing to move."""
+    if settings.state.backend == "memory":
+        return
+    keeper = _KEEPER.options(
+        name="fraud:layout-keeper", namespace=NAMESPACE, get_if_exists=True, **_ACTOR_OPTIONS
+    ).remote()
+    dump = settings.model_dump()
+    ray.get(keeper.ensure.remote("user", n_user_shards, dump))
+    ray.get(keeper.ensure.remote("terminal", n_terminal_shards, dump))
 
 
 class ActorDirectory:
@@ -83,15 +139,16 @@ class ActorDirectory:
     def __init__(self, n_user_shards: int, n_terminal_shards: int, settings: ShardSettings):
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         self.settings = settings
-        # One desk per shard layout, as for the shards: two apps on one cluster with
-        # different shard counts keep separate reviews, labels and rules.
-        self.layout = f"{n_user_shards}u{n_terminal_shards}t"
+        # One desk per store (and per layout for memory stores, which cannot be shared).
+        tag = store_tag(settings)
+        self.desk_tag = tag or f"{n_user_shards}u{n_terminal_shards}t"
+        ensure_layouts(n_user_shards, n_terminal_shards, settings)
         self.handles: dict[tuple[Kind, int], Any] = {}
         for i in range(n_user_shards):
             self.handles["user", i] = get_or_create("user", i, n_user_shards, settings)
         for i in range(n_terminal_shards):
             self.handles["terminal", i] = get_or_create("terminal", i, n_terminal_shards, settings)
-        self.handles["desk", 0] = get_or_create("desk", 0, 1, settings, self.layout)
+        self.handles["desk", 0] = get_or_create("desk", 0, 1, settings, self.desk_tag)
 
     def __getitem__(self, key: tuple[Kind, int]) -> Any:
         return self.handles[key]
@@ -99,8 +156,8 @@ class ActorDirectory:
     def refresh(self, kind: Kind, shard: int) -> None:
         """Look the actor up again (Ray may have restarted it)."""
         n = {"user": self.n_user_shards, "terminal": self.n_terminal_shards, "desk": 1}[kind]
-        layout = self.layout if kind == "desk" else ""
-        self.handles[kind, shard] = get_or_create(kind, shard, n, self.settings, layout)
+        tag = self.desk_tag if kind == "desk" else None
+        self.handles[kind, shard] = get_or_create(kind, shard, n, self.settings, tag)
 
     def shards(self) -> list[tuple[Kind, int]]:
         return [key for key in self.handles if key[0] != "desk"]

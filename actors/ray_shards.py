@@ -21,9 +21,11 @@ from actors.desk import Desk
 from actors.desk_client import DeskClient, DeskSink, PendingDecisions
 from actors.directory import ActorDirectory, Kind
 from actors.journal import REPO_ROOT, ShardSettings
+from actors.layout import ShardMoved
 from actors.retry import retry_while_gone
 from actors.state_store import StoreUnavailable
 from actors.wire import (
+    MOVED,
     STORE_UNAVAILABLE,
     WireClosed,
     WireConnection,
@@ -47,6 +49,8 @@ async def _unwrapped(call: Awaitable[Any]) -> Any:
     try:
         return await call
     except RayTaskError as e:
+        if isinstance(e.cause, ShardMoved):
+            raise ShardUnavailable("shard_moving") from e
         if isinstance(e.cause, StoreUnavailable):
             raise ShardUnavailable("state_store_unavailable") from e
         raise
@@ -148,6 +152,8 @@ class RayShardClient:
             try:
                 answer = await (await self.wires.get(kind, shard)).call(items)
             except WireRemoteError as e:
+                if e.status == MOVED:
+                    raise ShardUnavailable("shard_moving") from e
                 if e.status == STORE_UNAVAILABLE:
                     raise ShardUnavailable("state_store_unavailable") from e
                 raise

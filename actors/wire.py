@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.layout import ShardMoved
 from actors.state_store import StoreUnavailable
 
 Item = np.ndarray | list[str]
@@ -39,7 +40,7 @@ _STRS_HEAD = struct.Struct("<cII")  # tag, count, bytes
 MAX_FRAME = 256 << 20
 TOKEN_BYTES = 16
 HANDSHAKE_S = 10.0
-OK, STORE_UNAVAILABLE, FAILED = 0, 1, 2
+OK, STORE_UNAVAILABLE, FAILED, MOVED = 0, 1, 2, 3
 
 
 class WireClosed(ConnectionError):
@@ -156,7 +157,9 @@ class WireServer:
         try:
             _, items = decode(body)
             return encode(OK, list(self.handler(*items)))
-        except StoreUnavailable as e:  # the one error clients act on: 503, retry later
+        except ShardMoved as e:  # the errors clients act on: 503, retry later
+            return encode(MOVED, [[str(e)]])
+        except StoreUnavailable as e:
             return encode(STORE_UNAVAILABLE, [[str(e)]])
         except Exception as e:  # the client raises it; the connection stays usable
             return encode(FAILED, [[f"{type(e).__name__}: {e}"]])

@@ -7,16 +7,45 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def kill_shard_actors(n_user_shards: int, n_terminal_shards: int) -> None:
-    """Remove every actor of one shard layout (they are detached, so they outlive the app)."""
+def settings_of(app_args: dict[str, Any] | None) -> Any:
+    """The `ShardSettings` an app with these arguments builds its actors from."""
+    from actors.journal import ShardSettings
+    from deployments.settings import AppArgs
+
+    return AppArgs(**app_args).shards if app_args is not None else ShardSettings()
+
+
+def kill_shard_actors(
+    n_user_shards: int, n_terminal_shards: int, app_args: dict[str, Any] | None = None
+) -> None:
+    """Remove every actor of one app's shard layout (they are detached, so they outlive
+    the app), found by name."""
+    import contextlib
+
     import ray
 
-    from actors.directory import ActorDirectory
-    from actors.journal import ShardSettings
+    from actors.directory import NAMESPACE, actor_name, store_tag
 
-    directory = ActorDirectory(n_user_shards, n_terminal_shards, ShardSettings())
-    for handle in directory.handles.values():
-        ray.kill(handle, no_restart=True)
+    settings = settings_of(app_args)
+    tag = store_tag(settings)
+    names = [
+        *(actor_name("user", i, n_user_shards, tag) for i in range(n_user_shards)),
+        *(actor_name("terminal", i, n_terminal_shards, tag) for i in range(n_terminal_shards)),
+        actor_name("desk", 0, 1, tag or f"{n_user_shards}u{n_terminal_shards}t"),
+    ]
+    for name in names:
+        with contextlib.suppress(ValueError):  # never started, or already gone
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
+def shard_handles(kind: str, n: int, app_args: dict[str, Any] | None = None) -> list[Any]:
+    """The live shard actors of one kind of an app's layout."""
+    import ray
+
+    from actors.directory import NAMESPACE, actor_name, store_tag
+
+    tag = store_tag(settings_of(app_args))
+    return [ray.get_actor(actor_name(kind, i, n, tag), namespace=NAMESPACE) for i in range(n)]
 
 
 def card_totals(shard: Any, user_keys: Sequence[str]) -> Any:

@@ -67,4 +67,4 @@ def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     yield url
     serve.shutdown()
     # Shard actors are detached (they outlive an ingress by design): remove them explicitly.
-    kill_shard_actors(args["n_user_shards"], args["n_terminal_shards"])
+    kill_shard_actors(args["n_user_shards"], args["n_terminal_shards"], args)

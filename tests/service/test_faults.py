@@ -24,7 +24,7 @@ import pytest
 
 from features.ids import IdHasher
 from tests.ledger import LedgerClient
-from tests.shard_actors import card_totals
+from tests.shard_actors import card_totals, shard_handles
 
 pytestmark = pytest.mark.ray
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -96,14 +96,6 @@ def check_ledger(
             assert amount == pytest.approx(per_card[user][1], abs=1e-6)
 
 
-def shard_handles(kind: str, n: int) -> list[Any]:
-    import ray
-
-    from actors.directory import NAMESPACE, actor_name
-
-    return [ray.get_actor(actor_name(kind, i, n), namespace=NAMESPACE) for i in range(n)]
-
-
 class Killer:
     """kill -9 of the shard's process (one our test cluster started), then a probe that
     records when the restarted shard answers again."""
@@ -143,7 +135,7 @@ def test_kill_card_shard_sqlite(
     service: str, app_args: dict[str, Any], service_ids: IdHasher
 ) -> None:
     n = int(app_args["n_user_shards"])
-    shards = shard_handles("user", n)
+    shards = shard_handles("user", n, app_args)
     kill = Killer(shards[0])
     stream = make_stream("k9")
     client, killed_at = asyncio.run(run_stream(service, stream, n, kill, service_ids))
@@ -195,7 +187,7 @@ def redis_app(
         time.sleep(0.5)
     yield url, args
     serve.delete("fraud-redis")
-    kill_shard_actors(2, 1)
+    kill_shard_actors(2, 1, args)
     r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     keys = list(r.scan_iter(f"{prefix}:*"))
     if keys:
@@ -205,8 +197,8 @@ def redis_app(
 def test_kill_card_shard_redis(
     redis_app: tuple[str, dict[str, Any]], service_ids: IdHasher
 ) -> None:
-    url, _ = redis_app
-    shards = shard_handles("user", 2)
+    url, args = redis_app
+    shards = shard_handles("user", 2, args)
     kill = Killer(shards[1])
     stream = make_stream("r9")
     client, killed_at = asyncio.run(run_stream(url, stream, 2, kill, service_ids))

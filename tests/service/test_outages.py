@@ -16,7 +16,8 @@ import pytest
 
 from features.ids import IdHasher
 from tests.ledger import LedgerClient
-from tests.service.test_faults import Killer, check_ledger, make_stream, shard_handles
+from tests.service.test_faults import Killer, check_ledger, make_stream
+from tests.shard_actors import shard_handles
 
 pytestmark = pytest.mark.ray
 
@@ -155,7 +156,7 @@ def test_redis_restart_under_load(
         recovered = [t for t, _, st in ledger.events if st == 200 and t > outage["up"]]
         assert recovered and recovered[0] - outage["up"] < 10  # back by itself
         # Nothing accepted was lost: restart the card shard so it rebuilds from Redis alone.
-        shards = shard_handles("user", 1)
+        shards = shard_handles("user", 1, args)
         kill = Killer(shards[0])
         kill()
         kill.recovery_seconds()
@@ -166,7 +167,7 @@ def test_redis_restart_under_load(
         )
     finally:
         serve.delete("fraud-outage")
-        kill_shard_actors(1, 3)
+        kill_shard_actors(1, 3, args)
 
 
 def test_overload_is_refused_fast_and_recovers(service: str, app_args: dict[str, Any]) -> None:
