@@ -151,7 +151,8 @@ class UserShard(KeyedShard):
     part = "users"
 
     def _init_state(self) -> None:
-        self.users = UserStore(self.settings.engine.user_capacity)
+        e = self.settings.engine
+        self.users = UserStore(e.user_capacity, lateness_ms=e.lateness_ms)
         d = self.settings.dedup
         self.dedup = DedupIndex(CARD_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
@@ -207,7 +208,8 @@ class UserShard(KeyedShard):
         }
 
     def _load(self, form: dict[str, Any]) -> None:
-        self.users = UserStore.from_form(form["users"], self._capacity())
+        lateness = self.settings.engine.lateness_ms
+        self.users = UserStore.from_form(form["users"], self._capacity(), lateness)
         self.dedup.load(form["dedup"])
         self.transactions = int(self.users.scalars["count_total"][: len(self.users)].sum())
 
@@ -247,7 +249,9 @@ class TerminalShard(KeyedShard):
 
     def _init_state(self) -> None:
         e = self.settings.engine
-        self.terminals = TerminalStore(e.terminal_capacity, e.label_delay_ms)
+        self.terminals = TerminalStore(
+            e.terminal_capacity, e.label_delay_ms, lateness_ms=e.lateness_ms
+        )
         d = self.settings.dedup
         self.dedup = DedupIndex(TERMINAL_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
@@ -318,7 +322,7 @@ class TerminalShard(KeyedShard):
     def _load(self, form: dict[str, Any]) -> None:
         e = self.settings.engine
         self.terminals = TerminalStore.from_form(
-            form["terminals"], self._capacity(), e.label_delay_ms
+            form["terminals"], self._capacity(), e.label_delay_ms, e.lateness_ms
         )
         self.dedup.load(form["dedup"])
         sc, n = self.terminals.scalars, len(self.terminals)

@@ -21,7 +21,19 @@ class EngineConfig(BaseModel):
     label_delay_days: int = Field(7, ge=0, le=90)
     user_capacity: int = Field(192, ge=8, le=65_536)
     terminal_capacity: int = Field(128, ge=8, le=65_536)
+    lateness_days: float | None = Field(
+        7.0,
+        ge=0,
+        le=365,
+        description="How far behind the newest event a transaction may arrive and still see "
+        "history no later transaction would have expired; quiet cards and terminals give "
+        "their events back once their windows end this far behind it. None keeps them.",
+    )
 
     @property
     def label_delay_ms(self) -> int:
         return self.label_delay_days * MS_PER_DAY
+
+    @property
+    def lateness_ms(self) -> int | None:
+        return None if self.lateness_days is None else int(self.lateness_days * MS_PER_DAY)

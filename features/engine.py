@@ -58,8 +58,11 @@ class FeatureEngine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        self.users = UserStore(self.config.user_capacity)
-        self.terminals = TerminalStore(self.config.terminal_capacity, self.config.label_delay_ms)
+        c = self.config
+        self.users = UserStore(c.user_capacity, lateness_ms=c.lateness_ms)
+        self.terminals = TerminalStore(
+            c.terminal_capacity, c.label_delay_ms, lateness_ms=c.lateness_ms
+        )
 
     def transact(
         self,

@@ -152,6 +152,35 @@ def _expire(
 
 
 @njit(cache=True, nogil=True)
+def expire_rows(
+    ev_time: np.ndarray,
+    base: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
+    head: np.ndarray,
+    length: np.ndarray,
+    n_rows: Int,
+    cutoff: Int,
+    dirty: np.ndarray,
+) -> Int:
+    """What a transaction at `cutoff + horizon` does to its own ring (`_expire`), done to
+    every ring: quiet ids give back events no later transaction can see. Marks the rows it
+    changed in `dirty`; returns how many."""
+    changed = 0
+    for s in range(n_rows):
+        n: Int = np.int64(length[s])
+        if n == 0:
+            continue
+        h, m = _expire(ev_time, base[s], offset[s], np.int64(cap[s]), np.int64(head[s]), n, cutoff)
+        if m != n:
+            head[s] = h
+            length[s] = m
+            dirty[s] = True
+            changed += 1
+    return changed
+
+
+@njit(cache=True, nogil=True)
 def user_step(
     ev_time: np.ndarray,
     ev_cents: np.ndarray,

@@ -23,6 +23,8 @@ _CHUNK_ROWS = 8192  # bounds temporaries when a large shard is snapshotted
 # and the freed blocks tolerated before compacting. Smaller means less memory, more copying.
 SLACK_DIVISOR = 16
 MAX_CENTS = 2**31 - 1
+EVICT_EVERY_MS = 86_400_000  # quiet rows are swept once per day of event time
+NO_TIME = int(kernels.NO_TIME)
 
 
 def _ranks(length: np.ndarray) -> np.ndarray:
@@ -46,10 +48,15 @@ class RingStore:
     snapshot_columns: ClassVar[tuple[str, ...]] = ()  # `_export`'s names for event columns
     snapshot_dtypes: ClassVar[tuple[type, ...]] = ()  # and their types
 
-    def __init__(self, capacity: int, initial_rows: int = 256) -> None:
+    def __init__(
+        self, capacity: int, initial_rows: int = 256, lateness_ms: int | None = None
+    ) -> None:
         if capacity < 2:
             raise ValueError(f"capacity must be at least 2 events, got {capacity}")
         self.capacity = int(capacity)
+        # Event time: the newest seen, and when quiet rows were last swept (`_advance`).
+        self.lateness_ms = lateness_ms
+        self.newest = self.swept_at = NO_TIME
         self.index: dict[str, int] = {}
         self.ids: list[str] = []
         dtypes = {**self.layout_dtypes, **self.scalar_dtypes}
@@ -155,6 +162,32 @@ class RingStore:
             self._make_room()
             done = step(done)
 
+    def _horizon(self) -> int:
+        """How far back from a transaction its windows reach (`features.kernels`)."""
+        return int(kernels.WINDOW_LONG)
+
+    def _bases(self, n: int) -> np.ndarray:
+        """Each row's time base (event times are kept as offsets from it)."""
+        return np.zeros(n, np.int64)
+
+    def _advance(self, times: np.ndarray) -> None:
+        """Note the newest event time; once per day of it, expire every row as a
+        transaction `lateness_ms` behind the newest would expire its own. Quiet ids give
+        their events back; the scalars (totals, last time) stay, and compaction returns
+        the slots when the arena next needs room. A transaction no later than that sees
+        the same windows as without the sweep, so online and offline agree."""
+        if self.lateness_ms is None or not len(times):
+            return
+        self.newest = max(self.newest, int(np.max(times)))
+        if self.newest - self.swept_at < EVICT_EVERY_MS:
+            return
+        self.swept_at = self.newest
+        n, sc = len(self), self.scalars
+        kernels.expire_rows(
+            self.events["time"], self._bases(n), sc["offset"], sc["cap"], sc["head"],
+            sc["length"], n, self.newest - self.lateness_ms - self._horizon(), self.dirty,
+        )  # fmt: skip
+
     def slots_for(self, ids: Sequence[str]) -> np.ndarray:
         """Rows for these ids, creating rows for ids never seen before."""
         out = np.empty(len(ids), dtype=np.int64)
@@ -226,6 +259,7 @@ class RingStore:
         self._captured_ids = n
         return {
             "capacity": self.capacity,
+            "clock": [self.newest, self.swept_at],
             "n": n,
             "first": first,
             "ids": self.ids[first:n],
@@ -274,7 +308,8 @@ class RingStore:
             out[from_delta] = np.asarray(delta["events"][c])[delta_at]
             events[c] = out
         return {
-            "capacity": delta["capacity"], "n": n, "first": 0, "ids": [*base["ids"], *delta["ids"]],
+            "capacity": delta["capacity"], "clock": delta["clock"], "n": n, "first": 0,
+            "ids": [*base["ids"], *delta["ids"]],
             "rows": np.arange(n), "scalars": scalars, "events": events,
         }  # fmt: skip
 
@@ -286,7 +321,8 @@ class RingStore:
         events_kept = np.repeat(keep, length)
         ids = [i for i, k in zip(form["ids"], keep.tolist(), strict=True) if k]
         return {
-            "capacity": form["capacity"], "n": len(ids), "first": 0, "ids": ids,
+            "capacity": form["capacity"], "clock": form["clock"], "n": len(ids), "first": 0,
+            "ids": ids,
             "rows": np.arange(len(ids)),
             "scalars": {k: np.asarray(v)[keep] for k, v in form["scalars"].items()},
             "events": {c: np.asarray(v)[events_kept] for c, v in form["events"].items()},
@@ -297,8 +333,10 @@ class RingStore:
         """One whole capture of the rows of several (their ids are distinct)."""
         ids = [i for f in forms for i in f["ids"]]
         dtypes = {c: d for c, d in zip(cls.snapshot_columns, cls.snapshot_dtypes, strict=True)}
+        clocks = [f["clock"] for f in forms] or [[NO_TIME, NO_TIME]]
         return {
-            "capacity": capacity, "n": len(ids), "first": 0, "ids": ids,
+            "capacity": capacity, "clock": [max(c[0] for c in clocks), max(c[1] for c in clocks)],
+            "n": len(ids), "first": 0, "ids": ids,
             "rows": np.arange(len(ids)),
             "scalars": {
                 k: np.concatenate([np.empty(0, d), *(f["scalars"][k] for f in forms)]).astype(d)
@@ -320,6 +358,7 @@ class RingStore:
             )
         if int(form["first"]) != 0 or len(form["ids"]) != int(form["n"]):
             raise ValueError("a store is restored from a whole capture, not a delta")
+        store.newest, store.swept_at = (int(t) for t in form["clock"])
         store.ids = list(form["ids"])
         store.index = {k: i for i, k in enumerate(store.ids)}
         n = len(store.ids)
@@ -404,7 +443,12 @@ class UserStore(RingStore):
             ))  # fmt: skip
 
         self._run(step, n)
+        self._advance(times_ms)
         return out
+
+    def _bases(self, n: int) -> np.ndarray:
+        bases: np.ndarray = self.scalars["base"][:n]
+        return bases
 
     def _export(self, rows: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
@@ -437,9 +481,11 @@ class UserStore(RingStore):
         }
 
     @classmethod
-    def from_form(cls, form: dict[str, Any], capacity: int) -> UserStore:
+    def from_form(
+        cls, form: dict[str, Any], capacity: int, lateness_ms: int | None = None
+    ) -> UserStore:
         """The store a whole capture (`capture(full=True)`, `merge`) describes."""
-        store = cls(capacity)
+        store = cls(capacity, lateness_ms=lateness_ms)
         cls._restore(store, form)
         return store
 
@@ -466,9 +512,18 @@ class TerminalStore(RingStore):
     snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "fraud", "key")
     snapshot_dtypes: ClassVar[tuple[type, ...]] = (np.int64, np.int8, np.int64)
 
-    def __init__(self, capacity: int, label_delay_ms: int, initial_rows: int = 256) -> None:
-        super().__init__(capacity, initial_rows)
+    def __init__(
+        self,
+        capacity: int,
+        label_delay_ms: int,
+        initial_rows: int = 256,
+        lateness_ms: int | None = None,
+    ) -> None:
+        super().__init__(capacity, initial_rows, lateness_ms)
         self.label_delay_ms = int(label_delay_ms)
+
+    def _horizon(self) -> int:
+        return int(kernels.WINDOW_LONG) + self.label_delay_ms
 
     def step(
         self,
@@ -504,11 +559,18 @@ class TerminalStore(RingStore):
             ))  # fmt: skip
 
         self._run(step, n)
+        self._advance(times_ms[kinds == 0])  # labels carry no event time
         return out, found
 
     @classmethod
-    def from_form(cls, form: dict[str, Any], capacity: int, label_delay_ms: int) -> TerminalStore:
+    def from_form(
+        cls,
+        form: dict[str, Any],
+        capacity: int,
+        label_delay_ms: int,
+        lateness_ms: int | None = None,
+    ) -> TerminalStore:
         """The store a whole capture (`capture(full=True)`, `merge`) describes."""
-        store = cls(capacity, label_delay_ms)
+        store = cls(capacity, label_delay_ms, lateness_ms=lateness_ms)
         cls._restore(store, form)
         return store
