@@ -211,8 +211,13 @@ class SqliteStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         # One connection per (file, thread): the request path and the checkpoint writer
-        # each use their own, and SQLite's locks order their writes.
+        # each use their own. Only the request path writes the log: a checkpoint leaves the
+        # records it covers for the next append to drop, in that append's transaction, so
+        # no append ever waits on another connection's lock (SQLite's busy wait sleeps in
+        # steps of up to 25 ms).
         self._local = threading.local()
+        self._trim: dict[str, int] = {}
+        self._trim_lock = threading.Lock()
 
     def _conn(self, shard: str, part: str) -> sqlite3.Connection:
         conns: dict[tuple[str, str], sqlite3.Connection] = self._local.__dict__.setdefault(
@@ -263,10 +268,24 @@ class SqliteStore:
         return _stored(self._checkpoint_rows(shard), [])
 
     def append(self, shard: str, seq: int, record: bytes) -> None:
+        with self._trim_lock:
+            covered = self._trim.pop(shard, None)
+        conn = self._conn(shard, "log")
+        insert = "INSERT OR REPLACE INTO log (seq, data) VALUES (?, ?)"
         try:
-            self._conn(shard, "log").execute(
-                "INSERT OR REPLACE INTO log (seq, data) VALUES (?, ?)", (seq, record)
-            )
+            if covered is None:
+                conn.execute(insert, (seq, record))
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM log WHERE seq <= ?", (covered,))
+                conn.execute(insert, (seq, record))
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                with self._trim_lock:
+                    self._trim[shard] = max(self._trim.get(shard, 0), covered)
+                raise
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite append failed: {e}") from e
 
@@ -286,13 +305,16 @@ class SqliteStore:
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
                 raise
-            # Only now are the records redundant; a crash before this leaves them, and
-            # `load` skips what a checkpoint covers.
-            self._conn(shard, "log").execute("DELETE FROM log WHERE seq <= ?", (seq,))
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite checkpoint failed: {e}") from e
+        # Only now are the records redundant: the next append drops them. Until then (or
+        # after a crash) `load` skips what a checkpoint covers.
+        with self._trim_lock:
+            self._trim[shard] = max(self._trim.get(shard, 0), seq)
 
     def delete(self, shard: str) -> None:
+        with self._trim_lock:
+            self._trim.pop(shard, None)
         try:
             self._conn(shard, "checkpoints").execute("DELETE FROM checkpoint")
             self._conn(shard, "log").execute("DELETE FROM log")

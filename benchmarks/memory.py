@@ -4,7 +4,8 @@ Each card gets ~1.95 transactions per day (the handbook's 1.75M over 5,000 cards
 for `--days` days through the engine's own `UserStore.update` (the kernel the shards run);
 reports state bytes per card (the whole arena, spare room included, plus per-card scalars),
 the same split by use (events kept, ring slots, freed blocks, spare room), the id index, the
-process's RSS growth, and the snapshot's size.
+process's RSS growth, and the snapshot's size. Then 99% of the cards go quiet for 38 days:
+the state per card once the sweep has given their events back and the arena is compacted.
 Run: python -m benchmarks memory [--users 1000000] [--days 31].
 """
 
@@ -16,6 +17,7 @@ import ctypes
 import gc
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import psutil
@@ -51,9 +53,10 @@ def _resident_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
-def run(users: int, days: int, seed: int = 5) -> dict[str, float]:
+def run(users: int, days: int, seed: int = 5) -> dict[str, Any]:
     rss0 = _resident_bytes()
-    store = UserStore(EngineConfig().user_capacity)
+    config = EngineConfig()
+    store = UserStore(config.user_capacity, lateness_ms=config.lateness_ms)
     ids = [f"card-{i:09d}" for i in range(users)]
     t0 = time.perf_counter()
     slots = store.slots_for(ids)
@@ -68,6 +71,15 @@ def run(users: int, days: int, seed: int = 5) -> dict[str, float]:
     scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
     snapshot = len(records.encode(store.capture(full=True)))
     index = sys.getsizeof(store.index) + sum(sys.getsizeof(k) for k in ids)
+    # Then all but 1% of the cards go quiet for 38 days (their 30-day windows plus the
+    # engine's lateness): the sweep gives their events back; compaction returns the slots.
+    active = slots[: max(1, users // 100)]
+    quiet_start = start + days * DAY_MS
+    for day in range(38):
+        _one_day(store, active, rng, quiet_start + day * DAY_MS)
+    store.compact()
+    quiet_rows = np.asarray(slots[len(active) :])
+    quiet_events = int(store.scalars["length"][quiet_rows].sum())
     return {
         "users": users,
         "days": days,
@@ -82,6 +94,11 @@ def run(users: int, days: int, seed: int = 5) -> dict[str, float]:
         "rss_growth_bytes_per_user": rss / users,
         "snapshot_bytes_per_user": snapshot / users,
         "overflow_events": store.overflow_total,
+        "after_quiet_38_days": {
+            "state_bytes_per_user": store.state_nbytes() / users,
+            "events_kept_by_quiet_cards": quiet_events,
+            "scalar_bytes_per_user": scalar_bytes,
+        },
     }
 
 
@@ -99,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         f" {out['free_slots_per_user']:.1f} freed, {out['spare_slots_per_user']:.1f} spare); "
         f"index {out['index_bytes_per_user']:,.0f} B; RSS growth "
         f"{out['rss_growth_bytes_per_user']:,.0f} B/card; snapshot "
-        f"{out['snapshot_bytes_per_user']:,.0f} B/card"
+        f"{out['snapshot_bytes_per_user']:,.0f} B/card; after 38 days with 99% of cards "
+        f"quiet: {out['after_quiet_38_days']['state_bytes_per_user']:,.0f} B/card "
+        f"({out['after_quiet_38_days']['events_kept_by_quiet_cards']} events kept by quiet cards)"
     )
     save("memory", out)
 

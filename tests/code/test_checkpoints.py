@@ -252,3 +252,24 @@ def test_the_desk_rebuilds_from_its_checkpoint_without_pickle() -> None:
     again = LocalShardClient(1, 1, store=store).desk_state
     assert decode(encode(again._capture(True))) == decode(encode(client.desk_state._capture(True)))
     assert again.stats()["reviews_open"] == client.desk_state.stats()["reviews_open"] > 0
+
+
+def test_compaction_runs_in_a_process_of_its_own(tmp_path: Path) -> None:
+    """A shard whose store it opened from its config folds its incremental checkpoints in
+    `python -m actors.compactor`: afterwards the store holds one full checkpoint, and a
+    restart rebuilds the live state from it."""
+    state = {"backend": "sqlite", "path": str(tmp_path), "snapshot_every": 2, "compact_every": 2}
+    shard = UserShard(0, 1, {"state": state})
+    for i in range(9):
+        shard.process(
+            [f"tx{i}"], np.array([i]), [f"c{i % 3}"], np.array([1_530_000_000_000 + i * 1000]),
+            np.array([10.0 + i]), np.array([i], np.int32),
+        )  # fmt: skip
+        shard.flush()
+    kinds = [k for k, _, _ in shard.checkpoint_times]
+    assert "compaction" in kinds and shard.checkpoint_failures == 0, kinds
+    stored = shard.store.load(shard.name)
+    assert stored.base is not None and len(stored.deltas) < 2
+    again = UserShard(0, 1, {"state": state})
+    _assert_same_form(again._capture(True)["users"], shard._capture(True)["users"])
+    assert again.transactions == 9
