@@ -109,6 +109,7 @@ class Journaled(ABC):
         started = time.perf_counter()
         self.replayed = self._recover()
         self.recovery_seconds = time.perf_counter() - started
+        self._started()
         self._warm()
 
     @abstractmethod
@@ -127,6 +128,9 @@ class Journaled(ABC):
 
     @abstractmethod
     def _load(self, form: dict[str, Any]) -> None: ...
+
+    def _started(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Called once the state is rebuilt, before the first request."""
 
     def _warm(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Load what the first request would, so the first requests after a start or

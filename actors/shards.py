@@ -13,7 +13,6 @@ Ids arrive hashed under the id key (`features.ids.IdHasher`): no card number is 
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,7 +21,7 @@ import numpy as np
 from actors.dedup import DedupIndex, Seen
 from actors.journal import Journaled, ShardSettings
 from actors.layout import Kind, read_layout
-from actors.state_store import StateStore, StoreUnavailable
+from actors.state_store import StoreUnavailable
 from features.groups import digest_keys, group_of, group_range
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import RingStore, TerminalStore, UserStore
@@ -56,20 +55,14 @@ class KeyedShard(Journaled):
     the shards of another layout (`actors.layout.ensure_layout`). A shard whose layout the
     store's record does not name for writes starts sealed."""
 
-    part: ClassVar[str]  # the form's entry for the shard's ring store
+    part: ClassVar[str]  # the ring store's attribute, and its entry in a capture
+    ring_class: ClassVar[type[RingStore]]
     dedup: DedupIndex
 
-    def __init__(
-        self,
-        shard: int,
-        n_shards: int,
-        settings: ShardSettings | dict[str, Any] | None,
-        store: StateStore | None = None,
-    ) -> None:
-        super().__init__(shard, n_shards, settings, store)
+    def _started(self) -> None:
         self.groups = self.settings.key_groups
         found = read_layout(self.store, self.layout_kind)
-        self.sealed = found is not None and not found.serves(n_shards)
+        self.sealed = found is not None and not found.serves(self.n_shards)
 
     @property
     def layout_kind(self) -> Kind:
@@ -105,7 +98,7 @@ class KeyedShard(Journaled):
         mine = group_of(digest_keys(rows["ids"]), self.groups)
         owners = group_of(digest_keys(form["dedup"]["owners"]), self.groups)
         return {
-            self.part: self._ring_class().select(rows, (mine >= lo) & (mine < hi)),
+            self.part: self.ring_class.select(rows, (mine >= lo) & (mine < hi)),
             "dedup": DedupIndex.select(form["dedup"], (owners >= lo) & (owners < hi)),
         }
 
@@ -126,21 +119,18 @@ class KeyedShard(Journaled):
             self.flush()
             self.store.delete(self.name)
             self._init_state()
-            rings = self._ring_class().concat([p[self.part] for p in parts], self._capacity())
-            self._load({self.part: rings, "dedup": self.dedup.concat([p["dedup"] for p in parts])})
+            form = self.ring_class.concat([p[self.part] for p in parts], self._capacity())
+            self._load({self.part: form, "dedup": self.dedup.concat([p["dedup"] for p in parts])})
             self.seq = self.snapshot_seq = 0
             self._deltas = 0
         self.checkpoint()
-        return len(self._rings())
+        rings: RingStore = getattr(self, self.part)
+        return len(rings)
 
-    @abstractmethod
-    def _ring_class(self) -> type[RingStore]: ...
-
-    @abstractmethod
-    def _capacity(self) -> int: ...
-
-    @abstractmethod
-    def _rings(self) -> RingStore: ...
+    def _capacity(self) -> int:
+        """Events kept per id (`engine.user_capacity` / `engine.terminal_capacity`)."""
+        capacity: int = getattr(self.settings.engine, f"{self.kind}_capacity")
+        return capacity
 
 
 class UserShard(KeyedShard):
@@ -149,6 +139,7 @@ class UserShard(KeyedShard):
     kind = "user"
     incremental = True  # checkpoints hold the cards and entries changed since the last
     part = "users"
+    ring_class = UserStore
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -213,15 +204,6 @@ class UserShard(KeyedShard):
         self.dedup.load(form["dedup"])
         self.transactions = int(self.users.scalars["count_total"][: len(self.users)].sum())
 
-    def _ring_class(self) -> type[RingStore]:
-        return UserStore
-
-    def _capacity(self) -> int:
-        return self.settings.engine.user_capacity
-
-    def _rings(self) -> RingStore:
-        return self.users
-
     def stats(self) -> dict[str, Any]:
         return {
             "kind": "user",
@@ -246,6 +228,7 @@ class TerminalShard(KeyedShard):
     kind = "terminal"
     incremental = True
     part = "terminals"
+    ring_class = TerminalStore
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -328,15 +311,6 @@ class TerminalShard(KeyedShard):
         sc, n = self.terminals.scalars, len(self.terminals)
         self.transactions = int(sc["count_total"][:n].sum())
         self.labels = int(sc["label_total"][:n].sum())
-
-    def _ring_class(self) -> type[RingStore]:
-        return TerminalStore
-
-    def _capacity(self) -> int:
-        return self.settings.engine.terminal_capacity
-
-    def _rings(self) -> RingStore:
-        return self.terminals
 
     def stats(self) -> dict[str, Any]:
         return {
