@@ -7,12 +7,20 @@ DATA   ?= data
 
 .PHONY: setup demo offline-demo test lint model serve serve-fast bench bench-tools bench-compare bench-quick evaluate clean
 
+# Ray Serve's throughput-optimized mode, and its HAProxy ingress where Debian's haproxy is
+# installed (read when the recipe runs, after setup): how the service is started everywhere
+# (serve_config.yaml cannot set this; deployments/serve_mode.py holds the same variables).
+FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1)
+
 setup: $(STAMP)
 
+## The venv, and Debian's haproxy for Serve's fast ingress where apt can install it (root);
+## without it the service runs on Serve's own proxy, and says so at start.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@if [ -x /usr/sbin/haproxy ]; then :; 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null 		|| echo "could not install haproxy: the service will use Serve's own proxy (slower)"; 	else echo "no haproxy, and not root with apt-get: the service will use Serve's own proxy (slower); install Debian's haproxy for the fast ingress"; fi
 	@touch $(STAMP)
 
 ## The main job: start the service on a local Ray cluster (serve run serve_config.yaml),
@@ -51,24 +59,18 @@ evaluate: setup
 	$(VENV)/bin/fraud evaluate --protocol handbook \
 		--data ../shared/datasets/handbook/transactions.parquet --json $(DATA)/handbook-eval.json
 
-## The service on the local default (Ctrl-C stops it and its Ray cluster).
-serve: setup
-	$(VENV)/bin/serve run serve_config.yaml
-
-## The same with Ray Serve's throughput-optimized mode and, where Debian's haproxy is
-## installed, the HAProxy ingress (serve_config.yaml cannot set this for the proxy).
-serve-fast: setup
-	@test -x /usr/sbin/haproxy || echo "no /usr/sbin/haproxy (make bench-tools): Serve's own proxy is used"
-	env RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
-	$$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1) \
-	$(VENV)/bin/serve run serve_config.yaml
+## The service on the local default, throughput-optimized (Ctrl-C stops it and its Ray
+## cluster). serve-fast is the same: the fast mode is the default.
+serve serve-fast: setup
+	@test -x /usr/sbin/haproxy || echo "no /usr/sbin/haproxy: Serve's own proxy is used (slower)"
+	env $(FAST_ENV) $(VENV)/bin/serve run serve_config.yaml
 
 bench: setup
 	$(PY) -m benchmarks offline
 
 ## Debian's haproxy (fast Serve ingress) and wrk (load generator), where apt can install
-## them; without them serve-fast falls back to Serve's own proxy and the benchmark to its
-## Python client, and say so.
+## them; without them the service falls back to Serve's own proxy and the benchmark to
+## its Python client, and say so.
 bench-tools:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		apt-get install -y -q haproxy wrk >/dev/null || echo "could not install haproxy/wrk: using fallbacks"; \

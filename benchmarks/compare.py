@@ -187,7 +187,7 @@ def run_service(
         console,
         data / "logs" / "compare-serve.log",
         demo_config(data, args),
-        fast_env() if fast else None,
+        fast=fast,
     )
     try:
         wait_healthy(proc)

@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     console = Console()
     Path("data").mkdir(exist_ok=True)
-    proc = start_service(console, Path("data/logs/bench-serve.log"), demo_config(Path("data")))
+    proc = start_service(
+        console, Path("data/logs/bench-serve.log"), demo_config(Path("data")), fast=False
+    )  # Serve's defaults, as this benchmark's figures in BENCHMARKS.md were taken
     results = []
     try:
         wait_healthy(proc)

@@ -79,7 +79,7 @@ def run(
     data = Path("data")
     prefix = f"fraudbench-{uuid.uuid4().hex[:8]}"
     config = stream_config(data, prefix, partitions, read_count)
-    proc = start_service(console, data / "logs" / "bench-stream.log", config)
+    proc = start_service(console, data / "logs" / "bench-stream.log", config, fast=False)
     r = redis.Redis.from_url(REDIS_URL)
     opts = StreamReplayOptions(
         redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",

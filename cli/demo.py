@@ -24,6 +24,7 @@ from rich.console import Console
 from cli.progress import replay_progress
 from cli.serve_config import REPO_ROOT, SERVE_CONFIG
 from deployments.http.access import API_KEY_ENV, env_key_headers
+from deployments.serve_mode import DEBIAN_HAPROXY, HAPROXY, fast_env
 from features.transactions import read_transactions
 from simulator.replay import ReplayOptions, replay_stream
 from simulator.report import build_report, print_report
@@ -52,12 +53,22 @@ def start_service(
     console: Console,
     log_path: Path,
     config: Path = SERVE_CONFIG,
-    extra_env: dict[str, str] | None = None,
+    fast: bool = True,
 ) -> subprocess.Popen[bytes]:
+    """`serve run config` in its own session. `fast`: in Serve's throughput-optimized mode
+    with the HAProxy ingress where Debian's haproxy is installed, as production runs it
+    (`deployments.serve_mode.fast_env`); otherwise with Serve's defaults."""
     serve_bin = Path(sys.executable).with_name("serve")
-    env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0", **(extra_env or {})}
+    mode = fast_env() if fast else {}
+    env = {**os.environ, "RAY_SERVE_LOG_TO_STDERR": "0", **mode}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    console.print(f"starting: serve run {config} (log: {log_path})")
+    if not fast:
+        how = "Serve's defaults"
+    elif HAPROXY in mode:
+        how = "throughput-optimized, HAProxy ingress"
+    else:
+        how = f"throughput-optimized, Serve's own proxy: no {DEBIAN_HAPROXY} (apt install haproxy)"
+    console.print(f"starting: serve run {config} ({how}; log: {log_path})")
     log = open(log_path, "wb")  # noqa: SIM115 - closed by the child's lifetime
     return subprocess.Popen(
         [str(serve_bin), "run", str(config)],

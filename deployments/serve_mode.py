@@ -4,8 +4,8 @@ Serve's throughput-optimized mode and its HAProxy ingress are switched on by env
 variables on the processes `serve run` starts; `serve_config.yaml` cannot set them. A
 service started without them answers single transactions several times slower
 (BENCHMARKS.md, *ours* vs *ours-fast*), so it says so: in its log at start, in `/healthz`
-and in `/v1/stats`. `fast_env` is the one definition of those variables (`make serve-fast`
-spells the same ones in shell).
+and in `/v1/stats`. `fast_env` is the one definition of those variables for Python (`fraud
+demo`, the benchmarks); the Makefile's `FAST_ENV` spells the same ones in shell.
 """
 
 from __future__ import annotations
@@ -41,6 +41,6 @@ def serve_mode(env: Mapping[str, str] = os.environ) -> dict[str, object]:
         mode["hint"] = (
             f"started without Serve's throughput-optimized mode: set {THROUGHPUT_OPTIMIZED}=1 "
             f"(and {HAPROXY}=1 {HAPROXY_BINARY}=/usr/sbin/haproxy) before `serve run`, "
-            "or use `make serve-fast`"
+            "or use `make serve`"
         )
     return mode
