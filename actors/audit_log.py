@@ -7,10 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 UNKNOWN = "unknown"  # changes journaled before entries named their key
-FORMAT = 1
 
 
 @dataclass
@@ -46,17 +43,6 @@ class AuditLog:
     def page(self, offset: int, limit: int) -> dict[str, Any]:
         """Oldest first, from `offset`; `total` says how many there are."""
         return {"entries": self.entries[offset : offset + limit], "total": len(self.entries)}
-
-    def dump(self) -> bytes:
-        """JSON with a format number: read back without unpickling anything."""
-        return orjson.dumps({"format": FORMAT, "entries": self.entries})
-
-    @classmethod
-    def load(cls, raw: bytes) -> AuditLog:
-        doc = orjson.loads(raw)
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"audit log: format {doc.get('format')!r}, this build reads {FORMAT}")
-        return cls(list(doc["entries"]))
 
 
 def policy_summary(policy: dict[str, Any]) -> dict[str, Any]:

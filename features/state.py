@@ -266,14 +266,10 @@ class RingStore:
             "rows": rows.astype(np.int64),
             "scalars": {k: sc[k][rows] for k in self.scalar_dtypes},
             "events": {
-                c: np.concatenate(v) if v else np.empty(0, self._column_dtype(c))
-                for c, v in parts.items()
+                c: np.concatenate(v) if v else np.empty(0, d)
+                for (c, v), d in zip(parts.items(), self.snapshot_dtypes, strict=True)
             },
         }
-
-    def _column_dtype(self, column: str) -> np.dtype[Any]:
-        empty = self._export(np.empty(0, np.int64), {c: a[:0] for c, a in self.events.items()})
-        return empty[column].dtype
 
     @classmethod
     def merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
