@@ -310,6 +310,10 @@ def replay(
     ] = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N transactions.")] = None,
     max_seconds: Annotated[float | None, typer.Option(min=1, help="Stop after this long.")] = None,
+    retry_for: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds a request is retried on 429/503 or no connection."),
+    ] = 30.0,
     report_json: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
     sink: Annotated[
         Sink, typer.Option(help="http: the HTTP API; redis-stream: the durable stream path.")
@@ -350,6 +354,7 @@ def replay(
         label_delay_days=delay_days,
         slice_seconds=min(3600.0, delay_days * 86_400),
         max_seconds=max_seconds,
+        retry_for_s=retry_for,
         api_key=api_key,
     )
     tx = read_transactions(input)

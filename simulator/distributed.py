@@ -46,6 +46,7 @@ def replay_distributed(path: str, opts: ReplayOptions, workers: int) -> ReplayRe
         merged.rows.extend(p["rows"])
         merged.labels_sent += p["labels_sent"]
         merged.labels_not_found += p["labels_not_found"]
+        merged.retries += p["retries"]
         for key, n in p["errors"].items():
             merged.errors[key] = merged.errors.get(key, 0) + n
         merged.wall_seconds = max(merged.wall_seconds, p["wall_seconds"])

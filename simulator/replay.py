@@ -5,6 +5,11 @@ start of a slice, the labels that became known by its end are sent to `/v1/feedb
 the slice's transactions go out on `concurrency` lanes, a card always on the same lane and
 in order. A label can only affect transactions at least `delay` younger than the one it
 labels, so sending it at the start of its slice gives exactly the offline engine's numbers.
+
+A request the service answers 429 or 503 (a shard restarting, state moving between layouts,
+a full queue), or whose connection fails, is sent again with the same body after its
+`Retry-After`, for up to `retry_for_s`: the service deduplicates by transaction id, so a
+retry is answered as the first and never counts twice.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ import httpx
 import numpy as np
 import orjson
 import pandas as pd
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+)
 
 from features.ids import as_id_strings, id_buckets
 from features.offline import feedback_from_labels
@@ -26,6 +38,8 @@ from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 
 Progress = Callable[[int, int, dict[str, int]], None]
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+MAX_WAIT_S = 2.0  # longest pause between tries, whatever Retry-After says
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class ReplayOptions:
     timeout_s: float = 30.0
     max_seconds: float | None = None  # stop (and report what was done) after this long
     api_key: str | None = None
+    retry_for_s: float = 30.0  # how long one request is retried (429, 503, no connection)
 
 
 @dataclass
@@ -51,6 +66,7 @@ class ReplayResult:
     labels_sent: int = 0
     labels_not_found: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # requests sent again after a 429, a 503 or a failed connection
     wall_seconds: float = 0.0
     stopped_early: bool = False
 
@@ -96,6 +112,25 @@ def tx_bodies(df: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def _retry_after(state: RetryCallState) -> float:
+    """The answer's Retry-After (capped), else a short exponential pause."""
+    outcome = state.outcome
+    if outcome is not None and not outcome.failed:
+        value = outcome.result().headers.get("retry-after", "")
+        try:
+            return min(max(float(value), 0.0), MAX_WAIT_S)
+        except ValueError:
+            pass
+    return float(min(0.1 * 2 ** (state.attempt_number - 1), MAX_WAIT_S))
+
+
+def _last_answer(state: RetryCallState) -> httpx.Response:
+    """Out of time: the last answer, or the last connection error raised."""
+    assert state.outcome is not None
+    answer: httpx.Response = state.outcome.result()
+    return answer
+
+
 class _Client:
     def __init__(self, opts: ReplayOptions, result: ReplayResult) -> None:
         headers = {"content-type": "application/json"}
@@ -112,6 +147,31 @@ class _Client:
     def _error(self, key: str, n: int = 1) -> None:
         self.result.errors[key] = self.result.errors.get(key, 0) + n
 
+    def _retried(self, _: RetryCallState) -> None:
+        self.result.retries += 1
+
+    async def _post(
+        self, path: str, body: Any, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST `body`, again while the service answers 429/5xx-unavailable or the
+        connection fails, for up to `retry_for_s`; then the last answer (or its error)."""
+        content = orjson.dumps(body)
+        resp: httpx.Response | None = None
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(httpx.TransportError)
+            | retry_if_result(lambda r: r.status_code in RETRIED_STATUSES),
+            wait=_retry_after,
+            stop=stop_after_delay(self.opts.retry_for_s),
+            before_sleep=self._retried,
+            retry_error_callback=_last_answer,
+        ):
+            with attempt:
+                resp = await self.http.post(path, content=content, params=params)
+            if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
+                attempt.retry_state.set_result(resp)
+        assert resp is not None
+        return resp
+
     async def send_transactions(
         self, bodies: list[dict[str, Any]], meta: list[dict[str, Any]]
     ) -> None:
@@ -121,7 +181,7 @@ class _Client:
         payload = bodies[0] if single else {"transactions": bodies}
         t0 = time.perf_counter()
         try:
-            resp = await self.http.post(path, content=orjson.dumps(payload), params=params)
+            resp = await self._post(path, payload, params)
         except httpx.HTTPError as e:
             self._error(type(e).__name__, len(bodies))
             return
@@ -144,9 +204,7 @@ class _Client:
         params = {"include_features": "true"} if self.opts.include_features else None
         t0 = time.perf_counter()
         try:
-            resp = await self.http.post(
-                "/v1/transactions", content=orjson.dumps(body), params=params
-            )
+            resp = await self._post("/v1/transactions", body, params)
         except httpx.HTTPError as e:
             self._error(type(e).__name__)
             return
@@ -180,7 +238,7 @@ class _Client:
                 ]
             }
             try:
-                resp = await self.http.post("/v1/feedback", content=orjson.dumps(body))
+                resp = await self._post("/v1/feedback", body)
             except httpx.HTTPError as e:
                 self._error(f"feedback_{type(e).__name__}", len(part))
                 continue

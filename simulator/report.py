@@ -16,6 +16,7 @@ def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:
         "offered": offered,
         "answered": len(df),
         "errors": dict(result.errors),
+        "retries": result.retries,
         "labels_sent": result.labels_sent,
         "labels_not_found": result.labels_not_found,
         "wall_seconds": round(result.wall_seconds, 3),
@@ -82,6 +83,8 @@ def print_report(report: dict[str, Any], console: Any) -> None:
         head.add_row(f"latency {q} (ms)", f"{v:.2f}")
     if report["errors"]:
         head.add_row("errors", ", ".join(f"{k}={v}" for k, v in report["errors"].items()))
+    if report.get("retries"):
+        head.add_row("requests retried (429/503/connection)", str(report["retries"]))
     console.print(head)
     if "confusion" in report:
         c = report["confusion"]
