@@ -75,6 +75,12 @@ def store_tag(settings: ShardSettings) -> str:
     return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
+def desk_tag(settings: ShardSettings, n_user_shards: int, n_terminal_shards: int) -> str:
+    """The desk's tag: its store's, or the layout's for a memory store (which cannot be
+    shared between actors, so each layout keeps its own desk)."""
+    return store_tag(settings) or f"{n_user_shards}u{n_terminal_shards}t"
+
+
 def actor_name(kind: Kind, shard: int, n_shards: int, tag: str = "") -> str:
     return f"fraud:{kind}:{shard}-of-{n_shards}" + (f"@{tag}" if tag else "")
 
@@ -139,9 +145,7 @@ class ActorDirectory:
     def __init__(self, n_user_shards: int, n_terminal_shards: int, settings: ShardSettings):
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         self.settings = settings
-        # One desk per store (and per layout for memory stores, which cannot be shared).
-        tag = store_tag(settings)
-        self.desk_tag = tag or f"{n_user_shards}u{n_terminal_shards}t"
+        self.desk_tag = desk_tag(settings, n_user_shards, n_terminal_shards)
         ensure_layouts(n_user_shards, n_terminal_shards, settings)
         self.handles: dict[tuple[Kind, int], Any] = {}
         for i in range(n_user_shards):

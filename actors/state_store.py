@@ -12,6 +12,8 @@ loads the checkpoints and replays the log after them through the same code. The 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 import uuid
@@ -21,6 +23,8 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol, cast
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from actors.records import RETIRED_PICKLE, RecordFormatError
+
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(RuntimeError):
@@ -418,9 +422,16 @@ class RedisStore:
                 pipe.delete(self._body(shard, m))
             pipe.zadd(index, {member: seq})
             pipe.execute()
+        except redis.RedisError as e:
+            with contextlib.suppress(redis.RedisError):  # no half-written body left behind
+                self._redis.delete(body)
+            raise StoreUnavailable(f"redis checkpoint failed: {e}") from e
+        try:
             self._trim(keys=[self._key(shard, "log")], args=[seq])
         except redis.RedisError as e:
-            raise StoreUnavailable(f"redis checkpoint failed: {e}") from e
+            # The checkpoint stands: `load` skips the records it covers, and the next
+            # checkpoint's trim drops them.
+            log.warning("%s: log trim after checkpoint %d failed: %s", shard, seq, e)
 
     def delete(self, shard: str) -> None:
         bodies = [self._body(shard, m) for m in self._members(shard)]

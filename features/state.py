@@ -242,7 +242,8 @@ class RingStore:
     def capture(self, full: bool) -> dict[str, Any]:
         """The rows changed since the last capture (every row when `full`), as plain arrays:
         ids added since, each row's scalars, and its kept events oldest first in absolute
-        units, so the form does not depend on the arena's layout. Costs what it holds."""
+        units, so the form does not depend on the arena's layout; a delta names its `rows`
+        (a whole capture holds every row, in order). Costs what it holds."""
         n = len(self)
         first = 0 if full else min(self._captured_ids, n)
         rows = np.arange(n) if full else np.flatnonzero(self.dirty[:n])
@@ -263,7 +264,7 @@ class RingStore:
             "n": n,
             "first": first,
             "ids": self.ids[first:n],
-            "rows": rows.astype(np.int64),
+            **({} if full else {"rows": rows.astype(np.int64)}),
             "scalars": {k: sc[k][rows] for k in self.scalar_dtypes},
             "events": {
                 c: np.concatenate(v) if v else np.empty(0, d)
@@ -305,8 +306,7 @@ class RingStore:
             events[c] = out
         return {
             "capacity": delta["capacity"], "clock": delta["clock"], "n": n, "first": 0,
-            "ids": [*base["ids"], *delta["ids"]],
-            "rows": np.arange(n), "scalars": scalars, "events": events,
+            "ids": [*base["ids"], *delta["ids"]], "scalars": scalars, "events": events,
         }  # fmt: skip
 
     @staticmethod
@@ -319,7 +319,6 @@ class RingStore:
         return {
             "capacity": form["capacity"], "clock": form["clock"], "n": len(ids), "first": 0,
             "ids": ids,
-            "rows": np.arange(len(ids)),
             "scalars": {k: np.asarray(v)[keep] for k, v in form["scalars"].items()},
             "events": {c: np.asarray(v)[events_kept] for c, v in form["events"].items()},
         }  # fmt: skip
@@ -333,7 +332,6 @@ class RingStore:
         return {
             "capacity": capacity, "clock": [max(c[0] for c in clocks), max(c[1] for c in clocks)],
             "n": len(ids), "first": 0, "ids": ids,
-            "rows": np.arange(len(ids)),
             "scalars": {
                 k: np.concatenate([np.empty(0, d), *(f["scalars"][k] for f in forms)]).astype(d)
                 for k, d in cls.scalar_dtypes.items()

@@ -24,14 +24,14 @@ def kill_shard_actors(
 
     import ray
 
-    from actors.directory import NAMESPACE, actor_name, store_tag
+    from actors.directory import NAMESPACE, actor_name, desk_tag, store_tag
 
     settings = settings_of(app_args)
     tag = store_tag(settings)
     names = [
         *(actor_name("user", i, n_user_shards, tag) for i in range(n_user_shards)),
         *(actor_name("terminal", i, n_terminal_shards, tag) for i in range(n_terminal_shards)),
-        actor_name("desk", 0, 1, tag or f"{n_user_shards}u{n_terminal_shards}t"),
+        actor_name("desk", 0, 1, desk_tag(settings, n_user_shards, n_terminal_shards)),
     ]
     for name in names:
         with contextlib.suppress(ValueError):  # never started, or already gone
