@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access."""
+compare, stream, memory, access, cpu."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def main() -> None:
         "stream": "benchmarks.stream",
         "memory": "benchmarks.memory",
         "access": "benchmarks.access",
+        "cpu": "benchmarks.cpu",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from deployments.http.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
 from features.engine import FeatureEngine
 from features.ids import OFFLINE
+from models.card import ModelDir
 from models.onnx import load_model
-from policy.decision import Thresholds, decide
+from policy.decision import decide
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,8 @@ def build_app(model_dir: Path) -> FastAPI:
     app = FastAPI(title="baseline")
     engine = FeatureEngine()
     model = load_model(model_dir, threads=1)
-    thresholds = Thresholds()
+    # The served card's thresholds, as the service uses, so both flag the same rows.
+    thresholds = ModelDir(model_dir).read_card().thresholds
 
     def score(txs: list[TransactionIn]) -> list[ScoreOut]:
         n = len(txs)

@@ -16,6 +16,7 @@ python -m benchmarks compare [--seconds 10] [--fast] [--approx-reasons] [--ray-h
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +33,34 @@ import psutil
 from rich.console import Console
 
 from benchmarks.common import RESULTS, cpu_of, save
+from benchmarks.traffic import Traffic, build
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
 from deployments.serve_mode import fast_env
 
-SCENARIOS: list[tuple[str, int, int, int]] = [  # name, concurrency, batch, max requests
-    ("single c=1", 1, 1, 20_000),
-    ("single c=16", 16, 1, 50_000),
-    ("single c=64", 64, 1, 50_000),
-    ("batch 256", 4, 256, 2_000),
-    ("batch 4096", 2, 4_096, 200),
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row: closed-loop wrk at `concurrency` x `batch`, or open loop at `rate` tx/s."""
+
+    name: str
+    traffic: str = "normal"
+    concurrency: int = 1
+    batch: int = 1
+    rate: float | None = None
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("single c=1"),
+    Scenario("single c=16", concurrency=16),
+    Scenario("single c=64", concurrency=64),
+    Scenario("attack c=64", traffic="attack", concurrency=64),
+    Scenario("batch 256", concurrency=4, batch=256),
+    Scenario("batch 4096", concurrency=2, batch=4_096),
+    Scenario("open 1,000/s", rate=1_000.0),
 ]
+# Event-time days replayed into a fresh server before it is measured, so every card has the
+# history the model expects (its windows reach 30 days; about 9,700 transactions a day).
+WARM_DAYS = {"normal": 14, "attack": 7}
 BASELINE_PORT = 8100
 SERVICE_URL = "http://127.0.0.1:8000"
 
@@ -54,37 +74,43 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-WRK_SCRIPT = Path(__file__).with_name("wrk_post.lua")
+WRK_SCRIPT = Path(__file__).with_name("wrk_traffic.lua")
 
 
-def load_wrk(url: str, concurrency: int, batch: int, seconds: float, prefix: str) -> dict[str, Any]:
+class Cursor:
+    """Where the next scenario starts in each traffic file: no transaction is sent twice to
+    one server, and each server gets the same lines in the same order."""
+
+    def __init__(self) -> None:
+        self.traffic = {name: build(name) for name in WARM_DAYS}
+        self.next = {name: 0 for name in WARM_DAYS}
+
+    def take(self, name: str, used: int) -> None:
+        self.next[name] += used
+        if self.next[name] > self.traffic[name].count:
+            raise RuntimeError(f"traffic file {name!r} ran out: make it longer")
+
+
+def load_wrk(
+    url: str, scenario: Scenario, seconds: float, traffic: Traffic, start: int
+) -> dict[str, Any]:
     """wrk (C, epoll) with a Lua script: the client costs far less CPU than Python's."""
+    c, b = scenario.concurrency, scenario.batch
     out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(min(2, concurrency)),
-            "-c",
-            str(concurrency),
-            "-d",
-            f"{seconds:.0f}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(WRK_SCRIPT),
-            url,
-        ],
+        ["wrk", "-t", str(min(2, c)), "-c", str(c), "-d", f"{seconds:.0f}s", "--timeout",
+         "30s", "-s", str(WRK_SCRIPT), url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
         check=True,
-        env={**os.environ, "PREFIX": prefix, "BATCH": str(batch)},
-    )
+        env={**os.environ, "FILE": str(traffic.path), "WIDTH": str(traffic.width),
+             "START": str(start), "COUNT": str(traffic.count - start), "BATCH": str(b)},
+    )  # fmt: skip
     r = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
     ok = r["requests"] - r["non_2xx"] - r["socket_errors"]
     return {
-        "concurrency": concurrency,
-        "batch": batch,
+        "concurrency": c,
+        "batch": b,
         "requests": r["requests"],
         "ok": ok,
         "errors": r["requests"] - ok,
@@ -93,42 +119,56 @@ def load_wrk(url: str, concurrency: int, batch: int, seconds: float, prefix: str
         "p95_ms": r["p95_ms"],
         "p99_ms": r["p99_ms"],
         "requests_per_s": ok / r["seconds"],
-        "transactions_per_s": ok * batch / r["seconds"],
+        "transactions_per_s": ok * b / r["seconds"],
+        "flag_rate": r["flagged"] / max(r["decided"], 1),
+        "lines_used": r["lines_used"],
         "client": "wrk",
     }
 
 
-def load(
-    url: str, concurrency: int, batch: int, seconds: float, cap: int, prefix: str
+def load_open(
+    url: str, scenario: Scenario, seconds: float, traffic: Traffic, start: int
 ) -> dict[str, Any]:
-    """wrk where installed (Debian package `wrk`), else the Python async client."""
-    if shutil.which("wrk"):
-        return load_wrk(url, concurrency, batch, seconds, prefix)
+    """The open-loop client (benchmarks/openloop.py) in its own process."""
+    assert scenario.rate is not None
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.loadgen",
-            "--url",
-            url,
-            "--concurrency",
-            str(concurrency),
-            "--batch",
-            str(batch),
-            "--seconds",
-            str(seconds),
-            "--max-requests",
-            str(cap),
-            "--id-prefix",
-            prefix,
-        ],
+        [sys.executable, "-m", "benchmarks.openloop", "--url", url, "--traffic",
+         scenario.traffic, "--start", str(start), "--rate", str(scenario.rate), "--seconds",
+         str(seconds)],
         capture_output=True,
         text=True,
         timeout=seconds + 120,
         check=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    )  # fmt: skip
+    r: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return r | {
+        "concurrency": None,
+        "batch": 1,
+        "transactions_per_s": r["achieved_per_s"],
+        "flag_rate": r["flagged"] / max(r["ok"], 1),
+        "lines_used": r["requests"] + r["warm_requests"],
+        "client": "open-loop",
+    }
+
+
+def warm(url: str, cursor: Cursor, console: Console) -> None:
+    """Replay the first WARM_DAYS of each traffic file in batches (not measured), then a few
+    seconds of single requests (connections, explainers, models in every replica)."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for name, days in WARM_DAYS.items():
+            traffic = cursor.traffic[name]
+            end = traffic.first_of_day(days)
+            for first in range(0, end, 4_096):
+                lines = traffic.lines(first, min(4_096, end - first))
+                body = b'{"transactions":[' + b",".join(lines) + b"]}"
+                answer = http.post("/v1/transactions/batch", content=body,
+                                   headers={"content-type": "application/json"})  # fmt: skip
+                answer.raise_for_status()
+            cursor.take(name, end)
+            console.print(f"  warm: {end:,} {name} transactions ({days} days)")
+    short = Scenario("warm", concurrency=4)
+    r = load_wrk(url, short, 4, cursor.traffic["normal"], cursor.next["normal"])
+    cursor.take("normal", r["lines_used"])
 
 
 def measure(
@@ -136,22 +176,29 @@ def measure(
 ) -> list[dict[str, Any]]:
     # Steady state is what is compared: the first seconds after a start also load models,
     # explainers and connections (docs/operations.md, "After a start").
-    load(url, 4, 1, 4, 1000, f"{name}-warm")
+    cursor = Cursor()
+    warm(url, cursor, console)
     rows = []
-    for label, c, b, cap in SCENARIOS:
+    for sc in SCENARIOS:
+        traffic, start = cursor.traffic[sc.traffic], cursor.next[sc.traffic]
         cpu0 = cpu_seconds(pid)
-        r = load(url, c, b, seconds, cap, f"{name}-{c}-{b}")
+        run = load_open if sc.rate else load_wrk
+        r = run(url, sc, seconds, traffic, start)
         cpu = cpu_seconds(pid) - cpu0
-        ok_tx = r["ok"] * b
+        cursor.take(sc.traffic, r["lines_used"])
+        ok_tx = r["ok"] * sc.batch
         r |= {
             "target": name,
-            "scenario": label,
+            "scenario": sc.name,
+            "traffic": sc.traffic,
+            "first_line": start,
             "server_cpu_s_per_1000_tx": cpu / ok_tx * 1000 if ok_tx else None,
         }
         rows.append(r)
         console.print(
-            f"{name:>9} {label:<12} p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
-            f"{r['transactions_per_s']:>10,.0f} tx/s  errors {r['errors']}"
+            f"{name:>9} {sc.name:<13} p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
+            f"{r['transactions_per_s']:>10,.0f} tx/s  flagged {r['flag_rate']:6.2%}  "
+            f"errors {r['errors']}"
         )
     return rows
 
@@ -199,28 +246,25 @@ def run_service(
 def markdown(rows: list[dict[str, Any]], targets: list[str]) -> str:
     base = {r["scenario"]: r for r in rows if r["target"] == "baseline"}
     lines = [
-        "| scenario | target | p50 ms | p95 ms | p99 ms | tx/s | errors | CPU s / 1k tx "
-        "| tx/s vs baseline |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | target | p50 ms | p95 ms | p99 ms | tx/s | flagged | errors "
+        "| CPU s / 1k tx | tx/s vs baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, *_ in SCENARIOS:
+    for sc in SCENARIOS:
         for t in targets:
-            r = next((x for x in rows if x["target"] == t and x["scenario"] == label), None)
-            if r is None:
+            r = next((x for x in rows if x["target"] == t and x["scenario"] == sc.name), None)
+            if r is None or r["server_cpu_s_per_1000_tx"] is None:
                 continue
-            b = base.get(label)
+            b = base.get(sc.name)
             ratio = (
-                r["transactions_per_s"] / b["transactions_per_s"]
-                if b and b["transactions_per_s"]
-                else None
+                f"{r['transactions_per_s'] / b['transactions_per_s']:.2f}x"
+                if b and b["transactions_per_s"] and t != "baseline"
+                else "-"
             )
-            cpu = r["server_cpu_s_per_1000_tx"]
             lines.append(
-                f"| {label} | {t} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
-                f"{r['transactions_per_s']:,.0f} | {r['errors']} | {cpu:.3f} | "
-                + (f"{ratio:.2f}x |" if ratio is not None and t != "baseline" else "- |")
-                if cpu is not None
-                else ""
+                f"| {sc.name} | {t} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+                f"{r['p99_ms']:.2f} | {r['transactions_per_s']:,.0f} | {r['flag_rate']:.1%} | "
+                f"{r['errors']} | {r['server_cpu_s_per_1000_tx']:.3f} | {ratio} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -232,25 +276,18 @@ def chart(rows: list[dict[str, Any]], targets: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = [s[0] for s in SCENARIOS]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    labels = [s.name for s in SCENARIOS]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.4))
     width = 0.8 / len(targets)
+
+    def value(t: str, s: str, key: str) -> float:
+        return next((r[key] for r in rows if r["target"] == t and r["scenario"] == s), 0.0)
+
     for k, t in enumerate(targets):
-        tps = [
-            next(
-                (r["transactions_per_s"] for r in rows if r["target"] == t and r["scenario"] == s),
-                0,
-            )
-            for s in labels
-        ]
-        p50 = [
-            next((r["p50_ms"] for r in rows if r["target"] == t and r["scenario"] == s), 0)
-            for s in labels
-        ]
         x = np.arange(len(labels)) + k * width
-        a1.bar(x, tps, width, label=t)
-        a2.bar(x, p50, width, label=t)
-    for ax, title in ((a1, "transactions/s (log)"), (a2, "p50 latency ms (log)")):
+        a1.bar(x, [value(t, s, "transactions_per_s") for s in labels], width, label=t)
+        a2.bar(x, [value(t, s, "p99_ms") for s in labels], width, label=t)
+    for ax, title in ((a1, "transactions/s (log)"), (a2, "p99 latency ms (log)")):
         ax.set_xticks(np.arange(len(labels)) + width * (len(targets) - 1) / 2, labels, rotation=20)
         ax.set_yscale("log")
         ax.set_title(title)
@@ -262,61 +299,138 @@ def chart(rows: list[dict[str, Any]], targets: list[str], path: Path) -> None:
     plt.close(fig)
 
 
+# name -> (throughput-optimized mode, app arguments on top of serve_config.yaml)
+TARGETS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "ours": (True, {}),  # the documented start path (make serve, make demo, fraud demo)
+    "ours-remote": (True, {"score_in_process": False}),  # every batch to ModelScorer
+    "ours-bare": (False, {}),  # `serve run serve_config.yaml` without the environment
+    "ours-approx": (True, {"reasons": "approx"}),
+    "ours-rayhops": (True, {"shard_transport": "ray"}),
+}
+
+
+def verdicts(rows: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets for `ours`, each with its measured value and whether it holds."""
+
+    def row(target: str, scenario: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["target"] == target and r["scenario"] == scenario), None)
+
+    def ratio(scenario: str) -> float | None:
+        a, b = row("ours", scenario), row("baseline", scenario)
+        if a is None or b is None:
+            return None
+        return float(a["transactions_per_s"] / b["transactions_per_s"])
+
+    out: list[dict[str, Any]] = []
+
+    def check(what: str, value: float | None, limit: float, at_most: bool, unit: str) -> None:
+        if value is None:
+            return
+        ok = value <= limit if at_most else value >= limit
+        out.append({"target": what, "value": value, "limit": limit, "at_most": at_most,
+                    "unit": unit, "met": ok})  # fmt: skip
+
+    one = row("ours", "single c=1")
+    check("single, c=1, p50", None if one is None else one["p50_ms"], 1.5, True, "ms")
+    check("single, c=16, tx/s vs baseline", ratio("single c=16"), 0.8, False, "x")
+    check("single, c=64, tx/s vs baseline", ratio("single c=64"), 1.0, False, "x")
+    c64 = row("ours", "single c=64")
+    check("single, c=64, p99", None if c64 is None else c64["p99_ms"], 50.0, True, "ms")
+    check("batch 256, tx/s vs baseline", ratio("batch 256"), 1.0, False, "x")
+    check("batch 4,096, tx/s vs baseline", ratio("batch 4096"), 1.5, False, "x")
+    b64 = row("baseline", "single c=64")
+    if c64 and b64:
+        cpu = c64["server_cpu_s_per_1000_tx"] / b64["server_cpu_s_per_1000_tx"]
+        check("server CPU-s per 1,000 single tx at c=64 vs baseline", cpu, 1.2, True, "x")
+    remote = row("ours-remote", "single c=64")
+    if c64 and remote:
+        cost = remote["server_cpu_s_per_1000_tx"] / c64["server_cpu_s_per_1000_tx"]
+        check("score_in_process: false, CPU per tx at c=64 vs default", cost, 1.5, True, "x")
+    opened = row("ours", "open 1,000/s")
+    p99 = None if opened is None else opened["p99_ms"]
+    check("open loop, 1,000 single tx/s offered, p99", p99, 10.0, True, "ms")
+    for st in stream:
+        if st["rate"]:
+            check(f"stream, {st['rate']:,.0f} tx/s offered, end-to-end p99", st["p99_ms"],
+                  250.0, True, "ms")  # fmt: skip
+        else:
+            check("stream, saturation", st["tx_per_s"], 75_000.0, False, "tx/s")
+    return out
+
+
+def verdict_table(checks: list[dict[str, Any]]) -> str:
+    lines = ["| target | measured | limit | met |", "|---|---|---|---|"]
+    for c in checks:
+        sign = "<=" if c["at_most"] else ">="
+        lines.append(
+            f"| {c['target']} | {c['value']:,.2f} {c['unit']} | {sign} {c['limit']:,.2f} "
+            f"{c['unit']} | {'yes' if c['met'] else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stream_table(stream: list[dict[str, Any]]) -> str:
+    lines = [
+        "| stream path (Redis Streams, labels, 100 tx per entry) | offered tx/s | achieved tx/s "
+        "| p50 ms | p99 ms | errors | service CPU s / 1k tx | redis CPU s / 1k tx |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for st in stream:
+        offered = f"{st['rate']:,.0f}" if st["rate"] else "as fast as it can"
+        lines.append(
+            f"| {st['transactions']:,} transactions | {offered} | {st['tx_per_s']:,.0f} | "
+            f"{st['p50_ms']:.0f} | {st['p99_ms']:.0f} | {sum(st['errors'].values())} | "
+            f"{st['service_cpu_s_per_1k']:.3f} | {st['redis_cpu_s_per_1k']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     ap.add_argument(
-        "--fast", action="store_true", help="also measure the throughput-optimized mode"
-    )
-    ap.add_argument(
-        "--approx-reasons",
-        action="store_true",
-        help="also the fast mode with `reasons: approx` instead of exact TreeSHAP",
-    )
-    ap.add_argument(
-        "--ray-hops",
-        action="store_true",
-        help="also the fast mode with `shard_transport: ray` (shard calls as Ray actor calls "
-        "instead of each shard's socket)",
+        "--targets",
+        default="ours,ours-remote,ours-bare",
+        help=f"comma-separated, measured after the baseline; of {', '.join(TARGETS)}",
     )
     ap.add_argument(
         "--stream",
         type=int,
         default=0,
         metavar="N",
-        help="also push N transactions through the Redis Streams path (python -m benchmarks "
-        "stream); the baseline has no stream path",
+        help="also push N transactions through the Redis Streams path as fast as it goes "
+        "(python -m benchmarks stream); the baseline has no stream path",
+    )
+    ap.add_argument(
+        "--stream-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="and the same N at R transactions/s offered",
     )
     args = ap.parse_args(argv)
+    names = [t for t in args.targets.split(",") if t]
+    unknown = sorted(set(names) - set(TARGETS))
+    if unknown:
+        ap.error(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
     console = Console()
     rows = run_baseline(args.seconds, console)
-    rows += run_service(args.seconds, False, console, "ours")
-    targets = ["baseline", "ours"]
-    if args.fast:
-        rows += run_service(args.seconds, True, console, "ours-fast")
-        targets.append("ours-fast")
-    if args.approx_reasons:
-        rows += run_service(args.seconds, True, console, "ours-fast-approx", {"reasons": "approx"})
-        targets.append("ours-fast-approx")
-    if args.ray_hops:
-        rows += run_service(
-            args.seconds, True, console, "ours-fast-rayhops", {"shard_transport": "ray"}
-        )
-        targets.append("ours-fast-rayhops")
+    for name in names:
+        fast, app_args = TARGETS[name]
+        rows += run_service(args.seconds, fast, console, name, app_args)
+    targets = ["baseline", *names]
     table = markdown(rows, targets)
+    stream: list[dict[str, Any]] = []
     if args.stream:
         from benchmarks.stream import run as run_stream
 
-        st = run_stream(console, args.stream, 4, 40, 100, True)
-        rows.append({"target": "ours-stream", "scenario": f"stream {args.stream:,}", **st})
-        table += (
-            f"| stream {args.stream:,} (Redis Streams, labels, 100 tx per entry) | ours | "
-            f"{st['p50_ms']:.0f} | {st['p95_ms']:.0f} | {st['p99_ms']:.0f} | "
-            f"{st['tx_per_s']:,.0f} | {sum(st['errors'].values())} | "
-            f"{st['service_cpu_s_per_1k']:.3f} | - |\n"
-        )
+        for rate in ([args.stream_rate] if args.stream_rate else []) + [None]:
+            stream.append(run_stream(console, args.stream, 4, 40, 100, True, rate, fast=True))
+        table += "\n" + stream_table(stream)
+    checks = verdicts(rows, stream)
+    table += "\n" + verdict_table(checks)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "compare.md").write_text(table)
     chart(rows, targets, RESULTS / "compare.png")
@@ -326,8 +440,11 @@ def main(argv: list[str] | None = None) -> None:
         {
             "seconds_per_scenario": args.seconds,
             "haproxy": shutil.which("haproxy"),
-            "fast_env": fast_env() if args.fast else None,
+            "fast_env": fast_env(),
+            "traffic": {n: dataclasses.asdict(build(n)) for n in WARM_DAYS},
             "rows": rows,
+            "stream": stream,
+            "targets": checks,
         },
     )
 
