@@ -10,7 +10,7 @@ DATA   ?= data
 # Ray Serve's throughput-optimized mode, and its HAProxy ingress where Debian's haproxy is
 # installed (read when the recipe runs, after setup): how the service is started everywhere
 # (serve_config.yaml cannot set this; deployments/serve_mode.py holds the same variables).
-FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1)
+FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1 RAY_SERVE_HAPROXY_METRICS_ENABLED=0)
 
 setup: $(STAMP)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 THROUGHPUT_OPTIMIZED = "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 HAPROXY = "RAY_SERVE_ENABLE_HA_PROXY"
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
+HAPROXY_METRICS = "RAY_SERVE_HAPROXY_METRICS_ENABLED"
 DEBIAN_HAPROXY = Path("/usr/sbin/haproxy")
 
 
@@ -25,7 +26,15 @@ def fast_env(haproxy: Path | None = DEBIAN_HAPROXY) -> dict[str, str]:
     ingress where that binary exists."""
     env = {THROUGHPUT_OPTIMIZED: "1"}
     if haproxy is not None and haproxy.exists():
-        env |= {HAPROXY: "1", HAPROXY_BINARY: str(haproxy), "RAY_SERVE_HAPROXY_NBTHREAD": "1"}
+        env |= {
+            HAPROXY: "1",
+            HAPROXY_BINARY: str(haproxy),
+            "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+            # Off: HAProxy would log every request to the HAProxyManager actor, which parses
+            # each line into Serve's request metrics, ~9 % of the service's CPU at c=64
+            # (python -m benchmarks cpu); the Ingress records its own per-route metrics.
+            HAPROXY_METRICS: "0",
+        }
     return env
 
 

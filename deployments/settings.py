@@ -37,8 +37,11 @@ class AppArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_user_shards: int = Field(4, ge=1, le=4096)
-    n_terminal_shards: int = Field(2, ge=1, le=4096)
+    # Each shard a request group touches is one more hop: on one machine, few shards are
+    # faster (2 + 1 answered ~35 % more single transactions than 4 + 2 at c=64 here,
+    # `python -m benchmarks cpu`); a cluster spreads more (serve_config.cluster.yaml).
+    n_user_shards: int = Field(2, ge=1, le=4096)
+    n_terminal_shards: int = Field(1, ge=1, le=4096)
     key_groups: int = Field(
         DEFAULT_GROUPS,
         ge=1,
@@ -64,8 +67,9 @@ class AppArgs(BaseModel):
     )
     reasons: Literal["exact", "approx"] = Field(
         "exact",
-        description="Reason codes for flagged rows: exact TreeSHAP (~0.3-0.5 ms per flagged "
-        "row) or Saabas attribution (~0.03 ms; top reason differs on ~4 rows in 10).",
+        description="Reason codes for flagged rows: exact TreeSHAP (~0.45 ms for one flagged "
+        "row, ~0.1 ms each in groups) or Saabas attribution (~0.03 ms; top reason differs "
+        "on ~4 rows in 10).",
     )
     shard_transport: Literal["direct", "ray"] = Field(
         "direct",
