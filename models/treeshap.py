@@ -37,7 +37,7 @@ class LeafTables:
     feat_start: np.ndarray  # int64 (leaves + 1): offsets into feat
     feat: np.ndarray  # int64: the leaf's distinct features, in path order
     table_start: np.ndarray  # int64 (leaves + 1): offsets into table
-    table: np.ndarray  # float64: [pattern, j] -> contribution of feature j
+    table: np.ndarray  # float32 (as XGBoost's own): [pattern, j] -> contribution of feature j
     n_features: int
 
 
@@ -84,7 +84,7 @@ def load_tables(model_json: str | Path) -> LeafTables:
         feat_start=fs,
         feat=np.asarray(feats, np.int64),
         table_start=table_start,
-        table=table,
+        table=table.astype(np.float32),  # half the memory a row's pass reads
         n_features=n_features,
     )
 
@@ -171,36 +171,44 @@ def _popcount(m):  # type: ignore[no-untyped-def]
 
 def shap_values(tables: LeafTables, x: np.ndarray) -> np.ndarray:
     """(n, n_features) exact TreeSHAP contributions in log-odds (no bias column)."""
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.zeros((len(x32), tables.n_features), np.float64)
+    columns = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T)  # feature-major
+    out = np.zeros((columns.shape[1], tables.n_features), np.float64)
     t = tables
     _rows(
-        x32, t.cond_start, t.cond_feature, t.cond_threshold, t.cond_left, t.cond_default_left,
-        t.cond_bit, t.feat_start, t.feat, t.table_start, t.table, out,
+        columns, t.cond_start, t.cond_feature, t.cond_threshold, t.cond_left,
+        t.cond_default_left, t.cond_bit, t.feat_start, t.feat, t.table_start, t.table, out,
     )  # fmt: skip
     return out
 
 
 @njit(cache=True, nogil=True)
 def _rows(  # type: ignore[no-untyped-def]
-    x, cond_start, cond_feature, cond_threshold, cond_left, cond_default_left, cond_bit,
+    columns, cond_start, cond_feature, cond_threshold, cond_left, cond_default_left, cond_bit,
     feat_start, feat, table_start, table, out,
 ):  # fmt: skip
     # Leaves outside, rows inside: a leaf's table (at most a few KB) is read from memory
-    # once per batch, not once per row (the tables together are ~12 MB, beyond the cache).
+    # once per batch, not once per row (the tables together are ~6 MB, beyond the cache).
+    # Each path condition is tested for every row in one loop over a feature's column,
+    # which the compiler vectorises; then each row adds its pattern's table row.
+    n = columns.shape[1]
+    pattern = np.empty(n, np.int64)
     for leaf in range(feat_start.shape[0] - 1):
         d = feat_start[leaf + 1] - feat_start[leaf]
         if d == 0:
             continue
         f0, base = feat_start[leaf], table_start[leaf]
-        for r in range(x.shape[0]):
-            pattern = (1 << d) - 1
-            for c in range(cond_start[leaf], cond_start[leaf + 1]):
-                v = x[r, cond_feature[c]]
+        pattern[:] = (1 << d) - 1
+        for c in range(cond_start[leaf], cond_start[leaf + 1]):
+            column = columns[cond_feature[c]]
+            threshold, default_left = cond_threshold[c], cond_default_left[c]
+            left, bit = cond_left[c], cond_bit[c]
+            for r in range(n):
+                v = column[r]
                 # Branch-free (which way a row goes is unpredictable): NaN < t is false.
-                goes_left = (v < cond_threshold[c]) | (np.isnan(v) & cond_default_left[c])
-                missed = np.int64(goes_left != cond_left[c])
-                pattern &= ~(missed << cond_bit[c])
-            at = base + pattern * d
+                goes_left = (v < threshold) | (np.isnan(v) & default_left)
+                missed = np.int64(goes_left != left)
+                pattern[r] &= ~(missed << bit)
+        for r in range(n):
+            at = base + pattern[r] * d
             for j in range(d):
                 out[r, feat[f0 + j]] += table[at + j]
