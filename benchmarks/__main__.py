@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access, cpu."""
+compare, stream, memory, access, cpu, floor."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def main() -> None:
         "recovery": "benchmarks.recovery",
         "checkpoints": "benchmarks.checkpoints",
         "compare": "benchmarks.compare",
+        "floor": "benchmarks.floor",
         "stream": "benchmarks.stream",
         "memory": "benchmarks.memory",
         "access": "benchmarks.access",
