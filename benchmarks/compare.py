@@ -1,16 +1,18 @@
 """Side by side in one run: the seed-style baseline server vs our Ray Serve service.
 
-Each server runs alone while measured; the load generator is a separate process on
-loopback; every scenario is bounded in seconds and requests. Reports p50/p95/p99, achieved
-transactions/s, errors and server CPU-seconds per 1,000 transactions; writes JSON, a
-Markdown table and a PNG chart under benchmarks/results/, and prints ours/baseline ratios.
+Each server runs alone while measured, on fresh state warmed with 14 days of the traffic
+(benchmarks/traffic.py: simulator streams flagged at about the served thresholds' rate, and
+a card-testing attack); the load generator is a separate process on loopback (wrk closed
+loop, benchmarks/openloop.py for the open-loop row); every scenario is bounded in seconds
+and lines. Reports p50/p95/p99, achieved transactions/s, the share flagged, errors and
+server CPU-seconds per 1,000 transactions; checks the targets of the performance issue;
+writes JSON, a Markdown table and a PNG chart under benchmarks/results/.
 
-python -m benchmarks compare [--seconds 10] [--fast] [--approx-reasons] [--ray-hops] [--stream N]
-  --fast: start Serve with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (and the HAProxy ingress when
-          /usr/sbin/haproxy exists), which serve_config.yaml cannot set for the proxy.
-  --approx-reasons: also the fast mode with `reasons: approx` (the baseline explains nothing;
-          exact TreeSHAP for flagged rows is the service's largest per-batch cost).
-  --ray-hops: also the fast mode with `shard_transport: ray` (Ray actor calls to shards).
+python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bare]
+                             [--stream N [--stream-rate R]]
+  --targets: after the baseline, from TARGETS below (ours = the documented start path).
+  --stream N: also N transactions through the Redis Streams path as fast as it goes, and
+              with --stream-rate at R tx/s offered.
 """
 
 from __future__ import annotations
@@ -102,10 +104,11 @@ def load_wrk(
         capture_output=True,
         text=True,
         timeout=seconds + 60,
-        check=True,
         env={**os.environ, "FILE": str(traffic.path), "WIDTH": str(traffic.width),
              "START": str(start), "COUNT": str(traffic.count - start), "BATCH": str(b)},
     )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk exited {out.returncode}: {out.stdout[-800:]} {out.stderr[-800:]}")
     r = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
     ok = r["requests"] - r["non_2xx"] - r["socket_errors"]
     return {

@@ -1,7 +1,8 @@
 """Where the CPU goes: the service on its documented start path under single-transaction
 load (wrk, c=64, realistic traffic), CPU per transaction for every process of its tree
-(HAProxy, Serve's proxy, replicas, shard actors, Ray's own daemons), and within the
-busiest Python processes a py-spy profile grouped by what the code is doing.
+(HAProxy, Serve's proxy, replicas, shard actors, Ray's own daemons) and with no traffic at
+all; then, in a second pass (py-spy costs CPU itself, so it is not the measured one), a
+py-spy profile of the busiest Python processes grouped by what the code is doing.
 
 Run: python -m benchmarks cpu [--seconds 15] [--concurrency 64]
 Writes benchmarks/results/cpu.json and prints the breakdown.
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -162,32 +164,25 @@ def main(argv: list[str] | None = None) -> None:
         for p in procs:
             if p.pid in after:
                 idle[role(p)] += (after[p.pid] - before.get(p.pid, 0.0)) / IDLE_S
-        # A first loaded pass finds the busiest processes; a second is measured and profiled.
+        # The measured pass: CPU per process with nothing else running. py-spy costs CPU
+        # itself, so the profiled pass after it only says how each process splits its time.
         sc = Scenario("single", concurrency=a.concurrency)
         procs = tree(proc.pid)
         before = cpu_by_pid(procs)
-        r = load_wrk(SERVICE_URL, sc, 5, cursor.traffic["normal"], cursor.next["normal"])
+        r = load_wrk(SERVICE_URL, sc, a.seconds, cursor.traffic["normal"], cursor.next["normal"])
         cursor.take("normal", r["lines_used"])
         after = cpu_by_pid(procs)
+        roles = {p.pid: role(p) for p in procs}
         busy = sorted(after, key=lambda pid: after[pid] - before.get(pid, 0.0), reverse=True)
-        python = [pid for pid in busy if role(psutil.Process(pid)) != "haproxy"][: a.top]
+        python = [pid for pid in busy if roles[pid] != "haproxy"][: a.top]
         stacks = data / "profiles"  # py-spy's raw stacks, one file per pid, for a closer look
         shutil.rmtree(stacks, ignore_errors=True)
         stacks.mkdir(parents=True)
-        if True:
-            import threading
-
-            spied: dict[int, Counter[str]] = {}
-            spy = threading.Thread(target=lambda: spied.update(profile(python, a.seconds, stacks)))
-            procs = tree(proc.pid)
-            before = cpu_by_pid(procs)
-            spy.start()
-            r = load_wrk(
-                SERVICE_URL, sc, a.seconds, cursor.traffic["normal"], cursor.next["normal"]
-            )
-            after = cpu_by_pid(procs)
-            roles = {p.pid: role(p) for p in procs}
-            spy.join()
+        spied: dict[int, Counter[str]] = {}
+        spy = threading.Thread(target=lambda: spied.update(profile(python, a.seconds, stacks)))
+        spy.start()
+        load_wrk(SERVICE_URL, sc, a.seconds, cursor.traffic["normal"], cursor.next["normal"])
+        spy.join()
     finally:
         stop_service(proc, console)
     tx = r["ok"]

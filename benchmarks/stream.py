@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 import uuid
 from pathlib import Path
@@ -37,8 +38,14 @@ from simulator.stream_replay import StreamReplayOptions, replay_to_stream
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def stream_config(directory: Path, prefix: str, partitions: int, read_count: int) -> Path:
-    path = demo_config(directory)
+def stream_config(
+    directory: Path,
+    prefix: str,
+    partitions: int,
+    read_count: int,
+    args: dict[str, Any] | None = None,
+) -> Path:
+    path = demo_config(directory, args)
     doc = yaml.safe_load(path.read_text())
     for application in doc["applications"]:
         if application["name"] == "fraud":
@@ -76,11 +83,13 @@ def run(
     labels: bool,
     rate: float | None = None,
     fast: bool = True,
+    args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`fast`: Serve's throughput-optimized mode, as every documented start runs it."""
+    """`fast`: Serve's throughput-optimized mode, as every documented start runs it; `args`:
+    app arguments on top of serve_config.yaml."""
     data = Path("data")
     prefix = f"fraudbench-{uuid.uuid4().hex[:8]}"
-    config = stream_config(data, prefix, partitions, read_count)
+    config = stream_config(data, prefix, partitions, read_count, args)
     proc = start_service(console, data / "logs" / "bench-stream.log", config, fast=fast)
     r = redis.Redis.from_url(REDIS_URL)
     opts = StreamReplayOptions(
@@ -120,6 +129,7 @@ def run(
         "read_count": read_count,
         "entry_size": entry_size,
         "rate": rate,
+        "app_args": args or {},
         "seconds": wall,
         "tx_per_s": decided / wall,
         "p50_ms": float(np.percentile(lat, 50)),
@@ -142,11 +152,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--entry-size", type=int, default=100, help="transactions per entry")
     ap.add_argument("--no-labels", action="store_true")
     ap.add_argument("--rate", type=float, default=None, help="tx/s to append at (default: max)")
+    ap.add_argument("--bare", action="store_true", help="Serve's defaults, not the throughput mode")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an app argument on top of serve_config.yaml, e.g. n_user_shards=4",
+    )
     args = ap.parse_args(argv)
+    app_args = {k: json.loads(v) for k, _, v in (x.partition("=") for x in args.set)}
     console = Console()
     out = run(
         console, args.transactions, args.partitions, args.read_count, args.entry_size,
-        not args.no_labels, args.rate,
+        not args.no_labels, args.rate, fast=not args.bare, args=app_args,
     )  # fmt: skip
     console.print(
         f"stream path: {out['decided']:,}/{out['transactions']:,} decided in "
