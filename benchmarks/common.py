@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -58,6 +59,22 @@ def save(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(body, indent=2, default=str) + "\n")
     print(f"saved {path}")
     return path
+
+
+def add_app_args(ap: argparse.ArgumentParser) -> None:
+    """`--set NAME=JSON`, repeatable: app arguments on top of serve_config.yaml."""
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an app argument on top of serve_config.yaml, e.g. n_user_shards=4",
+    )
+
+
+def app_args(ns: argparse.Namespace) -> dict[str, Any]:
+    """The `--set` arguments as a dict of JSON values."""
+    return {k: json.loads(v) for k, _, v in (x.partition("=") for x in ns.set)}
 
 
 def cpu_of(processes: Iterable[Any]) -> float:

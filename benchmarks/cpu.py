@@ -11,7 +11,6 @@ Writes benchmarks/results/cpu.json and prints the breakdown.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -26,7 +25,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-from benchmarks.common import save
+from benchmarks.common import add_app_args, app_args, save
 from benchmarks.compare import SERVICE_URL, Cursor, Scenario, load_wrk, warm
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
 
@@ -137,18 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--top", type=int, default=6, help="profile this many busiest processes")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=JSON",
-        help="an app argument on top of serve_config.yaml, e.g. n_user_shards=2",
-    )
+    add_app_args(ap)
     a = ap.parse_args(argv)
     console = Console()
     data = Path("data")
-    app_args = {k: json.loads(v) for k, _, v in (x.partition("=") for x in a.set)}
-    config = demo_config(data, app_args)
+    settings = app_args(a)
+    config = demo_config(data, settings)
     proc = start_service(console, data / "logs" / "cpu-serve.log", config, fast=True)
     try:
         wait_healthy(proc)
@@ -196,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     for each in rows:
         by_role[each["role"]] += each["cpu_s"]
     total = sum(by_role.values())
-    console.print(f"idle: {idle_cores:.3f} cores ({app_args or 'serve_config.yaml as is'})")
+    console.print(f"idle: {idle_cores:.3f} cores ({settings or 'serve_config.yaml as is'})")
     for name, cores in sorted(idle.items(), key=lambda kv: -kv[1]):
         if cores >= 0.002:
             console.print(f"  {name:<40} {cores:6.3f} cores")
@@ -227,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": a.seconds,
             "concurrency": a.concurrency,
             "load": r,
-            "app_args": app_args,
+            "app_args": settings,
             "idle_cores": idle_cores,
             "idle_cores_by_role": dict(sorted(idle.items(), key=lambda kv: -kv[1])),
             "server_us_per_tx": 1e6 * total / tx,

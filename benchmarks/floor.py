@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from rich.console import Console
 from benchmarks.common import save
 from benchmarks.compare import Scenario, cpu_seconds, load_wrk
 from benchmarks.traffic import build
+from cli.demo import stop_service
 from deployments.serve_mode import fast_env
 
 PORT = 8200
@@ -70,16 +70,6 @@ def measure(
     return rows
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks floor")
     ap.add_argument("--seconds", type=float, default=8.0)
@@ -96,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rows += measure("uvicorn", uvicorn, a.seconds, console)
     finally:
-        stop(uvicorn)
+        stop_service(uvicorn, console)
     config = Path("data") / "floor-serve-config.yaml"
     config.write_text(yaml.safe_dump({
         "proxy_location": "HeadOnly",
@@ -117,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             rows += measure("serve (fast)", serve, a.seconds, console)
         finally:
-            stop(serve)
+            stop_service(serve, console)
     save("floor", {"seconds": a.seconds, "fast_env": fast_env(), "rows": rows})
 
 

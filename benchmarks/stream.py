@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ import redis
 import yaml
 from rich.console import Console
 
-from benchmarks.common import cpu_of, save
+from benchmarks.common import add_app_args, app_args, cpu_of, save
 from benchmarks.compare import cpu_seconds
 from cli.demo import URL, demo_config, start_service, stop_service, wait_healthy
 from features.transactions import normalise
@@ -153,19 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-labels", action="store_true")
     ap.add_argument("--rate", type=float, default=None, help="tx/s to append at (default: max)")
     ap.add_argument("--bare", action="store_true", help="Serve's defaults, not the throughput mode")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=JSON",
-        help="an app argument on top of serve_config.yaml, e.g. n_user_shards=4",
-    )
+    add_app_args(ap)
     args = ap.parse_args(argv)
-    app_args = {k: json.loads(v) for k, _, v in (x.partition("=") for x in args.set)}
+    settings = app_args(args)
     console = Console()
     out = run(
         console, args.transactions, args.partitions, args.read_count, args.entry_size,
-        not args.no_labels, args.rate, fast=not args.bare, args=app_args,
+        not args.no_labels, args.rate, fast=not args.bare, args=settings,
     )  # fmt: skip
     console.print(
         f"stream path: {out['decided']:,}/{out['transactions']:,} decided in "
