@@ -30,9 +30,9 @@ def fast_env(haproxy: Path | None = DEBIAN_HAPROXY) -> dict[str, str]:
             HAPROXY: "1",
             HAPROXY_BINARY: str(haproxy),
             "RAY_SERVE_HAPROXY_NBTHREAD": "1",
-            # Off: HAProxy would log every request to the HAProxyManager actor, which parses
-            # each line into Serve's request metrics, ~9 % of the service's CPU at c=64
-            # (python -m benchmarks cpu); the Ingress records its own per-route metrics.
+            # Off: HAProxy would send a log line per request to the HAProxyManager actor,
+            # which parses each into Serve's request metrics (BENCHMARKS.md, "Where the CPU
+            # goes"); the Ingress records its own per-route request metrics.
             HAPROXY_METRICS: "0",
         }
     return env

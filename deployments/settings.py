@@ -37,9 +37,9 @@ class AppArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Each shard a request group touches is one more hop: on one machine, few shards are
-    # faster (2 + 1 answered ~35 % more single transactions than 4 + 2 at c=64 here,
-    # `python -m benchmarks cpu`); a cluster spreads more (serve_config.cluster.yaml).
+    # Each shard a request group touches is one more message and one more process, so one
+    # machine runs few (BENCHMARKS.md, "Where the CPU goes"); a cluster spreads state over
+    # more (serve_config.cluster.yaml).
     n_user_shards: int = Field(2, ge=1, le=4096)
     n_terminal_shards: int = Field(1, ge=1, le=4096)
     key_groups: int = Field(
