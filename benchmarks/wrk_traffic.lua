@@ -33,11 +33,15 @@ end
 
 request = function()
   local k = tid + nthreads * sent
-  local first = start + k * batch
   if (k + 1) * batch > count then
+    -- No lines left for this thread: stop it. wrk still sends the request returned here,
+    -- so it repeats the run's first lines (an idempotent retry for the server).
     wrk.thread:stop()
+    k = 0
+  else
+    sent = sent + 1
   end
-  sent = sent + 1
+  local first = start + k * batch
   handle:seek("set", first * width)
   local raw = handle:read(width * batch)
   -- The last line's comma and padding go; the others' stay as JSON separators.
