@@ -77,15 +77,28 @@ def app_args(ns: argparse.Namespace) -> dict[str, Any]:
     return {k: json.loads(v) for k, _, v in (x.partition("=") for x in ns.set)}
 
 
-def cpu_of(processes: Iterable[Any]) -> float:
-    """User + system CPU seconds of these `psutil.Process`es (ones gone meanwhile count 0)."""
+def cpu_by_pid(processes: Iterable[Any]) -> dict[int, float]:
+    """User + system CPU seconds of each of these `psutil.Process`es (ones gone are left out)."""
     import psutil
 
-    total = 0.0
+    out = {}
     for p in processes:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            out[p.pid] = t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def cpu_of(processes: Iterable[Any]) -> float:
+    """User + system CPU seconds of these `psutil.Process`es (ones gone meanwhile count 0)."""
+    return sum(cpu_by_pid(processes).values())
+
+
+def tree(pid: int) -> list[Any]:
+    """A process and all its descendants (for `serve run`: Ray's whole tree)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]

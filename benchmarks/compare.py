@@ -34,7 +34,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from benchmarks.common import RESULTS, cpu_of, save
+from benchmarks.common import RESULTS, cpu_of, save, tree
 from benchmarks.traffic import Traffic, build
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
 from deployments.serve_mode import fast_env
@@ -70,8 +70,7 @@ SERVICE_URL = "http://127.0.0.1:8000"
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (Ray's whole tree)."""
     try:
-        root = psutil.Process(pid)
-        return cpu_of([root, *root.children(recursive=True)])
+        return cpu_of(tree(pid))
     except psutil.NoSuchProcess:
         return 0.0
 

@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-from benchmarks.common import add_app_args, app_args, save
+from benchmarks.common import add_app_args, app_args, cpu_by_pid, save, tree
 from benchmarks.compare import SERVICE_URL, Cursor, Scenario, load_wrk, warm
 from cli.demo import demo_config, start_service, stop_service, wait_healthy
 
@@ -63,22 +63,6 @@ def role(p: psutil.Process) -> str:
         if daemon in cmd:
             return daemon
     return Path(p.name()).name
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def cpu_by_pid(processes: list[psutil.Process]) -> dict[int, float]:
-    out = {}
-    for p in processes:
-        try:
-            t = p.cpu_times()
-            out[p.pid] = t.user + t.system
-        except psutil.Error:
-            pass
-    return out
 
 
 def activity(stack: str) -> str:
