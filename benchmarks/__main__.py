@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access, cpu, floor."""
+compare, stream, memory, access, cpu, floor, simulate."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def main() -> None:
         "memory": "benchmarks.memory",
         "access": "benchmarks.access",
         "cpu": "benchmarks.cpu",
+        "simulate": "benchmarks.simulate",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

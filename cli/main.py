@@ -35,7 +35,12 @@ def _fail(message: str) -> None:
 
 @app.command()
 def simulate(
-    output: Annotated[Path, typer.Option(help="Parquet file to write.")] = Path("data/tx.parquet"),
+    output: Annotated[
+        str,
+        typer.Option(
+            help="A .parquet file, or a directory or URI (s3://...) for a partitioned table."
+        ),
+    ] = "data/tx.parquet",
     customers: Annotated[int, typer.Option(min=1, help="Number of cards.")] = 5_000,
     terminals: Annotated[int, typer.Option(min=1, help="Number of terminals.")] = 10_000,
     days: Annotated[int, typer.Option(min=1, help="Days to simulate.")] = 183,
@@ -47,10 +52,16 @@ def simulate(
     handbook: Annotated[
         bool, typer.Option(help="The book's run exactly: scenarios 1-3 only, no card testing.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Ray tasks, one part each (the stream is the same for any)."),
+    ] = 1,
 ) -> None:
     """Generate a labelled transaction stream (the handbook's model plus card testing)."""
     from cli.progress import progress_bar
+    from features.parts import PartsError, is_uri
     from simulator.config import SimulationConfig
+    from simulator.distributed import generate_distributed
     from simulator.generate import write_parquet
 
     cfg = SimulationConfig(
@@ -61,8 +72,19 @@ def simulate(
         seed=seed,
         card_testing_per_day=0 if handbook else card_testing_per_day,
     )
-    with progress_bar("simulating days") as progress:
-        stats = write_parquet(cfg, output, progress)
+    one_file = output.endswith(".parquet") and not is_uri(output)
+    if one_file and workers > 1:
+        _fail("--workers > 1 writes a partitioned table: give --output a directory or URI")
+    try:
+        if one_file:
+            with progress_bar("simulating days") as progress:
+                stats = write_parquet(cfg, output, progress)
+        else:
+            label = "simulating days" if workers == 1 else "simulating parts"
+            with progress_bar(label) as progress:
+                stats = generate_distributed(cfg, output, workers, progress)
+    except (PartsError, ValueError) as e:
+        _fail(str(e))
     console.print(f"wrote {output}: " + json.dumps(stats))
 
 
@@ -290,9 +312,14 @@ class Sink(str, Enum):
 
 @app.command()
 def replay(
-    input: Annotated[Path, typer.Option(help="Transactions to play (ours or the handbook's).")],
+    input: Annotated[
+        str,
+        typer.Option(
+            help="Transactions to play: a file, or a partitioned table's directory or URI."
+        ),
+    ],
     url: Annotated[
-        str, typer.Option(help="Service base URL (loopback only).")
+        str, typer.Option(help="Service base URL; on a cluster, one every node reaches.")
     ] = "http://127.0.0.1:8000",
     rate: Annotated[
         float | None, typer.Option(min=1, help="Transactions/s cap, all lanes.")
@@ -315,6 +342,10 @@ def replay(
         typer.Option(min=0, help="Seconds a request is retried on 429/503 or no connection."),
     ] = 30.0,
     report_json: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    id_prefix: Annotated[
+        str,
+        typer.Option(help="Put before every id: replay a stream again as cards never seen."),
+    ] = "",
     sink: Annotated[
         Sink, typer.Option(help="http: the HTTP API; redis-stream: the durable stream path.")
     ] = Sink.http,
@@ -340,8 +371,9 @@ def replay(
     import pandas as pd
 
     from cli.progress import replay_progress
+    from features.parts import is_uri
     from features.transactions import read_transactions
-    from simulator.replay import ReplayOptions, replay_stream
+    from simulator.replay import ReplayOptions, replay_stream, with_id_prefix
     from simulator.report import build_report, print_report
 
     delay_days = pd.Timedelta(label_delay).total_seconds() / 86_400
@@ -356,6 +388,7 @@ def replay(
         max_seconds=max_seconds,
         retry_for_s=retry_for,
         api_key=api_key,
+        id_prefix=id_prefix,
     )
     tx = read_transactions(input)
     if limit:
@@ -373,14 +406,15 @@ def replay(
             max_seconds=max_seconds,
         )
         with replay_progress(console) as progress:
-            result = replay_to_stream(tx, sopts, progress)
+            result = replay_to_stream(with_id_prefix(tx, id_prefix), sopts, progress)
     elif workers > 1:
         from simulator.distributed import replay_distributed
 
         if limit:
             _fail("--limit works with --workers 1 only")
         console.print(f"replaying {len(tx):,} transactions on {workers} Ray tasks")
-        result = replay_distributed(str(input.resolve()), opts, workers)
+        where = input if is_uri(input) else str(Path(input).resolve())  # tasks run elsewhere
+        result = replay_distributed(where, opts, workers)
     else:
         with replay_progress(console) as progress:
             result = asyncio.run(replay_stream(tx, opts, progress))

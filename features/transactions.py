@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from features.parts import is_partitioned, is_uri, read_parts
 
 COLUMNS: tuple[str, ...] = (
     "transaction_id",
@@ -64,8 +67,17 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_transactions(path: str | Path) -> pd.DataFrame:
-    """Read a Parquet (or CSV) transaction file in either schema, normalised."""
+def read_transactions(path: str | Path, parts: Sequence[int] | None = None) -> pd.DataFrame:
+    """Read a Parquet (or CSV) transaction file in either schema, normalised; or a
+    partitioned table (`features.parts`: a directory or URI), only `parts` of it if given,
+    in event-time order with ties by transaction id, whichever parts it holds."""
+    if is_uri(path) or is_partitioned(path):
+        df = read_parts(path, parts).to_pandas()
+        return normalise(
+            df.sort_values(["timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
+        )
+    if parts is not None:
+        raise SchemaError(f"parts: {path} is one file, not a partitioned table")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no transaction file at {path}")

@@ -29,6 +29,9 @@ class SimulationConfig(BaseModel):
     card_testing_min_tx: int = Field(5, ge=1)
     card_testing_max_tx: int = Field(15, ge=1)
     card_testing_span_minutes: float = Field(30.0, gt=0)
+    # The unit of parallel generation: each block of cards has its own random stream, so a
+    # stream depends on this (and the seed), never on how many workers generate it.
+    cards_per_block: int = Field(250, ge=1)
 
     @classmethod
     def handbook(cls, **overrides: object) -> SimulationConfig:

@@ -10,7 +10,7 @@ never used, within minutes, which only time-aware per-card features can see.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.parts import part_writer
 from simulator.config import SimulationConfig
+
+Progress = Callable[[int, int], None] | None
 
 SCHEMA = pa.schema(
     [
@@ -35,38 +38,74 @@ SCHEMA = pa.schema(
 SECONDS_PER_DAY = 86_400
 
 
+# A stream is generated in blocks of `cards_per_block` cards, each with its own random stream
+# (seeded by the seed and the block's number), plus one stream per day for the events every
+# block must agree on (which terminals and cards are compromised, who is card-tested). A
+# block's cards therefore get the same transactions whichever worker generates them, so the
+# output of a seed is the same for any number of workers.
+ID_STRIDE = 10**10  # transaction_id = block * ID_STRIDE + the transaction's number in its block
+_TERMINALS, _BLOCK, _DAY = 0, 1, 2  # the random streams' tags
+
+
 @dataclass(frozen=True)
 class Profiles:
-    """Customer and terminal profiles, plus each customer's reachable terminals (CSR)."""
+    """One block's card profiles, plus each card's reachable terminals (CSR)."""
 
+    first_card: int
     mean_amount: np.ndarray
     std_amount: np.ndarray
     mean_tx_per_day: np.ndarray
-    terminal_offsets: np.ndarray  # customer i's terminals: terminal_ids[offsets[i]:offsets[i+1]]
+    terminal_offsets: np.ndarray  # card i's terminals: terminal_ids[offsets[i]:offsets[i+1]]
     terminal_ids: np.ndarray
 
 
-def make_profiles(cfg: SimulationConfig, rng: np.random.Generator) -> Profiles:
-    n_c, n_t = cfg.n_customers, cfg.n_terminals
+def n_blocks(cfg: SimulationConfig) -> int:
+    return -(-cfg.n_customers // cfg.cards_per_block)
+
+
+def part_blocks(cfg: SimulationConfig, part: int, parts: int) -> range:
+    """The contiguous run of blocks that part `part` of `parts` generates."""
+    n = n_blocks(cfg)
+    if not 1 <= parts <= n:
+        raise ValueError(
+            f"workers: {parts} asked for, but {cfg.n_customers:,} cards make {n} block(s) of "
+            f"{cfg.cards_per_block}; use at most {n} workers or smaller cards_per_block"
+        )
+    return range(part * n // parts, (part + 1) * n // parts)
+
+
+def terminal_positions(cfg: SimulationConfig) -> np.ndarray:
+    rng = np.random.default_rng([cfg.seed, _TERMINALS])
+    return rng.uniform(0, 100, size=(cfg.n_terminals, 2)).astype(np.float32)
+
+
+def make_profiles(
+    cfg: SimulationConfig, term_xy: np.ndarray, block: int
+) -> tuple[Profiles, np.random.Generator]:
+    """Block `block`'s profiles and the random stream its days continue from."""
+    rng = np.random.default_rng([cfg.seed, _BLOCK, block])
+    first = block * cfg.cards_per_block
+    n_c = min(cfg.cards_per_block, cfg.n_customers - first)
     cust_xy = rng.uniform(0, 100, size=(n_c, 2))
     mean_amount = rng.uniform(5, 100, size=n_c)
-    std_amount = mean_amount / 2
     mean_tx = rng.uniform(0, 4, size=n_c)
-    term_xy = rng.uniform(0, 100, size=(n_t, 2)).astype(np.float32)
 
     counts = np.zeros(n_c, dtype=np.int64)
     chunks: list[np.ndarray] = []
     r2 = np.float32(cfg.radius**2)
-    block = max(1, 20_000_000 // max(n_t, 1))  # bound the distance matrix to ~80 MB
-    for a in range(0, n_c, block):
-        c = cust_xy[a : a + block].astype(np.float32)
+    step = max(1, 20_000_000 // max(len(term_xy), 1))  # bound the distance matrix to ~80 MB
+    for a in range(0, n_c, step):
+        c = cust_xy[a : a + step].astype(np.float32)
         d2 = ((c[:, None, :] - term_xy[None, :, :]) ** 2).sum(axis=2)
         rows, cols = np.nonzero(d2 < r2)
         counts[a : a + len(c)] = np.bincount(rows, minlength=len(c))
         chunks.append(cols.astype(np.int32))
     offsets = np.zeros(n_c + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return Profiles(mean_amount, std_amount, mean_tx, offsets, np.concatenate(chunks))
+    profiles = Profiles(
+        first, mean_amount, mean_amount / 2, mean_tx, offsets, np.concatenate(chunks)
+    )
+    return profiles, rng
 
 
 class _ActiveSet:
@@ -84,114 +123,185 @@ class _ActiveSet:
         return np.fromiter(self.until.keys(), dtype=np.int64, count=len(self.until))
 
 
-def _genuine_day(
-    day: int, p: Profiles, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # card, terminal, second, amount
+
+
+def _genuine_day(day: int, p: Profiles, rng: np.random.Generator) -> Rows:
     n_avail = np.diff(p.terminal_offsets)
     n_tx = rng.poisson(p.mean_tx_per_day)
     n_tx[n_avail == 0] = 0
-    cust = np.repeat(np.arange(len(n_tx), dtype=np.int64), n_tx)
-    secs = rng.normal(SECONDS_PER_DAY / 2, 20_000, size=len(cust)).astype(np.int64)
+    local = np.repeat(np.arange(len(n_tx), dtype=np.int64), n_tx)
+    secs = rng.normal(SECONDS_PER_DAY / 2, 20_000, size=len(local)).astype(np.int64)
     keep = (secs > 0) & (secs < SECONDS_PER_DAY)
-    cust, secs = cust[keep], secs[keep]
-    mean, std = p.mean_amount[cust], p.std_amount[cust]
+    local, secs = local[keep], secs[keep]
+    mean, std = p.mean_amount[local], p.std_amount[local]
     amount = rng.normal(mean, std)
     neg = amount < 0
     amount[neg] = rng.uniform(0, 2 * mean[neg])
     amount = np.round(amount, 2)
-    pick = (rng.random(len(cust)) * n_avail[cust]).astype(np.int64)
-    term = p.terminal_ids[p.terminal_offsets[cust] + pick].astype(np.int64)
-    return cust, term, secs + day * SECONDS_PER_DAY, amount
+    pick = (rng.random(len(local)) * n_avail[local]).astype(np.int64)
+    term = p.terminal_ids[p.terminal_offsets[local] + pick].astype(np.int64)
+    return local + p.first_card, term, secs + day * SECONDS_PER_DAY, amount
 
 
-def _card_testing(
-    day: int, cfg: SimulationConfig, p: Profiles, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    k = cfg.card_testing_per_day
-    if k == 0:
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty, np.empty(0)
-    cards = rng.choice(cfg.n_customers, size=k, replace=False)
-    sizes = rng.integers(cfg.card_testing_min_tx, cfg.card_testing_max_tx + 1, size=k)
-    span = cfg.card_testing_span_minutes * 60
-    starts = rng.uniform(0, SECONDS_PER_DAY - span, size=k)
-    cust = np.repeat(cards.astype(np.int64), sizes)
-    offs = rng.uniform(0, span, size=len(cust))
-    secs = (np.repeat(starts, sizes) + offs).astype(np.int64) + day * SECONDS_PER_DAY
-    amount = np.round(rng.uniform(0.5, 3.0, size=len(cust)), 2)
-    term = rng.integers(0, cfg.n_terminals, size=len(cust)).astype(np.int64)
-    return cust, term, secs, amount
+@dataclass(frozen=True)
+class _DayEvents:
+    """What every block must agree on for one day."""
+
+    terminals: np.ndarray  # compromised terminals active today
+    cards: np.ndarray  # compromised cards active today
+    testing: Rows  # the day's card-testing payments, all cards
 
 
-def generate_days(cfg: SimulationConfig) -> Iterator[pd.DataFrame]:
-    """Yield one DataFrame per simulated day, in time order, with global transaction ids."""
-    rng = np.random.default_rng(cfg.seed)
-    profiles = make_profiles(cfg, rng)
-    terminals, customers = _ActiveSet(), _ActiveSet()
-    start = np.datetime64(cfg.start_date, "s")
-    next_id = 0
-    for day in range(cfg.n_days):
-        g = _genuine_day(day, profiles, rng)
-        c = _card_testing(day, cfg, profiles, rng)
-        cust = np.concatenate([g[0], c[0]])
-        term = np.concatenate([g[1], c[1]])
-        secs = np.concatenate([g[2], c[2]])
-        amount = np.concatenate([g[3], c[3]])
-        scenario = np.zeros(len(cust), dtype=np.int8)
+class _Events:
+    """The days' shared events, drawn from one random stream per day."""
 
-        scenario[amount > 220] = 1
+    def __init__(self, cfg: SimulationConfig) -> None:
+        self.cfg = cfg
+        self.terminals, self.cards = _ActiveSet(), _ActiveSet()
+
+    def day(self, day: int) -> _DayEvents:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, _DAY, day])
         n_ct = min(cfg.compromised_terminals_per_day, cfg.n_terminals)
-        terminals.add(
+        self.terminals.add(
             rng.choice(cfg.n_terminals, n_ct, replace=False), day + cfg.terminal_compromise_days
         )
-        scenario[np.isin(term, terminals.active(day))] = 2
         n_cc = min(cfg.compromised_customers_per_day, cfg.n_customers)
-        customers.add(
+        self.cards.add(
             rng.choice(cfg.n_customers, n_cc, replace=False), day + cfg.customer_compromise_days
         )
-        hit = np.isin(cust, customers.active(day)) & (rng.random(len(cust)) < 1 / 3)
-        hit[len(g[0]) :] = False  # card-testing rows keep their own scenario
-        amount[hit] = np.round(amount[hit] * 5, 2)
-        scenario[hit] = 3
-        scenario[len(g[0]) :] = 4
+        testing = self._testing(day, rng)
+        return _DayEvents(self.terminals.active(day), self.cards.active(day), testing)
 
-        order = np.argsort(secs, kind="stable")
-        n = len(order)
+    def _testing(self, day: int, rng: np.random.Generator) -> Rows:
+        cfg = self.cfg
+        k = min(cfg.card_testing_per_day, cfg.n_customers)
+        cards = rng.choice(cfg.n_customers, size=k, replace=False).astype(np.int64)
+        sizes = rng.integers(cfg.card_testing_min_tx, cfg.card_testing_max_tx + 1, size=k)
+        span = cfg.card_testing_span_minutes * 60
+        starts = rng.uniform(0, SECONDS_PER_DAY - span, size=k)
+        cust = np.repeat(cards, sizes)
+        offs = rng.uniform(0, span, size=len(cust))
+        secs = (np.repeat(starts, sizes) + offs).astype(np.int64) + day * SECONDS_PER_DAY
+        amount = np.round(rng.uniform(0.5, 3.0, size=len(cust)), 2)
+        term = rng.integers(0, cfg.n_terminals, size=len(cust)).astype(np.int64)
+        return cust, term, secs, amount
+
+
+def _block_day(
+    day: int, events: _DayEvents, p: Profiles, rng: np.random.Generator, n_cards: int
+) -> tuple[Rows, np.ndarray]:
+    """One block's payments of one day in time order, and their fraud scenarios."""
+    g = _genuine_day(day, p, rng)
+    mine = (events.testing[0] >= p.first_card) & (events.testing[0] < p.first_card + n_cards)
+    c = tuple(col[mine] for col in events.testing)
+    cust, term, secs, amount = (np.concatenate([a, b]) for a, b in zip(g, c, strict=True))
+    n_genuine = len(g[0])
+    scenario = np.zeros(len(cust), dtype=np.int8)
+    scenario[amount > 220] = 1
+    scenario[np.isin(term, events.terminals)] = 2
+    hit = np.isin(cust, events.cards)
+    hit[:n_genuine] &= rng.random(n_genuine) < 1 / 3
+    hit[n_genuine:] = False  # card-testing rows keep their own scenario
+    amount[hit] = np.round(amount[hit] * 5, 2)
+    scenario[hit] = 3
+    scenario[n_genuine:] = 4
+    order = np.argsort(secs, kind="stable")
+    return (cust[order], term[order], secs[order], amount[order]), scenario[order]
+
+
+def generate_days(cfg: SimulationConfig, part: int = 0, parts: int = 1) -> Iterator[pd.DataFrame]:
+    """Yield one DataFrame per simulated day, in time order (ties by transaction id), holding
+    the cards of part `part` of `parts`; all parts together hold the whole stream."""
+    term_xy = terminal_positions(cfg)
+    blocks = [make_profiles(cfg, term_xy, b) for b in part_blocks(cfg, part, parts)]
+    events = _Events(cfg)
+    next_seq = [0] * len(blocks)
+    start = np.datetime64(cfg.start_date, "s")
+    for day in range(cfg.n_days):
+        shared = events.day(day)
+        cols: list[tuple[Rows, np.ndarray, np.ndarray]] = []
+        for i, (profiles, rng) in enumerate(blocks):
+            rows, scenario = _block_day(day, shared, profiles, rng, len(profiles.mean_amount))
+            n = len(scenario)
+            block = profiles.first_card // cfg.cards_per_block
+            ids = block * ID_STRIDE + np.arange(next_seq[i], next_seq[i] + n, dtype=np.int64)
+            next_seq[i] += n
+            cols.append((rows, scenario, ids))
+        cust, term, secs, amount = (np.concatenate([c[0][k] for c in cols]) for k in range(4))
+        scenario = np.concatenate([c[1] for c in cols])
+        ids = np.concatenate([c[2] for c in cols])
+        order = np.lexsort((ids, secs))
         yield pd.DataFrame(
             {
-                "transaction_id": np.arange(next_id, next_id + n, dtype=np.int64),
+                "transaction_id": ids[order],
                 "timestamp": start + secs[order].astype("timedelta64[s]"),
                 "user_id": cust[order],
                 "terminal_id": term[order],
-                "amount": amount[order],
+                "amount": amount[order].astype(np.float64),
                 "is_fraud": (scenario[order] > 0).astype(np.int8),
                 "fraud_scenario": scenario[order],
             }
         )
-        next_id += n
+
+
+class _Tally:
+    """Summary statistics of the rows written, summed across days and parts."""
+
+    def __init__(self) -> None:
+        self.rows = self.frauds = 0
+        self.by_scenario = np.zeros(5, dtype=np.int64)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        self.frauds += int(frame["is_fraud"].sum())
+        self.by_scenario += np.bincount(frame["fraud_scenario"], minlength=5)[:5]
+
+    def counts(self) -> dict[str, int]:
+        scenarios = {f"scenario_{k}": int(self.by_scenario[k]) for k in range(1, 5)}
+        return {"transactions": self.rows, "frauds": self.frauds, **scenarios}
+
+
+def summary(counts: dict[str, int], n_days: int) -> dict[str, float]:
+    """The statistics a run reports, from the counts of one or more parts."""
+    rows = counts["transactions"]
+    return {
+        **counts,
+        "fraud_rate": counts["frauds"] / max(rows, 1),
+        "transactions_per_day": rows / n_days,
+    }
+
+
+def _write_days(
+    writer: pq.ParquetWriter, days: Iterator[pd.DataFrame], n_days: int, progress: Progress
+) -> dict[str, int]:
+    tally = _Tally()
+    for day, frame in enumerate(days):
+        frame["timestamp"] = frame["timestamp"].astype("datetime64[ms]")
+        writer.write_table(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False))
+        tally.add(frame)
+        if progress is not None:
+            progress(day + 1, n_days)
+    return tally.counts()
 
 
 def write_parquet(
-    cfg: SimulationConfig, path: str | Path, progress: object | None = None
+    cfg: SimulationConfig, path: str | Path, progress: Progress = None
 ) -> dict[str, float]:
-    """Stream the simulation to Parquet, one row group per day; returns summary statistics."""
+    """Stream the simulation to one Parquet file, one row group per day; returns summary
+    statistics."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    n_rows = n_fraud = 0
-    by_scenario = np.zeros(5, dtype=np.int64)
     with pq.ParquetWriter(path, SCHEMA) as writer:
-        for day, frame in enumerate(generate_days(cfg)):
-            frame["timestamp"] = frame["timestamp"].astype("datetime64[ms]")
-            writer.write_table(pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False))
-            n_rows += len(frame)
-            n_fraud += int(frame["is_fraud"].sum())
-            by_scenario += np.bincount(frame["fraud_scenario"], minlength=5)[:5]
-            if callable(progress):
-                progress(day + 1, cfg.n_days)
-    return {
-        "transactions": n_rows,
-        "frauds": n_fraud,
-        "fraud_rate": n_fraud / max(n_rows, 1),
-        "transactions_per_day": n_rows / cfg.n_days,
-        **{f"scenario_{k}": int(by_scenario[k]) for k in range(1, 5)},
-    }
+        counts = _write_days(writer, generate_days(cfg), cfg.n_days, progress)
+    return summary(counts, cfg.n_days)
+
+
+def write_part(
+    cfg: SimulationConfig, dest: str | Path, part: int, parts: int, progress: Progress = None
+) -> dict[str, int]:
+    """Write part `part` of `parts` (its cards' whole history) into the partitioned table at
+    `dest` (made by `features.parts.prepare`); returns its counts."""
+    with part_writer(dest, part, SCHEMA) as writer:
+        return _write_days(writer, generate_days(cfg, part, parts), cfg.n_days, progress)

@@ -56,6 +56,7 @@ class ReplayOptions:
     max_seconds: float | None = None  # stop (and report what was done) after this long
     api_key: str | None = None
     retry_for_s: float = 30.0  # how long one request is retried (429, 503, no connection)
+    id_prefix: str = ""  # put before every id, so a stream can be played again as new cards
 
 
 @dataclass
@@ -88,6 +89,14 @@ class _Pacer:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+def with_id_prefix(df: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """`df` with `prefix` before every transaction, card and terminal id."""
+    if not prefix:
+        return df
+    ids = ("transaction_id", "user_id", "terminal_id")
+    return df.assign(**{c: [prefix + i for i in as_id_strings(df[c])] for c in ids})
 
 
 def tx_bodies(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -260,7 +269,7 @@ async def replay_stream(
     """Send every transaction (and its label, once known) and collect the answers."""
     if opts.labels and opts.slice_seconds > opts.label_delay_days * 86_400:
         raise ValueError("slice_seconds must not exceed the label delay")
-    df = sort_by_event_time(transactions)
+    df = sort_by_event_time(with_id_prefix(transactions, opts.id_prefix))
     result = ReplayResult()
     client = _Client(opts, result)
     pacer = _Pacer(opts.rate)

@@ -101,3 +101,65 @@ def test_replay_bodies_are_what_the_api_takes_at_the_same_instants() -> None:
         assert [t.user_id for t in txs] == df["user_id"].astype(str).tolist()
         assert [t.terminal_id for t in txs] == df["terminal_id"].astype(str).tolist()
         assert [t.amount for t in txs] == df["amount"].tolist()
+
+
+PARTS_CFG = SimulationConfig(
+    n_customers=900,
+    n_terminals=1_500,
+    n_days=12,
+    seed=8,
+    card_testing_per_day=2,
+    cards_per_block=100,
+)
+
+
+def test_the_stream_is_the_same_whatever_the_number_of_workers(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    """Parts written by 1 or 3 Ray tasks, and the one-file writer, hold the same rows; each
+    card lives in exactly one part; the manifest counts what was written."""
+    from features.parts import read_manifest
+    from features.transactions import read_transactions
+    from simulator.distributed import generate_distributed
+
+    one = tmp_path / "one.parquet"
+    whole = write_parquet(PARTS_CFG, one)
+    expected = read_transactions(one)
+    assert len(expected) == whole["transactions"] > 10_000
+    for workers in (1, 3):
+        dest = tmp_path / f"k{workers}"
+        stats = generate_distributed(PARTS_CFG, str(dest), workers)
+        assert stats == whole
+        manifest = read_manifest(dest)
+        assert manifest.parts == workers and sum(manifest.rows) == len(expected)
+        pd.testing.assert_frame_equal(read_transactions(dest), expected)
+        cards = [set(read_transactions(dest, parts=[p])["user_id"]) for p in range(workers)]
+        assert sum(len(c) for c in cards) == len(set().union(*cards))  # disjoint
+    # Generation itself, without the files: part 1 of 3 is the same rows however read.
+    part = pd.concat(generate_days(PARTS_CFG, 1, 3), ignore_index=True)
+    pd.testing.assert_frame_equal(
+        part, read_transactions(tmp_path / "k3", parts=[1]), check_dtype=False
+    )
+
+
+def test_a_partitioned_table_is_refused_unless_complete(tmp_path: Path) -> None:
+    from features.parts import MANIFEST, PartsError, part_name
+    from features.transactions import read_transactions
+    from simulator.distributed import generate_distributed
+
+    cfg = PARTS_CFG.model_copy(update={"n_days": 2})
+    dest = tmp_path / "t"
+    generate_distributed(cfg, f"file://{dest}", 1)  # a URI, as for s3://
+    assert len(read_transactions(f"file://{dest}")) == len(read_transactions(dest)) > 0
+    with pytest.raises(PartsError, match="not empty"):
+        generate_distributed(cfg, str(dest), 1)  # old parts would mix with new ones
+    with pytest.raises(ValueError, match="at most 9 workers"):
+        generate_distributed(cfg, str(tmp_path / "many"), 10)
+    assert not (tmp_path / "many").exists()
+    (dest / MANIFEST).unlink()
+    with pytest.raises(PartsError, match="did not finish"):
+        read_transactions(dest)
+    generate_distributed(cfg, str(tmp_path / "u"), 1)
+    (tmp_path / "u" / part_name(0)).unlink()
+    with pytest.raises(PartsError, match="missing"):
+        read_transactions(tmp_path / "u")

@@ -131,5 +131,12 @@ def test_ray_train_fits_and_reports_once(ray_cluster: None, small_stream: pd.Dat
     model, metrics = train_with_ray(blocks.train, blocks.validation, bst.DEFAULT_PARAMS, 40, 2)
     assert model.num_boosted_rounds() == 40
     assert "validation_aucpr" in metrics and "train_auc" in metrics
-    scores = bst.predict(model, bst.design_matrix(blocks.test))
-    assert evaluate_scores(blocks.test, scores)["auc"] > 0.85
+    # It learns what one process learns from the same rows: a 4-day test block of 1,500
+    # cards holds ~110-150 frauds, so its AUC alone moves by +-0.05 from one seed to another.
+    x_test = bst.design_matrix(blocks.test)
+    plain, _ = bst.fit_booster(
+        bst.design_matrix(blocks.train), bst.labels(blocks.train), bst.DEFAULT_PARAMS, 40
+    )
+    auc = evaluate_scores(blocks.test, bst.predict(model, x_test))["auc"]
+    auc_plain = evaluate_scores(blocks.test, bst.predict(plain, x_test))["auc"]
+    assert auc > 0.75 and abs(auc - auc_plain) < 0.04, (auc, auc_plain)
