@@ -2,7 +2,8 @@
 
 Actors are detached and named `fraud:<kind>:<i>-of-<n>` in namespace `fraud`, so a restarted
 (or second) ingress reaches the same state; they reserve no CPU (`num_cpus=0`: on a small
-node a default 1-CPU reservation stalls placement) and Ray restarts them if they die, after
+node a default 1-CPU reservation stalls placement), spread over a cluster's nodes, and Ray
+restarts them if they die (on another node if theirs is gone), after
 which they rebuild their state from the store before serving. One `LayoutKeeper` actor per
 cluster moves key groups when an ingress starts with other shard counts than the store's
 layout (`actors.layout`), one move at a time.
@@ -31,6 +32,7 @@ _ACTOR_OPTIONS: dict[str, Any] = {
     "max_restarts": -1,
     "max_task_retries": 0,  # the client retries: every shard call is idempotent
     "max_concurrency": 1,  # calls run one at a time, in arrival order: per-card order holds
+    "scheduling_strategy": "SPREAD",  # on a cluster, state and its work over the nodes
 }
 
 

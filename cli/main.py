@@ -342,6 +342,10 @@ def replay(
         typer.Option(min=0, help="Seconds a request is retried on 429/503 or no connection."),
     ] = 30.0,
     report_json: Annotated[Path | None, typer.Option("--json", help="Write the report.")] = None,
+    answers_out: Annotated[
+        Path | None,
+        typer.Option("--answers", help="Parquet: each transaction's score and decision."),
+    ] = None,
     id_prefix: Annotated[
         str,
         typer.Option(help="Put before every id: replay a stream again as cards never seen."),
@@ -374,7 +378,7 @@ def replay(
     from features.parts import is_uri
     from features.transactions import read_transactions
     from simulator.replay import ReplayOptions, replay_stream, with_id_prefix
-    from simulator.report import build_report, print_report
+    from simulator.report import answers, build_report, print_report
 
     delay_days = pd.Timedelta(label_delay).total_seconds() / 86_400
     opts = ReplayOptions(
@@ -422,6 +426,10 @@ def replay(
     print_report(report, console)
     if report_json:
         _write_json(report_json, report)
+    if answers_out:
+        answers_out.parent.mkdir(parents=True, exist_ok=True)
+        answers(result).to_parquet(answers_out, index=False)
+        console.print(f"wrote {answers_out}")
     if report["answered"] == 0:
         raise typer.Exit(code=1)
 

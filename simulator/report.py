@@ -5,9 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from features.transactions import SCENARIOS
 from simulator.replay import ReplayResult
+
+# What `fraud replay --answers` keeps per transaction: the service's answer, never a card id.
+ANSWER_COLUMNS = (
+    "transaction_id", "score", "decision", "model_version", "latency_ms", "is_fraud",
+    "fraud_scenario",
+)  # fmt: skip
+
+
+def answers(result: ReplayResult) -> pd.DataFrame:
+    """One row per answered transaction, for comparing the service with `fraud score`."""
+    df = result.frame()
+    kept = [c for c in ANSWER_COLUMNS if c in df]
+    out = df[kept].copy() if len(df) else pd.DataFrame(columns=kept)
+    if "transaction_id" in out:
+        out["transaction_id"] = out["transaction_id"].astype(str)
+    return out
 
 
 def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""Several hosts on one machine, for what crosses a network: network namespaces joined by
+veth pairs to one bridge (Debian's iproute2; needs root), each host with its own address.
+
+The machine's own namespace reaches every host through the bridge's address. Every
+process a host runs is started here in its own process group; `down` kills those groups,
+then removes the namespaces, the veth pairs and the bridge, bounded in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str  # the namespace
+    address: str
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@dataclass
+class HostBed:
+    """`n` hosts on 10.77.<net>.2 ... (the bridge is .1); `net` keeps two beds apart."""
+
+    n: int
+    net: int = field(default_factory=lambda: 20 + os.getpid() % 200)
+    hosts: list[Host] = field(default_factory=list)
+    groups: dict[int, Host] = field(default_factory=dict)  # process group -> its host
+
+    @property
+    def bridge(self) -> str:
+        return f"frbr{self.net}"
+
+    def up(self) -> list[Host]:
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "add", f"10.77.{self.net}.1/24", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        for i in range(self.n):
+            host = Host(f"fr{self.net}h{i}", f"10.77.{self.net}.{i + 2}")
+            self.hosts.append(host)
+            outside, inside = f"fr{self.net}v{i}", f"fr{self.net}e{i}"
+            _ip("netns", "add", host.name)
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _ip("link", "set", inside, "netns", host.name)
+            _ip("link", "set", outside, "master", self.bridge, "up")
+            for args in (
+                ("addr", "add", f"{host.address}/24", "dev", inside),
+                ("link", "set", inside, "up"),
+                ("link", "set", "lo", "up"),
+            ):
+                _ip("netns", "exec", host.name, "ip", *args)
+        return self.hosts
+
+    def spawn(
+        self, host: Host, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` on `host` in a new process group (`ip netns exec` becomes it)."""
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", host.name, *argv],
+                env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.groups[proc.pid] = host
+        return proc
+
+    def run(
+        self, host: Host, argv: Sequence[str], env: dict[str, str], cwd: Path, timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` on `host` to its end (bounded), returning its output."""
+        return subprocess.run(
+            ["ip", "netns", "exec", host.name, *argv],
+            env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
+        )  # fmt: skip
+
+    def kill(self, host: Host) -> list[int]:
+        """SIGKILL every process group started on `host` (a host that dies at once)."""
+        killed = [g for g, h in self.groups.items() if h == host]
+        for group in killed:
+            _killpg(group, signal.SIGKILL)
+        return killed
+
+    def down(self, grace_s: float = 10.0) -> None:
+        for group in self.groups:
+            _killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(g) for g in self.groups):
+            time.sleep(0.2)
+        for group in self.groups:
+            _killpg(group, signal.SIGKILL)
+        for host in self.hosts:
+            subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=10)
+
+
+def _killpg(group: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group has already gone
+        os.killpg(group, sig)
+
+
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

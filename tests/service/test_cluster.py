@@ -1,0 +1,16 @@
+"""A three-host cluster (network namespaces on this machine): `serve deploy` of the cluster
+config, the replay as a Ray Job, and a worker host killed under its traffic."""
+
+from __future__ import annotations
+
+from tests.chaos.drill import run_drill
+
+
+def test_a_host_dies_under_traffic_and_nothing_is_lost() -> None:
+    status, result = run_drill("tests.chaos.cluster", timeout_s=600)
+    print(f"\nhost failure: {result}")
+    assert status == 0 and result["ok"], result
+    report = result["report"]
+    assert report["answered"] == report["offered"] - result["refused_zero_amount"]
+    assert result["max_score_diff"] < 1e-6 and result["decisions_equal"] == 1.0
+    assert result["victim"] in result["card_shards_by_host"]  # it held card state
