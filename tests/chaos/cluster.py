@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from deployments.serve_mode import fast_env
 from tests.chaos.hosts import Host, HostBed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,7 @@ class Drill:
             FRAUD_ID_KEY=secrets.token_hex(32),
             RAY_USAGE_STATS_ENABLED="0",
         )
+        self.env.update(fast_env())  # every node, as in production (rayservice.yaml)
         self.url = f"http://{self.head.address}:8000"
         self.api_key = ""
 
@@ -236,6 +238,7 @@ def run(work: Path) -> dict[str, Any]:
         drill = Drill(bed, work)
         drill.start()
         result["cluster_up_s"] = round(time.monotonic() - t0, 1)
+        result["serve_mode"] = httpx.get(f"{drill.url}/healthz", timeout=10).json().get("serve_mode")
         stream = work / "stream"
         stats = generate_distributed(SimulationConfig(**STREAM), str(stream), 1)  # type: ignore[arg-type]
         total = int(stats["transactions"])

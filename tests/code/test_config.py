@@ -86,3 +86,28 @@ def test_the_app_builder_takes_exactly_the_config_args() -> None:
     from deployments.app import build_app
 
     assert list(inspect.signature(build_app).parameters) == ["args"]
+
+
+def test_the_kuberay_manifest_serves_the_cluster_config_in_the_fast_mode(tmp_path: Path) -> None:
+    """rayservice.yaml embeds serve_config.cluster.yaml unchanged, and every Ray container
+    starts with Serve's fast-mode environment, the id key and the API key file the config
+    names."""
+    from deployments.serve_mode import DEBIAN_HAPROXY, fast_env
+
+    repo = Path(__file__).resolve().parents[2]
+    manifest = yaml.safe_load((repo / "rayservice.yaml").read_text())
+    cluster = yaml.safe_load((repo / "serve_config.cluster.yaml").read_text())
+    assert yaml.safe_load(manifest["spec"]["serveConfigV2"]) == cluster
+    binary = tmp_path / "haproxy"
+    binary.write_text("")
+    expected = fast_env(haproxy=binary) | {"RAY_SERVE_HAPROXY_BINARY_PATH": str(DEBIAN_HAPROXY)}
+    ray_cluster = manifest["spec"]["rayClusterConfig"]
+    assert ray_cluster["authOptions"]["mode"] == "token"
+    groups = [ray_cluster["headGroupSpec"], *ray_cluster["workerGroupSpecs"]]
+    keys_dir = str(Path(cluster["applications"][0]["args"]["access"]["keys_file"]).parent)
+    for group in groups:
+        (container,) = group["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert {k: env.get(k) for k in expected} == expected, container["name"]
+        assert "FRAUD_ID_KEY" in env  # the app refuses to start without it
+        assert keys_dir in {m["mountPath"] for m in container["volumeMounts"]}
