@@ -8,6 +8,7 @@ serve_config.yaml (comments kept) and `serve deploy` applies it as an in-place h
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,7 +79,9 @@ def _edit(config: Path, change: Any, apply: bool) -> None:
         y.dump(doc, f)
     console.print(f"updated {config}")
     if apply:
-        subprocess.run(["serve", "deploy", str(config)], check=True)
+        # This environment's `serve`, whether or not it is on PATH (a venv not activated).
+        serve = Path(sys.executable).parent / "serve"
+        subprocess.run([str(serve), "deploy", str(config)], check=True)
     else:
         console.print(f"apply with: serve deploy {config}   (an in-place hot swap)")
 

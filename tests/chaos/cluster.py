@@ -238,7 +238,8 @@ def run(work: Path) -> dict[str, Any]:
         drill = Drill(bed, work)
         drill.start()
         result["cluster_up_s"] = round(time.monotonic() - t0, 1)
-        result["serve_mode"] = httpx.get(f"{drill.url}/healthz", timeout=10).json().get("serve_mode")
+        health = httpx.get(f"{drill.url}/healthz", timeout=10).json()
+        result["serve_mode"] = health.get("serve_mode")
         stream = work / "stream"
         stats = generate_distributed(SimulationConfig(**STREAM), str(stream), 1)  # type: ignore[arg-type]
         total = int(stats["transactions"])

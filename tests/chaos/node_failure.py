@@ -58,8 +58,12 @@ def main() -> int:
                 .options(
                     name=f"drill:user:0-of-1:{attempt}",
                     namespace="drill",
-                    **_ACTOR_OPTIONS,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=True),
+                    **{
+                        **_ACTOR_OPTIONS,
+                        "scheduling_strategy": NodeAffinitySchedulingStrategy(
+                            worker.node_id, soft=True
+                        ),
+                    },
                 )
                 .remote(0, 1, settings)
             )
