@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -317,6 +318,10 @@ def run(work: Path) -> dict[str, Any]:
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fr-", dir="/tmp"))  # short: Ray's socket paths
     result = run(work)
+    if result["ok"]:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        result["logs"] = str(work)  # kept for a look at what broke
     print(json.dumps(result, default=str))
     return 0 if result["ok"] else 1
 
