@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.groups import stop_groups
 
 BIN = Path(sys.executable).parent  # the project's environment: its `ray` and `python`
 WORKER_PORTS = (30100, 30400)  # outside Ray's default range and the kernel's ephemeral one
@@ -41,26 +42,11 @@ class Head:
     env: dict[str, str] = field(repr=False)  # what a client runs with (the token included)
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL, to the node's process group (ours alone: the node is its
-        session's leader, so the group's id is its pid), then remove its temp dir."""
-        group = self.process.pid
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not _signal(group, sig):
-                break
-            deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and _signal(group, 0):
-                time.sleep(0.2)
+        """Stop the node's process group (ours alone: the node is its session's leader, so
+        the group's id is its pid), then remove its temp dir."""
+        stop_groups([self.process.pid], grace_s)
         self.process.wait(timeout=grace_s)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-def _signal(group: int, sig: int) -> bool:
-    """Send `sig` to the group; False once no process of it is left."""
-    try:
-        os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def start_head(num_cpus: int = 2, timeout_s: float = 90.0) -> Head:

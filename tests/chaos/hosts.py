@@ -8,14 +8,14 @@ then removes the namespaces, the veth pairs and the bridge, bounded in time.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.groups import signal_group, stop_groups
 
 
 @dataclass(frozen=True)
@@ -86,30 +86,11 @@ class HostBed:
         """SIGKILL every process group started on `host` (a host that dies at once)."""
         killed = [g for g, h in self.groups.items() if h == host]
         for group in killed:
-            _killpg(group, signal.SIGKILL)
+            signal_group(group, signal.SIGKILL)
         return killed
 
     def down(self, grace_s: float = 10.0) -> None:
-        for group in self.groups:
-            _killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(g) for g in self.groups):
-            time.sleep(0.2)
-        for group in self.groups:
-            _killpg(group, signal.SIGKILL)
+        stop_groups(self.groups, grace_s)
         for host in self.hosts:
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=10)
-
-
-def _killpg(group: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group has already gone
-        os.killpg(group, sig)
-
-
-def _alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
