@@ -106,12 +106,9 @@ def read_parts(path: str | Path, parts: Sequence[int] | None = None) -> pa.Table
     manifest = read_manifest(path)
     chosen = range(manifest.parts) if parts is None else parts
     bad = [p for p in chosen if not 0 <= p < manifest.parts]
-    if bad:
-        raise PartsError(f"parts: {bad} not in 0..{manifest.parts - 1} of {path}")
+    if bad or not chosen:
+        raise PartsError(f"parts: {list(chosen)} not a choice of 0..{manifest.parts - 1} of {path}")
     fs, base = location(path)
-    tables = [pq.read_table(f"{base}/{part_name(p)}", filesystem=fs) for p in chosen]
-    return (
-        pa.concat_tables(tables)
-        if tables
-        else pq.read_schema(f"{base}/{part_name(0)}", filesystem=fs).empty_table()
+    return pa.concat_tables(
+        [pq.read_table(f"{base}/{part_name(p)}", filesystem=fs) for p in chosen]
     )

@@ -49,15 +49,13 @@ def generate_distributed(
     else:
         ray = _ray()
         task = ray.remote(num_cpus=1)(write_part)
-        pending = [task.remote(cfg, dest, i, workers) for i in range(workers)]
-        order = list(pending)
-        done: dict[Any, dict[str, int]] = {}
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            done[ready[0]] = ray.get(ready[0])
+        refs = [task.remote(cfg, dest, i, workers) for i in range(workers)]
+        pending = list(refs)
+        while pending:  # progress as parts finish
+            _, pending = ray.wait(pending, num_returns=1)
             if progress is not None:
-                progress(len(done), workers)
-        counts = [done[ref] for ref in order]
+                progress(workers - len(pending), workers)
+        counts = ray.get(refs)
     total = {k: sum(c[k] for c in counts) for k in counts[0]}
     stats = summary(total, cfg.n_days)
     rows = [c["transactions"] for c in counts]

@@ -190,11 +190,12 @@ class _Events:
 
 
 def _block_day(
-    day: int, events: _DayEvents, p: Profiles, rng: np.random.Generator, n_cards: int
+    day: int, events: _DayEvents, p: Profiles, rng: np.random.Generator
 ) -> tuple[Rows, np.ndarray]:
     """One block's payments of one day in time order, and their fraud scenarios."""
     g = _genuine_day(day, p, rng)
-    mine = (events.testing[0] >= p.first_card) & (events.testing[0] < p.first_card + n_cards)
+    last = p.first_card + len(p.mean_amount)
+    mine = (events.testing[0] >= p.first_card) & (events.testing[0] < last)
     c = tuple(col[mine] for col in events.testing)
     cust, term, secs, amount = (np.concatenate([a, b]) for a, b in zip(g, c, strict=True))
     n_genuine = len(g[0])
@@ -223,7 +224,7 @@ def generate_days(cfg: SimulationConfig, part: int = 0, parts: int = 1) -> Itera
         shared = events.day(day)
         cols: list[tuple[Rows, np.ndarray, np.ndarray]] = []
         for i, (profiles, rng) in enumerate(blocks):
-            rows, scenario = _block_day(day, shared, profiles, rng, len(profiles.mean_amount))
+            rows, scenario = _block_day(day, shared, profiles, rng)
             n = len(scenario)
             block = profiles.first_card // cfg.cards_per_block
             ids = block * ID_STRIDE + np.arange(next_seq[i], next_seq[i] + n, dtype=np.int64)
