@@ -182,7 +182,7 @@ class DedupIndex:
         order = np.argsort(time, kind="stable")
         keys = [k for f in forms for k in f["keys"]]
         owners = [o for f in forms for o in f["owners"]]
-        feats = [np.asarray(f["feats"]).reshape(-1, self.n_features) for f in forms]
+        feats = [self._stored(f["feats"], len(f["keys"])) for f in forms]
         return {
             "head": 0, "first": 0,
             "keys": [keys[i] for i in order.tolist()],
@@ -195,6 +195,22 @@ class DedupIndex:
             "conflicts": sum(int(f["conflicts"]) for f in forms),
         }  # fmt: skip
 
+    def _stored(self, feats: Any, n: int) -> np.ndarray:
+        """A capture's features as n rows of this engine's width. A kernel's columns are
+        only ever appended to, so a capture from an engine with fewer holds a prefix of each
+        row: the columns it lacks are unknown (NaN, which the model and its reasons take as
+        missing), and a replayed duplicate still counts once."""
+        flat = np.asarray(feats, np.float64).ravel()
+        width = flat.size // n if n else self.n_features
+        if n and (width * n != flat.size or width > self.n_features):
+            raise ValueError(
+                f"stored deduplication entries hold {flat.size} feature values for {n} "
+                f"entries; this engine computes {self.n_features} per entry"
+            )
+        out = np.full((n, self.n_features), np.nan)
+        out[:, :width] = flat.reshape(n, width)
+        return out
+
     def load(self, form: dict[str, Any]) -> None:
         """Become the index a whole capture describes."""
         keys = list(form["keys"])
@@ -202,7 +218,7 @@ class DedupIndex:
         first = int(form["first"])
         self._body = np.asarray(form["body"], np.int64)
         self._time = np.asarray(form["time"], np.int64)
-        self._feats = np.asarray(form["feats"], np.float64).reshape(n, self.n_features)
+        self._feats = self._stored(form["feats"], n)
         self._keys = keys
         self._owners = list(form["owners"])
         self._pos = dict(zip(keys, range(first, first + n), strict=True))

@@ -131,6 +131,22 @@ def test_dedup_window_is_bounded_by_event_time_and_count() -> None:
     assert seen(clone, "k4", 1) is Seen.DUPLICATE and seen(clone, "k4", 2) is Seen.CONFLICT
 
 
+def test_entries_stored_by_an_engine_with_fewer_features_still_count_once() -> None:
+    """A capture from before features were appended loads: its entries stay duplicates, the
+    columns it lacks are unknown (NaN); a capture wider than the engine is refused."""
+    old = DedupIndex(2, 3_600_000, 10)
+    record(old, "k0", 1, 0)
+    wide = DedupIndex(3, 3_600_000, 10)
+    wide.load(decode(encode(old.capture(full=True))))
+    status, feats = wide.check_many(["k0"], np.array([1]))
+    assert Seen(int(status[0])) is Seen.DUPLICATE
+    assert feats[0, :2].tolist() == [1.0, 1.0] and np.isnan(feats[0, 2])
+    merged = wide.concat([old.capture(full=True), wide.capture(full=True)])
+    assert merged["feats"].shape == (2, 3)
+    with pytest.raises(ValueError, match="this engine computes 1 per entry"):
+        DedupIndex(1, 3_600_000, 10).load(decode(encode(old.capture(full=True))))
+
+
 def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots() -> None:
     """The columnar index against the rule it implements, on random batches: an id
     remembered with its body hash and features, in arrival order, until more than
