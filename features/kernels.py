@@ -208,10 +208,13 @@ def user_step(
     """Compute user features for each transaction, then record it in the user's history.
 
     `out[i]` gets: nb_1d, avg_1d, nb_7d, avg_7d, nb_30d, avg_30d, amount_deviation,
-    seconds_since_last, nb_1h, amount_sum_1h, new_terminal. Windows include the current
-    transaction; earlier events with the same timestamp count, later arrivals do not. Window
-    sums add amounts to the cent (`cents`); the deviation uses the exact amount. Returns the
-    number of transactions done: less than all when the arena needs to grow first.
+    seconds_since_last, nb_1h, amount_sum_1h, new_terminal, max_deviation_7d,
+    max_deviation_30d. Windows include the current transaction; earlier events with the same
+    timestamp count, later arrivals do not. The max deviations are the largest earlier amount
+    in the window over the same lifetime mean as the deviation (0 when the window holds no
+    earlier event). Window sums add amounts to the cent (`cents`); the deviation uses the
+    exact amount. Returns the number of transactions done: less than all when the arena needs
+    to grow first.
     """
     horizon = WINDOW_LONG
     for i in range(start, slots.shape[0]):
@@ -235,6 +238,8 @@ def user_step(
         s7 = aw
         s30 = aw
         sh = aw
+        m7 = 0.0
+        m30 = 0.0
         prev = NO_TIME
         seen = False
         j = h
@@ -247,9 +252,13 @@ def user_step(
                     ea = ev_cents[off + j] / 100.0
                     c30 += 1
                     s30 += ea
+                    if ea > m30:
+                        m30 = ea
                     if et > t - WINDOW_MID:
                         c7 += 1
                         s7 += ea
+                        if ea > m7:
+                            m7 = ea
                         if et > t - WINDOW_SHORT:
                             c1 += 1
                             s1 += ea
@@ -270,11 +279,15 @@ def user_step(
         out[i, 3] = s7 / c7
         out[i, 4] = c30
         out[i, 5] = s30 / c30
+        out[i, 6] = 1.0
+        out[i, 11] = 0.0
+        out[i, 12] = 0.0
         if count_total[s] > 0:
             mean = sum_total[s] / count_total[s]
-            out[i, 6] = a / mean if mean > 0 else 1.0
-        else:
-            out[i, 6] = 1.0
+            if mean > 0:
+                out[i, 6] = a / mean
+                out[i, 11] = m7 / mean
+                out[i, 12] = m30 / mean
         out[i, 7] = (t - prev) / 1000.0 if prev != NO_TIME else -1.0
         out[i, 8] = ch
         out[i, 9] = sh
@@ -369,12 +382,14 @@ def terminal_step(
     """Walk a mixed stream of transactions (kind 0) and label events (kind 1) for terminals.
 
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
-    in (t - (n + delay), t - delay] and the share of those labelled fraud, then is recorded
-    unlabelled. A label event sets (not adds) the label of the recorded transaction with the
-    same key, so a repeated label counts once; `found[i]` says whether it was still kept.
-    Labels are used only for transactions older than the delay, so an early label waits and a
-    late one counts from its arrival. `link` is `ev_key` seen as int32 (2 per slot): freed
-    blocks are linked through it. Returns the number of events done, as `user_step` does.
+    in (t - (n + delay), t - delay] and the share of those labelled fraud, and the label of
+    the newest of the 30-day ones (fraud if any at that time is; 0 if there are none), then
+    is recorded unlabelled. A label event sets (not adds) the label of the recorded
+    transaction with the same key, so a repeated label counts once; `found[i]` says whether
+    it was still kept. Labels are used only for transactions older than the delay, so an
+    early label waits and a late one counts from its arrival. `link` is `ev_key` seen as
+    int32 (2 per slot): freed blocks are linked through it. Returns the number of events
+    done, as `user_step` does.
     """
     horizon = WINDOW_LONG + delay_ms
     for i in range(start, slots.shape[0]):
@@ -406,6 +421,8 @@ def terminal_step(
         f1 = 0
         f7 = 0
         f30 = 0
+        newest = NO_TIME
+        last = 0
         upper = t - delay_ms
         j = h
         for _ in range(n):
@@ -414,6 +431,11 @@ def terminal_step(
                 fr = ev_fraud[off + j]
                 c30 += 1
                 f30 += fr
+                if et > newest:
+                    newest = et
+                    last = fr
+                elif et == newest and fr > last:
+                    last = fr
                 if et > upper - WINDOW_MID:
                     c7 += 1
                     f7 += fr
@@ -429,6 +451,7 @@ def terminal_step(
         out[i, 3] = f7 / c7 if c7 > 0 else 0.0
         out[i, 4] = c30
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
+        out[i, 6] = last
 
         if n == c:
             done, off, c, h, n = _room_for_one(

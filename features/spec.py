@@ -31,6 +31,8 @@ Statistic = Literal[
     "amount_deviation",
     "seconds_since_last",
     "new_terminal",
+    "max_amount_deviation",
+    "last_label",
 ]
 
 
@@ -121,12 +123,40 @@ def _build() -> tuple[FeatureSpec, ...]:
             "USER_NEW_TERMINAL", "new_terminal", "card", "new_terminal",
             "1 if the card did not use this terminal in its kept history",
         ),
+        # A stolen card's thief spends well above its habit on several transactions: the
+        # largest recent deviation marks the card, not only the one transaction.
+        *(
+            FeatureSpec(
+                f"USER_MAX_AMOUNT_DEVIATION_{n}DAY_WINDOW", f"max_deviation_{n}d", "card",
+                "max_amount_deviation",
+                f"largest amount of the card's earlier transactions in (t - {n} d, t] / the "
+                "card's lifetime mean amount before this transaction (0 if none)",
+                _days(n),
+            )
+            for n in WINDOW_DAYS[1:]
+        ),
     ]  # fmt: skip
-    # A feature's slot is its column in its entity's kernel output: the card kernel writes
-    # its windows, then the extras; the model sees the handbook's 15 first.
+    # A compromised terminal's every transaction is fraud: its newest known label says so
+    # even on days it saw no other transaction.
+    terminal_extra = [
+        FeatureSpec(
+            "TERMINAL_ID_LAST_LABEL", "terminal_last_label", "terminal", "last_label",
+            "label of the terminal's newest transaction in (t - (30 d + delay), t - delay] "
+            "(1 fraud; 0 if legitimate or none)",
+            _days(30),
+        ),
+    ]  # fmt: skip
+    # A feature's slot is its column in its entity's kernel output: each kernel writes its
+    # windows, then its extras; the model sees the handbook's 15 first.
     card = [replace(s, slot=i) for i, s in enumerate(card_windows + card_extra)]
-    terminal = [replace(s, slot=i) for i, s in enumerate(terminal)]
-    return (*tx, *card[: len(card_windows)], *terminal, *card[len(card_windows) :])
+    term = [replace(s, slot=i) for i, s in enumerate(terminal + terminal_extra)]
+    return (
+        *tx,
+        *card[: len(card_windows)],
+        *term[: len(terminal)],
+        *card[len(card_windows) :],
+        *term[len(terminal) :],
+    )
 
 
 FEATURES: tuple[FeatureSpec, ...] = _build()

@@ -31,8 +31,10 @@ def test_empty_history_gives_neutral_values() -> None:
     assert f["AMOUNT_DEVIATION"] == 1.0
     assert f["SECONDS_SINCE_LAST_TX"] == -1.0
     assert f["USER_NEW_TERMINAL"] == 1.0
+    assert f["USER_MAX_AMOUNT_DEVIATION_7DAY_WINDOW"] == 0.0
     assert f["TERMINAL_ID_NB_TX_7DAY_WINDOW"] == 0
     assert f["TERMINAL_ID_RISK_7DAY_WINDOW"] == 0.0
+    assert f["TERMINAL_ID_LAST_LABEL"] == 0.0
 
 
 def test_window_is_open_on_the_left_closed_on_the_right() -> None:
@@ -97,6 +99,39 @@ def test_velocity_and_new_terminal() -> None:
     assert f["USER_NEW_TERMINAL"] == 0.0
     assert one(e, "u", T0 + 75 * 60_000, 1.0, "T9")["USER_NB_TX_1HOUR_WINDOW"] == 2
     assert one(e, "u", T0 + 91 * 60_000, 1.0, "T8")["USER_NEW_TERMINAL"] == 1.0
+
+
+def test_max_deviation_is_the_largest_earlier_amount_in_the_window_over_the_mean() -> None:
+    e = FeatureEngine()
+    for d, amount in enumerate([10.0, 50.0, 10.0, 10.0]):
+        one(e, "u", T0 + d * 3 * DAY, amount)  # days 0, 3, 6, 9; lifetime mean 20
+    f = one(e, "u", T0 + 10 * DAY, 15.0)
+    assert f["USER_MAX_AMOUNT_DEVIATION_7DAY_WINDOW"] == pytest.approx(10.0 / 20.0)  # 50 left
+    assert f["USER_MAX_AMOUNT_DEVIATION_30DAY_WINDOW"] == pytest.approx(50.0 / 20.0)
+    assert f["AMOUNT_DEVIATION"] == pytest.approx(15.0 / 20.0)
+    # The current amount is not its own history: only the next transaction sees it.
+    big = one(e, "u", T0 + 10 * DAY + 1, 500.0)
+    assert big["USER_MAX_AMOUNT_DEVIATION_7DAY_WINDOW"] == pytest.approx(15.0 / 19.0)
+    after = one(e, "u", T0 + 10 * DAY + 2, 1.0)
+    assert after["USER_MAX_AMOUNT_DEVIATION_7DAY_WINDOW"] == pytest.approx(500.0 / (595.0 / 6))
+
+
+def test_terminal_last_label_is_the_newest_labelled_transaction_past_the_delay() -> None:
+    e = FeatureEngine(EngineConfig(label_delay_days=7))
+    one(e, "a", T0, 10.0, "T", key=1)
+    one(e, "b", T0 + HOUR, 10.0, "T", key=2)
+    e.label(["T"], np.array([1]), np.array([1]))
+    # Only tx 1 is past the delay: it is the newest there, and fraud.
+    assert one(e, "c", T0 + 7 * DAY + 1, 10.0, "T", key=3)["TERMINAL_ID_LAST_LABEL"] == 1.0
+    # Once legit tx 2 is past the delay it is the newest: the label is 0 again.
+    assert one(e, "d", T0 + 7 * DAY + HOUR, 10.0, "T", key=4)["TERMINAL_ID_LAST_LABEL"] == 0.0
+    # Two at the newest time: fraud if either is.
+    one(e, "e", T0 + 2 * DAY, 10.0, "T", key=5)
+    one(e, "f", T0 + 2 * DAY, 10.0, "T", key=6)
+    e.label(["T"], np.array([6]), np.array([1]))
+    assert one(e, "g", T0 + 9 * DAY, 10.0, "T", key=7)["TERMINAL_ID_LAST_LABEL"] == 1.0
+    # Past the 30-day window nothing is left: 0.
+    assert one(e, "h", T0 + 40 * DAY, 10.0, "T", key=8)["TERMINAL_ID_LAST_LABEL"] == 0.0
 
 
 def test_terminal_risk_uses_labels_only_after_the_delay() -> None:

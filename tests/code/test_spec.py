@@ -18,7 +18,7 @@ def test_every_column_is_owned_by_exactly_one_entity() -> None:
     assert sorted(owned) == list(range(spec.N_FEATURES))
     assert len(set(spec.FEATURE_NAMES)) == spec.N_FEATURES
     assert len(spec.ALIASES) == spec.N_FEATURES  # one short name per feature
-    assert (spec.CARD_WIDTH, spec.TERMINAL_WIDTH) == (11, 6)
+    assert (spec.CARD_WIDTH, spec.TERMINAL_WIDTH) == (13, 7)
 
 
 def test_engine_output_lands_in_the_spec_columns() -> None:

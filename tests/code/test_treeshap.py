@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from features.spec import FEATURE_NAMES
 from models.card import BOOSTER_FILE
 from models.treeshap import load_tables, shap_values
 
 REPO = Path(__file__).resolve().parents[2]
+BINARY = ("TX_DURING_WEEKEND", "TX_DURING_NIGHT", "USER_NEW_TERMINAL", "TERMINAL_ID_LAST_LABEL")
 
 
 def xgboost_exact(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
@@ -25,11 +27,13 @@ def test_default_model_matches_pred_contribs_including_missing_values() -> None:
     booster.load_model(str(path))
     booster.feature_names = None
     rng = np.random.default_rng(11)
-    x = rng.gamma(1.5, 30.0, size=(300, 20)) * rng.choice([0.01, 1, 10], size=(300, 20))
-    x[:, [1, 2, 19]] = rng.integers(0, 2, size=(300, 3))
+    n = len(FEATURE_NAMES)
+    x = rng.gamma(1.5, 30.0, size=(300, n)) * rng.choice([0.01, 1, 10], size=(300, n))
+    flags = [FEATURE_NAMES.index(f) for f in BINARY]
+    x[:, flags] = rng.integers(0, 2, size=(300, len(flags)))
     x[rng.random(x.shape) < 0.05] = np.nan  # default directions are taken too
     ours = shap_values(load_tables(path), x)
-    assert ours.shape == (300, 20)
+    assert ours.shape == (300, n)
     np.testing.assert_allclose(ours, xgboost_exact(booster, x), atol=1e-5)
 
 
@@ -55,8 +59,8 @@ def test_deep_trees_that_split_a_feature_again_on_one_path(tmp_path: Path) -> No
 
 def test_one_row_and_no_rows() -> None:
     tables = load_tables(REPO / "models" / "default" / BOOSTER_FILE)
-    assert shap_values(tables, np.ones((1, 20))).shape == (1, 20)
-    assert shap_values(tables, np.empty((0, 20))).shape == (0, 20)
+    assert shap_values(tables, np.ones((1, len(FEATURE_NAMES)))).shape == (1, len(FEATURE_NAMES))
+    assert shap_values(tables, np.empty((0, len(FEATURE_NAMES)))).shape == (0, len(FEATURE_NAMES))
 
 
 def test_categorical_splits_are_refused(tmp_path: Path) -> None:

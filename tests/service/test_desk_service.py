@@ -42,7 +42,7 @@ def test_rules_lists_reviews_and_labels_over_http(service: str) -> None:
 
         rules = [
             {"id": "huge", "when": "amount >= 77777", "action": "BLOCK"},
-            {"id": "odd-amount", "when": "amount >= 55555 and amount < 55556", "action": "REVIEW"},
+            {"id": "odd-amount", "when": "amount > 55.55 and amount < 55.56", "action": "REVIEW"},
         ]
         r = c.put("/v1/policy/rules", json={"rules": rules, "comment": "test rules"})
         assert r.status_code == 200 and r.json()["version"] == start + 1
@@ -59,7 +59,7 @@ def test_rules_lists_reviews_and_labels_over_http(service: str) -> None:
         legit = c.post("/v1/transactions", json=tx(3, 12.0)).json()
         assert legit["decision"] == "LEGIT" and "reasons" not in legit
 
-        batch = {"transactions": [tx(4, 55555.5, terminal="desk-t4"), tx(5, 10.0)]}
+        batch = {"transactions": [tx(4, 55.555, terminal="desk-t4"), tx(5, 10.0)]}
         results = c.post("/v1/transactions/batch", json=batch).json()["results"]
         assert results[0]["decision"] == "REVIEW" and results[0]["rules"] == ["odd-amount"]
 
