@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access, cpu, floor, simulate."""
+compare, stream, memory, access, cpu, floor, simulate, ablation."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def main() -> None:
         "access": "benchmarks.access",
         "cpu": "benchmarks.cpu",
         "simulate": "benchmarks.simulate",
+        "ablation": "benchmarks.ablation",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

@@ -248,6 +248,16 @@ def evaluate(
         for row in comparison_table(result):
             table.add_row(row[0], row[1], *(f"{v:.3f}" for v in row[2:]))
         console.print(table)
+        scenarios = Table(title="Ours per fraud scenario (test; detected at 1 % false positives)")
+        for col in ("protocol", "scenario", "frauds", "AUC", "detected"):
+            scenarios.add_column(col)
+        for name in ("baseline", "model_selection"):
+            for scenario, v in result[name]["by_scenario"].items():
+                scenarios.add_row(
+                    name, scenario, f"{v['frauds']:.0f}", f"{v['auc']:.3f}",
+                    f"{v['detected_at_1pct_fpr']:.1%}",
+                )  # fmt: skip
+        console.print(scenarios)
     else:
         from features.transactions import read_transactions
         from models.onnx import load_model

@@ -73,3 +73,21 @@ def test_time_blocks_are_ordered_with_gaps(small_stream: pd.DataFrame) -> None:
     assert b.test["timestamp"].min() >= b.test_start
     with pytest.raises(ValueError, match="too few"):
         time_blocks(small_stream, delay_days=20, valid_days=10, test_days=10)
+
+
+def test_scenario_detection_reads_each_scenario_at_one_percent_false_positives() -> None:
+    from training.evaluate import scenario_detection
+
+    legit = np.linspace(0.0, 0.5, 200)  # the 99th percentile is ~0.495
+    test = pd.DataFrame(
+        {
+            "is_fraud": [0] * 200 + [1] * 4,
+            "fraud_scenario": [0] * 200 + [1, 1, 2, 2],
+            "score": [*legit, 0.9, 0.8, 0.9, 0.1],
+        }
+    )
+    out = scenario_detection(test, test["score"].to_numpy())
+    assert set(out) == {"amount > 220", "compromised terminal"}
+    assert out["amount > 220"] == {"frauds": 2, "auc": 1.0, "detected_at_1pct_fpr": 1.0}
+    assert out["compromised terminal"]["detected_at_1pct_fpr"] == 0.5
+    assert out["compromised terminal"]["auc"] == pytest.approx((1.0 + 0.2) / 2, abs=0.01)
