@@ -115,6 +115,12 @@ def folds(start: pd.Timestamp) -> list[pd.Timestamp]:
     return [start - pd.Timedelta(days=FOLD_STEP_DAYS * i) for i in range(N_FOLDS)]
 
 
+def _params(choice: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A grid point as (XGBoost parameters over the defaults, boosting rounds)."""
+    params = {**bst.DEFAULT_PARAMS, **{k: v for k, v in choice.items() if k != "rounds"}}
+    return params, int(choice["rounds"])
+
+
 def select_parameters(features: pd.DataFrame, say: Say) -> dict[str, Any]:
     """The book's prequential grid search: every `GRID` point trained and scored on the 4
     validation folds (all before the baseline's test week); the best mean AP wins."""
@@ -123,12 +129,9 @@ def select_parameters(features: pd.DataFrame, say: Say) -> dict[str, Any]:
     trials = []
     for point in itertools.product(*GRID.values()):
         choice = dict(zip(GRID, point, strict=True))
-        params = {**bst.DEFAULT_PARAMS, **{k: v for k, v in choice.items() if k != "rounds"}}
+        params, rounds = _params(choice)
         valid = _mean(
-            [
-                _fit_and_score(features, s, params, choice["rounds"], origin)
-                for s in folds(valid_start)
-            ]
+            [_fit_and_score(features, s, params, rounds, origin) for s in folds(valid_start)]
         )
         trials.append({**choice, **valid})
         say(
@@ -142,12 +145,6 @@ def select_parameters(features: pd.DataFrame, say: Say) -> dict[str, Any]:
         "best": {k: best[k] for k in GRID},
         "validation": {k: best[k] for k in HEADLINE},
     }
-
-
-def _params(best: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    return {**bst.DEFAULT_PARAMS, **{k: v for k, v in best.items() if k != "rounds"}}, int(
-        best["rounds"]
-    )
 
 
 def baseline_protocol(features: pd.DataFrame, best: dict[str, Any], say: Say) -> dict[str, Any]:
