@@ -2,7 +2,7 @@
 
 The handbook file's features are computed once by the engine; each feature set is then
 trained and scored with the parameters `fraud evaluate` chose on the validation folds (read
-from its JSON when given, else the choice recorded below), on the validation folds, the
+from its JSON), by the same fitting code, on the validation folds, the
 baseline chapter's test week and the model-selection chapter's 4 test folds. Prints a table
 and saves JSON under benchmarks/results/.
 """
@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.common import save
@@ -23,13 +22,20 @@ from features.config import EngineConfig
 from features.offline import offline_features
 from features.spec import FEATURE_NAMES, HANDBOOK_FEATURES
 from features.transactions import read_transactions
-from training import booster as bst
-from training.evaluate import BASELINE_START, FOLD_STEP_DAYS, HEADLINE, N_FOLDS, folds
-from training.metrics import card_precision_at_k, evaluate_scores
+from training.evaluate import (
+    BASELINE_START,
+    HEADLINE,
+    TEST_START,
+    VALID_START,
+    fit_and_score,
+    folds,
+    mean_measures,
+    split_choice,
+)
+from training.metrics import card_precision_at_k
 from training.splits import data_origin, train_test_split
 
 DATA = Path("../shared/datasets/handbook/transactions.parquet")
-CHOICE = {"max_depth": 3, "min_child_weight": 5, "rounds": 100}  # `make evaluate`'s choice
 CARD_EXTRAS = [
     "AMOUNT_DEVIATION",
     "SECONDS_SINCE_LAST_TX",
@@ -46,20 +52,6 @@ SETS: dict[str, list[str]] = {
     "+ max deviation 7d/30d (22)": [*HANDBOOK_FEATURES, *CARD_EXTRAS, *MAX_DEVIATION],
     "all (23)": list(FEATURE_NAMES),
 }
-
-
-def _score(
-    feats: pd.DataFrame, columns: list[str], start: pd.Timestamp, choice: dict[str, Any]
-) -> dict[str, Any]:
-    split = train_test_split(feats, start, 7, 7, 7, data_origin(feats))
-    params = {
-        **bst.DEFAULT_PARAMS,
-        **{k: v for k, v in choice.items() if k != "rounds"},
-        "monotone_constraints": bst.monotone(columns),
-    }
-    x = split.train[columns].to_numpy(np.float32)
-    model, _ = bst.fit_booster(x, bst.labels(split.train), params, int(choice["rounds"]))
-    return evaluate_scores(split.test, bst.predict(model, split.test[columns].to_numpy(np.float32)))
 
 
 def ceilings(feats: pd.DataFrame, start: pd.Timestamp) -> dict[str, float]:
@@ -81,34 +73,38 @@ def ceilings(feats: pd.DataFrame, start: pd.Timestamp) -> dict[str, float]:
     }
 
 
-def _mean(rs: list[dict[str, Any]]) -> dict[str, float]:
-    return {k: round(float(np.mean([r[k] for r in rs])), 4) for k in HEADLINE}
-
-
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks ablation")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument(
-        "--eval-json", type=Path, help="`fraud evaluate --json` output to take the choice from"
+        "--eval-json",
+        type=Path,
+        default=Path("data/handbook-eval.json"),
+        help="`fraud evaluate --json` output (`make evaluate`): its validation choice is used",
     )
     args = ap.parse_args(argv)
-    choice = dict(CHOICE)
-    if args.eval_json and args.eval_json.exists():
-        choice = json.loads(args.eval_json.read_text())["model_selection"]["best"]
+    if not args.eval_json.exists():
+        raise SystemExit(f"{args.eval_json} not found: run `make evaluate` first")
+    choice = json.loads(args.eval_json.read_text())["model_selection"]["best"]
+    params, rounds = split_choice(choice)
     t0 = time.perf_counter()
     feats = offline_features(read_transactions(args.data), EngineConfig())
     base = pd.Timestamp(BASELINE_START)
-    valid = folds(base - pd.Timedelta(days=14))
-    test = folds(base + pd.Timedelta(days=(N_FOLDS - 1) * FOLD_STEP_DAYS))
+    valid, test = folds(VALID_START), folds(TEST_START)
+
+    def measures(starts: list[pd.Timestamp], columns: list[str]) -> dict[str, float]:
+        rs = [fit_and_score(feats, s, params, rounds, columns) for s in starts]
+        return {k: round(v, 4) for k, v in mean_measures(rs).items()}
+
     rows: list[dict[str, Any]] = []
     print(f"parameters {choice}; validation | baseline test | model-selection test (AUC AP CP@100)")
     for name, columns in SETS.items():
         row: dict[str, Any] = {
             "set": name,
             "features": len(columns),
-            "validation": _mean([_score(feats, columns, s, choice) for s in valid]),
-            "baseline": _mean([_score(feats, columns, base, choice)]),
-            "model_selection": _mean([_score(feats, columns, s, choice) for s in test]),
+            "validation": measures(valid, columns),
+            "baseline": measures([base], columns),
+            "model_selection": measures(test, columns),
         }
         rows.append(row)
         cells = " | ".join(

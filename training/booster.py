@@ -45,9 +45,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
 DEFAULT_ROUNDS = 200
 
 
-def design_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """Model inputs in `FEATURE_NAMES` order, float32 as the ONNX model takes them."""
-    return frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+def design_matrix(
+    frame: pd.DataFrame, columns: tuple[str, ...] | list[str] = FEATURE_NAMES
+) -> np.ndarray:
+    """Model inputs in `columns` order (the served model's by default), float32 as the ONNX
+    model takes them."""
+    return frame[list(columns)].to_numpy(dtype=np.float32)
 
 
 def labels(frame: pd.DataFrame) -> np.ndarray:

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.config import EngineConfig
 from features.offline import offline_features
+from features.spec import FEATURE_NAMES
 from features.transactions import SCENARIOS, read_transactions
 from training import booster as bst
 from training.metrics import evaluate_scores
@@ -44,6 +45,9 @@ BOOK_RESULTS: dict[str, dict[str, dict[str, float]]] = {
 BASELINE_START = dt.date(2018, 7, 25)
 N_FOLDS = 4
 FOLD_STEP_DAYS = 7
+# Training starts of the first validation fold and the first test fold; folds step back.
+VALID_START = pd.Timestamp(BASELINE_START) - pd.Timedelta(days=14)
+TEST_START = pd.Timestamp(BASELINE_START) + pd.Timedelta(days=(N_FOLDS - 1) * FOLD_STEP_DAYS)
 # Searched on the validation folds; "rounds" is the number of boosting rounds, the rest are
 # XGBoost parameters.
 GRID: dict[str, list[Any]] = {
@@ -77,25 +81,27 @@ def scenario_detection(test: pd.DataFrame, scores: np.ndarray) -> dict[str, dict
     return out
 
 
-def _fit_and_score(
+def fit_and_score(
     features: pd.DataFrame,
     start: pd.Timestamp,
     params: dict[str, Any],
     rounds: int,
-    origin: pd.Timestamp,
+    columns: tuple[str, ...] | list[str] = FEATURE_NAMES,
 ) -> dict[str, Any]:
-    split = train_test_split(features, start, 7, 7, 7, origin)
-    model, _ = bst.fit_booster(
-        bst.design_matrix(split.train), bst.labels(split.train), params, rounds
-    )
-    scores = bst.predict(model, bst.design_matrix(split.test))
+    """Train on the 7 days from `start` over `columns` (amount inputs monotone, as served),
+    test on the 7 days after the delay: the book's measures and per-scenario detection."""
+    split = train_test_split(features, start, 7, 7, 7, data_origin(features))
+    params = {**params, "monotone_constraints": bst.monotone(columns)}
+    x = bst.design_matrix(split.train, columns)
+    model, _ = bst.fit_booster(x, bst.labels(split.train), params, rounds)
+    scores = bst.predict(model, bst.design_matrix(split.test, columns))
     return {
         **evaluate_scores(split.test, scores),
         "by_scenario": scenario_detection(split.test, scores),
     }
 
 
-def _mean(results: list[dict[str, Any]]) -> dict[str, float]:
+def mean_measures(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in results])) for k in HEADLINE}
 
 
@@ -115,7 +121,7 @@ def folds(start: pd.Timestamp) -> list[pd.Timestamp]:
     return [start - pd.Timedelta(days=FOLD_STEP_DAYS * i) for i in range(N_FOLDS)]
 
 
-def _params(choice: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def split_choice(choice: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """A grid point as (XGBoost parameters over the defaults, boosting rounds)."""
     params = {**bst.DEFAULT_PARAMS, **{k: v for k, v in choice.items() if k != "rounds"}}
     return params, int(choice["rounds"])
@@ -124,14 +130,12 @@ def _params(choice: dict[str, Any]) -> tuple[dict[str, Any], int]:
 def select_parameters(features: pd.DataFrame, say: Say) -> dict[str, Any]:
     """The book's prequential grid search: every `GRID` point trained and scored on the 4
     validation folds (all before the baseline's test week); the best mean AP wins."""
-    origin = data_origin(features)
-    valid_start = pd.Timestamp(BASELINE_START) - pd.Timedelta(days=14)
     trials = []
     for point in itertools.product(*GRID.values()):
         choice = dict(zip(GRID, point, strict=True))
-        params, rounds = _params(choice)
-        valid = _mean(
-            [_fit_and_score(features, s, params, rounds, origin) for s in folds(valid_start)]
+        params, rounds = split_choice(choice)
+        valid = mean_measures(
+            [fit_and_score(features, s, params, rounds) for s in folds(VALID_START)]
         )
         trials.append({**choice, **valid})
         say(
@@ -150,10 +154,8 @@ def select_parameters(features: pd.DataFrame, say: Say) -> dict[str, Any]:
 def baseline_protocol(features: pd.DataFrame, best: dict[str, Any], say: Say) -> dict[str, Any]:
     """Train 2018-07-25..31, 7-day delay, test 2018-08-08..14 (known-compromised cards
     removed), with the parameters chosen on the validation folds."""
-    params, rounds = _params(best)
-    res = _fit_and_score(
-        features, pd.Timestamp(BASELINE_START), params, rounds, data_origin(features)
-    )
+    params, rounds = split_choice(best)
+    res = fit_and_score(features, pd.Timestamp(BASELINE_START), params, rounds)
     say(
         f"baseline: test AUC {res['auc']:.3f} AP {res['average_precision']:.3f} "
         f"CP@100 {res['card_precision_at_100']:.3f}"
@@ -170,11 +172,9 @@ def model_selection_protocol(
     features: pd.DataFrame, selection: dict[str, Any], say: Say
 ) -> dict[str, Any]:
     """The chosen parameters on the 4 test folds (training from 2018-08-15 back)."""
-    origin = data_origin(features)
-    test_start = pd.Timestamp(BASELINE_START) + pd.Timedelta(days=(N_FOLDS - 1) * FOLD_STEP_DAYS)
-    params, rounds = _params(selection["best"])
-    results = [_fit_and_score(features, s, params, rounds, origin) for s in folds(test_start)]
-    test = _mean(results)
+    params, rounds = split_choice(selection["best"])
+    results = [fit_and_score(features, s, params, rounds) for s in folds(TEST_START)]
+    test = mean_measures(results)
     say(
         f"model selection: test AUC {test['auc']:.3f} AP {test['average_precision']:.3f} "
         f"CP@100 {test['card_precision_at_100']:.3f}"
