@@ -5,22 +5,37 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup demo offline-demo test lint model serve serve-fast bench bench-tools bench-compare bench-quick evaluate clean
+.PHONY: setup system demo offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
 
 # Ray Serve's throughput-optimized mode, and its HAProxy ingress where Debian's haproxy is
 # installed (read when the recipe runs, after setup): how the service is started everywhere
 # (serve_config.yaml cannot set this; deployments/serve_mode.py holds the same variables).
 FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1 RAY_SERVE_HAPROXY_METRICS_ENABLED=0)
 
-setup: $(STAMP)
+setup: system $(STAMP)
 
-## The venv, and Debian's haproxy for Serve's fast ingress where apt can install it (root);
-## without it the service runs on Serve's own proxy, and says so at start.
+## Debian's packages the service and the tests use: redis-server (durable state, the stream
+## path and their tests), haproxy (Serve's fast ingress), wrk (load generator), chromium and
+## chromium-driver (the dashboard's browser test), iproute2 (the network-namespace drills).
+## Installs the missing ones where apt-get runs as root; elsewhere says what to install.
+DEBIAN_PACKAGES = redis-server haproxy wrk chromium chromium-driver iproute2
+
+system:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:" $$missing; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	else echo "missing Debian packages:" $$missing "(apt-get install them as root);" \
+		"without haproxy the service uses Serve's own proxy (slower), and the tests need the rest"; fi
+
+## The venv: made once, and again when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	@if [ -x /usr/sbin/haproxy ]; then :; 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null 		|| echo "could not install haproxy: the service will use Serve's own proxy (slower)"; 	else echo "no haproxy, and not root with apt-get: the service will use Serve's own proxy (slower); install Debian's haproxy for the fast ingress"; fi
 	@touch $(STAMP)
 
 ## The main job: start the service on a local Ray cluster (serve run serve_config.yaml),
@@ -68,16 +83,8 @@ serve serve-fast: setup
 bench: setup
 	$(PY) -m benchmarks offline
 
-## Debian's haproxy (fast Serve ingress) and wrk (load generator), where apt can install
-## them; without them the service falls back to Serve's own proxy and the benchmark to
-## its Python client, and say so.
-bench-tools:
-	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get install -y -q haproxy wrk >/dev/null || echo "could not install haproxy/wrk: using fallbacks"; \
-	else echo "not root or no apt-get: install haproxy and wrk yourself, or use the fallbacks"; fi
-
 ## Baseline (one uvicorn process) vs the service, side by side.
-bench-compare: setup bench-tools
+bench-compare: setup
 	$(PY) -m benchmarks compare --fast --stream 200000
 
 bench-quick: setup

@@ -40,6 +40,18 @@ def handbook_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the session's own on a free port (Debian's redis-server), stopped at the
+    end: the suite needs no Redis started before it."""
+    from tests.redis_server import OwnRedis
+
+    server = OwnRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """One local Ray cluster for the whole session (2 cores: start it once)."""
     import ray

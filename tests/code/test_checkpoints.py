@@ -135,15 +135,15 @@ def test_terminal_labels_reach_the_next_delta() -> None:
     assert folded["events"]["fraud"].tolist() == [1, 0]
 
 
-def redis_store() -> RedisStore:
-    store = RedisStore("redis://127.0.0.1:6379/0", prefix=f"test-{uuid.uuid4().hex[:8]}")
+def redis_store(url: str) -> RedisStore:
+    store = RedisStore(url, prefix=f"test-{uuid.uuid4().hex[:8]}")
     store._redis.ping()
     return store
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
 def test_incremental_checkpoints_rebuild_the_live_state(
-    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     """Checkpoints every 3 requests, folded every 4, each stored in many parts: what the
     store holds, folded and with its log replayed, is the live state; the log is trimmed
@@ -151,7 +151,7 @@ def test_incremental_checkpoints_rebuild_the_live_state(
     monkeypatch.setattr(state_store, "SQLITE_PART_BYTES", 1000)
     monkeypatch.setattr(state_store, "CHUNK_BYTES", 1000)
     stores: dict[str, StateStore] = {"memory": MemoryStore(), "sqlite": SqliteStore(tmp_path)}
-    store = stores[backend] if backend != "redis" else redis_store()
+    store = stores[backend] if backend != "redis" else redis_store(redis_url)
     settings = {"state": {"backend": "memory", "snapshot_every": 3, "compact_every": 4}}
     client = LocalShardClient(2, 2, settings, store)
     p = ScoringPipeline(client, FakeModel(), Thresholds())
@@ -219,7 +219,7 @@ def test_a_lost_checkpoint_makes_the_next_one_whole() -> None:
     _assert_same_form(again._capture(True)["users"], shard._capture(True)["users"])
 
 
-def test_stores_of_the_retired_pickle_format_are_refused(tmp_path: Path) -> None:
+def test_stores_of_the_retired_pickle_format_are_refused(tmp_path: Path, redis_url: str) -> None:
     old = sqlite3.connect(tmp_path / "user-0-of-1.sqlite")
     old.execute("CREATE TABLE snapshot (id INTEGER PRIMARY KEY, seq INTEGER, data BLOB)")
     old.execute("INSERT INTO snapshot VALUES (0, 5, ?)", (pickle.dumps({"users": b""}),))
@@ -232,7 +232,7 @@ def test_stores_of_the_retired_pickle_format_are_refused(tmp_path: Path) -> None
     with pytest.raises(RecordFormatError, match="retired pickle format"):
         TerminalShard(0, 1, None, store)
 
-    redis = redis_store()
+    redis = redis_store(redis_url)
     redis._redis.hset(redis._key("user-0-of-1", "snapshot"), mapping={"seq": 1, "data": b"\x80"})
     try:
         with pytest.raises(RecordFormatError, match=r"state\.prefix"):

@@ -188,18 +188,20 @@ def test_dedup_columns_match_a_plain_ordered_dict_through_growth_and_snapshots()
     assert seen_kinds == set(Seen)  # new ids, retries and conflicts all came up
 
 
-def redis_store() -> RedisStore:
-    store = RedisStore("redis://127.0.0.1:6379/0", prefix=f"test-{uuid.uuid4().hex[:8]}")
+def redis_store(url: str) -> RedisStore:
+    store = RedisStore(url, prefix=f"test-{uuid.uuid4().hex[:8]}")
     store._redis.ping()
     return store
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 @pytest.mark.parametrize("snapshot_every", [1_000_000, 7])
-def test_restart_rebuilds_the_same_state(tmp_path: Path, backend: str, snapshot_every: int) -> None:
+def test_restart_rebuilds_the_same_state(
+    tmp_path: Path, backend: str, snapshot_every: int, redis_url: str
+) -> None:
     """Kill (drop) every shard mid-stream, start new ones on the same store: the rest of the
     stream scores exactly as without the restart."""
-    store = SqliteStore(tmp_path) if backend == "sqlite" else redis_store()
+    store = SqliteStore(tmp_path) if backend == "sqlite" else redis_store(redis_url)
     settings = {"state": {"backend": "memory", "snapshot_every": snapshot_every}}
     txs = stream(300)
 

@@ -112,8 +112,8 @@ def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
     assert worker.dead_letters == 4 and worker.transactions == 4
 
 
-def test_the_redis_reader_turns_an_entry_without_kind_into_a_dead_letter() -> None:
-    """Read from a real Redis (the one CI starts): an entry missing `kind` is read, not
+def test_the_redis_reader_turns_an_entry_without_kind_into_a_dead_letter(redis_url: str) -> None:
+    """Read from a real Redis (the session's own): an entry missing `kind` is read, not
     raised on, so the reader does not stop at it forever; its dead letter keeps no body."""
     import uuid
 
@@ -123,7 +123,7 @@ def test_the_redis_reader_turns_an_entry_without_kind_into_a_dead_letter() -> No
 
     prefix = f"test-poison-{uuid.uuid4().hex[:8]}"
     config = StreamConfig(
-        input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:out",
+        redis_url=redis_url, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:out",
         dead_letter_prefix=f"{prefix}:dead", group="g",
     )  # fmt: skip
     r = redis.Redis.from_url(config.redis_url)

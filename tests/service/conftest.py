@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,19 +11,13 @@ import httpx
 import pytest
 
 from features.ids import IdHasher
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # The test apps decide at fixed thresholds (the served default is the model card's, which
 # moves whenever the default model is retrained); the tests' expectations are written
 # against these.
 PINNED = {"thresholds": {"review": 0.5, "block": 0.9}}
-
-
-def free_port() -> int:
-    """A free loopback port, so two test sessions on one machine never share a service."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -157,9 +157,9 @@ def test_kill_card_shard_sqlite(
 
 @pytest.fixture
 def redis_app(
-    ray_cluster: None, service: str, app_args: dict[str, Any]
+    ray_cluster: None, service: str, app_args: dict[str, Any], redis_url: str
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A second app whose shards keep state in Redis (the machine's, under its own prefix)."""
+    """A second app whose shards keep state in Redis (the session's, under its own prefix)."""
     import redis
     from ray import serve
 
@@ -174,7 +174,7 @@ def redis_app(
         "id_key": app_args["id_key"],
         "state": {
             "backend": "redis",
-            "redis_url": "redis://127.0.0.1:6379/0",
+            "redis_url": redis_url,
             "prefix": prefix,
             "snapshot_every": 300,
         },
@@ -188,7 +188,7 @@ def redis_app(
     yield url, args
     serve.delete("fraud-redis")
     kill_shard_actors(2, 1, args)
-    r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    r = redis.Redis.from_url(redis_url)
     keys = list(r.scan_iter(f"{prefix}:*"))
     if keys:
         r.delete(*keys)

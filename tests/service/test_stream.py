@@ -23,7 +23,6 @@ from simulator.config import SimulationConfig
 from simulator.generate import generate_days
 
 pytestmark = pytest.mark.ray
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def stream_frame(seed: int) -> pd.DataFrame:
@@ -47,7 +46,7 @@ def kill_consumer() -> int:
 
 
 def test_stream_path_decides_every_transaction_once_across_a_crash(
-    service: str, service_ids: IdHasher, app_args: dict[str, Any]
+    service: str, service_ids: IdHasher, app_args: dict[str, Any], redis_url: str
 ) -> None:
     import ray
     from ray import serve
@@ -62,17 +61,17 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
     from training.scoring import score_transactions
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
-    stream = {"enabled": True, "redis_url": REDIS_URL, "input_prefix": f"{prefix}:tx",
+    stream = {"enabled": True, "redis_url": redis_url, "input_prefix": f"{prefix}:tx",
               "results_prefix": f"{prefix}:decisions", "partitions": 2, "read_count": 200,
               "reclaim_idle_ms": 1000}  # fmt: skip
     args = {"n_user_shards": 2, "n_terminal_shards": 3, "state": {"backend": "memory"},
             "stream": stream, "id_key": app_args["id_key"]}  # fmt: skip
     serve.run(application(args, PINNED), name="fraud-stream", route_prefix="/stream")
     opts = StreamReplayOptions(
-        redis_url=REDIS_URL, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
+        redis_url=redis_url, input_prefix=f"{prefix}:tx", results_prefix=f"{prefix}:decisions",
         partitions=2, labels=False, chunk=500, wait_seconds=90, entry_size=1,
     )  # fmt: skip
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_url)
     try:
         # 1. Decided once each (one transaction per entry), as offline would (no labels in
         # play, so no timing between partitions matters).
