@@ -8,6 +8,7 @@ names), and the tree is evaluated on whole columns with NumPy: no `eval`, no per
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ _ARITH: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     ast.Div: operator.truediv,
 }
 MAX_LENGTH = 500
+MAX_DEPTH = 32  # nesting of the parsed tree: bounded before anything recursive walks it
+MAX_NODES = 400
 
 
 class RuleSyntaxError(ValueError):
@@ -96,6 +99,8 @@ def _check(node: ast.AST, boolean: bool) -> None:
     elif isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise RuleSyntaxError(f"only numbers are allowed as constants {where}")
+        if not _finite(node.value):
+            raise RuleSyntaxError(f"a number too large for a float {where}")
     elif isinstance(node, ast.Name):
         if _name(node) not in _COLUMN and _name(node) != SCORE:
             raise RuleSyntaxError(
@@ -104,6 +109,29 @@ def _check(node: ast.AST, boolean: bool) -> None:
             )
     else:
         raise RuleSyntaxError(f"{ast.unparse(node)!r} is not allowed {where}")
+
+
+def _finite(value: int | float) -> bool:
+    """Whether a constant is a finite float, as `_eval` will use it (a 401-digit integer
+    would overflow there, on every scored batch)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _bounded(tree: ast.AST) -> None:
+    """Refuse a tree deeper or larger than any real condition, walking it without recursion
+    (Python's own recursive walkers, `ast.unparse` among them, overflow on 480 unary signs)."""
+    stack, nodes = [(tree, 0)], 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise RuleSyntaxError(f"the condition is nested deeper than {MAX_DEPTH} levels")
+        if nodes > MAX_NODES:
+            raise RuleSyntaxError(f"the condition has more than {MAX_NODES} parts")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def parse(text: str) -> Condition:
@@ -116,6 +144,9 @@ def parse(text: str) -> Condition:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         raise RuleSyntaxError(f"not a valid condition at column {e.offset}: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise RuleSyntaxError(f"the condition is nested deeper than {MAX_DEPTH} levels") from None
+    _bounded(tree)
     _check(tree.body, True)
     names = frozenset(_name(n) for n in ast.walk(tree) if isinstance(n, ast.Name))
     return Condition(text, tree, names)

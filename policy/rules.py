@@ -8,6 +8,7 @@ not stored anywhere.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from features.ids import IdHasher
 from policy.decision import BLOCK, LEGIT, REVIEW
 from policy.expressions import Condition, RuleSyntaxError, parse
 
+log = logging.getLogger(__name__)
 LIST_NAMES = ("allow_users", "block_users", "allow_terminals", "block_terminals")
 ListName = Literal["allow_users", "block_users", "allow_terminals", "block_terminals"]
 
@@ -82,15 +84,38 @@ class Policy:
     rules: tuple[CompiledRule, ...] = ()  # the enabled ones
     lists: dict[str, np.ndarray] = field(default_factory=dict)
     all_rules: tuple[Rule, ...] = ()  # as submitted, disabled ones included
+    # Rule id -> batches on which its condition failed to evaluate (it then fired on none of
+    # their rows): a rule's failure costs that rule, never the transaction.
+    failures: dict[str, int] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(
         cls, version: int, rules: Sequence[Rule | dict[str, Any]], lists: Mapping[str, Any]
     ) -> Policy:
+        """A new version: anything invalid raises, so nothing invalid is ever stored."""
         parsed = RuleSet(rules=[Rule.model_validate(r) for r in rules]).rules
         compiled = tuple(CompiledRule(r, parse(r.when)) for r in parsed if r.enabled)
         keys = {n: np.asarray(lists.get(n, ()), np.int64) for n in LIST_NAMES}
         return cls(version, compiled, keys, tuple(parsed))
+
+    @classmethod
+    def load(
+        cls, version: int, rules: Sequence[dict[str, Any]], lists: Mapping[str, Any]
+    ) -> Policy:
+        """A stored version: a rule that today's checks refuse (stored before they existed)
+        is left out and reported as failing, so the rest of the policy still applies."""
+        valid: list[Rule] = []
+        failed: dict[str, int] = {}
+        for raw in rules:
+            try:
+                valid.append(Rule.model_validate(raw))
+            except ValueError:
+                rule_id = str(raw.get("id", "?"))[:64]
+                failed[rule_id] = failed.get(rule_id, 0) + 1
+                log.warning("stored rule %s no longer passes validation: left out", rule_id)
+        policy = cls.build(version, valid, lists)
+        policy.failures.update(failed)
+        return policy
 
     def apply(
         self,
@@ -108,7 +133,12 @@ class Policy:
             for cr in self.rules:
                 if cr.rule.action != action:
                     continue
-                mask = cr.condition.evaluate(x, scores)
+                try:
+                    mask = cr.condition.evaluate(x, scores)
+                except Exception as e:  # counted and reported, never raised
+                    self.failures[cr.rule.id] = self.failures.get(cr.rule.id, 0) + 1
+                    log.warning("rule %s failed to evaluate: %s", cr.rule.id, type(e).__name__)
+                    continue
                 if not mask.any():
                     continue
                 if action == "REVIEW":
@@ -139,4 +169,5 @@ class Policy:
             "version": self.version,
             "rules": [r.model_dump() for r in self.all_rules],
             "list_sizes": {n: len(self.lists.get(n, ())) for n in LIST_NAMES},
+            "rule_failures": dict(self.failures),
         }

@@ -22,8 +22,8 @@ REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks t
 
 
 class ReviewNotFound(NotFound):
-    def __init__(self, tx_id: str) -> None:
-        super().__init__(f"transaction_id: no review for {tx_id!r}")
+    def __init__(self) -> None:  # the id is not repeated: it may be a card number
+        super().__init__("transaction_id: no review for this id")
 
 
 class ReviewConflict(Conflict):
@@ -41,7 +41,7 @@ class DeskService:
             version = await self.desk.policy_version()
         if version != self.pipeline.policy.version:
             current = await self.desk.current_policy()
-            self.pipeline.policy = Policy.build(
+            self.pipeline.policy = Policy.load(
                 current["version"], current["rules"], current["lists"]
             )
         return int(version)
@@ -118,7 +118,7 @@ class DeskService:
             )
         result = await self.desk.resolve(tx_id, outcome, analyst, note, key_id)
         if result["status"] == "not_found":
-            raise ReviewNotFound(tx_id)
+            raise ReviewNotFound()
         if result["status"] == "conflict":
             raise ReviewConflict(
                 f"review {tx_id} was already resolved as {result['review']['status']}"
@@ -128,5 +128,5 @@ class DeskService:
     async def _review(self, tx_id: str) -> dict[str, Any]:
         item = await self.desk.review(tx_id)
         if item is None:
-            raise ReviewNotFound(tx_id)
+            raise ReviewNotFound()
         return item
