@@ -3,6 +3,9 @@
 Side by side in one process, each the median of `--repeats` runs:
 - `Access.check` on a scoring request with no keys configured, with a key file, and with
   a key file and a rate limit (the `limits` moving window, in memory);
+- finding the route a request is served by (`deployments.http.routes.RouteFinder`, what the
+  guard authorises) on the ingress's real route table: a repeated path (the cache's hit,
+  every scoring request) and a path seen once (a stored decision's lookup by id);
 - the blake2b loop over a request's ids, keyed (what the service does) and unkeyed (a
   personalisation string only), and `IdHasher.keys_many` whole (digests, base64, keys).
 
@@ -57,6 +60,22 @@ def main(argv: list[str] | None = None) -> None:
     check_us = {
         name: per_call_us(checking(g), args.requests, args.repeats) for name, g in guards.items()
     }
+    from deployments.http.ingress import app as ingress_app
+    from deployments.http.routes import RouteFinder, ambiguous
+
+    finder, n = RouteFinder(ingress_app.router), iter(range(10**9))
+
+    def repeated() -> object:
+        return ambiguous("/v1/transactions") or finder.find("POST", "/v1/transactions")
+
+    def once() -> object:
+        path = f"/v1/transactions/tx-{next(n)}"
+        return ambiguous(path) or finder.find("GET", path)
+
+    route_us = {
+        "repeated_path": per_call_us(repeated, args.requests, args.repeats),
+        "new_path": per_call_us(once, args.requests, args.repeats),
+    }
     ids = [f"card-{i}" for i in range(args.ids)]
     hasher, secret = IdHasher(bytes(range(32))), bytes(range(32))
 
@@ -78,9 +97,15 @@ def main(argv: list[str] | None = None) -> None:
     hash_us = {name: statistics.median(v) for name, v in samples.items()}
     for name, us in check_us.items():
         print(f"access check per request, {name}: {us:.2f} us")
+    for name, us in route_us.items():
+        print(f"route lookup per request, {name}: {us:.2f} us")
     for name, us in hash_us.items():
         print(f"id hashing per id, {name}: {us:.3f} us")
-    save("access", {"check_us_per_request": check_us, "hash_us_per_id": hash_us, **vars(args)})
+    save(
+        "access",
+        {"check_us_per_request": check_us, "route_us_per_request": route_us,
+         "hash_us_per_id": hash_us, **vars(args)},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

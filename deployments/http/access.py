@@ -14,17 +14,14 @@ import hashlib
 import hmac
 import math
 import os
-import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote
 
 import orjson
 from limits import RateLimitItem, parse, storage, strategies
@@ -226,6 +223,8 @@ class Sessions:
         return f"{TOKEN_PREFIX}{body}.{self._sign(body)}", expires
 
     def verify(self, token: str, now: float | None = None) -> Session | None:
+        if not token.isascii():  # no token we mint has other characters; compare_digest
+            return None  # refuses non-ASCII text, and a forged token must get 401, not 500
         body, _, mac = token.removeprefix(TOKEN_PREFIX).partition(".")
         if not hmac.compare_digest(mac, self._sign(body)):
             return None
@@ -270,60 +269,40 @@ class RateLimits:
 
 
 # -- which scope a route needs ------------------------------------------------------------
-PUBLIC = frozenset({"/healthz", "/dashboard", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
-_SCORE = {
-    ("POST", "/v1/transactions"),
-    ("POST", "/v1/transactions/batch"),
-    ("POST", "/v1/feedback"),
+# Keyed by the route the router picks (its template, as FastAPI declares it), never by the
+# path as sent: the guard authorises exactly what will be served (`deployments.http.routes`).
+_PUBLIC_ROUTES = frozenset(
+    {"/healthz", "/dashboard", "/dashboard/{asset}", "/docs", "/openapi.json",
+     "/docs/oauth2-redirect"}
+)  # fmt: skip
+_ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
+    ("POST", "/v1/transactions"): Scope.score,
+    ("POST", "/v1/transactions/batch"): Scope.score,
+    ("POST", "/v1/feedback"): Scope.score,
+    ("GET", "/v1/transactions/{transaction_id}"): Scope.analyst,
+    ("POST", "/v1/reviews/{transaction_id}"): Scope.analyst,
+    ("GET", "/v1/reviews"): Scope.analyst,
+    ("GET", "/v1/labels"): Scope.analyst,
+    ("GET", "/v1/live"): Scope.analyst,
+    ("GET", "/v1/live/stream"): Scope.analyst,
+    ("GET", "/v1/model"): Scope.analyst,
+    ("POST", "/v1/session"): Scope.analyst,
 }
-_ANALYST = {
-    ("GET", "/v1/reviews"),
-    ("GET", "/v1/labels"),
-    ("GET", "/v1/live"),
-    ("GET", "/v1/live/stream"),
-    ("GET", "/v1/model"),
-    ("POST", "/v1/session"),
-}
-_ANALYST_ITEMS = {("GET", "/v1/transactions"), ("POST", "/v1/reviews")}  # .../{transaction_id}
-_DASHBOARD_ASSET = re.compile(r"^/dashboard/[a-z]+\.(js|css)$")
+LIVE_STREAM, SESSION = "/v1/live/stream", "/v1/session"
 
 
-def canonical(path: str) -> str:
-    """The path as the strictest reading sees it: percent-decoded until stable, `;` segment
-    parameters dropped, empty, `.` and `..` segments resolved, lower case. A trick that makes
-    a path look different (`//v1`, `%2e%2e`, `/V1`, `;x`, a trailing slash) cannot make it
-    need less than the route it could reach."""
-    for _ in range(3):
-        decoded = unquote(path)
-        if decoded == path:
-            break
-        path = decoded
-    stack: list[str] = []
-    for segment in path.split("/"):
-        segment = segment.split(";", 1)[0].lower()
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if stack:
-                stack.pop()
-            continue
-        stack.append(segment)
-    return "/" + "/".join(stack)
-
-
-@lru_cache(maxsize=4096)  # paths repeat (the scoring routes are most requests)
-def required_scope(method: str, path: str) -> Scope | None:
-    """The scope a request needs; None for the public routes (probes, docs, dashboard page).
-    Anything not named here needs `admin`: a new route is closed until it is listed."""
-    c = canonical(path)
-    if c in PUBLIC or _DASHBOARD_ASSET.match(c):
-        return None
+def required_scope(method: str, route: str | None) -> Scope | None:
+    """The scope a request for `route` (the template the router matched; None: no route)
+    needs; None for the public routes (probes, docs, dashboard page and assets). Anything
+    not named here needs `admin`: a new route is closed until it is listed."""
     method = method.upper()
-    if (method, c) in _SCORE:
-        return Scope.score
-    if (method, c) in _ANALYST or (method, c.rsplit("/", 1)[0]) in _ANALYST_ITEMS:
-        return Scope.analyst
-    return Scope.admin
+    if method == "HEAD":  # Starlette answers HEAD on every GET route
+        method = "GET"
+    if route in _PUBLIC_ROUTES and method == "GET":
+        return None
+    if route is None:
+        return Scope.admin
+    return _ROUTE_SCOPES.get((method, route), Scope.admin)
 
 
 # -- the decision ---------------------------------------------------------------------------
@@ -333,6 +312,7 @@ class Verdict:
     key_id: str | None = None
     detail: str = ""
     retry_after: int | None = None
+    expires: float | None = None  # a session token's expiry (seconds since the epoch)
 
 
 class Access:
@@ -341,22 +321,25 @@ class Access:
     def __init__(self, keys: KeyRing, sessions: Sessions, limits: RateLimits) -> None:
         self.keys, self.sessions, self.limits = keys, sessions, limits
 
-    def check(self, method: str, path: str, bearer: str | None, query_token: str | None) -> Verdict:
+    def check(
+        self, method: str, route: str | None, bearer: str | None, query_token: str | None
+    ) -> Verdict:
+        """`route` is the template the router will serve the request by (None: no route)."""
         if not self.keys.enabled:
             return Verdict(200)
-        needed = required_scope(method, path)
+        needed = required_scope(method, route)
         if needed is None:
             return Verdict(200)
         presented = bearer
-        if presented is None and query_token and canonical(path) == "/v1/live/stream":
+        if presented is None and query_token and route == LIVE_STREAM:
             presented = query_token  # EventSource cannot send headers: a token, not a key
             if not presented.startswith(TOKEN_PREFIX):
                 return Verdict(401, detail="the live stream takes a session token, not a key")
         if not presented:
             return Verdict(401, detail="missing API key")
-        if presented.startswith(TOKEN_PREFIX) and canonical(path) == "/v1/session":
+        if presented.startswith(TOKEN_PREFIX) and route == SESSION:
             return Verdict(403, detail="a session is opened with an API key, not a token")
-        key = self._identify(presented)
+        key, expires = self._identify(presented)
         if key is None:
             return Verdict(401, detail="unknown, expired or revoked API key")
         if needed not in key.scopes:
@@ -364,16 +347,26 @@ class Access:
         wait = self.limits.retry_after(key)
         if wait is not None:
             return Verdict(429, key.id, "rate limit of this key reached", wait)
-        return Verdict(200, key.id)
+        return Verdict(200, key.id, expires=expires)
 
-    def _identify(self, presented: str) -> ApiKey | None:
+    def _identify(self, presented: str) -> tuple[ApiKey | None, float | None]:
         if not presented.startswith(TOKEN_PREFIX):
-            return self.keys.find(presented)
+            return self.keys.find(presented), None
         session = self.sessions.verify(presented)
         key = self.keys.by_id(session.key_id) if session else None
         if session is None or key is None:  # expired, forged, or its key revoked
-            return None
-        return key.model_copy(update={"scopes": session.scopes})
+            return None, None
+        return key.model_copy(update={"scopes": session.scopes}), session.expires
+
+    def still_allowed(self, key_id: str | None, expires: float | None) -> bool:
+        """Whether a request let in earlier as `key_id` (with a token until `expires`) would
+        still be: a long-lived answer (the live stream) asks this as it goes, so a revoked
+        key or an expired token ends it."""
+        if not self.keys.enabled:
+            return True
+        if key_id is None or self.keys.by_id(key_id) is None:
+            return False
+        return expires is None or expires > time.time()
 
     def session(self, key_id: str | None) -> dict[str, object]:
         """A dashboard token for the key this request came with (POST /v1/session)."""

@@ -17,6 +17,12 @@ import orjson
 
 from deployments.http.access import Access
 from deployments.http.asgi import send_json
+from deployments.http.routes import RouteFinder, ambiguous, route_path
+
+_AMBIGUOUS = orjson.dumps(
+    {"detail": "path: an encoded '/' or '\\', or a segment that decodes to '.' or '..', is "
+     "refused"}
+)  # fmt: skip
 
 
 def serving_access() -> Access | None:
@@ -31,10 +37,12 @@ def serving_access() -> Access | None:
 
 class AccessGuard:
     """ASGI middleware; `find_access` is asked until it names the replica's `Access`.
-    Requests that arrive before one is found are refused (503), never let through."""
+    Requests that arrive before one is found are refused (503), never let through. What is
+    authorised is the route `router` will serve the request by (`deployments.http.routes`)."""
 
-    def __init__(self, app: Any, find_access: Callable[[], Access | None]) -> None:
+    def __init__(self, app: Any, find_access: Callable[[], Access | None], router: Any) -> None:
         self.app, self.find_access = app, find_access
+        self.routes = RouteFinder(router)
         self.access: Access | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -46,10 +54,10 @@ class AccessGuard:
             if self.access is None:
                 await send_json(send, 503, b'{"detail":"starting"}', ((b"retry-after", b"1"),))
                 return
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):  # an app mounted under a route prefix
-            path = path[len(root) :] or "/"
+        path = route_path(scope)
+        if ambiguous(path):
+            await send_json(send, 400, _AMBIGUOUS)
+            return
         bearer = None
         for name, value in scope.get("headers") or ():
             if name == b"authorization":
@@ -60,9 +68,11 @@ class AccessGuard:
         if scope.get("query_string"):
             tokens = parse_qs(scope["query_string"].decode("latin-1")).get("access_token")
             query = tokens[0] if tokens else None
-        verdict = self.access.check(scope["method"], path, bearer, query)
+        route = self.routes.find(scope["method"], path)
+        verdict = self.access.check(scope["method"], route, bearer, query)
         if verdict.status == 200:
-            scope.setdefault("state", {})["key_id"] = verdict.key_id
+            state = scope.setdefault("state", {})
+            state["key_id"], state["access_expires"] = verdict.key_id, verdict.expires
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = []

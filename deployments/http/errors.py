@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from actors.errors import ServiceError
+from deployments.http.schemas import error_field
 
 
 def render(exc: ServiceError) -> JSONResponse:
@@ -21,16 +22,12 @@ def render(exc: ServiceError) -> JSONResponse:
     return JSONResponse(status_code=exc.status, content=exc.body(), headers=headers)
 
 
-def _field(loc: tuple[object, ...]) -> str:
-    return ".".join(str(p) for p in loc if p != "body") or "body"
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": _field(tuple(e.get("loc", ()))),
+                "field": error_field(e),
                 "message": str(e.get("msg", "invalid")),
                 "type": str(e.get("type", "value_error")),
             }

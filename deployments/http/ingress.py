@@ -60,7 +60,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5
 # (each finds this replica's `Ingress` itself: Serve copies the app into each replica).
 app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-app.add_middleware(AccessGuard, find_access=serving_access)  # outermost: no key, not read
+app.add_middleware(AccessGuard, find_access=serving_access, router=app.router)  # outermost
 
 
 def _answer(o: Any) -> Any:
@@ -166,7 +166,7 @@ class Ingress:
         """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
         found = await self.desk.transaction(self.pipeline.ids.redact(transaction_id))
         if found is None:
-            raise NotFound(f"transaction_id: no stored decision for {transaction_id!r}")
+            raise NotFound("transaction_id: no stored decision for this id")
         return found
 
     @app.post("/v1/feedback", response_model=FeedbackOut)
@@ -302,14 +302,20 @@ class Ingress:
 
     @app.get("/v1/live/stream")
     async def live_stream(
-        self, interval_s: float = Query(1.0, ge=0.2, le=10.0)
+        self, request: Request, interval_s: float = Query(1.0, ge=0.2, le=10.0)
     ) -> StreamingResponse:
-        """Server-sent events: one `live` snapshot per interval (for /dashboard)."""
+        """Server-sent events: one `live` snapshot per interval (for /dashboard). The stream
+        ends when its key is revoked or its token expires: access is asked again each tick."""
         self.reporter.ensure_running()
+        key_id = getattr(request.state, "key_id", None)
+        expires = getattr(request.state, "access_expires", None)
 
         async def events() -> AsyncIterator[bytes]:
             deadline = time.monotonic() + SSE_MAX_SECONDS
             while time.monotonic() < deadline:
+                if not self.access.still_allowed(key_id, expires):
+                    yield b'event: end\ndata: "access ended"\n\n'
+                    return
                 try:
                     body = orjson.dumps(await self._live(), option=orjson.OPT_SERIALIZE_NUMPY)
                     yield b"event: live\ndata: " + body + b"\n\n"

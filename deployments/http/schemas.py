@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,9 +27,13 @@ FUTURE_SLACK = dt.timedelta(days=2)
 _UTC = dt.timezone.utc
 _EARLIEST_S, _FUTURE_SLACK_S = EARLIEST.timestamp(), FUTURE_SLACK.total_seconds()
 
-# Ids: 1-64 visible characters (no whitespace or control characters); integers are accepted
-# (the handbook's ids are numbers) and become their decimal strings.
-_ID_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+# Ids: 1-64 visible characters: no whitespace, no control character (C0, DEL, C1), none of
+# `/ \ %` (an id is a path segment of `GET /v1/transactions/{id}` and must read back the
+# same: these are what a path decodes or splits on), and not dots only (`.`, `..` are
+# resolved away by clients). Integers are accepted (the handbook's ids are numbers) and
+# become their decimal strings.
+_ID_CHAR = r"[^\s\x00-\x1f\x7f-\x9f/\\%]"
+_ID_PATTERN = rf"^{_ID_CHAR}*[^\s\x00-\x1f\x7f-\x9f/\\%.]{_ID_CHAR}*$"
 
 
 def _int_id_to_str(value: object) -> object:
@@ -52,6 +57,15 @@ IdText = Annotated[
     ),
 ]
 Id = Annotated[IdText, BeforeValidator(_int_id_to_str)]
+
+
+def error_field(error: Mapping[str, Any]) -> str:
+    """The field a validation error is about, as answers name it: never a name the client
+    made up (an unknown field, perhaps a card number or 6 kB long, is named by where it was)."""
+    loc = [p for p in error.get("loc", ()) if p != "body"]
+    if error.get("type") == "extra_forbidden" and loc:
+        loc[-1] = "<unknown field>"
+    return ".".join(str(p) for p in loc) or "body"
 
 
 class _Strict(BaseModel):
@@ -99,6 +113,25 @@ class TransactionIn(_Strict):
             if any(v is not data[k] for k, v in ids.items()):
                 return {**data, **ids}
         return data
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _unix_seconds(cls, v: object) -> object:
+        """A number is Unix seconds, always (pydantic alone reads one above 2e10 as
+        milliseconds, so `1e12` seconds, year 33658, would pass as 2001). So is a string that
+        is a number: an ISO 8601 time always has a '-' or a ':'."""
+        if isinstance(v, str) and "-" not in v and ":" not in v:
+            try:
+                v = float(v)
+            except ValueError:
+                return v  # pydantic names it an invalid datetime
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            if not _EARLIEST_S <= v <= time.time() + _FUTURE_SLACK_S:
+                raise ValueError(
+                    "timestamp as a number is Unix seconds, from 2000-01-01 to 2 days ahead"
+                )
+            return dt.datetime.fromtimestamp(v, _UTC)
+        return v
 
     @field_validator("timestamp")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from deployments.http.schemas import LabelIn, TransactionIn
+from deployments.http.schemas import LabelIn, TransactionIn, error_field
 from deployments.scoring.pipeline import Answer
 from deployments.stream.contract import (
     LABEL,
@@ -46,7 +46,7 @@ Feedback = Callable[[Sequence[LabelIn]], Awaitable[list[str]]]
 def _invalid(item: object, error: ValidationError | str) -> dict[str, Any]:
     """The answer for an item that failed validation (fields named, the input not echoed)."""
     if isinstance(error, ValidationError):
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in error.errors()})
+        fields = sorted({error_field(e) for e in error.errors()})
         message = f"invalid {', '.join(fields)}"
     else:
         message = error

@@ -103,3 +103,48 @@ def test_validation_normalises_ids_and_times() -> None:
             timestamp="2018-06-01T10:00:00",
             pan="4111111111111111",
         )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a\x85b", "\x9f", "a\x80", "a/b", "a\\b", "a%2Fb", "50%", ".", "..", "...", "a b", "\x7f"],
+)
+def test_ids_are_visible_characters_that_read_back_as_one_path_segment(bad: str) -> None:
+    """C1 controls are control characters too; `/ \\ %` and dots-only ids would be decoded
+    or resolved away in `GET /v1/transactions/{id}`, so could never be fetched."""
+    ts = {"timestamp": "2018-06-01T10:00:00"}
+    with pytest.raises(ValidationError) as e:
+        TransactionIn.model_validate({**BASE, **ts, "transaction_id": bad})
+    assert [err["loc"] for err in e.value.errors()] == [("transaction_id",)]
+
+
+def test_ids_may_hold_dots_and_letters_of_any_script() -> None:
+    ts = {"timestamp": "2018-06-01T10:00:00"}
+    for good in ("a.b", ".x", "tx-1:2_3", "карта-7", "x" * 64):
+        assert TransactionIn.model_validate({**BASE, **ts, "user_id": good}).user_id == good
+
+
+@pytest.mark.parametrize("value", [1e12, 2e10, "1000000000000", 946_684_799, float("nan")])
+def test_a_number_is_unix_seconds_and_out_of_range_is_refused(value: object) -> None:
+    """pydantic alone reads numbers above 2e10 as milliseconds: 1e12 s (year 33658) would
+    be taken as 2001-09-09 and applied to the card's history."""
+    with pytest.raises(ValidationError, match="Unix seconds") as e:
+        TransactionIn.model_validate({**BASE, "timestamp": value})
+    assert [err["loc"] for err in e.value.errors()] == [("timestamp",)]
+
+
+def test_numbers_and_number_strings_in_range_are_unix_seconds() -> None:
+    want = dt.datetime(2018, 6, 1, 10, tzinfo=dt.timezone.utc)
+    for value in (1_527_847_200, 1_527_847_200.0, "1527847200"):
+        assert TransactionIn.model_validate({**BASE, "timestamp": value}).timestamp == want
+
+
+def test_an_unknown_field_is_named_by_where_it_was_never_by_its_name() -> None:
+    from deployments.http.schemas import BatchIn, error_field
+
+    pan = "4111111111111111"
+    body = {"transactions": [{**BASE, "timestamp": "2018-06-01T10:00:00", pan: 1, "x" * 6500: 2}]}
+    with pytest.raises(ValidationError) as e:
+        BatchIn.model_validate(body)
+    fields = {error_field(err) for err in e.value.errors()}
+    assert fields == {"transactions.0.<unknown field>"}

@@ -43,6 +43,8 @@ def secure(
         "slow": add_key(path, "slow", {Scope.score}, rate="4/minute"),
         "analyst": add_key(path, "desk", {Scope.analyst}),
         "admin": add_key(path, "ops", {Scope.admin}),
+        "watcher": add_key(path, "watcher", {Scope.analyst}),  # revoked by a test
+        "scorer": add_key(path, "scorer", {Scope.score}),  # "score" is revoked by a test
     }
     args = {**app_args, "access": {"keys_file": str(path)}}
     serve.run(build_app(args), name="fraud-secure", route_prefix=PREFIX)
@@ -130,6 +132,64 @@ def test_scopes_revocation_limits_and_audit_on_the_service(
         ):
             assert time.monotonic() < deadline, "a revoked key still works"
             time.sleep(0.25)
+
+
+def test_what_an_outside_attacker_found_is_closed(
+    secure: tuple[str, Path, dict[str, str]],
+) -> None:
+    """Issue 27's findings, each over real HTTP through Serve's proxy."""
+    url, path, keys = secure
+    pan = "4111111111111111"
+    with httpx.Client(base_url=url, timeout=30) as c:
+        score, analyst, admin = auth(keys["scorer"]), auth(keys["analyst"]), auth(keys["admin"])
+        # 1. An id that decodes into another path is refused, and so is fetching one.
+        sneaky = {**tx(900), "transaction_id": "x%2F..%2F..%2F..%2Fhealthz"}
+        r = c.post("/v1/transactions", json=sneaky, headers=score)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "transaction_id"
+        for method, raw, headers in [
+            ("GET", "/v1/transactions/x%252F..%252F..%252F..%252Fhealthz", {}),
+            ("POST", "/v1/reviews/x%252F..%252F..%252F..%252Fhealthz", {}),
+            ("POST", "/v1/reviews/x%252F..%252F..%252F..%252Fv1%252Ftransactions", score),
+        ]:
+            r = c.request(method, raw, json={"outcome": "legit"}, headers=headers)
+            assert r.status_code == 400 and "path" in r.json()["detail"], (raw, r.status_code)
+        r = c.post("/v1/reviews/x%2F..%2F..%2Fv1%2Ftransactions", json={"outcome": "legit"},
+                   headers=score)  # fmt: skip
+        assert r.status_code == 403  # no route, so admin's
+        # 2 and 4. A rule the service could not evaluate is a 422 naming the field.
+        for when in ("amount > 1" + "0" * 400, "amount > " + "+" * 480 + "1"):
+            body = {"rules": [{"id": "typo", "when": when, "action": "BLOCK"}]}
+            r = c.put("/v1/policy/rules", json=body, headers=admin)
+            assert r.status_code == 422 and "rules.0.when" in r.json()["detail"], r.text[:200]
+        assert c.post("/v1/transactions", json=tx(901), headers=score).status_code == 200
+        # 3. A non-ASCII token is a 401, not a 500.
+        r = c.get("/v1/reviews", headers={"authorization": b"Bearer fs.x.\xc3\xa9"})
+        assert r.status_code == 401
+        assert c.get("/v1/live/stream", params={"access_token": "fs.x.é"}).status_code == 401
+        # 5. No echo of a card number or an unknown field's name.
+        r = c.get(f"/v1/transactions/{pan}", headers=analyst)
+        assert r.status_code == 404 and pan not in r.text
+        r = c.post("/v1/transactions", json={**tx(902), pan: 1, "y" * 6500: 2}, headers=score)
+        assert r.status_code == 422 and pan not in r.text and len(r.content) < 1000
+        # 6 and 7. C1 control characters in ids; numbers far beyond Unix seconds.
+        r = c.post("/v1/transactions", json={**tx(903), "user_id": "card\x85x"}, headers=score)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
+        r = c.post("/v1/transactions", json={**tx(904), "timestamp": 1e12}, headers=score)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "timestamp"
+        # 8. A live stream ends once its key is revoked.
+        token = c.post("/v1/session", headers=auth(keys["watcher"])).json()["token"]
+        events: list[str] = []
+        params = {"access_token": token, "interval_s": 0.2}
+        with c.stream("GET", "/v1/live/stream", params=params) as stream:
+            assert stream.status_code == 200
+            deadline = time.monotonic() + 20
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line[7:])
+                if events == ["live"]:
+                    revoke_key(path, "watcher")
+                assert time.monotonic() < deadline, f"the stream outlived its key: {events}"
+        assert events[0] == "live" and events[-1] == "end"
 
 
 def test_the_dashboard_signs_in_with_a_key_and_keeps_it_out_of_urls(

@@ -122,6 +122,8 @@ function connect() {
   source = new EventSource(url);
   source.addEventListener("open", () => { text($("connection"), "live"); $("connection").className = "status on"; });
   source.addEventListener("live", (e) => render(JSON.parse(e.data)));
+  // The service ends the stream when its token expires or its key is revoked: ask again.
+  source.addEventListener("end", () => { source.close(); openSession(); });
   source.addEventListener("error", () => { text($("connection"), "reconnecting…"); $("connection").className = "status off"; });
 }
 
