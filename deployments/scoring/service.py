@@ -80,6 +80,13 @@ class ScoringService:
                 if self.served is None:
                     self._observe(await self.remote.served())
 
+    def local_model_version(self) -> str | None:
+        """The version this replica scores with itself, or None when it asks the ModelScorer:
+        while the local copy is loaded, a ModelScorer restart costs no answer, so it must
+        not fail the health check either."""
+        inprocess = self.inprocess
+        return inprocess.serving.version if inprocess and inprocess.serving else None
+
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """`user_config`: thresholds, or `thresholds_from_model` (the card's cost-optimal)."""
         self.config = IngressConfig(**user_config)

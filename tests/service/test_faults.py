@@ -233,6 +233,7 @@ def test_model_replica_killed_under_load_then_a_failing_model(
 
     stream = make_stream("mk")[:1_500]
     client = LedgerClient(service, retry_for_s=90)
+    health: list[int] = []  # /healthz while the ModelScorer is dead and restarting
 
     async def load() -> None:
         async def lane(k: int) -> None:
@@ -247,11 +248,17 @@ def test_model_replica_killed_under_load_then_a_failing_model(
                 if "ModelScorer" in a["name"] and a["name"].startswith("SERVE_REPLICA")
             ]
             ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
+            async with httpx.AsyncClient(timeout=10) as probe:
+                for _ in range(40):  # 4 s from the kill
+                    health.append((await probe.get(f"{service}/healthz")).status_code)
+                    await asyncio.sleep(0.1)
 
         await asyncio.gather(kill_soon(), *(lane(k) for k in range(4)))
         await client.close()
 
     asyncio.run(load())
+    # Scoring in process (the default), answers never needed the ModelScorer: nor does health.
+    assert app_args.get("score_in_process", True) and set(health) == {200}, health
     ledger = client.ledger
     assert ledger.gave_up == [] and len(ledger.accepted) == len(stream)
     assert all(0.0 <= e["score"] <= 1.0 and e["decision"] for e in ledger.accepted.values())

@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -330,12 +331,41 @@ def test_replay_as_ray_tasks_matches_one_worker(service: str, tmp_path: Path) ->
     assert same_decision >= 0.97
 
 
-def test_online_equals_offline(service: str) -> None:
-    """Replay a stream with labels through HTTP; `fraud score` on the same stream agrees."""
+@pytest.fixture(params=["in_process", "model_deployment"])
+def scoring_url(request: pytest.FixtureRequest, service: str, app_args: dict[str, object]) -> Any:
+    """The service as deployed (`score_in_process: true`, the default), and a second app on
+    the same shards whose every batch is scored by the replicated ModelScorer deployment."""
+    if request.param == "in_process":
+        yield service, ""
+        return
+    from ray import serve
+
+    from deployments.app import application
+    from tests.service.conftest import PINNED
+
+    args = {**app_args, "score_in_process": False}
+    serve.run(application(args, PINNED), name="fraud-remote", route_prefix="/remote")
+    url = f"{service}/remote"
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "the remote-scoring app did not become healthy"
+        time.sleep(0.5)
+    try:
+        yield url, "r-"  # its own cards: the shards are shared
+    finally:
+        serve.delete("fraud-remote")
+
+
+def test_online_equals_offline(scoring_url: tuple[str, str]) -> None:
+    """Replay a stream with labels through HTTP; `fraud score` on the same stream agrees,
+    whether the model runs in the deciding replica or in the ModelScorer deployment."""
+    url, prefix = scoring_url
     tx = parity_stream()
+    for col in ("transaction_id", "user_id", "terminal_id"):
+        tx[col] = prefix + tx[col]
     assert 3_000 < len(tx) < 6_000 and tx["is_fraud"].sum() > 20
     opts = ReplayOptions(
-        url=service,
+        url=url,
         concurrency=4,
         batch=16,
         include_features=True,
@@ -361,6 +391,8 @@ def test_online_equals_offline(service: str) -> None:
     assert (online["decision"] == offline["decision"]).all()
     # Labels mattered: some terminal risk is non-zero on both sides.
     assert (offline["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0).sum() > 10
+    in_process = httpx.get(f"{url}/v1/stats", timeout=30).json()["model_in_process"]
+    assert in_process == (prefix == "")  # each app scored where it says
 
 
 def test_bad_input_is_refused_with_4xx_and_changes_nothing(service: str) -> None:
