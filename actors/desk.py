@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -27,6 +28,14 @@ from policy.decision import LEGIT, REVIEW
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class PolicyWrite:
+    """What `Desk.put_policy` did: stored a new version, or found another one current."""
+
+    stored: bool
+    version: int  # the new version, or the current one when nothing was stored
 
 
 class Desk(Journaled):
@@ -136,13 +145,18 @@ class Desk(Journaled):
         comment: str,
         key_id: str | None = None,
         action: str = "policy.put",
-    ) -> int:
-        """Store a new policy version (already validated by the caller); returns its number.
-        `action` names the change for the audit log (policy.rules, policy.list.<name>,
-        policy.rollback)."""
+        based_on: int | None = None,
+    ) -> PolicyWrite:
+        """Store a new policy version (already validated by the caller), unless `based_on`
+        names a version that is no longer current: then nothing is stored, and the answer
+        says which version is. The desk runs one call at a time, so this compare-and-set is
+        atomic: two editors never both write over the same version. `action` names the
+        change for the audit log (policy.rules, policy.list.<name>, policy.rollback)."""
+        if based_on is not None and based_on != self.policies.version:
+            return PolicyWrite(False, self.policies.version)
         op = ("policy", rules, lists, comment, now_ms(), key_id, action)
         version: int = self._submit(op)
-        return version
+        return PolicyWrite(True, version)
 
     def served_model(self, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
         """Note a change of the served model (versions live and in shadow), as every ingress

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import numpy as np
 
 from actors.decision_log import DecidedBatch
-from actors.desk import Desk
+from actors.desk import Desk, PolicyWrite
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,8 +74,9 @@ class DeskClient:
         comment: str,
         key_id: str | None,
         action: str,
-    ) -> int:
-        return await self._call(Desk.put_policy, rules, lists, comment, key_id, action)
+        based_on: int | None = None,
+    ) -> PolicyWrite:
+        return await self._call(Desk.put_policy, rules, lists, comment, key_id, action, based_on)
 
     async def served_model(self, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
         return await self._call(Desk.served_model, before, after)

@@ -61,6 +61,20 @@ class Conflict(ServiceError):
     reason = "conflict"
 
 
+class Stale(ServiceError):
+    """A write based on a version that is no longer current (`If-Match`): nothing stored."""
+
+    status = 412
+    reason = "stale"
+
+    def __init__(self, detail: str, current: int) -> None:
+        super().__init__(detail)
+        self.current = current
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "reason": self.reason, "version": self.current}
+
+
 class TooLarge(ServiceError):
     """The request carries more than the service takes in one call."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
@@ -61,6 +61,14 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5
 app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 app.add_middleware(AccessGuard, find_access=serving_access, router=app.router)  # outermost
+
+
+# `If-Match` on a policy write: the version (`ETag` of GET /v1/policy) the edit was made on.
+IF_MATCH = Header(None, alias="If-Match", pattern=r'^"?[0-9]{1,12}"?$')
+
+
+def policy_version(if_match: str | None) -> int | None:
+    return None if if_match is None else int(if_match.strip('"'))
 
 
 def _answer(o: Any) -> Any:
@@ -204,25 +212,43 @@ class Ingress:
 
     # -- rules and lists ------------------------------------------------------------------------
     @app.get("/v1/policy")
-    async def policy(self) -> dict[str, Any]:
-        return await self.desk_service.policy()
+    async def policy(self, response: Response) -> dict[str, Any]:
+        """The version in force; its `ETag` is what a write sends back as `If-Match`."""
+        described = await self.desk_service.policy()
+        response.headers["ETag"] = f'"{described["version"]}"'
+        return described
 
     @app.get("/v1/policy/history")
     async def policy_history(self) -> list[dict[str, Any]]:
         return await self.desk.policy_history()
 
     @app.put("/v1/policy/rules")
-    async def put_rules(self, body: RulesIn, request: Request) -> dict[str, Any]:
-        return await self.desk_service.put_rules(body.rules, body.comment, request.state.key_id)
+    async def put_rules(
+        self, body: RulesIn, request: Request, if_match: str | None = IF_MATCH
+    ) -> dict[str, Any]:
+        key_id, based_on = request.state.key_id, policy_version(if_match)
+        return await self.desk_service.put_rules(body.rules, body.comment, key_id, based_on)
 
     @app.post("/v1/policy/lists/{name}")
-    async def edit_list(self, name: ListName, body: ListEditIn, request: Request) -> dict[str, Any]:
-        key_id = request.state.key_id
-        return await self.desk_service.edit_list(name, body.add, body.remove, body.comment, key_id)
+    async def edit_list(
+        self,
+        name: ListName,
+        body: ListEditIn,
+        request: Request,
+        if_match: str | None = IF_MATCH,
+    ) -> dict[str, Any]:
+        key_id, based_on = request.state.key_id, policy_version(if_match)
+        return await self.desk_service.edit_list(
+            name, body.add, body.remove, body.comment, key_id, based_on
+        )
 
     @app.post("/v1/policy/rollback")
-    async def rollback(self, body: RollbackIn, request: Request) -> dict[str, Any]:
-        out = await self.desk_service.rollback(body.version, body.comment, request.state.key_id)
+    async def rollback(
+        self, body: RollbackIn, request: Request, if_match: str | None = IF_MATCH
+    ) -> dict[str, Any]:
+        out = await self.desk_service.rollback(
+            body.version, body.comment, request.state.key_id, policy_version(if_match)
+        )
         if out is None:
             raise NotFound(f"version: no policy version {body.version}")
         return out
@@ -247,10 +273,12 @@ class Ingress:
     async def healthz(self) -> JSONResponse:
         self.reporter.ensure_running()
         shards_ok = await self.shards.ping()
-        try:
-            version = (await self.model.served.remote()).version
-        except Exception:  # the model replica is down or has no model
-            version = None
+        version = self.scoring.local_model_version()  # scoring in process: no hop needed
+        if version is None:
+            try:
+                version = (await self.model.served.remote()).version
+            except Exception:  # the model replica is down or has no model
+                version = None
         ok = shards_ok and version is not None
         body = {
             "status": "ok" if ok else "unavailable",

@@ -7,18 +7,24 @@ resolution goes through the same feedback path as a chargeback, so terminal risk
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from actors.desk_client import DeskClient
-from actors.errors import Conflict, NotFound
+from actors.errors import Conflict, NotFound, Stale
 from deployments.http.schemas import LabelIn
 from deployments.scoring.pipeline import ScoringPipeline
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
+MAX_WRITE_TRIES = 20  # a policy write that keeps losing races to other editors gives up
+Lists = dict[str, np.ndarray]
+
+
+def _stale(current: int) -> Stale:
+    return Stale(f"If-Match: the policy is at version {current}; read it and edit again", current)
 
 
 class ReviewNotFound(NotFound):
@@ -52,23 +58,44 @@ class DeskService:
 
     async def _put(
         self,
-        rules: Sequence[Rule | dict[str, Any]],
-        lists: dict[str, np.ndarray],
+        change: Callable[[dict[str, Any]], tuple[Sequence[Rule | dict[str, Any]], Lists]],
         comment: str,
         key_id: str | None,
         action: str,
+        if_match: int | None,
     ) -> dict[str, Any]:
-        checked = Policy.build(0, rules, lists)  # raises on anything invalid: nothing stored
-        payload = [r.model_dump() for r in checked.all_rules]
-        await self.desk.put_policy(payload, checked.lists, comment, key_id, action)
-        await self.refresh_policy()
-        return self.pipeline.policy.describe()
+        """Read the current version, make the change on it, and write it back as based on
+        that version. A write that another editor beat is made again on the newer version
+        (so both edits stand), unless the caller named the version it read (`If-Match`):
+        then it gets 412 with the current version, and nothing is stored."""
+        for _ in range(MAX_WRITE_TRIES):
+            current = await self.desk.current_policy()
+            if if_match is not None and if_match != current["version"]:
+                raise _stale(current["version"])
+            rules, lists = change(current)
+            checked = Policy.build(0, rules, lists)  # raises on anything invalid: nothing stored
+            payload = [r.model_dump() for r in checked.all_rules]
+            written = await self.desk.put_policy(
+                payload, checked.lists, comment, key_id, action, based_on=current["version"]
+            )
+            if written.stored:
+                await self.refresh_policy()
+                return self.pipeline.policy.describe()
+            if if_match is not None:
+                raise _stale(written.version)
+        raise Conflict("policy: edited by others too often meanwhile; send it again")
 
     async def put_rules(
-        self, rules: Sequence[Rule], comment: str, key_id: str | None = None
+        self,
+        rules: Sequence[Rule],
+        comment: str,
+        key_id: str | None = None,
+        if_match: int | None = None,
     ) -> dict[str, Any]:
-        current = await self.desk.current_policy()
-        return await self._put(rules, current["lists"], comment, key_id, "policy.rules")
+        def change(current: dict[str, Any]) -> tuple[Sequence[Rule], Lists]:
+            return rules, current["lists"]
+
+        return await self._put(change, comment, key_id, "policy.rules", if_match)
 
     async def edit_list(
         self,
@@ -77,24 +104,33 @@ class DeskService:
         remove: Sequence[str],
         comment: str,
         key_id: str | None = None,
+        if_match: int | None = None,
     ) -> dict[str, Any]:
         if name not in LIST_NAMES:
             raise KeyError(name)
-        current = await self.desk.current_policy()
-        lists = dict(current["lists"])
-        keys = np.union1d(lists.get(name, np.empty(0, np.int64)), list_keys(add, self.pipeline.ids))
-        lists[name] = np.setdiff1d(keys, list_keys(remove, self.pipeline.ids))
-        return await self._put(current["rules"], lists, comment, key_id, f"policy.list.{name}")
+        added, removed = list_keys(add, self.pipeline.ids), list_keys(remove, self.pipeline.ids)
+
+        def change(current: dict[str, Any]) -> tuple[list[dict[str, Any]], Lists]:
+            lists = dict(current["lists"])
+            keys = np.union1d(lists.get(name, np.empty(0, np.int64)), added)
+            lists[name] = np.setdiff1d(keys, removed)
+            return current["rules"], lists
+
+        return await self._put(change, comment, key_id, f"policy.list.{name}", if_match)
 
     async def rollback(
-        self, version: int, comment: str, key_id: str | None = None
+        self, version: int, comment: str, key_id: str | None = None, if_match: int | None = None
     ) -> dict[str, Any] | None:
         """A new version with the content of an old one (history is never rewritten)."""
         old = await self.desk.policy(version)
         if old is None:
             return None
         comment = comment or f"rollback to v{version}"
-        return await self._put(old["rules"], old["lists"], comment, key_id, "policy.rollback")
+
+        def change(_: dict[str, Any]) -> tuple[list[dict[str, Any]], Lists]:
+            return old["rules"], old["lists"]
+
+        return await self._put(change, comment, key_id, "policy.rollback", if_match)
 
     # -- labels and reviews -------------------------------------------------------------------
     async def feedback(self, labels: Sequence[LabelIn], source: str = "feedback") -> list[str]:
@@ -121,7 +157,7 @@ class DeskService:
             raise ReviewNotFound()
         if result["status"] == "conflict":
             raise ReviewConflict(
-                f"review {tx_id} was already resolved as {result['review']['status']}"
+                f"transaction_id: this review was already resolved as {result['review']['status']}"
             )
         return {**result["review"], "changed": result["status"] == "ok"}
 

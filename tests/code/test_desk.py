@@ -272,3 +272,45 @@ def test_journal_records_written_before_audit_entries_still_replay() -> None:
     desk._apply(("policy", [], {}, "old", 5))  # the shape of an older record
     assert desk.audit.entries[0]["key_id"] == "unknown"
     assert desk.audit.entries[0]["action"] == "policy.put"
+
+
+def test_two_editors_at_once_never_lose_an_edit() -> None:
+    """Two replicas (two DeskServices on one desk) edit lists over the same version: without
+    If-Match both edits stand (the loser is made again on the newer version); with If-Match
+    the stale one gets 412 with the current version and stores nothing."""
+    from actors.errors import Stale
+    from policy.rules import list_keys
+
+    client, p, first = make()
+    second = DeskService(client.desk, p)
+    base = run(first.policy())["version"]
+    real_read = client.desk.current_policy
+    raced = False
+
+    async def read_then_race() -> dict[str, object]:
+        nonlocal raced
+        current = await real_read()
+        if not raced:  # the other editor writes between this read and this write
+            raced = True
+            await second.edit_list("block_users", ["card-b"], [], "editor B")
+        return current
+
+    client.desk.current_policy = read_then_race  # type: ignore[method-assign]
+    run(first.edit_list("block_users", ["card-a"], [], "editor A"))
+    client.desk.current_policy = real_read  # type: ignore[method-assign]
+    current = run(client.desk.current_policy())
+    want = list_keys(["card-a", "card-b"], p.ids)
+    assert sorted(current["lists"]["block_users"].tolist()) == sorted(want.tolist())
+    assert current["version"] == base + 2
+
+    # If-Match: both editors read version v; the second write is refused, nothing stored.
+    v = current["version"]
+    run(first.edit_list("block_users", ["card-c"], [], "A", if_match=v))
+    with pytest.raises(Stale) as e:
+        run(second.put_rules([Rule(id="r", when="amount > 5", action="REVIEW")], "B", if_match=v))
+    assert e.value.status == 412 and e.value.body()["version"] == v + 1
+    after = run(client.desk.current_policy())
+    assert after["version"] == v + 1 and after["rules"] == []
+    with pytest.raises(Stale):
+        run(second.rollback(1, "B", if_match=v))
+    assert run(second.rollback(1, "B", if_match=v + 1))["version"] == v + 2

@@ -48,6 +48,14 @@ def test_rules_lists_reviews_and_labels_over_http(service: str) -> None:
         assert r.status_code == 200 and r.json()["version"] == start + 1
         r = c.post("/v1/policy/lists/block_terminals", json={"add": ["desk-bad-terminal"]})
         assert r.json()["list_sizes"]["block_terminals"] == 1
+        # An edit made on a version that is no longer current (If-Match) is refused: 412.
+        etag = c.get("/v1/policy").headers["etag"]
+        assert etag == f'"{start + 2}"'
+        stale = c.post("/v1/policy/lists/allow_users", json={"add": ["x"]},
+                       headers={"if-match": f'"{start + 1}"'})  # fmt: skip
+        assert stale.status_code == 412 and stale.json()["version"] == start + 2
+        assert c.put("/v1/policy/rules", json={"rules": rules},
+                     headers={"if-match": "v2"}).status_code == 422  # fmt: skip
         assert c.post("/v1/policy/lists/nope", json={"add": ["a"]}).status_code == 422
         wait_for_policy(c, start + 2)
 
