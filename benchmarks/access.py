@@ -7,7 +7,9 @@ Side by side in one process, each the median of `--repeats` runs:
   guard authorises) on the ingress's real route table: a repeated path (the cache's hit,
   every scoring request) and a path seen once (a stored decision's lookup by id);
 - the blake2b loop over a request's ids, keyed (what the service does) and unkeyed (a
-  personalisation string only), and `IdHasher.keys_many` whole (digests, base64, keys).
+  personalisation string only), and `IdHasher.keys_many` whole (digests, base64, keys);
+- `keys_many` on one request's ids (1 to 128), id by id against the array pass: where
+  `features.ids.VECTOR_FROM` switches between them.
 
 python -m benchmarks access [--requests 20000] [--ids 10000] [--repeats 5]
 """
@@ -90,6 +92,19 @@ def main(argv: list[str] | None = None) -> None:
     def whole() -> object:
         return hasher.keys_many(ids)
 
+    import features.ids as ids_module
+
+    def by_size(n: int, vector_from: int) -> float:
+        some, saved = ids[:n], ids_module.VECTOR_FROM
+        ids_module.VECTOR_FROM = vector_from
+        try:
+            return per_call_us(lambda: hasher.keys_many(some), 2_000, args.repeats)
+        finally:
+            ids_module.VECTOR_FROM = saved
+
+    keys_many_us = {  # one request's ids: one at a time against the array pass, by count
+        str(n): {"scalar": by_size(n, n + 1), "array": by_size(n, 0)} for n in (1, 8, 32, 128)
+    }
     samples: dict[str, list[float]] = {"keyed_digests": [], "unkeyed": [], "keys_many": []}
     for _ in range(args.repeats * 4):  # alternating, so noise falls on all three alike
         for name, fn in zip(samples, (keyed, unkeyed, whole), strict=True):
@@ -101,10 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"route lookup per request, {name}: {us:.2f} us")
     for name, us in hash_us.items():
         print(f"id hashing per id, {name}: {us:.3f} us")
+    for count, both in keys_many_us.items():
+        scalar, array = both["scalar"], both["array"]
+        print(f"keys_many of {count} ids: scalar {scalar:.1f} us, array {array:.1f} us")
     save(
         "access",
         {"check_us_per_request": check_us, "route_us_per_request": route_us,
-         "hash_us_per_id": hash_us, **vars(args)},
+         "hash_us_per_id": hash_us, "keys_many_us_by_ids": keys_many_us, **vars(args)},
     )  # fmt: skip
 
 

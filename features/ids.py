@@ -24,6 +24,9 @@ MIN_KEY_BYTES, MAX_KEY_BYTES = 16, 64  # blake2b takes keys of at most 64 bytes
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 _DIGIT_RUN = re.compile(r"\d{13,19}")
 TERMINAL_CACHE = 1 << 15
+# From this many ids on, `keys_many` hashes in one array pass (measured crossover ~40-60 ids:
+# `python -m benchmarks access` prints both per id).
+VECTOR_FROM = 48
 
 
 class IdHasher:
@@ -73,6 +76,9 @@ class IdHasher:
         n = len(values)
         if n == 0:
             return [], np.empty(0, np.int64)
+        if n < VECTOR_FROM:  # the array steps cost ~30 us whatever n: one id costs ~1.2 us
+            pairs = [self.keys(v) for v in values]
+            return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, n)
         h, key = hashlib.blake2b, self._key
         joined = b"".join([h(v.encode(), digest_size=16, key=key).digest() for v in values])
         raw = np.frombuffer(joined, np.uint8).reshape(n, 16)

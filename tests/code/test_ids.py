@@ -13,7 +13,7 @@ from actors.state_store import IdKeyMismatch, MemoryStore, bind_id_key
 from deployments.scoring.pipeline import group_by_route
 from features.groups import buckets
 from features.id_key import IdKeyConfig, IdKeyMissing, write_key
-from features.ids import OFFLINE, IdHasher, id_buckets
+from features.ids import OFFLINE, VECTOR_FROM, IdHasher, id_buckets
 
 A = IdHasher(bytes(range(32)))
 B = IdHasher(bytes(range(1, 33)))
@@ -40,6 +40,10 @@ def test_ids_hashed_together_equal_ids_hashed_one_by_one() -> None:
     assert digests == [e[0] for e in expected]
     assert keys.dtype == np.int64 and keys.tolist() == [e[1] for e in expected]
     assert A.keys_many([])[0] == [] and len(A.keys_many([])[1]) == 0
+    for n in (1, 2, VECTOR_FROM - 1, VECTOR_FROM, VECTOR_FROM + 1):  # both sides of the switch
+        some_digests, some_keys = A.keys_many(ids[:n])
+        assert some_digests == digests[:n] and some_keys.tolist() == keys[:n].tolist()
+        assert some_keys.dtype == np.int64
     hashes = A.hashes64(ids)  # body hashes are hashed the same way, a batch at a time
     assert hashes.dtype == np.int64 and hashes.tolist() == [A.hash64(v) for v in ids]
     # Offline, string transaction ids are keyed the same way; integer ids are their own key.
