@@ -86,3 +86,15 @@ def test_feedback_reaches_terminal_risk_after_the_delay() -> None:
     assert missing == ["nope"]
     later = run(p.score([tx(2, user="b", terminal="T", ts="2018-06-08T12:00:00")], True))[0]
     assert later.features["TERMINAL_ID_RISK_7DAY_WINDOW"] == 1.0
+
+
+def test_one_row_is_grouped_as_the_general_path_groups_it() -> None:
+    """`group_by_route` skips sorting for one row: the same shard, the same index array."""
+    from deployments.scoring.pipeline import group_by_route
+
+    keys = np.random.default_rng(3).integers(-(2**62), 2**62, 200, dtype=np.int64)
+    for k in keys:
+        one = group_by_route(np.array([k]), 3, 256)
+        general = group_by_route(np.array([k, k]), 3, 256)  # both rows on one shard
+        assert list(one) == list(general) and one[next(iter(one))].tolist() == [0]
+        assert one[next(iter(one))].dtype == general[next(iter(general))].dtype
