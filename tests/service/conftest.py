@@ -20,6 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 PINNED = {"thresholds": {"review": 0.5, "block": 0.9}}
 
 
+def wait_healthy(url: str, what: str = "service", timeout_s: float = 60) -> None:
+    """Until `url`'s /healthz answers 200 (an app just deployed), at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, f"{what} did not become healthy in {timeout_s:.0f} s"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def app_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The app's args: small shard counts, state in a temporary SQLite directory."""
@@ -53,10 +61,7 @@ def service(ray_cluster: None, app_args: dict[str, object]) -> Iterator[str]:
     args = app_args
     serve.run(application(args, PINNED), name="fraud", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/healthz").status_code != 200:
-        assert time.monotonic() < deadline, "service did not become healthy in 60 s"
-        time.sleep(0.5)
+    wait_healthy(url)
     yield url
     serve.shutdown()
     # Shard actors are detached (they outlive an ingress by design): remove them explicitly.

@@ -164,7 +164,7 @@ def redis_app(
     from ray import serve
 
     from deployments.app import application
-    from tests.service.conftest import PINNED
+    from tests.service.conftest import PINNED, wait_healthy
     from tests.shard_actors import kill_shard_actors
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
@@ -181,10 +181,7 @@ def redis_app(
     }
     serve.run(application(args, PINNED), name="fraud-redis", route_prefix="/redis")
     url = f"{service}/redis"
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/healthz").status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_healthy(url, "the Redis-state app")
     yield url, args
     serve.delete("fraud-redis")
     kill_shard_actors(2, 1, args)

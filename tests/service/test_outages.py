@@ -14,6 +14,7 @@ import pytest
 from features.ids import IdHasher
 from tests.ledger import LedgerClient
 from tests.redis_server import OwnRedis
+from tests.service.conftest import wait_healthy
 from tests.service.test_faults import Killer, check_ledger, make_stream
 from tests.shard_actors import shard_handles
 
@@ -46,13 +47,6 @@ def deploy(
     )
     serve.run(app, name=name, route_prefix=prefix)
     return prefix
-
-
-def wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
 
 
 def test_redis_restart_under_load(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deployments.http.access import Scope, add_key, revoke_key
+from tests.service.conftest import wait_healthy
 
 pytestmark = pytest.mark.ray
 PREFIX = "/secure"
@@ -49,10 +50,7 @@ def secure(
     args = {**app_args, "access": {"keys_file": str(path)}}
     serve.run(build_app(args), name="fraud-secure", route_prefix=PREFIX)
     url = service + PREFIX
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/healthz").status_code != 200:
-        assert time.monotonic() < deadline, "secure app did not become healthy"
-        time.sleep(0.5)
+    wait_healthy(url, "secure app")
     yield url, path, keys
     serve.delete("fraud-secure")  # the shards are the main app's: they stay
 

@@ -341,15 +341,12 @@ def scoring_url(request: pytest.FixtureRequest, service: str, app_args: dict[str
     from ray import serve
 
     from deployments.app import application
-    from tests.service.conftest import PINNED
+    from tests.service.conftest import PINNED, wait_healthy
 
     args = {**app_args, "score_in_process": False}
     serve.run(application(args, PINNED), name="fraud-remote", route_prefix="/remote")
     url = f"{service}/remote"
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/healthz").status_code != 200:
-        assert time.monotonic() < deadline, "the remote-scoring app did not become healthy"
-        time.sleep(0.5)
+    wait_healthy(url, "the remote-scoring app")
     try:
         yield url, "r-"  # its own cards: the shards are shared
     finally:
