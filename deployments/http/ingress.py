@@ -273,12 +273,7 @@ class Ingress:
     async def healthz(self) -> JSONResponse:
         self.reporter.ensure_running()
         shards_ok = await self.shards.ping()
-        version = self.scoring.local_model_version()  # scoring in process: no hop needed
-        if version is None:
-            try:
-                version = (await self.model.served.remote()).version
-            except Exception:  # the model replica is down or has no model
-                version = None
+        version = await self.scoring.model_version()
         ok = shards_ok and version is not None
         body = {
             "status": "ok" if ok else "unavailable",

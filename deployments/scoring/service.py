@@ -37,6 +37,7 @@ class ScoringService:
             transport=settings.shard_transport,
         )
         self.metrics = ServiceMetrics()
+        self.model = model  # the ModelScorer's handle
         remote = RemoteModel(model, retry_for_s=settings.model_retry_seconds)
         self.remote = remote
         # In process: the same model the ModelScorer serves, one hop fewer per batch.
@@ -80,12 +81,19 @@ class ScoringService:
                 if self.served is None:
                     self._observe(await self.remote.served())
 
-    def local_model_version(self) -> str | None:
-        """The version this replica scores with itself, or None when it asks the ModelScorer:
-        while the local copy is loaded, a ModelScorer restart costs no answer, so it must
-        not fail the health check either."""
+    async def model_version(self) -> str | None:
+        """The version answers are scored with, for the health check: the local copy's when
+        one is loaded (then a ModelScorer restart costs no answer, so it must not fail the
+        check either), else the ModelScorer's, asked once without retries; None while it is
+        away or has no model."""
         inprocess = self.inprocess
-        return inprocess.serving.version if inprocess and inprocess.serving else None
+        if inprocess is not None and inprocess.serving is not None:
+            return inprocess.serving.version
+        try:
+            served: ServedModel = await self.model.served.remote()
+        except Exception:  # the model replica is down or has no model
+            return None
+        return served.version
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """`user_config`: thresholds, or `thresholds_from_model` (the card's cost-optimal)."""
