@@ -136,8 +136,10 @@ class Policy:
                 try:
                     mask = cr.condition.evaluate(x, scores)
                 except Exception as e:  # counted and reported, never raised
-                    self.failures[cr.rule.id] = self.failures.get(cr.rule.id, 0) + 1
-                    log.warning("rule %s failed to evaluate: %s", cr.rule.id, type(e).__name__)
+                    failed = self.failures.get(cr.rule.id, 0)
+                    self.failures[cr.rule.id] = failed + 1
+                    if not failed:  # logged once: it may fail on every batch that follows
+                        log.warning("rule %s fails to evaluate: %s", cr.rule.id, type(e).__name__)
                     continue
                 if not mask.any():
                     continue

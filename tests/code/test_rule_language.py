@@ -38,7 +38,9 @@ def test_ordinary_conditions_still_parse() -> None:
         assert parse(text).text == text
 
 
-def test_a_rule_that_fails_at_evaluation_is_counted_and_the_rest_applies() -> None:
+def test_a_rule_that_fails_at_evaluation_is_counted_and_the_rest_applies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A condition built past the checks (as a rule stored before them was) raises when
     evaluated: the batch keeps its tiers and the other rules, the failure is counted."""
     tree = ast.parse("amount > " + "9" * 401, mode="eval")
@@ -55,6 +57,10 @@ def test_a_rule_that_fails_at_evaluation_is_counted_and_the_rest_applies() -> No
     assert tiers.tolist() == [0, 1, 0] and fired == [[], ["good"], []]
     assert policy.failures == {"broken": 1}
     assert policy.describe()["rule_failures"] == {"broken": 1}
+    policy.apply(np.zeros(3, np.int8), x, np.zeros(3), np.zeros(3, np.int64),
+                 np.zeros(3, np.int64))  # fmt: skip
+    assert policy.failures == {"broken": 2}  # counted on every batch, logged once
+    assert sum("broken" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_a_stored_rule_that_todays_checks_refuse_is_left_out_not_fatal() -> None:
