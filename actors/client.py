@@ -7,6 +7,7 @@ to actors, transports or retries.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class ShardClient(Protocol):
     n_user_shards: int
     n_terminal_shards: int
     key_groups: int
+    label_delay_ms: int  # terminal windows end this long before a transaction (the engine's)
 
     async def user_step(
         self,
@@ -54,6 +56,21 @@ class ShardClient(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]:
         """`actors.shards.TerminalShard.process` on one terminal shard: (terminal features
         per row, whether each label's transaction was held)."""
+        ...
+
+    def start_terminal_step(
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_keys: Sequence[str],
+        times_ms: np.ndarray,
+        tx_keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
+        """`terminal_step` started now, for a caller that does not wait for it: its request
+        is on the shard's socket before this returns when a connection is open (so it is
+        ahead of this client's later requests there), and it is retried as `terminal_step`
+        is. The future gives its answer."""
         ...
 
     async def stats(self) -> list[dict[str, Any]]:

@@ -68,6 +68,18 @@ class DedupIndex:
             self.conflicts += int(len(same) - same.sum())
         return status, feats
 
+    def stored_many(self, keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
+        """(known per key, the features stored for each known one): a read, not a retry,
+        so nothing is counted."""
+        n = len(keys)
+        feats = np.zeros((n, self.n_features), np.float64)
+        get = self._pos.get
+        pos = np.fromiter((get(k, -1) for k in keys), np.int64, n)
+        known = pos >= 0
+        if known.any():
+            feats[known] = self._feats[pos[known] - self._base]
+        return known, feats
+
     def record_many(
         self,
         keys: Sequence[Key],

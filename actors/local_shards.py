@@ -6,6 +6,7 @@ the shard classes are the same.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -35,6 +36,7 @@ class LocalShardClient:
             settings if isinstance(settings, ShardSettings) else ShardSettings(**(settings or {}))
         )
         self.key_groups = self.settings.key_groups
+        self.label_delay_ms = self.settings.engine.label_delay_ms
         self.store = store or self.settings.state.open(REPO_ROOT)
         self.users: list[UserShard] = []
         self.terminals: list[TerminalShard] = []
@@ -93,6 +95,26 @@ class LocalShardClient:
         labels: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         return self.terminals[shard].process(kinds, terminal_keys, times_ms, tx_keys, labels)
+
+    def start_terminal_step(
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_keys: Sequence[str],
+        times_ms: np.ndarray,
+        tx_keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
+        """Applied before this returns (in process there is nothing to wait for)."""
+        done: asyncio.Future[tuple[np.ndarray, np.ndarray]]
+        done = asyncio.get_running_loop().create_future()
+        try:
+            done.set_result(
+                self.terminals[shard].process(kinds, terminal_keys, times_ms, tx_keys, labels)
+            )
+        except Exception as e:  # the caller awaits it
+            done.set_exception(e)
+        return done
 
     async def stats(self) -> list[dict[str, Any]]:
         return [*(s.stats() for s in self.users), *(s.stats() for s in self.terminals)]

@@ -56,6 +56,21 @@ async def _unwrapped(call: Awaitable[Any]) -> Any:
         raise
 
 
+async def _answer(call: Awaitable[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """A shard's answer over its socket; the errors a client acts on become
+    `ShardUnavailable`."""
+    try:
+        first, second = await call
+    except WireRemoteError as e:
+        if e.status == MOVED:
+            raise ShardUnavailable("shard_moving") from e
+        if e.status == STORE_UNAVAILABLE:
+            raise ShardUnavailable("state_store_unavailable") from e
+        raise
+    assert isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
+    return first, second
+
+
 class WireConnections:
     """One open socket per shard actor (`actors.wire`); one connect at a time however many
     callers wait, and a broken connection is dropped so the next call reconnects."""
@@ -81,6 +96,14 @@ class WireConnections:
             self._open[kind, shard] = task
         return await asyncio.shield(task)
 
+    def ready(self, kind: Kind, shard: int) -> WireConnection | None:
+        """The open connection to this shard, if there is one (no waiting)."""
+        task = self._open.get((kind, shard))
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None
+        conn = task.result()
+        return None if conn.closed else conn
+
     def drop(self, kind: Kind, shard: int) -> None:
         self._open.pop((kind, shard), None)
 
@@ -101,6 +124,7 @@ class RayShardClient:
         if not isinstance(settings, ShardSettings):
             settings = ShardSettings(**settings)
         self.key_groups = settings.key_groups
+        self.label_delay_ms = settings.engine.label_delay_ms
         self.retry_for_s = retry_for_s
         self.transport = transport  # "direct": `process` over the shard's socket; "ray"
         self.retries = 0
@@ -149,19 +173,32 @@ class RayShardClient:
         items = wire_items(args)
 
         async def attempt() -> tuple[np.ndarray, np.ndarray]:
-            try:
-                answer = await (await self.wires.get(kind, shard)).call(items)
-            except WireRemoteError as e:
-                if e.status == MOVED:
-                    raise ShardUnavailable("shard_moving") from e
-                if e.status == STORE_UNAVAILABLE:
-                    raise ShardUnavailable("state_store_unavailable") from e
-                raise
-            first, second = answer
-            assert isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
-            return first, second
+            return await _answer((await self.wires.get(kind, shard)).call(items))
 
         return await self._retrying(kind, shard, attempt)
+
+    def start_terminal_step(
+        self,
+        shard: int,
+        kinds: np.ndarray,
+        terminal_keys: Sequence[str],
+        times_ms: np.ndarray,
+        tx_keys: np.ndarray,
+        labels: np.ndarray,
+    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
+        args = (kinds, terminal_keys, times_ms, tx_keys, labels)
+        conn = self.wires.ready("terminal", shard) if self.transport == "direct" else None
+        if conn is None:
+            return asyncio.ensure_future(self._process("terminal", shard, args))
+        sent = conn.send(wire_items(args))  # on the socket before this returns
+
+        async def finish() -> tuple[np.ndarray, np.ndarray]:
+            try:
+                return await _answer(sent)
+            except (WireClosed, OSError):  # may not have run: the retrying call (shards dedup)
+                return await self._process("terminal", shard, args)
+
+        return asyncio.ensure_future(finish())
 
     async def user_step(
         self,

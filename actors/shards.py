@@ -20,8 +20,9 @@ import numpy as np
 
 from actors.dedup import DedupIndex, Seen
 from actors.journal import Journaled, ShardSettings
-from actors.layout import Kind, read_layout
+from actors.layout import Kind, ShardMoved, read_layout
 from actors.state_store import StoreUnavailable
+from features.engine import READ
 from features.groups import digest_keys, group_of, group_range
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import RingStore, TerminalStore, UserStore
@@ -250,10 +251,30 @@ class TerminalShard(KeyedShard):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Transactions (kind 0) get terminal features, once per key; labels (kind 1) set
         the label of a held transaction (idempotent). Returns features and, for labels,
-        whether the transaction was held."""
+        whether the transaction was held.
+
+        A request of reads only (kind 2) changes nothing and is not journaled: each row's
+        features as a transaction at its time would get them (a transaction already applied
+        gets its stored ones), and whether it was already applied."""
+        kinds = np.asarray(kinds, np.int8)
+        if len(kinds) and (kinds == READ).any():
+            if not (kinds == READ).all():
+                raise ValueError("a request holds reads only, or no reads")
+            return self._read(list(terminal_keys), np.asarray(times_ms, np.int64), tx_keys)
         op = ("step", kinds, list(terminal_keys), times_ms, tx_keys, labels)
         answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
         return answer
+
+    def _read(
+        self, terminal_keys: list[str], times: np.ndarray, tx_keys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self.sealed:
+                raise ShardMoved(f"{self.name}: its key groups belong to another layout")
+            out = self.terminals.read(terminal_keys, times)
+            applied, stored = self.dedup.stored_many(np.asarray(tx_keys, np.int64).tolist())
+        out[applied] = stored[applied]
+        return out, applied
 
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, kinds, terminal_keys, times, tx_keys, labels = op

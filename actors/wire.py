@@ -188,17 +188,23 @@ class WireConnection:
         return cls(reader, writer)
 
     async def call(self, items: Sequence[Item]) -> list[Item]:
-        if self.closed:
-            raise WireClosed("connection closed")
-        future: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)  # appended and written with no await between: in order
-        self._writer.write(encode(OK, items))
+        future = self.send(items)
         try:
             await self._writer.drain()
         except OSError as e:
             future.cancel()  # no answer will come; the reader skips futures already done
             raise WireClosed(str(e) or type(e).__name__) from e
         return await future
+
+    def send(self, items: Sequence[Item]) -> asyncio.Future[list[Item]]:
+        """Write the call's frame now (ahead of any later call on this connection) and
+        return the future of its answer."""
+        if self.closed:
+            raise WireClosed("connection closed")
+        future: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)  # appended and written with no await between: in order
+        self._writer.write(encode(OK, items))
+        return future
 
     async def _read_answers(self) -> None:
         error: BaseException = WireClosed("connection closed")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from features import kernels
 from features.config import EngineConfig
 from features.ids import OFFLINE, terminal_identity
 from features.spec import (
@@ -25,6 +26,7 @@ from features.state import TerminalStore, UserStore
 
 TX = 0
 LABEL = 1
+READ = kernels.READ  # a transaction's terminal features, not recorded (the answer path's)
 
 
 def stateless_features(times_ms: np.ndarray, amounts: np.ndarray) -> np.ndarray:

@@ -47,3 +47,14 @@ def digest_keys(digests: Sequence[str]) -> np.ndarray:
     without the id key."""
     raw = b"".join(base64.urlsafe_b64decode(d + "==")[:8] for d in digests)
     return np.frombuffer(raw, "<i8").astype(np.int64)
+
+
+def group_by_route(routes: np.ndarray, n_shards: int, groups: int) -> dict[int, np.ndarray]:
+    """Row indices per shard (the owner of each 64-bit key's key group), each in input
+    order."""
+    shard = shard_of(routes, groups, n_shards)
+    if len(shard) == 1:  # a single transaction: no sort and split (~25 us of fixed cost)
+        return {int(shard[0]): np.zeros(1, np.intp)}
+    order = np.argsort(shard, kind="stable")
+    bounds = np.flatnonzero(np.diff(shard[order])) + 1
+    return {int(shard[g[0]]): g for g in np.split(order, bounds) if len(g)}

@@ -37,6 +37,7 @@ BASE_MARGIN = np.int64(MS_PER_DAY)
 FUTURE_ROOM = np.int64(7 * MS_PER_DAY)
 # The windows of `features.spec`, shortest first; the loops test them nested (an event in a
 # shorter window is in every longer one), and compile them in as constants.
+READ = 2  # terminal_step's event kind for a read: features only, nothing recorded
 WINDOW_SHORT, WINDOW_MID, WINDOW_LONG = (n * MS_PER_DAY for n in WINDOW_DAYS)
 WINDOW_VELOCITY = VELOCITY_HOURS * MS_PER_HOUR
 
@@ -379,7 +380,8 @@ def terminal_step(
     found: np.ndarray,
     start: Int,
 ) -> Int:
-    """Walk a mixed stream of transactions (kind 0) and label events (kind 1) for terminals.
+    """Walk a mixed stream of transactions (kind 0) and label events (kind 1) for terminals,
+    and reads (kind 2): a transaction's features without recording it.
 
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
     in (t - (n + delay), t - delay] and the share of those labelled fraud, and the label of
@@ -411,9 +413,11 @@ def terminal_step(
                     j = 0
             continue
 
-        h, n = _expire(ev_time, 0, off, c, h, n, t - horizon)
-        head[s] = h
-        length[s] = n
+        reading = kinds[i] == READ
+        if not reading:
+            h, n = _expire(ev_time, 0, off, c, h, n, t - horizon)
+            head[s] = h
+            length[s] = n
 
         c1 = 0
         c7 = 0
@@ -452,6 +456,8 @@ def terminal_step(
         out[i, 4] = c30
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
         out[i, 6] = last
+        if reading:
+            continue
 
         if n == c:
             done, off, c, h, n = _room_for_one(

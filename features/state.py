@@ -556,6 +556,30 @@ class TerminalStore(RingStore):
         self._advance(times_ms[kinds == 0])  # labels carry no event time
         return out, found
 
+    def read(self, ids: Sequence[str], times_ms: np.ndarray) -> np.ndarray:
+        """Terminal features of transactions at these times, changing nothing: a terminal
+        never seen reads as empty. Equal to what `step` would answer for them, since a
+        transaction's own terminal windows end `label_delay_ms` before it."""
+        n = len(ids)
+        out = np.zeros((n, TERMINAL_WIDTH), dtype=np.float64)
+        get = self.index.get
+        slots = np.fromiter((get(k, -1) for k in ids), np.int64, n)
+        known = np.flatnonzero(slots >= 0)
+        if not len(known):
+            return out
+        e, s = self.events, self.scalars
+        m = len(known)
+        feats = np.zeros((m, TERMINAL_WIDTH), dtype=np.float64)
+        kernels.terminal_step(
+            e["time"], e["fraud"], e["key"], e["key"].view(np.int32), self.free_head,
+            self.top, s["offset"], s["cap"], s["head"], s["length"], s["overflow"],
+            self.capacity, np.full(m, kernels.READ, np.int8), slots[known],
+            np.ascontiguousarray(np.asarray(times_ms, np.int64)[known]), np.zeros(m, np.int64),
+            np.zeros(m, np.int8), np.int64(self.label_delay_ms), feats, np.zeros(m, np.bool_), 0,
+        )  # fmt: skip
+        out[known] = feats
+        return out
+
     @classmethod
     def from_form(
         cls,

@@ -20,8 +20,9 @@ from actors.dedup import Seen
 from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
-from features.engine import LABEL, TX, assemble, stateless_features
-from features.groups import shard_of
+from deployments.scoring.terminal_writes import TerminalWrite, TerminalWrites
+from features.engine import LABEL, READ, TX, assemble, stateless_features
+from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from policy.decision import DECISIONS, Thresholds, tiers
@@ -106,17 +107,6 @@ class ShadowStats:
     abs_diff_sum: float = 0.0
 
 
-def group_by_route(routes: np.ndarray, n_shards: int, groups: int) -> dict[int, np.ndarray]:
-    """Row indices per shard (the owner of each 64-bit key's key group), each in input
-    order."""
-    shard = shard_of(routes, groups, n_shards)
-    if len(shard) == 1:  # a single transaction: no sort and split (~25 us of fixed cost)
-        return {int(shard[0]): np.zeros(1, np.intp)}
-    order = np.argsort(shard, kind="stable")
-    bounds = np.flatnonzero(np.diff(shard[order])) + 1
-    return {int(shard[g[0]]): g for g in np.split(order, bounds) if len(g)}
-
-
 def body_text(t: TransactionIn, time_ms: int) -> str:
     """What makes two requests with one transaction_id the same request (`time_ms`: the
     transaction's, computed once by the caller); hashed by `body_hashes`."""
@@ -150,6 +140,7 @@ class ScoringPipeline:
         self.shadow = ShadowStats()
         self.explain_failures = 0
         self.approx_reasons = approx_reasons  # `reasons: approx`: Saabas, not exact TreeSHAP
+        self.writes = TerminalWrites(shards)
 
     def _keys(self, ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
         """One hash per id: the digests that stand for them in state, and their 64-bit keys
@@ -162,8 +153,11 @@ class ScoringPipeline:
     async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
 
-        Conflicts (an id reused with another body) change nothing. Card shards go first:
-        they own deduplication, so a conflicting copy never reaches terminal state.
+        One round trip: each card shard's step (dedup, card features, its journal) and each
+        terminal shard's read go out together; the terminal write of every transaction the
+        card shards did not refuse as a conflict follows off the answer path
+        (`terminal_writes`). A batch that spans more than the label delay reads its own
+        writes, so it takes two: card steps, then terminal steps.
         """
         n = len(txs)
         tx_keys, label_keys = self._keys([t.transaction_id for t in txs])
@@ -173,42 +167,85 @@ class ScoringPipeline:
         amounts = np.fromiter((t.amount for t in txs), np.float64, n)
         bodies = body_hashes(self.ids, txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
-
-        user_groups = group_by_route(user_routes, self.shards.n_user_shards, self.shards.key_groups)
-        user_results = await asyncio.gather(*(
-            self.shards.user_step(
-                s, [tx_keys[i] for i in idx], bodies[idx], [user_keys[i] for i in idx],
-                times[idx], amounts[idx], hashes[idx],
+        first, last = int(times.min()), int(times.max())
+        delay = self.shards.label_delay_ms
+        ticket, sent = self.writes.open(first), False
+        try:
+            await self.writes.settled(ticket, last - delay)
+            user_groups = group_by_route(
+                user_routes, self.shards.n_user_shards, self.shards.key_groups
             )
-            for s, idx in user_groups.items()
-        ))  # fmt: skip
-        user = np.zeros((n, CARD_WIDTH), np.float64)
-        status = np.empty(n, np.int8)
-        for idx, (feats, st) in zip(user_groups.values(), user_results, strict=True):
-            user[idx], status[idx] = feats, st
-        conflict = status == Seen.CONFLICT
-        ok = np.flatnonzero(~conflict)
-
-        term_groups = group_by_route(
-            terminal_routes[ok], self.shards.n_terminal_shards, self.shards.key_groups
-        )
-        term_groups = {s: ok[idx] for s, idx in term_groups.items()}
-        term_results = await asyncio.gather(*(
-            self.shards.terminal_step(
-                s, np.full(len(idx), TX, np.int8), [terminal_keys[i] for i in idx], times[idx],
-                label_keys[idx], np.zeros(len(idx), np.int8),
+            card_calls = [
+                self.shards.user_step(
+                    s, [tx_keys[i] for i in idx], bodies[idx], [user_keys[i] for i in idx],
+                    times[idx], amounts[idx], hashes[idx],
+                )
+                for s, idx in user_groups.items()
+            ]  # fmt: skip
+            one_trip = last - first < delay
+            term_groups = (
+                group_by_route(
+                    terminal_routes, self.shards.n_terminal_shards, self.shards.key_groups
+                )
+                if one_trip
+                else {}
             )
-            for s, idx in term_groups.items()
-        ))  # fmt: skip
-        terminal = np.zeros((n, TERMINAL_WIDTH), np.float64)
-        for idx, (feats, _) in zip(term_groups.values(), term_results, strict=True):
-            terminal[idx] = feats
+            read_calls = [
+                self.shards.terminal_step(
+                    s, np.full(len(idx), READ, np.int8), [terminal_keys[i] for i in idx],
+                    times[idx], label_keys[idx], np.zeros(len(idx), np.int8),
+                )
+                for s, idx in term_groups.items()
+            ]  # fmt: skip
+            results = await asyncio.gather(*card_calls, *read_calls, return_exceptions=True)
+            user = np.zeros((n, CARD_WIDTH), np.float64)
+            status = np.full(n, Seen.CONFLICT, np.int8)  # a failed card shard applied nothing
+            for idx, result in zip(user_groups.values(), results, strict=False):
+                if not isinstance(result, BaseException):
+                    user[idx], status[idx] = result
+            applied = np.flatnonzero(status != Seen.CONFLICT)
+            write = TerminalWrite(
+                terminal_routes[applied], [terminal_keys[i] for i in applied], times[applied],
+                label_keys[applied],
+            )  # fmt: skip
+            terminal = np.zeros((n, TERMINAL_WIDTH), np.float64)
+            if one_trip:
+                self.writes.send(ticket, write)
+                sent = True
+                reads = results[len(card_calls) :]
+                for idx, result in zip(term_groups.values(), reads, strict=True):
+                    if not isinstance(result, BaseException):
+                        terminal[idx] = result[0]
+            failed = next((r for r in results if isinstance(r, BaseException)), None)
+            if failed is not None:
+                raise failed
+            if not one_trip:
+                terminal[applied] = await self._terminal_steps(write)
+        finally:
+            if not sent:
+                self.writes.close(ticket)
         x = assemble(stateless_features(times, amounts), user, terminal)
         return Featurised(
-            x, conflict, status == Seen.DUPLICATE, user_routes, terminal_routes, user_keys,
-            terminal_keys, label_keys, times, amounts,
+            x, status == Seen.CONFLICT, status == Seen.DUPLICATE, user_routes, terminal_routes,
+            user_keys, terminal_keys, label_keys, times, amounts,
             {s: len(idx) for s, idx in user_groups.items()},
         )  # fmt: skip
+
+    async def _terminal_steps(self, write: TerminalWrite) -> np.ndarray:
+        """Record these transactions in their terminals and return their features, waiting
+        (the path of a batch that reads its own writes)."""
+        groups = group_by_route(write.routes, self.shards.n_terminal_shards, self.shards.key_groups)
+        results = await asyncio.gather(*(
+            self.shards.terminal_step(
+                s, np.full(len(idx), TX, np.int8), [write.terminal_keys[i] for i in idx],
+                write.times[idx], write.tx_keys[idx], np.zeros(len(idx), np.int8),
+            )
+            for s, idx in groups.items()
+        ))  # fmt: skip
+        out = np.zeros((len(write), TERMINAL_WIDTH), np.float64)
+        for idx, (feats, _) in zip(groups.values(), results, strict=True):
+            out[idx] = feats
+        return out
 
     async def score_items(
         self, txs: Sequence[TransactionIn], include_features: bool = False
@@ -255,6 +292,13 @@ class ScoringPipeline:
             )
             for i, t in enumerate(txs)
         ]
+
+    async def score_applied(self, txs: Sequence[TransactionIn]) -> list[Answer | None]:
+        """`score_items`, returning once every write of these transactions is applied (a
+        stream acknowledges its entries after this, so a crash cannot lose a write)."""
+        out = await self.score_items(txs)
+        await self.writes.flush()
+        return out
 
     async def _reasons(self, x: np.ndarray, rows: np.ndarray) -> dict[int, list[dict[str, Any]]]:
         """Top contributions for flagged rows only; a failure costs the reasons, not the answer."""
@@ -346,7 +390,9 @@ class ScoringPipeline:
         terminal_routes: np.ndarray,
         values: np.ndarray,
     ) -> np.ndarray:
-        """Labels by hashed ids (what the desk keeps); whether each transaction was held."""
+        """Labels by hashed ids (what the desk keeps); whether each transaction was held
+        (every transaction answered before is: its terminal write is waited for)."""
+        await self.writes.flush()
         groups = group_by_route(
             np.asarray(terminal_routes, np.int64), self.shards.n_terminal_shards,
             self.shards.key_groups,

@@ -73,6 +73,10 @@ class ScoringService:
         await self.ready()
         return await self.pipeline.score_items(txs, include_features)
 
+    async def score_applied(self, txs: Sequence[TransactionIn]) -> list[Answer | None]:
+        await self.ready()
+        return await self.pipeline.score_applied(txs)
+
     async def ready(self) -> None:
         """Decide nothing before the served model's card has been read: unless thresholds
         are pinned, its thresholds decide (one attribute check once it has been read)."""

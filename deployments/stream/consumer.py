@@ -34,7 +34,7 @@ class StreamConsumer:
             PartitionWorker(
                 p,
                 self.source,
-                scoring.score_items,
+                scoring.score_applied,
                 scoring.desk_service.feedback,
                 self.config,
             )

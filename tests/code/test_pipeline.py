@@ -90,7 +90,7 @@ def test_feedback_reaches_terminal_risk_after_the_delay() -> None:
 
 def test_one_row_is_grouped_as_the_general_path_groups_it() -> None:
     """`group_by_route` skips sorting for one row: the same shard, the same index array."""
-    from deployments.scoring.pipeline import group_by_route
+    from features.groups import group_by_route
 
     keys = np.random.default_rng(3).integers(-(2**62), 2**62, 200, dtype=np.int64)
     for k in keys:
@@ -98,3 +98,104 @@ def test_one_row_is_grouped_as_the_general_path_groups_it() -> None:
         general = group_by_route(np.array([k, k]), 3, 256)  # both rows on one shard
         assert list(one) == list(general) and one[next(iter(one))].tolist() == [0]
         assert one[next(iter(one))].dtype == general[next(iter(general))].dtype
+
+
+class Gated(LocalShardClient):
+    """In-process shards whose card steps wait for a gate, and which note the order in which
+    card steps and terminal reads and writes start."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+        self.started: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def user_step(self, shard, tx_keys, *args):  # type: ignore[no-untyped-def,override]
+        self.started.append("card")
+        gate = self.gates.get(tx_keys[0])
+        if gate is not None:
+            await asyncio.wait_for(gate.wait(), 5)
+        return await super().user_step(shard, tx_keys, *args)
+
+    async def terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
+        self.started.append("read" if kinds[0] == 2 else "terminal")
+        return await super().terminal_step(shard, kinds, *args)
+
+    def start_terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
+        self.started.append("write")
+        return super().start_terminal_step(shard, kinds, *args)
+
+
+def test_the_terminal_read_goes_out_beside_the_card_step() -> None:
+    """One round trip: the card step answers only once the terminal read has started (it
+    would wait forever if the read followed it), and the write follows the card's verdict."""
+    shards = Gated()
+    p = ScoringPipeline(shards, FakeModel(), Thresholds())
+
+    async def go() -> None:
+        gate = asyncio.Event()
+        shards.gates[OFFLINE.keys_many(["tx1"])[0][0]] = gate
+        answer = asyncio.ensure_future(p.score([tx(1)], True))
+        for _ in range(1_000):  # bounded: a pipeline that reads after the card would not
+            if "read" in shards.started:
+                break
+            await asyncio.sleep(0)
+        assert shards.started == ["card", "read"] and not answer.done()
+        gate.set()
+        out = (await answer)[0]
+        assert shards.started == ["card", "read", "write"]
+        assert out.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1
+
+    run(go())
+    assert shards.terminals[0].transactions + shards.terminals[1].transactions == 1
+
+
+def test_a_read_waits_for_an_earlier_write_its_windows_reach() -> None:
+    """Batch A (day 0) is held at its card step while batch B (day 7.5, same terminal) is
+    sent: B's windows reach day 0, so B waits for A's write and counts A, as offline."""
+    shards = Gated()
+    p = ScoringPipeline(shards, FakeModel(), Thresholds())
+
+    async def go() -> None:
+        gate = asyncio.Event()
+        shards.gates[OFFLINE.keys_many(["tx1"])[0][0]] = gate
+        a = asyncio.ensure_future(p.score([tx(1, user="a", ts="2018-06-01T00:00:00")]))
+        await asyncio.sleep(0.01)
+        b = asyncio.ensure_future(p.score([tx(2, user="b", ts="2018-06-08T12:00:00")], True))
+        await asyncio.sleep(0.05)
+        assert not b.done()  # waiting for A's write
+        gate.set()
+        await a
+        later = (await b)[0]
+        assert later.features["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 1
+
+    run(go())
+
+
+def test_a_batch_longer_than_the_delay_reads_its_own_writes() -> None:
+    shards = Gated()
+    p = ScoringPipeline(shards, FakeModel(), Thresholds())
+    out = run(
+        p.score(
+            [tx(1, user="a", ts="2018-06-01T00:00:00"), tx(2, user="b", ts="2018-06-08T12:00:00")],
+            True,
+        )
+    )
+    assert out[1].features["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 1
+    assert "read" not in shards.started and "terminal" in shards.started
+
+
+def test_a_terminal_read_changes_nothing() -> None:
+    """Reads are not journaled and leave state as it was; a retry reads its stored features."""
+    shards = LocalShardClient(1, 1)
+    p = ScoringPipeline(shards, FakeModel(), Thresholds())
+    first = run(p.score([tx(1, ts="2018-06-01T00:00:00")], True))[0]
+    terminal = shards.terminals[0]
+    seq, held = terminal.seq, terminal.transactions
+    key = OFFLINE.terminal_keys("t1")[0]
+    tx_key = OFFLINE.keys_many(["tx1"])[1]
+    kinds, times = np.full(1, 2, np.int8), np.array([1527811200000 + 10 * 86_400_000])
+    feats, applied = terminal.process(kinds, [key], times, tx_key, np.zeros(1, np.int8))
+    assert applied.tolist() == [True] and terminal.seq == seq and terminal.transactions == held
+    assert feats.shape == (1, 7)
+    again = run(p.score([tx(1, ts="2018-06-01T00:00:00")], True))[0]
+    assert again == first

@@ -46,7 +46,7 @@ def body(i: int, **change: object) -> dict[str, object]:
 def test_each_entry_is_answered_item_by_item_in_order() -> None:
     source = Recorder()
     pipeline = ScoringPipeline(LocalShardClient(2, 1), FakeModel(), Thresholds())
-    worker = PartitionWorker(0, source, pipeline.score_items, pipeline.feedback, StreamConfig())
+    worker = PartitionWorker(0, source, pipeline.score_applied, pipeline.feedback, StreamConfig())
     label = {"transaction_id": "tx1", "terminal_id": "t1", "is_fraud": True}
     entries = [
         Entry("1-0", "txs", orjson.dumps([body(1), body(2), body(3)])),
@@ -85,7 +85,7 @@ def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
     source = Recorder()
     pipeline = ScoringPipeline(LocalShardClient(2, 1), FakeModel(), Thresholds())
     config = StreamConfig(max_entry_bytes=1_024)
-    worker = PartitionWorker(0, source, pipeline.score_items, pipeline.feedback, config)
+    worker = PartitionWorker(0, source, pipeline.score_applied, pipeline.feedback, config)
     entries = [
         Entry("1-0", "tx", orjson.dumps(body(1))),
         Entry("2-0", "", orjson.dumps(body(2))),  # no kind field
