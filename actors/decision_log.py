@@ -8,7 +8,7 @@ whether a flag was a false alarm.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -51,6 +51,9 @@ def as_record(tx_id: str, row: HeldRow) -> dict[str, Any]:
     return {"transaction_id": tx_id, **out}
 
 
+ARRAY_FIELDS: Final = ("time_ms", "amount", "tier", "score", "terminal_key", "tx_key", "duplicate")
+
+
 @dataclass
 class DecidedBatch:
     """A scored batch as the pipeline hands it to the desk, column by column (one row per
@@ -73,6 +76,28 @@ class DecidedBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain values and arrays for `actors.records` (a store holds it)."""
+        form = {f.name: getattr(self, f.name) for f in fields(self)}
+        form["reasons"] = sorted(self.reasons.items())
+        form["rules"] = sorted(self.rules.items())
+        return form
+
+    @classmethod
+    def from_record(cls, form: dict[str, Any]) -> DecidedBatch:
+        """The batch `to_record` described; a field missing or of the wrong kind raises."""
+        arrays = {name: np.asarray(form[name]) for name in ARRAY_FIELDS}
+        return cls(
+            ids=[str(v) for v in form["ids"]],
+            version=str(form["version"]),
+            policy_version=int(form["policy_version"]),
+            user=[str(v) for v in form["user"]],
+            terminal=[str(v) for v in form["terminal"]],
+            reasons={int(i): list(r) for i, r in form["reasons"]},
+            rules={int(i): [str(v) for v in r] for i, r in form["rules"]},
+            **arrays,
+        )
 
 
 @dataclass

@@ -78,6 +78,10 @@ class Desk(Journaled):
             self.live.flagged(as_record(tx_id, held))
         return len(fresh)
 
+    def record_many(self, batches: list[DecidedBatch]) -> int:
+        """`record` each batch, in order (a replica's outbox delivered in one call)."""
+        return sum(self.record(b) for b in batches)
+
     @staticmethod
     def _held(batch: DecidedBatch, rows: list[int], at: int) -> list[tuple[str, HeldRow]]:
         """(id, row in `Held`'s field order) for these rows of a batch, column by column: a

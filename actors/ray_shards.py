@@ -2,7 +2,7 @@
 
 It composes one piece per job: `ActorDirectory` (create and find the actors), a transport
 (`process` over each shard actor's socket, or as Ray calls), `retry_while_gone` (try again
-while an actor restarts), and the desk's typed `DeskClient` with its `DeskSink`.
+while an actor restarts), and the desk's typed `DeskClient` with the replica's `DeskOutbox`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from actors.client import ShardUnavailable
 from actors.desk import Desk
-from actors.desk_client import DeskClient, DeskSink, PendingDecisions
+from actors.desk_client import DeskClient, PendingDecisions
+from actors.desk_outbox import DeskOutbox
 from actors.directory import ActorDirectory, Kind
 from actors.journal import REPO_ROOT, ShardSettings
 from actors.layout import ShardMoved
@@ -134,7 +135,8 @@ class RayShardClient:
             self.directory, tls.client_context(REPO_ROOT) if tls is not None else None
         )
         self.desk = DeskClient(self._desk_call)
-        self.sink = DeskSink(self.desk, PendingDecisions())
+        self.sink = DeskOutbox(settings.state.open(REPO_ROOT), self.desk, PendingDecisions())
+        self.desk.before_read = self.sink.deliver
 
     async def _retrying(self, kind: Kind, shard: int, attempt: Callable[[], Awaitable[R]]) -> R:
         def before_retry() -> None:

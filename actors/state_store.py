@@ -74,6 +74,11 @@ class StateStore(Protocol):
         """Drop everything held for `shard` (its state moved to other shards)."""
         ...
 
+    def names(self, prefix: str) -> list[str]:
+        """The actors whose name starts with `prefix` that hold records here (one whose
+        records a checkpoint covers may be left out)."""
+        ...
+
 
 def _after(log: list[tuple[int, bytes]], seq: int) -> list[tuple[int, bytes]]:
     """Records after `seq` in order, the last write of each sequence number kept."""
@@ -190,6 +195,10 @@ class MemoryStore:
         with self._lock:
             self._log.setdefault(shard, []).append((seq, record))
 
+    def names(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(k for k in self._log if k.startswith(prefix))
+
     def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
         with self._lock:
             kept = [] if full else self._checkpoints.get(shard, [])
@@ -244,6 +253,13 @@ class SqliteStore:
                 )
             conns[(shard, part)] = conn
         return conn
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(
+            p.name.removesuffix(".sqlite")
+            for p in self.directory.glob(f"{prefix}*.sqlite")
+            if "." not in p.name.removesuffix(".sqlite")
+        )
 
     @staticmethod
     def _refuse_pickled_snapshot(conn: sqlite3.Connection) -> None:
@@ -361,6 +377,16 @@ class RedisStore:
 
     def _key(self, shard: str, part: str) -> str:
         return f"{self.prefix}:{shard}:{part}"
+
+    def names(self, prefix: str) -> list[str]:
+        import redis
+
+        head, tail = f"{self.prefix}:", ":log"
+        try:
+            found = self._redis.scan_iter(match=f"{head}{prefix}*{tail}", count=1000)
+            return sorted(k.decode()[len(head) : -len(tail)] for k in found)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
 
     def _members(
         self, shard: str, low: float | str = "-inf", high: float | str = "+inf"

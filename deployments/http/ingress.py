@@ -300,6 +300,9 @@ class Ingress:
             "model_in_process": inprocess is not None and inprocess.local,
             "serve_mode": self.serve_mode,
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,
+            "outbox_unsent": self.shards.sink.unsent,
+            "terminal_writes_pending": self.scoring.pipeline.writes.pending,
+            "terminal_write_retries": self.scoring.pipeline.writes.retries,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }
 

@@ -2,8 +2,10 @@
 
 Every `REPORT_INTERVAL_S`: one desk call carrying the LEGIT-only batches scored since the
 last tick, request latencies and shadow agreement; its answer says whether the rules changed.
-Every second tick the model card is read again (which model to score with in process, the
-model version metric, cost thresholds).
+Before it, the flagged batches of the replica's outbox go to the desk
+(`actors.desk_outbox`), which then drops them. Every second tick the model card is read again
+(which model to score with in process, the model version metric, cost thresholds); every
+`ADOPT_EVERY_TICKS` the outboxes of replicas that are gone are delivered.
 """
 
 from __future__ import annotations
@@ -16,19 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from actors.desk_client import DeskSink
+from actors.desk_outbox import DeskOutbox
 from deployments.model.served import ServedModel
 from deployments.scoring.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.scoring.metrics import ServiceMetrics
 from deployments.scoring.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
+ADOPT_EVERY_TICKS = 60  # look for the outboxes of replicas that are gone (every ~30 s)
 
 
 class Reporter:
     def __init__(
         self,
-        sink: DeskSink,
+        sink: DeskOutbox,
         desk: DeskService,
         pipeline: ScoringPipeline,
         model: Any,
@@ -52,6 +55,7 @@ class Reporter:
             batches = self.sink.pending.take()
             lat, self.latencies = self.latencies, []
             try:
+                await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()
                 state = await self.sink.desk.tick(self.replica, batches, np.asarray(lat), shadow)
             except Exception as e:  # the desk restarting: its batches go with the next tick
@@ -62,6 +66,8 @@ class Reporter:
                     await self.desk.refresh_policy(state["policy_version"])
                     if ticks % 2 == 0:
                         await self._follow_model(state)
+                    if ticks % ADOPT_EVERY_TICKS == 0:
+                        await self.sink.adopt(await self.sink.orphans())
                 except Exception as e:  # the desk or model restarting: try again next tick
                     log.warning("reporter: %s", type(e).__name__)
             ticks += 1

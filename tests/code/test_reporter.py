@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from actors.desk_client import DeskSink, PendingDecisions
+from actors.desk_client import PendingDecisions
+from actors.desk_outbox import DeskOutbox
+from actors.state_store import MemoryStore
 from deployments.scoring import reporter as reporter_module
 from deployments.scoring.pipeline import ShadowStats
 from deployments.scoring.reporter import Reporter
@@ -65,7 +67,7 @@ def test_batches_reach_the_desk_once_even_when_the_model_is_down(
 ) -> None:
     monkeypatch.setattr(reporter_module, "REPORT_INTERVAL_S", 0.01)
     desk = Desk(desk_fails)
-    sink = DeskSink(desk, PendingDecisions())  # type: ignore[arg-type]
+    sink = DeskOutbox(MemoryStore(), desk, PendingDecisions())  # type: ignore[arg-type]
     sink.pending.put_back([Batch(["a"]), Batch(["b"])])  # type: ignore[list-item]
     r = Reporter(sink, DeskService(), Pipeline(), DeadModel(), Metrics())  # type: ignore[arg-type]
 

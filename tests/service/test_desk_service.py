@@ -178,3 +178,57 @@ def test_prometheus_metrics_are_exported(service: str) -> None:
     assert any('decision="LEGIT"' in ln for ln in decisions), decisions or text[-2000:]
     assert "ray_fraud_request_latency_seconds_bucket" in text
     assert "ray_fraud_shard_transactions" in text and "ray_fraud_model_info" in text
+
+
+def test_flagged_answers_do_not_wait_for_a_dead_desk(
+    service: str, app_args: dict[str, Any]
+) -> None:
+    """The desk's process stopped (SIGSTOP: away, its calls hang), then killed: flagged
+    transactions are answered at once all along (their decisions wait in the replica's
+    outbox, not for the desk), and every one is in the review queue once the desk is back."""
+    import os
+    import signal
+
+    import ray
+
+    from actors.directory import NAMESPACE, actor_name, desk_tag
+    from tests.shard_actors import settings_of
+
+    tag = desk_tag(
+        settings_of(app_args), int(app_args["n_user_shards"]), int(app_args["n_terminal_shards"])
+    )
+    desk = ray.get_actor(actor_name("desk", 0, 1, tag), namespace=NAMESPACE)
+    with httpx.Client(base_url=service, timeout=10) as c:
+        start = c.get("/v1/policy").json()["version"]
+        rule = {"id": "outbox-odd", "when": "amount > 66.66 and amount < 66.67", "action": "REVIEW"}
+        assert c.put("/v1/policy/rules", json={"rules": [rule]}).status_code == 200
+        wait_for_policy(c, start + 1)
+        pid = ray.get(desk.pid.remote())  # the desk actor's process: one this test's cluster runs
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            took = []
+            for i in range(20):
+                body = tx(300 + i, 66.665 if i % 2 == 0 else 12.0, terminal="desk-t300")
+                sent = time.monotonic()
+                r = c.post("/v1/transactions", json=body)
+                took.append(time.monotonic() - sent)
+                assert r.status_code == 200, r.text
+                assert r.json()["decision"] == ("REVIEW" if i % 2 == 0 else "LEGIT")
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+        # Not a latency benchmark: a flagged answer used to wait for the desk (here: forever,
+        # until the client's timeout); now none waits for it at all.
+        assert max(took) < 3.0, took
+        flagged = {f"desk-{300 + i}" for i in range(0, 20, 2)}
+        deadline = time.monotonic() + 60
+        while True:
+            r = c.get("/v1/reviews", params={"rule": "outbox-odd", "limit": 50}, timeout=30)
+            items = r.json()["items"] if r.status_code == 200 else []
+            queued = {i["transaction_id"] for i in items}
+            if queued == flagged or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert queued == flagged
+        assert ray.get(desk.pid.remote()) != pid  # the kill landed: a new process answers
+        assert c.put("/v1/policy/rules", json={"rules": []}).status_code == 200
