@@ -26,6 +26,7 @@ from actors.layout import ShardMoved
 from actors.retry import retry_while_gone
 from actors.state_store import StoreUnavailable
 from actors.wire import (
+    CALL_TIMEOUT_S,
     MOVED,
     STORE_UNAVAILABLE,
     WireClosed,
@@ -76,13 +77,22 @@ class WireConnections:
     """One open socket per shard actor (`actors.wire`); one connect at a time however many
     callers wait, and a broken connection is dropped so the next call reconnects."""
 
-    def __init__(self, directory: ActorDirectory, tls: ssl.SSLContext | None = None) -> None:
-        self.directory, self.tls = directory, tls
+    def __init__(
+        self,
+        directory: ActorDirectory,
+        tls: ssl.SSLContext | None = None,
+        timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
+        self.directory, self.tls, self.timeout_s = directory, tls, timeout_s
         self._open: dict[tuple[Kind, int], asyncio.Task[WireConnection]] = {}
 
     async def _connect(self, kind: Kind, shard: int) -> WireConnection:
-        host, port, token = await self.directory[kind, shard].open_wire.remote()
-        return await WireConnection.open(host, port, token, self.tls)
+        address = self.directory[kind, shard].open_wire.remote()
+        try:
+            host, port, token = await asyncio.wait_for(address, self.timeout_s)
+        except TimeoutError as e:  # the actor's node is silent: as if the socket were
+            raise WireClosed(f"no address in {self.timeout_s:g} s") from e
+        return await WireConnection.open(host, port, token, self.tls, self.timeout_s)
 
     async def get(self, kind: Kind, shard: int) -> WireConnection:
         task = self._open.get((kind, shard))
@@ -120,6 +130,7 @@ class RayShardClient:
         settings: ShardSettings | dict[str, Any],
         retry_for_s: float = 20.0,
         transport: Transport = "direct",
+        call_timeout_s: float = CALL_TIMEOUT_S,
     ) -> None:
         self.n_user_shards, self.n_terminal_shards = n_user_shards, n_terminal_shards
         if not isinstance(settings, ShardSettings):
@@ -132,7 +143,9 @@ class RayShardClient:
         self.directory = ActorDirectory(n_user_shards, n_terminal_shards, settings)
         tls = settings.wire_tls
         self.wires = WireConnections(
-            self.directory, tls.client_context(REPO_ROOT) if tls is not None else None
+            self.directory,
+            tls.client_context(REPO_ROOT) if tls is not None else None,
+            call_timeout_s,
         )
         self.desk = DeskClient(self._desk_call)
         self.sink = DeskOutbox(settings.state.open(REPO_ROOT), self.desk, PendingDecisions())

@@ -40,6 +40,8 @@ _STRS_HEAD = struct.Struct("<cII")  # tag, count, bytes
 MAX_FRAME = 256 << 20
 TOKEN_BYTES = 16
 HANDSHAKE_S = 10.0
+CALL_TIMEOUT_S = 5.0  # a call with no answer this long breaks its connection
+PEER_TIMEOUT_S = 10.0  # a shard drops a client connection that stays silent this long
 OK, STORE_UNAVAILABLE, FAILED, MOVED = 0, 1, 2, 3
 
 
@@ -105,6 +107,20 @@ def decode(body: bytes | bytearray | memoryview) -> tuple[int, list[Item]]:
     return status, items
 
 
+def keep_alive(sock: socket.socket, timeout_s: float) -> None:
+    """Notice a silent peer within about `timeout_s`, not TCP's defaults (hours for an idle
+    connection, ~15 minutes for unacknowledged data to a blackholed host): keepalive probes
+    an idle connection, and TCP_USER_TIMEOUT aborts one whose sent data stays unacknowledged."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    probes = max(1, int(timeout_s / 2))
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's keepalive timing
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(timeout_s / 2)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, probes)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout_s * 1000))
+
+
 # -- server (inside the shard actor) -----------------------------------------------------------
 def _recv_exact(sock: socket.socket, n: int) -> bytearray:
     buf = bytearray(n)
@@ -137,6 +153,7 @@ class WireServer:
             except OSError:
                 return  # closed
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            keep_alive(conn, PEER_TIMEOUT_S)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -170,22 +187,45 @@ class WireServer:
 
 # -- client (in the ingress and stream replicas) -----------------------------------------------
 class WireConnection:
-    """One asyncio connection to one shard; calls are pipelined and answered in order."""
+    """One asyncio connection to one shard; calls are pipelined and answered in order. A
+    call unanswered for `timeout_s` breaks the connection (every waiting call fails with
+    `WireClosed`, and callers retry on a new one): a silent shard costs that, never more."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
-        self._waiting: deque[asyncio.Future[list[Item]]] = deque()
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeout_s: float = CALL_TIMEOUT_S,
+    ) -> None:
+        self._reader, self._writer, self.timeout_s = reader, writer, timeout_s
+        self._waiting: deque[tuple[float, asyncio.Future[list[Item]]]] = deque()
         self.closed = False
-        self._task = asyncio.get_running_loop().create_task(self._read_answers())
+        self._failure: WireClosed | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._read_answers())
 
     @classmethod
     async def open(
-        cls, host: str, port: int, token: bytes, tls: ssl.SSLContext | None = None
+        cls,
+        host: str,
+        port: int,
+        token: bytes,
+        tls: ssl.SSLContext | None = None,
+        timeout_s: float = CALL_TIMEOUT_S,
     ) -> WireConnection:
         """`tls`: a client context (`actors.tls`), for a shard that serves TLS."""
-        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=tls), timeout_s
+            )
+        except TimeoutError as e:
+            raise WireClosed(f"no connection in {timeout_s:g} s") from e
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            keep_alive(sock, timeout_s)
         writer.write(token)
-        return cls(reader, writer)
+        return cls(reader, writer, timeout_s)
 
     async def call(self, items: Sequence[Item]) -> list[Item]:
         future = self.send(items)
@@ -201,10 +241,26 @@ class WireConnection:
         return the future of its answer."""
         if self.closed:
             raise WireClosed("connection closed")
-        future: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)  # appended and written with no await between: in order
+        future: asyncio.Future[list[Item]] = self._loop.create_future()
+        # appended and written with no await between: in order
+        self._waiting.append((self._loop.time(), future))
         self._writer.write(encode(OK, items))
+        if self._watch is None:
+            self._watch = self._loop.call_later(self.timeout_s, self._check)
         return future
+
+    def _check(self) -> None:
+        """The watchdog: one timer per connection while calls wait, not one per call."""
+        self._watch = None
+        if self.closed or not self._waiting:
+            return
+        sent, _ = self._waiting[0]
+        late = self._loop.time() - sent - self.timeout_s
+        if late >= 0:
+            self._failure = WireClosed(f"no answer in {self.timeout_s:g} s")
+            self._task.cancel()
+        else:
+            self._watch = self._loop.call_later(-late, self._check)
 
     async def _read_answers(self) -> None:
         error: BaseException = WireClosed("connection closed")
@@ -212,7 +268,7 @@ class WireConnection:
             while True:
                 (size,) = _LEN.unpack(await self._reader.readexactly(_LEN.size))
                 status, items = decode(await self._reader.readexactly(size))
-                future = self._waiting.popleft()
+                _, future = self._waiting.popleft()
                 if future.done():
                     continue
                 if status == OK:
@@ -226,8 +282,11 @@ class WireConnection:
         finally:
             self.closed = True
             self._writer.close()
+            if self._watch is not None:
+                self._watch.cancel()
+            error = self._failure or error
             while self._waiting:
-                future = self._waiting.popleft()
+                _, future = self._waiting.popleft()
                 if not future.done():
                     future.set_exception(error)
 

@@ -32,7 +32,8 @@ function init(args)
 end
 
 request = function()
-  local k = tid + nthreads * sent
+  -- wrk may hand values set with thread:set over as strings: read them as numbers.
+  local k = tonumber(tid) + tonumber(nthreads) * sent
   if (k + 1) * batch > count then
     -- No lines left for this thread: stop it. wrk still sends the request returned here,
     -- so it repeats the run's first lines (an idempotent retry for the server).
@@ -69,7 +70,7 @@ done = function(summary, latency, requests)
     total_flagged = total_flagged + t:get("flagged")
     total_decided = total_decided + t:get("decided")
     local n = t:get("sent")
-    local last = t:get("tid") + t:get("nthreads") * (n - 1)
+    local last = tonumber(t:get("tid")) + tonumber(t:get("nthreads")) * (n - 1)
     if n > 0 and (last + 1) * batch > used then
       used = (last + 1) * batch
     end

@@ -77,6 +77,13 @@ class AppArgs(BaseModel):
         "actor's own socket (~0.5 ms a call) or as Ray actor calls (~2.3 ms).",
     )
     shard_retry_seconds: float = Field(20.0, ge=0, le=300)
+    shard_call_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="A shard call unanswered this long breaks its connection and is retried "
+        "(within shard_retry_seconds): a silent host costs this, not TCP's minutes.",
+    )
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
 
     @model_validator(mode="after")

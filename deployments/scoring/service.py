@@ -35,6 +35,7 @@ class ScoringService:
             settings.shards,
             retry_for_s=settings.shard_retry_seconds,
             transport=settings.shard_transport,
+            call_timeout_s=settings.shard_call_timeout_seconds,
         )
         self.metrics = ServiceMetrics()
         self.model = model  # the ModelScorer's handle

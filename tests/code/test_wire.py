@@ -208,3 +208,29 @@ def test_tls_between_shard_and_client_and_nothing_without_it(tmp_path: Path) -> 
         assert shard.transactions == 5 * 2
     finally:
         server.close()
+
+
+def test_a_silent_shard_fails_the_call_within_the_timeout() -> None:
+    """A peer that takes the call and never answers (a host whose packets are dropped looks
+    the same to the caller) breaks the connection after `timeout_s`, not TCP's minutes."""
+
+    async def go() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1 << 16)
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = await WireConnection.open("127.0.0.1", port, b"t" * TOKEN_BYTES, timeout_s=0.3)
+        sock = conn._writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 300
+        first = conn.send([np.zeros(1)])
+        with pytest.raises(WireClosed, match=r"no answer in 0\.3 s"):
+            await asyncio.wait_for(conn.call([np.zeros(1)]), 5)
+        with pytest.raises(WireClosed, match="no answer"):
+            await first  # every call waiting on the connection fails with it
+        assert conn.closed
+        server.close()
+
+    asyncio.run(go())
