@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,6 +22,19 @@ class ShardUnavailable(Unavailable):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, retry_after_s=2)
+
+
+@dataclass(frozen=True)
+class TerminalWrite:
+    """Transactions to record in their terminals' state (columns, one row each)."""
+
+    routes: np.ndarray  # 64-bit keys of the terminal ids: where each row goes
+    terminal_keys: list[str]  # the terminal digests that stand for them in state
+    times: np.ndarray
+    tx_keys: np.ndarray  # the 64-bit transaction keys labels are matched on
+
+    def __len__(self) -> int:
+        return len(self.times)
 
 
 class ShardClient(Protocol):
@@ -40,9 +54,16 @@ class ShardClient(Protocol):
         times_ms: np.ndarray,
         amounts: np.ndarray,
         terminal_hashes: np.ndarray,
+        write: TerminalWrite,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`actors.shards.UserShard.process` on one card shard: (card features per row,
-        `actors.dedup.Seen` status per row)."""
+        `actors.dedup.Seen` status per row). `write`: each row's terminal write, which the
+        card shard keeps for a while once it applied the row (`recent_writes`)."""
+        ...
+
+    async def recent_writes(self, shard: int, seconds: float) -> TerminalWrite:
+        """The terminal writes of the transactions one card shard applied in the last
+        `seconds` (a replica that starts sends them again: one that died may not have)."""
         ...
 
     async def terminal_step(

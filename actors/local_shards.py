@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from actors.client import TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.desk import Desk
 from actors.desk_client import DeskClient, local_call
@@ -80,10 +81,15 @@ class LocalShardClient:
         times_ms: np.ndarray,
         amounts: np.ndarray,
         terminal_hashes: np.ndarray,
+        write: TerminalWrite,
     ) -> tuple[np.ndarray, np.ndarray]:
         return self.users[shard].process(
-            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes
-        )
+            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes, write.routes,
+            write.terminal_keys, write.tx_keys,
+        )  # fmt: skip
+
+    async def recent_writes(self, shard: int, seconds: float) -> TerminalWrite:
+        return TerminalWrite(*self.users[shard].recent_writes(seconds))
 
     async def terminal_step(
         self,

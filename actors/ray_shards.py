@@ -16,7 +16,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 import numpy as np
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from actors.client import ShardUnavailable
+from actors.client import ShardUnavailable, TerminalWrite
 from actors.desk import Desk
 from actors.desk_client import DeskClient, PendingDecisions
 from actors.desk_outbox import DeskOutbox
@@ -224,9 +224,17 @@ class RayShardClient:
         times_ms: np.ndarray,
         amounts: np.ndarray,
         terminal_hashes: np.ndarray,
+        write: TerminalWrite,
     ) -> tuple[np.ndarray, np.ndarray]:
-        args = (tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes)
+        args = (
+            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes, write.routes,
+            write.terminal_keys, write.tx_keys,
+        )  # fmt: skip
         return await self._process("user", shard, args)
+
+    async def recent_writes(self, shard: int, seconds: float) -> TerminalWrite:
+        routes, keys, times, tx_keys = await self._ray_call("user", shard, "recent_writes", seconds)
+        return TerminalWrite(routes, keys, times, tx_keys)
 
     async def terminal_step(
         self,

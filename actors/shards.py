@@ -13,6 +13,8 @@ Ids arrive hashed under the id key (`features.ids.IdHasher`): no card number is 
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -49,6 +51,9 @@ def _first_of_each(
         else:
             status[i] = Seen.CONFLICT
     return np.asarray(firsts, np.int64), copies
+
+
+RECENT_S = 120.0  # how long a card shard keeps the terminal writes of what it applied
 
 
 class KeyedShard(Journaled):
@@ -148,6 +153,8 @@ class UserShard(KeyedShard):
         d = self.settings.dedup
         self.dedup = DedupIndex(CARD_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
+        self._recent: deque[tuple[float, np.ndarray, list[str], np.ndarray, np.ndarray]]
+        self._recent = deque()
 
     def process(
         self,
@@ -157,15 +164,45 @@ class UserShard(KeyedShard):
         times_ms: np.ndarray,
         amounts: np.ndarray,
         terminal_hashes: np.ndarray,
+        terminal_routes: np.ndarray | None = None,
+        terminal_keys: Sequence[str] | None = None,
+        label_keys: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """User features and a `Seen` status per transaction, in order.
 
         New transactions update their card's state; a retry of an applied one returns its
         stored features; an id already used for another body is a conflict (no change).
+        With `terminal_routes`, `terminal_keys` and `label_keys` (each row's terminal
+        write), the new ones' writes are kept for `RECENT_S` (`recent_writes`).
         """
         op = ("tx", list(tx_keys), body_hashes, list(user_keys), times_ms, amounts, terminal_hashes)
         answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
+        if terminal_routes is not None and terminal_keys is not None and label_keys is not None:
+            new = np.flatnonzero(answer[1] == Seen.NEW)
+            if len(new):
+                keys = list(terminal_keys)
+                self._recent.append((
+                    time.monotonic(), np.asarray(terminal_routes, np.int64)[new],
+                    [keys[i] for i in new.tolist()], np.asarray(times_ms, np.int64)[new],
+                    np.asarray(label_keys, np.int64)[new],
+                ))  # fmt: skip
+            while self._recent and self._recent[0][0] < time.monotonic() - RECENT_S:
+                self._recent.popleft()
         return answer
+
+    def recent_writes(self, seconds: float) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """The terminal writes of the transactions applied in the last `seconds` (at most
+        `RECENT_S`), as (routes, terminal keys, times, transaction keys). Kept in memory only:
+        a replica that starts sends them again, since one that died may not have."""
+        since = time.monotonic() - seconds
+        parts = [r for r in list(self._recent) if r[0] >= since]
+        if not parts:
+            none = np.empty(0, np.int64)
+            return none, [], none, none
+        return (
+            np.concatenate([p[1] for p in parts]), [k for p in parts for k in p[2]],
+            np.concatenate([p[3] for p in parts]), np.concatenate([p[4] for p in parts]),
+        )  # fmt: skip
 
     def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
         _, tx_keys, body_hashes, user_keys, times, amounts, term_hashes = op

@@ -14,13 +14,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from actors.client import ShardClient
+from actors.client import ShardClient, TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
-from deployments.scoring.terminal_writes import TerminalWrite, TerminalWrites
+from deployments.scoring.terminal_writes import TerminalWrites
 from features.engine import LABEL, READ, TX, assemble, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
@@ -30,6 +30,7 @@ from policy.reasons import top_reasons
 from policy.rules import Policy
 
 log = logging.getLogger(__name__)
+RESEND_S = 120.0  # a starting replica re-sends the terminal writes of this last while
 
 
 class ModelBackend(Protocol):
@@ -179,6 +180,10 @@ class ScoringPipeline:
                 self.shards.user_step(
                     s, [tx_keys[i] for i in idx], bodies[idx], [user_keys[i] for i in idx],
                     times[idx], amounts[idx], hashes[idx],
+                    TerminalWrite(
+                        terminal_routes[idx], [terminal_keys[i] for i in idx], times[idx],
+                        label_keys[idx],
+                    ),
                 )
                 for s, idx in user_groups.items()
             ]  # fmt: skip
@@ -292,6 +297,21 @@ class ScoringPipeline:
             )
             for i, t in enumerate(txs)
         ]
+
+    async def resend_recent(self, seconds: float = RESEND_S) -> int:
+        """Send again the terminal writes of every transaction the card shards applied in
+        the last `seconds`: a replica that starts does this, since one that died may have
+        answered transactions whose writes never reached their terminals (the terminal
+        shards skip what they hold). Returns how many were sent."""
+        writes = await asyncio.gather(
+            *(self.shards.recent_writes(s, seconds) for s in range(self.shards.n_user_shards))
+        )
+        sent = 0
+        for write in writes:
+            if len(write):
+                self.writes.send(self.writes.open(int(write.times.min())), write)
+                sent += len(write)
+        return sent
 
     async def score_applied(self, txs: Sequence[TransactionIn]) -> list[Answer | None]:
         """`score_items`, returning once every write of these transactions is applied (a

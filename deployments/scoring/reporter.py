@@ -50,8 +50,15 @@ class Reporter:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        ticks = 0
+        ticks, resent = 0, False
         while True:
+            if not resent:  # once per replica: the writes a replica that died may have lost
+                try:
+                    sent = await self.pipeline.resend_recent()
+                    resent = True
+                    log.info("reporter: re-sent %d recent terminal writes", sent)
+                except Exception as e:  # shards restarting: again on the next tick
+                    log.warning("reporter: recent writes not re-sent: %s", type(e).__name__)
             batches = self.sink.pending.take()
             lat, self.latencies = self.latencies, []
             try:

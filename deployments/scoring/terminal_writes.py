@@ -18,25 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.client import ShardClient, ShardUnavailable
+from actors.client import ShardClient, ShardUnavailable, TerminalWrite
 from features.engine import TX
 from features.groups import group_by_route
 
 log = logging.getLogger(__name__)
 RETRY_EVERY_S = 1.0
-
-
-@dataclass(frozen=True)
-class TerminalWrite:
-    """Transactions to record in their terminals' state (columns, one row each)."""
-
-    routes: np.ndarray  # 64-bit keys of the terminal ids: where each row goes
-    terminal_keys: list[str]  # the terminal digests that stand for them in state
-    times: np.ndarray
-    tx_keys: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.times)
 
 
 @dataclass

@@ -199,3 +199,35 @@ def test_a_terminal_read_changes_nothing() -> None:
     assert feats.shape == (1, 7)
     again = run(p.score([tx(1, ts="2018-06-01T00:00:00")], True))[0]
     assert again == first
+
+
+class Lossy(LocalShardClient):
+    """In-process shards whose terminal writes vanish while `lose` is set: the replica that
+    sent them died before they arrived."""
+
+    lose = True
+
+    def start_terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
+        if self.lose:
+            return asyncio.get_running_loop().create_future()  # never applied
+        return super().start_terminal_step(shard, kinds, *args)
+
+
+def test_a_starting_replica_sends_again_the_writes_a_dead_one_lost() -> None:
+    txs = [tx(i, user=f"u{i % 3}", ts=f"2018-06-01T10:{i:02d}:00") for i in range(6)]
+    later = tx(99, user="z", ts="2018-06-08T12:00:00")  # its windows reach all six
+    reference = ScoringPipeline(LocalShardClient(2, 2), FakeModel(), Thresholds())
+    run(reference.score(txs))
+    want = run(reference.score([later], True))[0].features
+
+    shards = Lossy(2, 2)
+    dead = ScoringPipeline(shards, FakeModel(), Thresholds())
+    run(dead.score(txs))  # answered; the writes never reached the terminal
+    assert sum(t.transactions for t in shards.terminals) == 0
+    shards.lose = False
+    started = ScoringPipeline(shards, FakeModel(), Thresholds())
+    assert run(started.resend_recent()) == 6
+    assert sum(t.transactions for t in shards.terminals) == 6
+    assert run(started.resend_recent()) == 6  # sent twice: applied once
+    assert sum(t.transactions for t in shards.terminals) == 6
+    assert run(started.score([later], True))[0].features == want

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.client import TerminalWrite
 from features.ids import OFFLINE
 
 pytestmark = pytest.mark.ray
@@ -29,6 +30,12 @@ def _call(i: int, card: str) -> tuple[Any, ...]:
         np.array([1_600_000_000_000 + 60_000 * i], np.int64),
         np.array([10.0]),
         np.zeros(1, np.int32),
+        TerminalWrite(
+            np.array([5], np.int64),
+            ["st-term"],
+            np.array([1_600_000_000_000 + 60_000 * i]),
+            np.array([i], np.int64),
+        ),
     )
 
 
