@@ -44,6 +44,7 @@ class ShardClient(Protocol):
     n_terminal_shards: int
     key_groups: int
     label_delay_ms: int  # terminal windows end this long before a transaction (the engine's)
+    write_linger_s: float  # how long a terminal write may wait for a read to carry it
 
     async def user_step(
         self,

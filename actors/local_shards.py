@@ -38,6 +38,7 @@ class LocalShardClient:
         )
         self.key_groups = self.settings.key_groups
         self.label_delay_ms = self.settings.engine.label_delay_ms
+        self.write_linger_s = 0.0  # in process a write costs no message: none waits
         self.store = store or self.settings.state.open(REPO_ROOT)
         self.users: list[UserShard] = []
         self.terminals: list[TerminalShard] = []

@@ -38,6 +38,7 @@ from actors.wire import (
 P = ParamSpec("P")
 R = TypeVar("R")
 Transport = Literal["direct", "ray"]
+WRITE_LINGER_S = 0.02
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
 
 
@@ -137,6 +138,9 @@ class RayShardClient:
             settings = ShardSettings(**settings)
         self.key_groups = settings.key_groups
         self.label_delay_ms = settings.engine.label_delay_ms
+        # A terminal write waits this long for a read to the same shard to carry it: at a
+        # steady rate one message per request reaches a terminal shard, not two.
+        self.write_linger_s = WRITE_LINGER_S
         self.retry_for_s = retry_for_s
         self.transport = transport  # "direct": `process` over the shard's socket; "ray"
         self.retries = 0

@@ -290,17 +290,26 @@ class TerminalShard(KeyedShard):
         the label of a held transaction (idempotent). Returns features and, for labels,
         whether the transaction was held.
 
-        A request of reads only (kind 2) changes nothing and is not journaled: each row's
-        features as a transaction at its time would get them (a transaction already applied
-        gets its stored ones), and whether it was already applied."""
+        Reads (kind 2) come last in a request, after its writes, and change nothing: each
+        row's features as a transaction at its time would get them (a transaction already
+        applied gets its stored ones), and whether it was already applied. Only the writes
+        are journaled (a client sends its pending writes with its next reads)."""
         kinds = np.asarray(kinds, np.int8)
-        if len(kinds) and (kinds == READ).any():
-            if not (kinds == READ).all():
-                raise ValueError("a request holds reads only, or no reads")
+        reads = kinds == READ
+        split = int(np.argmax(reads)) if reads.any() else len(kinds)
+        if not reads[split:].all():
+            raise ValueError("reads come after every transaction and label of a request")
+        if split == 0:
             return self._read(list(terminal_keys), np.asarray(times_ms, np.int64), tx_keys)
-        op = ("step", kinds, list(terminal_keys), times_ms, tx_keys, labels)
+        op = ("step", kinds[:split], list(terminal_keys[:split]), times_ms[:split],
+              tx_keys[:split], labels[:split])  # fmt: skip
         answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
-        return answer
+        if split == len(kinds):
+            return answer
+        feats, found = self._read(
+            list(terminal_keys[split:]), np.asarray(times_ms[split:], np.int64), tx_keys[split:]
+        )
+        return np.concatenate([answer[0], feats]), np.concatenate([answer[1], found])
 
     def _read(
         self, terminal_keys: list[str], times: np.ndarray, tx_keys: np.ndarray

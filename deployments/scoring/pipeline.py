@@ -20,7 +20,7 @@ from actors.dedup import Seen
 from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
-from deployments.scoring.terminal_writes import TerminalWrites
+from deployments.scoring.terminal_writes import TerminalWrites, step_args
 from features.engine import LABEL, READ, TX, assemble, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
@@ -195,13 +195,13 @@ class ScoringPipeline:
                 if one_trip
                 else {}
             )
-            read_calls = [
-                self.shards.terminal_step(
-                    s, np.full(len(idx), READ, np.int8), [terminal_keys[i] for i in idx],
-                    times[idx], label_keys[idx], np.zeros(len(idx), np.int8),
+            read_calls, carried = [], []
+            for s, idx in term_groups.items():
+                call, skip = self._read(
+                    s, [terminal_keys[i] for i in idx], times[idx], label_keys[idx]
                 )
-                for s, idx in term_groups.items()
-            ]  # fmt: skip
+                read_calls.append(call)
+                carried.append(skip)
             results = await asyncio.gather(*card_calls, *read_calls, return_exceptions=True)
             user = np.zeros((n, CARD_WIDTH), np.float64)
             status = np.full(n, Seen.CONFLICT, np.int8)  # a failed card shard applied nothing
@@ -218,9 +218,9 @@ class ScoringPipeline:
                 self.writes.send(ticket, write)
                 sent = True
                 reads = results[len(card_calls) :]
-                for idx, result in zip(term_groups.values(), reads, strict=True):
+                for idx, skip, result in zip(term_groups.values(), carried, reads, strict=True):
                     if not isinstance(result, BaseException):
-                        terminal[idx] = result[0]
+                        terminal[idx] = result[0][skip:]
             failed = next((r for r in results if isinstance(r, BaseException)), None)
             if failed is not None:
                 raise failed
@@ -235,6 +235,30 @@ class ScoringPipeline:
             user_keys, terminal_keys, label_keys, times, amounts,
             {s: len(idx) for s, idx in user_groups.items()},
         )  # fmt: skip
+
+    def _read(
+        self, shard: int, keys: list[str], times: np.ndarray, tx_keys: np.ndarray
+    ) -> tuple[asyncio.Future[tuple[np.ndarray, np.ndarray]], int]:
+        """A terminal shard's read of these rows, carrying the writes queued for it ahead
+        of them (`TerminalWrites.take`); returns the call and how many rows it carried."""
+        n = len(keys)
+        kinds, labels = np.full(n, READ, np.int8), np.zeros(n, np.int8)
+        taken = self.writes.take(shard)
+        if taken is None:
+            return asyncio.ensure_future(
+                self.shards.terminal_step(shard, kinds, keys, times, tx_keys, labels)
+            ), 0
+        tickets, write = taken
+        w_kinds, w_keys, w_times, w_tx, w_labels = step_args(write)
+        call = asyncio.ensure_future(
+            self.shards.terminal_step(
+                shard, np.concatenate([w_kinds, kinds]), w_keys + keys,
+                np.concatenate([w_times, times]), np.concatenate([w_tx, tx_keys]),
+                np.concatenate([w_labels, labels]),
+            )
+        )  # fmt: skip
+        self.writes.carried_by(tickets, write, call)
+        return call, len(write)
 
     async def _terminal_steps(self, write: TerminalWrite) -> np.ndarray:
         """Record these transactions in their terminals and return their features, waiting
