@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from actors.errors import Unavailable
+from features.engine import LABEL, READ, TX
 
 
 class ShardUnavailable(Unavailable):
@@ -35,6 +36,74 @@ class TerminalWrite:
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def rows(self, idx: np.ndarray) -> TerminalWrite:
+        """These rows of the write."""
+        return TerminalWrite(
+            self.routes[idx], [self.terminal_keys[i] for i in idx.tolist()], self.times[idx],
+            self.tx_keys[idx],
+        )  # fmt: skip
+
+    @classmethod
+    def joined(cls, writes: list[TerminalWrite]) -> TerminalWrite:
+        """Several writes as one, in order."""
+        if len(writes) == 1:
+            return writes[0]
+        return cls(
+            np.concatenate([w.routes for w in writes]),
+            [k for w in writes for k in w.terminal_keys],
+            np.concatenate([w.times for w in writes]), np.concatenate([w.tx_keys for w in writes]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TerminalEvents:
+    """One request to a terminal shard, in order (columns, one row each): transactions
+    (`TX`) and labels (`LABEL`) to apply, then reads (`READ`) that change nothing."""
+
+    kinds: np.ndarray  # int8: features.engine.TX, LABEL or READ
+    terminal_keys: list[str]
+    times: np.ndarray  # int64 ms; a label's is unused
+    tx_keys: np.ndarray  # int64: the transaction each row records, labels or reads
+    labels: np.ndarray  # int8: a label's value
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    @classmethod
+    def writes(cls, write: TerminalWrite) -> TerminalEvents:
+        n = len(write)
+        return cls(
+            np.full(n, TX, np.int8), write.terminal_keys, write.times, write.tx_keys,
+            np.zeros(n, np.int8),
+        )  # fmt: skip
+
+    @classmethod
+    def reads(cls, keys: list[str], times: np.ndarray, tx_keys: np.ndarray) -> TerminalEvents:
+        n = len(keys)
+        return cls(np.full(n, READ, np.int8), keys, times, tx_keys, np.zeros(n, np.int8))
+
+    @classmethod
+    def marks(cls, keys: list[str], tx_keys: np.ndarray, values: np.ndarray) -> TerminalEvents:
+        """Labels: set the fraud flag of each transaction to its value."""
+        n = len(keys)
+        return cls(
+            np.full(n, LABEL, np.int8), keys, np.zeros(n, np.int64), tx_keys,
+            np.asarray(values, np.int8),
+        )  # fmt: skip
+
+    def then(self, other: TerminalEvents) -> TerminalEvents:
+        """These rows, then `other`'s, as one request."""
+        return TerminalEvents(
+            np.concatenate([self.kinds, other.kinds]), self.terminal_keys + other.terminal_keys,
+            np.concatenate([self.times, other.times]),
+            np.concatenate([self.tx_keys, other.tx_keys]),
+            np.concatenate([self.labels, other.labels]),
+        )  # fmt: skip
+
+    def columns(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """`actors.shards.TerminalShard.process`'s arguments (and the wire's items)."""
+        return self.kinds, self.terminal_keys, self.times, self.tx_keys, self.labels
 
 
 class ShardClient(Protocol):
@@ -68,26 +137,14 @@ class ShardClient(Protocol):
         ...
 
     async def terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> tuple[np.ndarray, np.ndarray]:
         """`actors.shards.TerminalShard.process` on one terminal shard: (terminal features
-        per row, whether each label's transaction was held)."""
+        per row, whether each label's transaction was held, or each read's applied)."""
         ...
 
     def start_terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
         """`terminal_step` started now, for a caller that does not wait for it: its request
         is on the shard's socket before this returns when a connection is open (so it is

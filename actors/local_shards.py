@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from actors.client import TerminalWrite
+from actors.client import TerminalEvents, TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.desk import Desk
 from actors.desk_client import DeskClient, local_call
@@ -93,32 +93,18 @@ class LocalShardClient:
         return TerminalWrite(*self.users[shard].recent_writes(seconds))
 
     async def terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.terminals[shard].process(kinds, terminal_keys, times_ms, tx_keys, labels)
+        return self.terminals[shard].process(*events.columns())
 
     def start_terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
         """Applied before this returns (in process there is nothing to wait for)."""
         done: asyncio.Future[tuple[np.ndarray, np.ndarray]]
         done = asyncio.get_running_loop().create_future()
         try:
-            done.set_result(
-                self.terminals[shard].process(kinds, terminal_keys, times_ms, tx_keys, labels)
-            )
+            done.set_result(self.terminals[shard].process(*events.columns()))
         except Exception as e:  # the caller awaits it
             done.set_exception(e)
         return done

@@ -16,7 +16,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 import numpy as np
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from actors.client import ShardUnavailable, TerminalWrite
+from actors.client import ShardUnavailable, TerminalEvents, TerminalWrite
 from actors.desk import Desk
 from actors.desk_client import DeskClient, PendingDecisions
 from actors.desk_outbox import DeskOutbox
@@ -197,15 +197,9 @@ class RayShardClient:
         return await self._retrying(kind, shard, attempt)
 
     def start_terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
-        args = (kinds, terminal_keys, times_ms, tx_keys, labels)
+        args = events.columns()
         conn = self.wires.ready("terminal", shard) if self.transport == "direct" else None
         if conn is None:
             return asyncio.ensure_future(self._process("terminal", shard, args))
@@ -241,16 +235,9 @@ class RayShardClient:
         return TerminalWrite(routes, keys, times, tx_keys)
 
     async def terminal_step(
-        self,
-        shard: int,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
+        self, shard: int, events: TerminalEvents
     ) -> tuple[np.ndarray, np.ndarray]:
-        args = (kinds, terminal_keys, times_ms, tx_keys, labels)
-        return await self._process("terminal", shard, args)
+        return await self._process("terminal", shard, events.columns())
 
     async def stats(self) -> list[dict[str, Any]]:
         shards = self.directory.shards()

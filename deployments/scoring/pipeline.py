@@ -14,14 +14,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from actors.client import ShardClient, TerminalWrite
+from actors.client import ShardClient, TerminalEvents, TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from actors.errors import TransactionConflict
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
-from deployments.scoring.terminal_writes import TerminalWrites, step_args
-from features.engine import LABEL, READ, TX, assemble, stateless_features
+from deployments.scoring.terminal_writes import TerminalWrites
+from features.engine import assemble, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
@@ -241,22 +241,13 @@ class ScoringPipeline:
     ) -> tuple[asyncio.Future[tuple[np.ndarray, np.ndarray]], int]:
         """A terminal shard's read of these rows, carrying the writes queued for it ahead
         of them (`TerminalWrites.take`); returns the call and how many rows it carried."""
-        n = len(keys)
-        kinds, labels = np.full(n, READ, np.int8), np.zeros(n, np.int8)
+        reads = TerminalEvents.reads(keys, times, tx_keys)
         taken = self.writes.take(shard)
         if taken is None:
-            return asyncio.ensure_future(
-                self.shards.terminal_step(shard, kinds, keys, times, tx_keys, labels)
-            ), 0
+            return asyncio.ensure_future(self.shards.terminal_step(shard, reads)), 0
         tickets, write = taken
-        w_kinds, w_keys, w_times, w_tx, w_labels = step_args(write)
-        call = asyncio.ensure_future(
-            self.shards.terminal_step(
-                shard, np.concatenate([w_kinds, kinds]), w_keys + keys,
-                np.concatenate([w_times, times]), np.concatenate([w_tx, tx_keys]),
-                np.concatenate([w_labels, labels]),
-            )
-        )  # fmt: skip
+        events = TerminalEvents.writes(write).then(reads)
+        call = asyncio.ensure_future(self.shards.terminal_step(shard, events))
         self.writes.carried_by(tickets, write, call)
         return call, len(write)
 
@@ -265,10 +256,7 @@ class ScoringPipeline:
         (the path of a batch that reads its own writes)."""
         groups = group_by_route(write.routes, self.shards.n_terminal_shards, self.shards.key_groups)
         results = await asyncio.gather(*(
-            self.shards.terminal_step(
-                s, np.full(len(idx), TX, np.int8), [write.terminal_keys[i] for i in idx],
-                write.times[idx], write.tx_keys[idx], np.zeros(len(idx), np.int8),
-            )
+            self.shards.terminal_step(s, TerminalEvents.writes(write.rows(idx)))
             for s, idx in groups.items()
         ))  # fmt: skip
         out = np.zeros((len(write), TERMINAL_WIDTH), np.float64)
@@ -441,14 +429,11 @@ class ScoringPipeline:
             np.asarray(terminal_routes, np.int64), self.shards.n_terminal_shards,
             self.shards.key_groups,
         )  # fmt: skip
+        tx_keys, values = np.asarray(tx_keys, np.int64), np.asarray(values, np.int8)
         calls = [
             self.shards.terminal_step(
                 s,
-                np.full(len(idx), LABEL, np.int8),
-                [terminal_digests[i] for i in idx],
-                np.zeros(len(idx), np.int64),
-                np.asarray(tx_keys, np.int64)[idx],
-                np.asarray(values, np.int8)[idx],
+                TerminalEvents.marks([terminal_digests[i] for i in idx], tx_keys[idx], values[idx]),
             )
             for s, idx in groups.items()
         ]

@@ -23,10 +23,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from actors.client import ShardClient, ShardUnavailable, TerminalWrite
-from features.engine import TX
+from actors.client import ShardClient, ShardUnavailable, TerminalEvents, TerminalWrite
 from features.groups import group_by_route
 
 log = logging.getLogger(__name__)
@@ -42,33 +39,6 @@ class Ticket:
     earliest_ms: int
     done: asyncio.Future[None] = field(repr=False)
     parts: int = 0
-
-
-def _rows(write: TerminalWrite, idx: np.ndarray) -> TerminalWrite:
-    return TerminalWrite(
-        write.routes[idx], [write.terminal_keys[i] for i in idx.tolist()], write.times[idx],
-        write.tx_keys[idx],
-    )  # fmt: skip
-
-
-def _joined(writes: list[TerminalWrite]) -> TerminalWrite:
-    if len(writes) == 1:
-        return writes[0]
-    return TerminalWrite(
-        np.concatenate([w.routes for w in writes]), [k for w in writes for k in w.terminal_keys],
-        np.concatenate([w.times for w in writes]), np.concatenate([w.tx_keys for w in writes]),
-    )  # fmt: skip
-
-
-def step_args(
-    write: TerminalWrite,
-) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """`terminal_step`'s (kinds, keys, times, transaction keys, labels) recording `write`."""
-    n = len(write)
-    return (
-        np.full(n, TX, np.int8), write.terminal_keys, write.times, write.tx_keys,
-        np.zeros(n, np.int8),
-    )  # fmt: skip
 
 
 class TerminalWrites:
@@ -134,7 +104,7 @@ class TerminalWrites:
         groups = group_by_route(write.routes, self.shards.n_terminal_shards, self.shards.key_groups)
         ticket.parts = len(groups)
         for s, idx in groups.items():
-            self._queued.setdefault(s, []).append((ticket, _rows(write, idx)))
+            self._queued.setdefault(s, []).append((ticket, write.rows(idx)))
         if self.linger_s <= 0:
             self._send_queued()
         elif self._timer is None:
@@ -146,7 +116,7 @@ class TerminalWrites:
         parts = self._queued.pop(shard, None)
         if not parts:
             return None
-        return [t for t, _ in parts], _joined([w for _, w in parts])
+        return [t for t, _ in parts], TerminalWrite.joined([w for _, w in parts])
 
     def carried_by(
         self, tickets: list[Ticket], write: TerminalWrite, request: Awaitable[object]
@@ -165,7 +135,9 @@ class TerminalWrites:
             if taken is not None:
                 tickets, write = taken
                 self._track(
-                    tickets, write, self.shards.start_terminal_step(shard, *step_args(write))
+                    tickets,
+                    write,
+                    self.shards.start_terminal_step(shard, TerminalEvents.writes(write)),
                 )
 
     def _track(
@@ -201,7 +173,7 @@ class TerminalWrites:
                 )
                 results = await asyncio.gather(
                     *(
-                        self.shards.start_terminal_step(s, *step_args(_rows(write, idx)))
+                        self.shards.start_terminal_step(s, TerminalEvents.writes(write.rows(idx)))
                         for s, idx in groups.items()
                     ),
                     return_exceptions=True,

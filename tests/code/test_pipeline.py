@@ -116,13 +116,13 @@ class Gated(LocalShardClient):
             await asyncio.wait_for(gate.wait(), 5)
         return await super().user_step(shard, tx_keys, *args)
 
-    async def terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
-        self.started.append("read" if kinds[0] == 2 else "terminal")
-        return await super().terminal_step(shard, kinds, *args)
+    async def terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
+        self.started.append("read" if events.kinds[0] == 2 else "terminal")
+        return await super().terminal_step(shard, events)
 
-    def start_terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
+    def start_terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
         self.started.append("write")
-        return super().start_terminal_step(shard, kinds, *args)
+        return super().start_terminal_step(shard, events)
 
 
 def test_the_terminal_read_goes_out_beside_the_card_step() -> None:
@@ -207,10 +207,10 @@ class Lossy(LocalShardClient):
 
     lose = True
 
-    def start_terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
+    def start_terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
         if self.lose:
             return asyncio.get_running_loop().create_future()  # never applied
-        return super().start_terminal_step(shard, kinds, *args)
+        return super().start_terminal_step(shard, events)
 
 
 def test_a_starting_replica_sends_again_the_writes_a_dead_one_lost() -> None:
@@ -242,13 +242,13 @@ class Lingering(LocalShardClient):
         self.write_linger_s = 0.05
         self.requests: list[list[int]] = []
 
-    async def terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
-        self.requests.append(kinds.tolist())
-        return await super().terminal_step(shard, kinds, *args)
+    async def terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
+        self.requests.append(events.kinds.tolist())
+        return await super().terminal_step(shard, events)
 
-    def start_terminal_step(self, shard, kinds, *args):  # type: ignore[no-untyped-def,override]
-        self.requests.append(kinds.tolist())
-        return super().start_terminal_step(shard, kinds, *args)
+    def start_terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
+        self.requests.append(events.kinds.tolist())
+        return super().start_terminal_step(shard, events)
 
 
 def test_a_write_rides_with_the_next_read_or_goes_alone_after_the_linger() -> None:
