@@ -340,14 +340,17 @@ class TerminalShard(KeyedShard):
             feats, f = self.terminals.step(kinds[idx], slots, times[idx], tx_keys[idx], labels[idx])
             out[idx], found[idx] = feats, f
             sc = self.terminals.scalars
-            np.add.at(sc["count_total"], slots[kinds[idx] == 0], 1)
+            # A transaction its ring already holds (delivered again after the dedup window,
+            # e.g. a starting replica's re-send) was not recorded: not counted either.
+            recorded = (kinds[idx] == 0) & ~f
+            np.add.at(sc["count_total"], slots[recorded], 1)
             np.add.at(sc["label_total"], slots[kinds[idx] != 0], 1)
             new = txs[fresh]
             new_keys = [keys[j] for j in fresh]
             owners = [terminal_keys[i] for i in new.tolist()]
             self.dedup.record_many(new_keys, no_body[fresh], times[new], out[new], owners)
             self.labels += len(idx) - len(new)
-            self.transactions += len(new)
+            self.transactions += int(recorded.sum())
         for j, first in copies:
             out[txs[j]] = out[txs[first]]
         return out, found

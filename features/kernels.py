@@ -386,12 +386,13 @@ def terminal_step(
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
     in (t - (n + delay), t - delay] and the share of those labelled fraud, and the label of
     the newest of the 30-day ones (fraud if any at that time is; 0 if there are none), then
-    is recorded unlabelled. A label event sets (not adds) the label of the recorded
-    transaction with the same key, so a repeated label counts once; `found[i]` says whether
-    it was still kept. Labels are used only for transactions older than the delay, so an
-    early label waits and a late one counts from its arrival. `link` is `ev_key` seen as
-    int32 (2 per slot): freed blocks are linked through it. Returns the number of events
-    done, as `user_step` does.
+    is recorded unlabelled, unless its key is already in the ring (`found[i]` then says so:
+    a transaction delivered again is recorded once). A label event sets (not adds) the label
+    of the recorded transaction with the same key, so a repeated label counts once;
+    `found[i]` says whether it was still kept. Labels are used only for transactions older
+    than the delay, so an early label waits and a late one counts from its arrival. `link`
+    is `ev_key` seen as int32 (2 per slot): freed blocks are linked through it. Returns the
+    number of events done, as `user_step` does.
     """
     horizon = WINDOW_LONG + delay_ms
     for i in range(start, slots.shape[0]):
@@ -428,9 +429,12 @@ def terminal_step(
         newest = NO_TIME
         last = 0
         upper = t - delay_ms
+        held = False  # this transaction is already in the ring (a write delivered again)
         j = h
         for _ in range(n):
             et = ev_time[off + j]
+            if ev_key[off + j] == keys[i]:
+                held = True
             if et <= upper and et > upper - WINDOW_LONG:
                 fr = ev_fraud[off + j]
                 c30 += 1
@@ -456,7 +460,8 @@ def terminal_step(
         out[i, 4] = c30
         out[i, 5] = f30 / c30 if c30 > 0 else 0.0
         out[i, 6] = last
-        if reading:
+        if reading or held:
+            found[i] = held
             continue
 
         if n == c:

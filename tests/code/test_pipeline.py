@@ -214,13 +214,16 @@ class Lossy(LocalShardClient):
 
 
 def test_a_starting_replica_sends_again_the_writes_a_dead_one_lost() -> None:
-    txs = [tx(i, user=f"u{i % 3}", ts=f"2018-06-01T10:{i:02d}:00") for i in range(6)]
-    later = tx(99, user="z", ts="2018-06-08T12:00:00")  # its windows reach all six
+    """Sent again past the terminal shards' dedup window (1 h here; six days of event time
+    go by in a fast replay's two minutes), a write is still recorded once: the terminal's
+    own ring holds its key."""
+    txs = [tx(i, user=f"u{i % 3}", ts=f"2018-06-0{1 + i}T10:00:00") for i in range(6)]
+    later = tx(99, user="z", ts="2018-06-13T12:00:00")  # its 30-day windows reach all six
     reference = ScoringPipeline(LocalShardClient(2, 2), FakeModel(), Thresholds())
     run(reference.score(txs))
     want = run(reference.score([later], True))[0].features
 
-    shards = Lossy(2, 2)
+    shards = Lossy(2, 2, {"dedup": {"window_hours": 1}})
     dead = ScoringPipeline(shards, FakeModel(), Thresholds())
     run(dead.score(txs))  # answered; the writes never reached the terminal
     assert sum(t.transactions for t in shards.terminals) == 0
