@@ -23,6 +23,7 @@ from actors.journal import REPO_ROOT
 from deployments.http import errors
 from deployments.http.access import Access, KeyRing, RateLimits, Sessions
 from deployments.http.auth import AccessGuard, serving_access
+from deployments.http.counted import ResponseCounter
 from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
 from deployments.http.schemas import (
@@ -56,11 +57,13 @@ app = FastAPI(
 )
 errors.install(app)
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5 MB
-# Middleware added last runs first: access check, then body size, then the fast single route
-# (each finds this replica's `Ingress` itself: Serve copies the app into each replica).
+# Middleware added last runs first: the status counter, the access check, then body size,
+# then the fast single route (each finds this replica's `Ingress` itself: Serve copies the
+# app into each replica).
 app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-app.add_middleware(AccessGuard, find_access=serving_access, router=app.router)  # outermost
+app.add_middleware(AccessGuard, find_access=serving_access, router=app.router)
+app.add_middleware(ResponseCounter, find_target=serving_replica)  # outermost: counts them all
 
 
 # `If-Match` on a policy write: the version (`ETag` of GET /v1/policy) the edit was made on.

@@ -7,6 +7,8 @@ per transaction, so a 4,096-transaction batch costs a few dozen calls.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from ray.util import metrics
 
@@ -41,6 +43,24 @@ class ServiceMetrics:
         )
         self.review_queue = metrics.Gauge("fraud_review_queue_length", "Open reviews.")
         self.policy_version = metrics.Gauge("fraud_policy_version", "Rules/lists version.")
+        self.responses = metrics.Counter(
+            "fraud_responses",
+            "Answers by HTTP status (4xx: input or access refused; 429: rate limited; 503: "
+            "a shard, the model or the state store away, or load shed).",
+            tag_keys=("status",),
+        )
+        self.retries = metrics.Counter(
+            "fraud_retries",
+            "Calls tried again: a shard call (its actor restarting or silent past the call "
+            "timeout) or a terminal write.",
+            tag_keys=("what",),
+        )
+        self.outbox = metrics.Gauge(
+            "fraud_outbox_unsent", "Flagged batches in the replica's outbox, not yet with the desk."
+        )
+        self._statuses: Counter[int] = Counter()
+        self._retried = {"shard_call": 0, "terminal_write": 0}
+        self._serving: dict[str, str] = {}  # role -> the version model_info shows as 1
 
     def batch(
         self, tiers: np.ndarray, scores: np.ndarray, shard_sizes: dict[int, int], duplicates: int
@@ -59,12 +79,33 @@ class ServiceMetrics:
     def request(self, route: str, seconds: float) -> None:
         self.latency.observe(seconds, {"route": route})
 
+    def response(self, status: int) -> None:
+        """Count one answer here; `flush` exports the counts (no Ray call per request)."""
+        self._statuses[status] += 1
+
+    def flush(self, shard_call_retries: int, terminal_write_retries: int, unsent: int) -> None:
+        """The counts since the last flush, and the retry totals' growth (the report tick)."""
+        statuses, self._statuses = self._statuses, Counter()
+        for status, n in statuses.items():
+            self.responses.inc(n, {"status": str(status)})
+        totals = {"shard_call": shard_call_retries, "terminal_write": terminal_write_retries}
+        for what, total in totals.items():
+            if total > self._retried[what]:
+                self.retries.inc(total - self._retried[what], {"what": what})
+            self._retried[what] = total
+        self.outbox.set(unsent)
+
     def state(
         self, version: str | None, shadow: str | None, open_reviews: int, policy: int
     ) -> None:
-        if version:
-            self.model_info.set(1, {"version": version, "role": "live"})
-        if shadow:
-            self.model_info.set(1, {"version": shadow, "role": "shadow"})
+        for role, now in (("live", version), ("shadow", shadow)):
+            before = self._serving.get(role)
+            if before and before != now:  # a promotion, rollback or shadow change
+                self.model_info.set(0, {"version": before, "role": role})
+            if now:
+                self.model_info.set(1, {"version": now, "role": role})
+                self._serving[role] = now
+            else:
+                self._serving.pop(role, None)
         self.review_queue.set(open_reviews)
         self.policy_version.set(policy)

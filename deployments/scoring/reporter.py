@@ -61,6 +61,10 @@ class Reporter:
                     log.warning("reporter: recent writes not re-sent: %s", type(e).__name__)
             batches = self.sink.pending.take()
             lat, self.latencies = self.latencies, []
+            self.metrics.flush(
+                getattr(self.pipeline.shards, "retries", 0), self.pipeline.writes.retries,
+                self.sink.unsent,
+            )  # fmt: skip
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()

@@ -45,8 +45,14 @@ class DeskService:
         return None
 
 
+class Writes:
+    retries = 0
+
+
 class Pipeline:
     shadow = ShadowStats()
+    shards = object()
+    writes = Writes()
 
     async def resend_recent(self) -> int:
         return 0
@@ -61,6 +67,9 @@ class DeadModel:
 
 class Metrics:
     def state(self, *args: Any) -> None:
+        return None
+
+    def flush(self, *args: Any) -> None:
         return None
 
 

@@ -160,6 +160,8 @@ def test_prometheus_metrics_are_exported(service: str) -> None:
 
     with httpx.Client(base_url=service, timeout=30) as c:
         answers = [c.post("/v1/transactions", json=tx(100 + i, 20.0 + i)) for i in range(5)]
+        refused = c.post("/v1/transactions", json={**tx(199, 1.0), "amount": "lots"})
+        assert refused.status_code == 422
     legit = sum(r.status_code == 200 and r.json()["decision"] == "LEGIT" for r in answers)
     assert legit > 0, [r.text for r in answers]
     port = ray.nodes()[0]["MetricsExportPort"]
@@ -170,12 +172,18 @@ def test_prometheus_metrics_are_exported(service: str) -> None:
     while time.monotonic() < deadline:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         decisions = [ln for ln in text.splitlines() if ln.startswith("ray_fraud_decisions_total{")]
-        if any('decision="LEGIT"' in ln for ln in decisions) and (
-            "ray_fraud_request_latency_seconds_bucket" in text
+        statuses = [ln for ln in text.splitlines() if ln.startswith("ray_fraud_responses_total{")]
+        if (
+            any('decision="LEGIT"' in ln for ln in decisions)
+            and "ray_fraud_request_latency_seconds_bucket" in text
+            and any('status="422"' in ln for ln in statuses)
         ):
             break
         time.sleep(2)
     assert any('decision="LEGIT"' in ln for ln in decisions), decisions or text[-2000:]
+    # Every answer's status is counted, the refusals too (FastAPI's 422 here).
+    assert any('status="422"' in ln for ln in statuses), statuses
+    assert any('status="200"' in ln for ln in statuses), statuses
     assert "ray_fraud_request_latency_seconds_bucket" in text
     assert "ray_fraud_shard_transactions" in text and "ray_fraud_model_info" in text
 
