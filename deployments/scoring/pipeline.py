@@ -18,6 +18,7 @@ from actors.client import ShardClient, TerminalEvents, TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from actors.errors import TransactionConflict
+from actors.shards import RECENT_S
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring.terminal_writes import TerminalWrites
@@ -30,7 +31,6 @@ from policy.reasons import top_reasons
 from policy.rules import Policy
 
 log = logging.getLogger(__name__)
-RESEND_S = 120.0  # a starting replica re-sends the terminal writes of this last while
 
 
 class ModelBackend(Protocol):
@@ -310,7 +310,7 @@ class ScoringPipeline:
             for i, t in enumerate(txs)
         ]
 
-    async def resend_recent(self, seconds: float = RESEND_S) -> int:
+    async def resend_recent(self, seconds: float = RECENT_S) -> int:
         """Send again the terminal writes of every transaction the card shards applied in
         the last `seconds`: a replica that starts does this, since one that died may have
         answered transactions whose writes never reached their terminals (the terminal
