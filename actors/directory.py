@@ -37,7 +37,8 @@ _ACTOR_OPTIONS: dict[str, Any] = {
 
 
 class _Wired:
-    """A shard actor that also takes `process` calls over its own socket (`actors.wire`)."""
+    """A shard actor that also takes `process` calls over its own socket (`actors.wire`),
+    as the items of its batches (`actors.events`)."""
 
     _wire: WireServer | None = None
 
@@ -48,7 +49,7 @@ class _Wired:
             host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
             tls = self.settings.wire_tls  # type: ignore[attr-defined]
             ctx = tls.server_context(REPO_ROOT) if tls is not None else None
-            self._wire = WireServer(self.process, host, ctx)  # type: ignore[attr-defined]
+            self._wire = WireServer(self.serve, host, ctx)  # type: ignore[attr-defined]
         return (*self._wire.address, self._wire.token)
 
 

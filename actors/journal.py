@@ -58,9 +58,10 @@ class Journaled(ABC):
     """The journaling base. A subclass sets `kind` (and `incremental`) and provides:
 
     - `_init_state()`: empty state (called before recovery);
-    - `_apply(op)`: apply one journaled operation (a tuple of plain values and arrays) and
-      return its answer; it must be deterministic, since recovery replays the journal
-      through it;
+    - `_apply(op)`: apply one journaled operation and return its answer; it must be
+      deterministic, since recovery replays the journal through it. An operation is a
+      tuple of plain values and arrays unless the kind maps its own (`_record`,
+      `_operation`: the shards journal their typed batches, `actors.events`);
     - `_capture(full)`: called under the request lock, so it must be quick: the state as
       plain values and arrays (`actors.records` stores them), whole when `full` or when
       the kind is not `incremental`, else only what changed since the last capture;
@@ -116,7 +117,7 @@ class Journaled(ABC):
     def _init_state(self) -> None: ...
 
     @abstractmethod
-    def _apply(self, op: tuple[Any, ...]) -> Any: ...
+    def _apply(self, op: Any) -> Any: ...
 
     @abstractmethod
     def _capture(self, full: bool) -> dict[str, Any]: ...
@@ -157,13 +158,21 @@ class Journaled(ABC):
         self._need_full = form is None  # a delta needs a base to apply to
         self.seq = self.snapshot_seq = stored.seq
         for s, record in stored.log:  # changes the next capture holds: the log has them
-            self._apply(tuple(records.decode(record)))
+            self._apply(self._operation(records.decode(record)))
             self.seq = max(self.seq, s)
         return len(stored.log)
 
-    def _submit(self, op: tuple[Any, ...]) -> Any:
+    def _record(self, op: Any) -> Any:
+        """What the journal stores for `op` (plain values and arrays)."""
+        return op
+
+    def _operation(self, record: Any) -> Any:
+        """The operation a journal record holds (the inverse of `_record`)."""
+        return tuple(record)
+
+    def _submit(self, op: Any) -> Any:
         """Journal, then apply: an answered request is always in the store."""
-        record = records.encode(op)
+        record = records.encode(self._record(op))
         with self._lock:
             if self.sealed:
                 raise ShardMoved(f"{self.name}: its key groups belong to another layout")

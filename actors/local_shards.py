@@ -10,12 +10,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
-import numpy as np
-
-from actors.client import TerminalEvents, TerminalWrite
 from actors.decision_log import DecidedBatch
 from actors.desk import Desk
 from actors.desk_client import DeskClient, local_call
+from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
 from actors.journal import REPO_ROOT, ShardSettings
 from actors.layout import Kind, ensure_layout
 from actors.shards import SHARDS, KeyedShard, TerminalShard, UserShard
@@ -73,38 +71,22 @@ class LocalShardClient:
     async def record(self, batch: DecidedBatch, wait: bool) -> None:
         self.desk_state.record(batch)
 
-    async def user_step(
-        self,
-        shard: int,
-        tx_keys: Sequence[str],
-        body_hashes: np.ndarray,
-        user_keys: Sequence[str],
-        times_ms: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-        write: TerminalWrite,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return self.users[shard].process(
-            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes, write.routes,
-            write.terminal_keys, write.tx_keys,
-        )  # fmt: skip
+    async def user_step(self, shard: int, events: CardEvents) -> CardAnswer:
+        return self.users[shard].process(events)
 
     async def recent_writes(self, shard: int, seconds: float) -> TerminalWrite:
-        return TerminalWrite(*self.users[shard].recent_writes(seconds))
+        return self.users[shard].recent_writes(seconds)
 
-    async def terminal_step(
-        self, shard: int, events: TerminalEvents
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return self.terminals[shard].process(*events.columns())
+    async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
+        return self.terminals[shard].process(events)
 
     def start_terminal_step(
         self, shard: int, events: TerminalEvents
-    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
+    ) -> asyncio.Future[TerminalAnswer]:
         """Applied before this returns (in process there is nothing to wait for)."""
-        done: asyncio.Future[tuple[np.ndarray, np.ndarray]]
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[TerminalAnswer] = asyncio.get_running_loop().create_future()
         try:
-            done.set_result(self.terminals[shard].process(*events.columns()))
+            done.set_result(self.terminals[shard].process(events))
         except Exception as e:  # the caller awaits it
             done.set_exception(e)
         return done

@@ -10,17 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
-import numpy as np
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from actors.client import ShardUnavailable, TerminalEvents, TerminalWrite
+from actors.client import ShardUnavailable
 from actors.desk import Desk
 from actors.desk_client import DeskClient, PendingDecisions
 from actors.desk_outbox import DeskOutbox
 from actors.directory import ActorDirectory, Kind
+from actors.events import (
+    CardAnswer,
+    CardEvents,
+    Columns,
+    Item,
+    TerminalAnswer,
+    TerminalEvents,
+    TerminalWrite,
+)
 from actors.journal import REPO_ROOT, ShardSettings
 from actors.layout import ShardMoved
 from actors.retry import retry_while_gone
@@ -32,11 +40,11 @@ from actors.wire import (
     WireClosed,
     WireConnection,
     WireRemoteError,
-    wire_items,
 )
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A", bound=Columns)
 Transport = Literal["direct", "ray"]
 WRITE_LINGER_S = 0.02
 _ACTOR_GONE = (ActorDiedError, ActorUnavailableError, RayActorError)
@@ -59,19 +67,18 @@ async def _unwrapped(call: Awaitable[Any]) -> Any:
         raise
 
 
-async def _answer(call: Awaitable[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+async def _answer(call: Awaitable[list[Item]], kind: type[A]) -> A:
     """A shard's answer over its socket; the errors a client acts on become
     `ShardUnavailable`."""
     try:
-        first, second = await call
+        items = await call
     except WireRemoteError as e:
         if e.status == MOVED:
             raise ShardUnavailable("shard_moving") from e
         if e.status == STORE_UNAVAILABLE:
             raise ShardUnavailable("state_store_unavailable") from e
         raise
-    assert isinstance(first, np.ndarray) and isinstance(second, np.ndarray)
-    return first, second
+    return kind.from_items(items)
 
 
 class WireConnections:
@@ -182,62 +189,43 @@ class RayShardClient:
         result: R = await self._ray_call("desk", 0, method.__name__, *args)
         return result
 
-    async def _process(
-        self, kind: Kind, shard: int, args: Sequence[Any]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    async def _process(self, kind: Kind, shard: int, events: Columns, answer: type[A]) -> A:
         """`process` on a shard: over its socket (`transport: direct`) or as a Ray call."""
         if self.transport == "ray":
-            answer = await self._ray_call(kind, shard, "process", *args)
-            return answer[0], answer[1]
-        items = wire_items(args)
+            got: A = await self._ray_call(kind, shard, "process", events)
+            return got
+        items = events.items()
 
-        async def attempt() -> tuple[np.ndarray, np.ndarray]:
-            return await _answer((await self.wires.get(kind, shard)).call(items))
+        async def attempt() -> A:
+            return await _answer((await self.wires.get(kind, shard)).call(items), answer)
 
         return await self._retrying(kind, shard, attempt)
 
     def start_terminal_step(
         self, shard: int, events: TerminalEvents
-    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
-        args = events.columns()
+    ) -> asyncio.Future[TerminalAnswer]:
         conn = self.wires.ready("terminal", shard) if self.transport == "direct" else None
         if conn is None:
-            return asyncio.ensure_future(self._process("terminal", shard, args))
-        sent = conn.send(wire_items(args))  # on the socket before this returns
+            return asyncio.ensure_future(self.terminal_step(shard, events))
+        sent = conn.send(events.items())  # on the socket before this returns
 
-        async def finish() -> tuple[np.ndarray, np.ndarray]:
+        async def finish() -> TerminalAnswer:
             try:
-                return await _answer(sent)
+                return await _answer(sent, TerminalAnswer)
             except (WireClosed, OSError):  # may not have run: the retrying call (shards dedup)
-                return await self._process("terminal", shard, args)
+                return await self.terminal_step(shard, events)
 
         return asyncio.ensure_future(finish())
 
-    async def user_step(
-        self,
-        shard: int,
-        tx_keys: Sequence[str],
-        body_hashes: np.ndarray,
-        user_keys: Sequence[str],
-        times_ms: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-        write: TerminalWrite,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        args = (
-            tx_keys, body_hashes, user_keys, times_ms, amounts, terminal_hashes, write.routes,
-            write.terminal_keys, write.tx_keys,
-        )  # fmt: skip
-        return await self._process("user", shard, args)
+    async def user_step(self, shard: int, events: CardEvents) -> CardAnswer:
+        return await self._process("user", shard, events, CardAnswer)
 
     async def recent_writes(self, shard: int, seconds: float) -> TerminalWrite:
-        routes, keys, times, tx_keys = await self._ray_call("user", shard, "recent_writes", seconds)
-        return TerminalWrite(routes, keys, times, tx_keys)
+        write: TerminalWrite = await self._ray_call("user", shard, "recent_writes", seconds)
+        return write
 
-    async def terminal_step(
-        self, shard: int, events: TerminalEvents
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return await self._process("terminal", shard, events.columns())
+    async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
+        return await self._process("terminal", shard, events, TerminalAnswer)
 
     async def stats(self) -> list[dict[str, Any]]:
         shards = self.directory.shards()

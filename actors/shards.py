@@ -21,10 +21,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from actors.dedup import DedupIndex, Seen
+from actors.events import (
+    CardAnswer,
+    CardEvents,
+    Columns,
+    Item,
+    Operation,
+    TerminalAnswer,
+    TerminalEvents,
+    TerminalWrite,
+    journal_op,
+    journal_record,
+)
 from actors.journal import Journaled, ShardSettings
 from actors.layout import Kind, ShardMoved, read_layout
 from actors.state_store import StoreUnavailable
-from features.engine import READ
+from features.engine import TX
 from features.groups import digest_keys, group_of, group_range
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import RingStore, TerminalStore, UserStore
@@ -63,7 +75,21 @@ class KeyedShard(Journaled):
 
     part: ClassVar[str]  # the ring store's attribute, and its entry in a capture
     ring_class: ClassVar[type[RingStore]]
+    events: ClassVar[type[Columns]]  # what `process` takes (`actors.events`)
     dedup: DedupIndex
+
+    def process(self, events: Any) -> Columns:
+        raise NotImplementedError
+
+    def serve(self, items: list[Item]) -> list[Item]:
+        """`process` on a wire frame's items (`actors.wire`): one batch in, its answer out."""
+        return self.process(self.events.from_items(items)).items()
+
+    def _record(self, op: Operation) -> Any:
+        return journal_record(op)
+
+    def _operation(self, record: Any) -> Operation:
+        return journal_op(record)
 
     def _started(self) -> None:
         self.groups = self.settings.key_groups
@@ -146,6 +172,7 @@ class UserShard(KeyedShard):
     incremental = True  # checkpoints hold the cards and entries changed since the last
     part = "users"
     ring_class = UserStore
+    events = CardEvents
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -153,74 +180,54 @@ class UserShard(KeyedShard):
         d = self.settings.dedup
         self.dedup = DedupIndex(CARD_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
         self.transactions = 0
-        self._recent: deque[tuple[float, np.ndarray, list[str], np.ndarray, np.ndarray]]
-        self._recent = deque()
+        self._recent: deque[tuple[float, TerminalWrite]] = deque()
 
-    def process(
-        self,
-        tx_keys: Sequence[str],
-        body_hashes: np.ndarray,
-        user_keys: Sequence[str],
-        times_ms: np.ndarray,
-        amounts: np.ndarray,
-        terminal_hashes: np.ndarray,
-        terminal_routes: np.ndarray | None = None,
-        terminal_keys: Sequence[str] | None = None,
-        label_keys: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """User features and a `Seen` status per transaction, in order.
+    def process(self, events: CardEvents) -> CardAnswer:
+        """Card features and a `Seen` status per transaction, in order.
 
         New transactions update their card's state; a retry of an applied one returns its
         stored features; an id already used for another body is a conflict (no change).
-        With `terminal_routes`, `terminal_keys` and `label_keys` (each row's terminal
-        write), the new ones' writes are kept for `RECENT_S` (`recent_writes`).
+        The new ones' terminal writes are kept for `RECENT_S` (`recent_writes`).
         """
-        op = ("tx", list(tx_keys), body_hashes, list(user_keys), times_ms, amounts, terminal_hashes)
-        answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
-        if terminal_routes is not None and terminal_keys is not None and label_keys is not None:
-            new = np.flatnonzero(answer[1] == Seen.NEW)
-            if len(new):
-                keys = list(terminal_keys)
-                self._recent.append((
-                    time.monotonic(), np.asarray(terminal_routes, np.int64)[new],
-                    [keys[i] for i in new.tolist()], np.asarray(times_ms, np.int64)[new],
-                    np.asarray(label_keys, np.int64)[new],
-                ))  # fmt: skip
-            while self._recent and self._recent[0][0] < time.monotonic() - RECENT_S:
-                self._recent.popleft()
+        answer: CardAnswer = self._submit(events)
         return answer
 
-    def recent_writes(self, seconds: float) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    def recent_writes(self, seconds: float) -> TerminalWrite:
         """The terminal writes of the transactions applied in the last `seconds` (at most
-        `RECENT_S`), as (routes, terminal keys, times, transaction keys). Kept in memory only:
-        a replica that starts sends them again, since one that died may not have."""
+        `RECENT_S`). Kept in memory, and rebuilt from the journal on a restart: a replica
+        that starts sends them again, since one that died may not have."""
         since = time.monotonic() - seconds
-        parts = [r for r in list(self._recent) if r[0] >= since]
-        if not parts:
-            none = np.empty(0, np.int64)
-            return none, [], none, none
-        return (
-            np.concatenate([p[1] for p in parts]), [k for p in parts for k in p[2]],
-            np.concatenate([p[3] for p in parts]), np.concatenate([p[4] for p in parts]),
-        )  # fmt: skip
+        parts = [w for at, w in list(self._recent) if at >= since]
+        return TerminalWrite.joined(parts) if parts else TerminalWrite.empty()
 
-    def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
-        _, tx_keys, body_hashes, user_keys, times, amounts, term_hashes = op
-        status, out = self.dedup.check_many(tx_keys, body_hashes)
-        fresh, copies = _first_of_each(tx_keys, status, body_hashes)
+    def _keep_recent(self, events: CardEvents, status: np.ndarray) -> None:
+        now = time.monotonic()
+        new = np.flatnonzero(status == Seen.NEW)
+        if len(new) and events.terminal_keys[0]:  # a record from before writes were kept: ""
+            self._recent.append((now, events.write.rows(new)))
+        while self._recent and self._recent[0][0] < now - RECENT_S:
+            self._recent.popleft()
+
+    def _apply(self, op: CardEvents) -> CardAnswer:
+        tx_ids, bodies, cards, times = op.tx_ids, op.bodies, op.card_keys, op.times
+        status, out = self.dedup.check_many(tx_ids, bodies)
+        fresh, copies = _first_of_each(tx_ids, status, bodies)
         if len(fresh):
-            every = len(fresh) == len(tx_keys)
-            slots = self.users.slots_for(user_keys if every else [user_keys[i] for i in fresh])
-            out[fresh] = self.users.update(slots, times[fresh], amounts[fresh], term_hashes[fresh])
+            every = len(fresh) == len(tx_ids)
+            slots = self.users.slots_for(cards if every else [cards[i] for i in fresh])
+            out[fresh] = self.users.update(
+                slots, times[fresh], op.amounts[fresh], op.terminal_hashes[fresh]
+            )
             self.dedup.record_many(
-                tx_keys if every else [tx_keys[i] for i in fresh],
-                body_hashes[fresh], times[fresh], out[fresh],
-                user_keys if every else [user_keys[i] for i in fresh],
+                tx_ids if every else [tx_ids[i] for i in fresh],
+                bodies[fresh], times[fresh], out[fresh],
+                cards if every else [cards[i] for i in fresh],
             )  # fmt: skip
             self.transactions += len(fresh)
         for i, first in copies:
             out[i] = out[first]
-        return out, status
+        self._keep_recent(op, status)
+        return CardAnswer(out, status)
 
     def _warm(self) -> None:
         none = np.empty(0, np.int64)
@@ -267,6 +274,7 @@ class TerminalShard(KeyedShard):
     incremental = True
     part = "terminals"
     ring_class = TerminalStore
+    events = TerminalEvents
 
     def _init_state(self) -> None:
         e = self.settings.engine
@@ -278,61 +286,47 @@ class TerminalShard(KeyedShard):
         self.transactions = 0
         self.labels = 0
 
-    def process(
-        self,
-        kinds: np.ndarray,
-        terminal_keys: Sequence[str],
-        times_ms: np.ndarray,
-        tx_keys: np.ndarray,
-        labels: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Transactions (kind 0) get terminal features, once per key; labels (kind 1) set
-        the label of a held transaction (idempotent). Returns features and, for labels,
-        whether the transaction was held.
+    def process(self, events: TerminalEvents) -> TerminalAnswer:
+        """Transactions (`TX`) get terminal features, once per key; labels (`LABEL`) set
+        the label of a held transaction (idempotent); `held` says, for labels, whether the
+        transaction was held.
 
-        Reads (kind 2) come last in a request, after its writes, and change nothing: each
+        Reads (`READ`) come last in a request, after its writes, and change nothing: each
         row's features as a transaction at its time would get them (a transaction already
         applied gets its stored ones), and whether it was already applied. Only the writes
         are journaled (a client sends its pending writes with its next reads)."""
-        kinds = np.asarray(kinds, np.int8)
-        reads = kinds == READ
-        split = int(np.argmax(reads)) if reads.any() else len(kinds)
-        if not reads[split:].all():
-            raise ValueError("reads come after every transaction and label of a request")
+        split = events.split()
         if split == 0:
-            return self._read(list(terminal_keys), np.asarray(times_ms, np.int64), tx_keys)
-        op = ("step", kinds[:split], list(terminal_keys[:split]), times_ms[:split],
-              tx_keys[:split], labels[:split])  # fmt: skip
-        answer: tuple[np.ndarray, np.ndarray] = self._submit(op)
-        if split == len(kinds):
+            return self._read(events)
+        if split == len(events):
+            answer: TerminalAnswer = self._submit(events)
             return answer
-        feats, found = self._read(
-            list(terminal_keys[split:]), np.asarray(times_ms[split:], np.int64), tx_keys[split:]
-        )
-        return np.concatenate([answer[0], feats]), np.concatenate([answer[1], found])
+        written: TerminalAnswer = self._submit(events.rows(np.arange(split)))
+        read = self._read(events.rows(np.arange(split, len(events))))
+        return written.then(read)
 
-    def _read(
-        self, terminal_keys: list[str], times: np.ndarray, tx_keys: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, events: TerminalEvents) -> TerminalAnswer:
         with self._lock:
             if self.sealed:
                 raise ShardMoved(f"{self.name}: its key groups belong to another layout")
-            out = self.terminals.read(terminal_keys, times)
-            applied, stored = self.dedup.stored_many(np.asarray(tx_keys, np.int64).tolist())
+            out = self.terminals.read(events.terminal_keys, events.times)
+            applied, stored = self.dedup.stored_many(events.tx_keys.tolist())
         out[applied] = stored[applied]
-        return out, applied
+        return TerminalAnswer(out, applied)
 
-    def _apply(self, op: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
-        _, kinds, terminal_keys, times, tx_keys, labels = op
+    def _apply(self, op: TerminalEvents) -> TerminalAnswer:
+        kinds, terminal_keys, times, tx_keys, labels = (
+            op.kinds, op.terminal_keys, op.times, op.tx_keys, op.labels
+        )  # fmt: skip
         n = len(kinds)
         out = np.zeros((n, TERMINAL_WIDTH), np.float64)
         found = np.zeros(n, np.bool_)
-        txs = np.flatnonzero(kinds == 0)  # labels are idempotent: always applied
-        keys = np.asarray(tx_keys, np.int64)[txs].tolist()
+        txs = np.flatnonzero(kinds == TX)  # labels are idempotent: always applied
+        keys = tx_keys[txs].tolist()
         no_body = np.zeros(len(txs), np.int64)  # terminal shards key by transaction alone
         status, out[txs] = self.dedup.check_many(keys, no_body)
         fresh, copies = _first_of_each(keys, status, no_body)
-        keep = kinds != 0
+        keep = kinds != TX
         keep[txs[fresh]] = True
         idx = np.flatnonzero(keep)
         if len(idx):
@@ -342,9 +336,9 @@ class TerminalShard(KeyedShard):
             sc = self.terminals.scalars
             # A transaction its ring already holds (delivered again after the dedup window,
             # e.g. a starting replica's re-send) was not recorded: not counted either.
-            recorded = (kinds[idx] == 0) & ~f
+            recorded = (kinds[idx] == TX) & ~f
             np.add.at(sc["count_total"], slots[recorded], 1)
-            np.add.at(sc["label_total"], slots[kinds[idx] != 0], 1)
+            np.add.at(sc["label_total"], slots[kinds[idx] != TX], 1)
             new = txs[fresh]
             new_keys = [keys[j] for j in fresh]
             owners = [terminal_keys[i] for i in new.tolist()]
@@ -353,7 +347,7 @@ class TerminalShard(KeyedShard):
             self.transactions += int(recorded.sum())
         for j, first in copies:
             out[txs[j]] = out[txs[first]]
-        return out, found
+        return TerminalAnswer(out, found)
 
     def _warm(self) -> None:
         none = np.empty(0, np.int64)

@@ -24,15 +24,14 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
+from actors.events import Item
 from actors.layout import ShardMoved
 from actors.state_store import StoreUnavailable
 
-Item = np.ndarray | list[str]
-Handler = Callable[..., tuple[np.ndarray, ...]]
+Handler = Callable[[list[Item]], list[Item]]  # a batch's items in, its answer's out
 
 _LEN = struct.Struct("<I")
 _ARRAY_HEAD = struct.Struct("<cB")  # tag, len(dtype.str)
@@ -134,7 +133,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytearray:
 
 
 class WireServer:
-    """Serves `handler(*items)` on a TCP port, one thread per client connection. The
+    """Serves `handler(items)` on a TCP port, one thread per client connection. The
     handler serialises itself (a shard applies one request at a time under its own lock,
     whether it came over the socket or as a Ray call)."""
 
@@ -173,7 +172,7 @@ class WireServer:
     def _answer(self, body: bytearray) -> bytes:
         try:
             _, items = decode(body)
-            return encode(OK, list(self.handler(*items)))
+            return encode(OK, self.handler(items))
         except ShardMoved as e:  # the errors clients act on: 503, retry later
             return encode(MOVED, [[str(e)]])
         except StoreUnavailable as e:
@@ -292,8 +291,3 @@ class WireConnection:
 
     def close(self) -> None:
         self._task.cancel()
-
-
-def wire_items(args: Sequence[Any]) -> list[Item]:
-    """Call arguments as wire items: arrays and lists as they are, other sequences as lists."""
-    return [a if isinstance(a, np.ndarray | list) else list(a) for a in args]

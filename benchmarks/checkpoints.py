@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.events import CardEvents
 from actors.journal import ShardSettings
 from actors.shards import UserShard
 from benchmarks.common import save
@@ -81,11 +82,11 @@ def _phase(shard: UserShard, users: int, requests: int, start: int) -> dict[str,
             key = OFFLINE.digest(f"card-{cards[i]}")
             writing = shard._pending is not None and not shard._pending.done()
             t0 = time.perf_counter()
-            shard.process(
+            shard.process(CardEvents.without_writes(
                 [f"bench-{start + i}"], np.array([start + i]), [key],
                 np.array([T0 + 31 * MS_PER_DAY + start + i]), np.array([20.0]),
                 np.array([7], np.int32),
-            )  # fmt: skip
+            ))  # fmt: skip
             t1 = time.perf_counter()
             if i < WARMUP:
                 continue

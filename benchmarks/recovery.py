@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.events import CardEvents
 from actors.shards import UserShard
 from actors.state_store import SqliteStore, StateStore
 from benchmarks.common import save
@@ -74,26 +75,30 @@ def main(argv: list[str] | None = None) -> None:
         for i in range(args.log_records):  # single-transaction requests after the snapshot
             u = int(rng.integers(0, args.users))
             shard.process(
-                [f"new-{i}"],
-                np.array([i]),
-                [OFFLINE.digest(f"card-{u}")],
-                np.array([1_530_000_000_000 + 31 * DAY + i]),
-                np.array([20.0]),
-                np.array([7], np.int32),
+                CardEvents.without_writes(
+                    [f"new-{i}"],
+                    np.array([i]),
+                    [OFFLINE.digest(f"card-{u}")],
+                    np.array([1_530_000_000_000 + 31 * DAY + i]),
+                    np.array([20.0]),
+                    np.array([7], np.int32),
+                )
             )
         t0 = time.perf_counter()
         restarted = UserShard(0, 1, {"state": {"backend": "memory"}}, store)
         restart_s = time.perf_counter() - t0
         assert len(restarted.users) == args.users and restarted.replayed == args.log_records
         probe = restarted.process(
-            ["probe"],
-            np.array([0]),
-            [OFFLINE.digest("card-1")],
-            np.array([1_530_000_000_000 + 32 * DAY]),
-            np.array([5.0]),
-            np.array([1], np.int32),
+            CardEvents.without_writes(
+                ["probe"],
+                np.array([0]),
+                [OFFLINE.digest("card-1")],
+                np.array([1_530_000_000_000 + 32 * DAY]),
+                np.array([5.0]),
+                np.array([1], np.int32),
+            )
         )
-        assert probe[1][0] == 0
+        assert probe.status[0] == 0
     result = {
         "users": args.users,
         "events_per_user": args.events,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from features.spec import MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS
+from features.spec import MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS, slot
 
 NO_TIME = np.int64(-(2**62))
 # Indices and times inside the loops: Python ints or NumPy int64 scalars (numba compiles both
@@ -40,6 +40,20 @@ FUTURE_ROOM = np.int64(7 * MS_PER_DAY)
 READ = 2  # terminal_step's event kind for a read: features only, nothing recorded
 WINDOW_SHORT, WINDOW_MID, WINDOW_LONG = (n * MS_PER_DAY for n in WINDOW_DAYS)
 WINDOW_VELOCITY = VELOCITY_HOURS * MS_PER_HOUR
+# Where each feature goes in its kernel's output, from the spec (compiled in as constants).
+C_COUNT_SHORT, C_COUNT_MID, C_COUNT_LONG = (slot(f"tx_count_{n}d") for n in WINDOW_DAYS)
+C_MEAN_SHORT, C_MEAN_MID, C_MEAN_LONG = (slot(f"avg_amount_{n}d") for n in WINDOW_DAYS)
+CARD_DEVIATION = slot("amount_deviation")
+CARD_SINCE_LAST = slot("seconds_since_last_tx")
+CARD_COUNT_VELOCITY = slot(f"tx_count_{VELOCITY_HOURS}h")
+CARD_SUM_VELOCITY = slot(f"amount_sum_{VELOCITY_HOURS}h")
+CARD_NEW_TERMINAL = slot("new_terminal")
+CARD_MAX_DEVIATION_MID, CARD_MAX_DEVIATION_LONG = (
+    slot(f"max_deviation_{n}d") for n in WINDOW_DAYS[1:]
+)
+T_COUNT_SHORT, T_COUNT_MID, T_COUNT_LONG = (slot(f"terminal_tx_count_{n}d") for n in WINDOW_DAYS)
+T_RISK_SHORT, T_RISK_MID, T_RISK_LONG = (slot(f"terminal_risk_{n}d") for n in WINDOW_DAYS)
+TERMINAL_LAST_LABEL = slot("terminal_last_label")
 
 
 @njit(cache=True, nogil=True)
@@ -274,25 +288,25 @@ def user_step(
         if prev == NO_TIME and last_time[s] != NO_TIME and last_time[s] <= t:
             prev = last_time[s]
 
-        out[i, 0] = c1
-        out[i, 1] = s1 / c1
-        out[i, 2] = c7
-        out[i, 3] = s7 / c7
-        out[i, 4] = c30
-        out[i, 5] = s30 / c30
-        out[i, 6] = 1.0
-        out[i, 11] = 0.0
-        out[i, 12] = 0.0
+        out[i, C_COUNT_SHORT] = c1
+        out[i, C_MEAN_SHORT] = s1 / c1
+        out[i, C_COUNT_MID] = c7
+        out[i, C_MEAN_MID] = s7 / c7
+        out[i, C_COUNT_LONG] = c30
+        out[i, C_MEAN_LONG] = s30 / c30
+        out[i, CARD_DEVIATION] = 1.0
+        out[i, CARD_MAX_DEVIATION_MID] = 0.0
+        out[i, CARD_MAX_DEVIATION_LONG] = 0.0
         if count_total[s] > 0:
             mean = sum_total[s] / count_total[s]
             if mean > 0:
-                out[i, 6] = a / mean
-                out[i, 11] = m7 / mean
-                out[i, 12] = m30 / mean
-        out[i, 7] = (t - prev) / 1000.0 if prev != NO_TIME else -1.0
-        out[i, 8] = ch
-        out[i, 9] = sh
-        out[i, 10] = 0.0 if seen else 1.0
+                out[i, CARD_DEVIATION] = a / mean
+                out[i, CARD_MAX_DEVIATION_MID] = m7 / mean
+                out[i, CARD_MAX_DEVIATION_LONG] = m30 / mean
+        out[i, CARD_SINCE_LAST] = (t - prev) / 1000.0 if prev != NO_TIME else -1.0
+        out[i, CARD_COUNT_VELOCITY] = ch
+        out[i, CARD_SUM_VELOCITY] = sh
+        out[i, CARD_NEW_TERMINAL] = 0.0 if seen else 1.0
 
         if n == c:
             done, off, c, h, n = _room_for_one(
@@ -453,13 +467,13 @@ def terminal_step(
             j += 1
             if j == c:
                 j = 0
-        out[i, 0] = c1
-        out[i, 1] = f1 / c1 if c1 > 0 else 0.0
-        out[i, 2] = c7
-        out[i, 3] = f7 / c7 if c7 > 0 else 0.0
-        out[i, 4] = c30
-        out[i, 5] = f30 / c30 if c30 > 0 else 0.0
-        out[i, 6] = last
+        out[i, T_COUNT_SHORT] = c1
+        out[i, T_RISK_SHORT] = f1 / c1 if c1 > 0 else 0.0
+        out[i, T_COUNT_MID] = c7
+        out[i, T_RISK_MID] = f7 / c7 if c7 > 0 else 0.0
+        out[i, T_COUNT_LONG] = c30
+        out[i, T_RISK_LONG] = f30 / c30 if c30 > 0 else 0.0
+        out[i, TERMINAL_LAST_LABEL] = last
         if reading or held:
             found[i] = held
             continue

@@ -170,6 +170,15 @@ def _columns(entity: Entity) -> list[int]:
     return sorted(columns, key=lambda i: FEATURES[i].slot)
 
 
+def slot(alias: str) -> int:
+    """The column of a feature (by its rule name) in its entity's kernel output: the
+    kernels write each feature through this, never by a literal index."""
+    found = [s.slot for s in FEATURES if s.alias == alias]
+    if len(found) != 1:
+        raise KeyError(f"no feature named {alias!r}")
+    return found[0]
+
+
 TRANSACTION_COLUMNS: list[int] = _columns("transaction")
 CARD_COLUMNS: list[int] = _columns("card")
 TERMINAL_COLUMNS: list[int] = _columns("terminal")

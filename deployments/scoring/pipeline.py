@@ -10,14 +10,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from actors.client import ShardClient, TerminalEvents, TerminalWrite
+from actors.client import ShardClient
 from actors.decision_log import DecidedBatch
 from actors.dedup import Seen
 from actors.errors import TransactionConflict
+from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
 from actors.shards import RECENT_S
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
@@ -176,17 +177,14 @@ class ScoringPipeline:
             user_groups = group_by_route(
                 user_routes, self.shards.n_user_shards, self.shards.key_groups
             )
+            events = CardEvents(
+                tx_keys, bodies, user_keys, times, amounts, hashes, terminal_routes,
+                terminal_keys, label_keys,
+            )  # fmt: skip
             card_calls = [
-                self.shards.user_step(
-                    s, [tx_keys[i] for i in idx], bodies[idx], [user_keys[i] for i in idx],
-                    times[idx], amounts[idx], hashes[idx],
-                    TerminalWrite(
-                        terminal_routes[idx], [terminal_keys[i] for i in idx], times[idx],
-                        label_keys[idx],
-                    ),
-                )
+                self.shards.user_step(s, events if len(idx) == n else events.rows(idx))
                 for s, idx in user_groups.items()
-            ]  # fmt: skip
+            ]
             one_trip = last - first < delay
             term_groups = (
                 group_by_route(
@@ -205,22 +203,20 @@ class ScoringPipeline:
             results = await asyncio.gather(*card_calls, *read_calls, return_exceptions=True)
             user = np.zeros((n, CARD_WIDTH), np.float64)
             status = np.full(n, Seen.CONFLICT, np.int8)  # a failed card shard applied nothing
-            for idx, result in zip(user_groups.values(), results, strict=False):
-                if not isinstance(result, BaseException):
-                    user[idx], status[idx] = result
+            cards = cast(list[CardAnswer | BaseException], results[: len(card_calls)])
+            for idx, card in zip(user_groups.values(), cards, strict=True):
+                if not isinstance(card, BaseException):
+                    user[idx], status[idx] = card.features, card.status
             applied = np.flatnonzero(status != Seen.CONFLICT)
-            write = TerminalWrite(
-                terminal_routes[applied], [terminal_keys[i] for i in applied], times[applied],
-                label_keys[applied],
-            )  # fmt: skip
+            write = events.write if len(applied) == n else events.write.rows(applied)
             terminal = np.zeros((n, TERMINAL_WIDTH), np.float64)
             if one_trip:
                 self.writes.send(ticket, write)
                 sent = True
-                reads = results[len(card_calls) :]
-                for idx, skip, result in zip(term_groups.values(), carried, reads, strict=True):
-                    if not isinstance(result, BaseException):
-                        terminal[idx] = result[0][skip:]
+                reads = cast(list[TerminalAnswer | BaseException], results[len(card_calls) :])
+                for idx, skip, read in zip(term_groups.values(), carried, reads, strict=True):
+                    if not isinstance(read, BaseException):
+                        terminal[idx] = read.features[skip:]
             failed = next((r for r in results if isinstance(r, BaseException)), None)
             if failed is not None:
                 raise failed
@@ -238,7 +234,7 @@ class ScoringPipeline:
 
     def _read(
         self, shard: int, keys: list[str], times: np.ndarray, tx_keys: np.ndarray
-    ) -> tuple[asyncio.Future[tuple[np.ndarray, np.ndarray]], int]:
+    ) -> tuple[asyncio.Future[TerminalAnswer], int]:
         """A terminal shard's read of these rows, carrying the writes queued for it ahead
         of them (`TerminalWrites.take`); returns the call and how many rows it carried."""
         reads = TerminalEvents.reads(keys, times, tx_keys)
@@ -260,8 +256,8 @@ class ScoringPipeline:
             for s, idx in groups.items()
         ))  # fmt: skip
         out = np.zeros((len(write), TERMINAL_WIDTH), np.float64)
-        for idx, (feats, _) in zip(groups.values(), results, strict=True):
-            out[idx] = feats
+        for idx, answer in zip(groups.values(), results, strict=True):
+            out[idx] = answer.features
         return out
 
     async def score_items(
@@ -439,6 +435,6 @@ class ScoringPipeline:
         ]
         results = await asyncio.gather(*calls)
         found = np.zeros(len(values), bool)
-        for idx, (_, ok) in zip(groups.values(), results, strict=True):
-            found[idx] = ok
+        for idx, answer in zip(groups.values(), results, strict=True):
+            found[idx] = answer.held
         return found

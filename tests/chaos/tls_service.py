@@ -40,7 +40,7 @@ def main() -> int:
 
     from actors.directory import ActorDirectory
     from actors.journal import ShardSettings
-    from actors.wire import WireConnection, wire_items
+    from actors.wire import WireConnection
     from deployments.app import build_app
 
     root = Path(tempfile.mkdtemp(prefix="tls-drill-"))
@@ -107,8 +107,7 @@ def main() -> int:
             async def probe(ctx: Any = ctx) -> str:
                 conn = await WireConnection.open(host, wport, token, ctx)
                 try:
-                    args = ([np.zeros(1)],)
-                    await asyncio.wait_for(conn.call(wire_items(args[0])), 15)
+                    await asyncio.wait_for(conn.call([np.zeros(1)]), 15)
                     return "answered"
                 finally:
                     conn.close()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from actors import records, state_store
+from actors.events import CardEvents
 from actors.journal import Journaled
 from actors.local_shards import LocalShardClient
 from actors.records import RecordFormatError, decode, encode
@@ -198,10 +199,10 @@ def test_a_lost_checkpoint_makes_the_next_one_whole() -> None:
     shard = UserShard(0, 1, settings, store)
 
     def step(i: int) -> None:
-        shard.process(
+        shard.process(CardEvents.without_writes(
             [f"tx{i}"], np.array([i]), [f"c{i % 5}"], np.array([1_530_000_000_000 + i * 1000]),
             np.array([10.0 + i]), np.array([i], np.int32),
-        )  # fmt: skip
+        ))  # fmt: skip
         shard.flush()
 
     for i in range(4):
@@ -261,10 +262,10 @@ def test_compaction_runs_in_a_process_of_its_own(tmp_path: Path) -> None:
     state = {"backend": "sqlite", "path": str(tmp_path), "snapshot_every": 2, "compact_every": 2}
     shard = UserShard(0, 1, {"state": state})
     for i in range(9):
-        shard.process(
+        shard.process(CardEvents.without_writes(
             [f"tx{i}"], np.array([i]), [f"c{i % 3}"], np.array([1_530_000_000_000 + i * 1000]),
             np.array([10.0 + i]), np.array([i], np.int32),
-        )  # fmt: skip
+        ))  # fmt: skip
         shard.flush()
     kinds = [k for k, _, _ in shard.checkpoint_times]
     assert "compaction" in kinds and shard.checkpoint_failures == 0, kinds

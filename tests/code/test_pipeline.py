@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actors.events import TerminalEvents
 from actors.local_shards import LocalShardClient
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
@@ -109,12 +110,12 @@ class Gated(LocalShardClient):
         self.started: list[str] = []
         self.gates: dict[str, asyncio.Event] = {}
 
-    async def user_step(self, shard, tx_keys, *args):  # type: ignore[no-untyped-def,override]
+    async def user_step(self, shard, events):  # type: ignore[no-untyped-def,override]
         self.started.append("card")
-        gate = self.gates.get(tx_keys[0])
+        gate = self.gates.get(events.tx_ids[0])
         if gate is not None:
             await asyncio.wait_for(gate.wait(), 5)
-        return await super().user_step(shard, tx_keys, *args)
+        return await super().user_step(shard, events)
 
     async def terminal_step(self, shard, events):  # type: ignore[no-untyped-def,override]
         self.started.append("read" if events.kinds[0] == 2 else "terminal")
@@ -194,7 +195,8 @@ def test_a_terminal_read_changes_nothing() -> None:
     key = OFFLINE.terminal_keys("t1")[0]
     tx_key = OFFLINE.keys_many(["tx1"])[1]
     kinds, times = np.full(1, 2, np.int8), np.array([1527811200000 + 10 * 86_400_000])
-    feats, applied = terminal.process(kinds, [key], times, tx_key, np.zeros(1, np.int8))
+    answer = terminal.process(TerminalEvents(kinds, [key], times, tx_key, np.zeros(1, np.int8)))
+    feats, applied = answer.features, answer.held
     assert applied.tolist() == [True] and terminal.seq == seq and terminal.transactions == held
     assert feats.shape == (1, 7)
     again = run(p.score([tx(1, ts="2018-06-01T00:00:00")], True))[0]

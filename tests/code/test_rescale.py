@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.events import CardEvents
 from actors.layout import KeyGroupsChanged, ShardMoved, ensure_layout, read_layout
 from actors.local_shards import LocalShardClient
 from actors.shards import SHARDS, UserShard
@@ -48,7 +49,9 @@ def test_rescale_4_7_3_scores_as_without(tmp_path: Path, backend: str) -> None:
     client.rescale(7, 3)
     with pytest.raises(ShardMoved):  # the old layout's shard takes no more writes
         old.process(
-            ["x"], np.array([1]), ["c"], np.array([1]), np.array([1.0]), np.ones(1, np.int32)
+            CardEvents.without_writes(
+                ["x"], np.array([1]), ["c"], np.array([1]), np.array([1.0]), np.ones(1, np.int32)
+            )
         )
     assert (
         run(ScoringPipeline(client, FakeModel(), Thresholds()).score(txs[190:200], True)) == got[-1]
@@ -67,7 +70,9 @@ def test_rescale_4_7_3_scores_as_without(tmp_path: Path, backend: str) -> None:
     # A shard of an old layout started again (a stray or restarted actor) starts sealed.
     with pytest.raises(ShardMoved):
         UserShard(0, 4, SETTINGS, store).process(
-            ["y"], np.array([2]), ["c"], np.array([1]), np.array([1.0]), np.ones(1, np.int32)
+            CardEvents.without_writes(
+                ["y"], np.array([2]), ["c"], np.array([1]), np.array([1.0]), np.ones(1, np.int32)
+            )
         )
     again = LocalShardClient(3, 2, SETTINGS, store)  # the new layout restarts from its state
     assert totals(again) == (600, 600)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.events import CardEvents
 from actors.shards import UserShard
 from actors.state_store import MemoryStore, SqliteStore, StoreUnavailable
 from actors.tls import WireTlsConfig
@@ -28,7 +29,6 @@ from actors.wire import (
     WireServer,
     decode,
     encode,
-    wire_items,
 )
 from features.ids import OFFLINE
 
@@ -61,13 +61,13 @@ def test_codec_refuses_object_arrays_and_unknown_tags() -> None:
         decode(encode(OK, [np.array([{"a": 1}], dtype=object)])[4:])
 
 
-def _calls(n: int, rows: int = 3) -> list[tuple[Any, ...]]:
-    """`UserShard.process` arguments: cards seen again and again, one retry per call."""
+def _calls(n: int, rows: int = 3) -> list[CardEvents]:
+    """`UserShard.process` batches: cards seen again and again, one retry per call."""
     out = []
     for c in range(n):
         txs = [OFFLINE.keys(f"tx{c}-{r}")[0] for r in range(rows)]
         txs[-1] = txs[0]  # a retry inside the request
-        out.append((
+        out.append(CardEvents.without_writes(
             txs,
             np.array([c, c + 1, c][:rows], np.int64),
             [OFFLINE.keys(f"card{(c + r) % 4}")[0] for r in range(rows)],
@@ -78,10 +78,10 @@ def _calls(n: int, rows: int = 3) -> list[tuple[Any, ...]]:
     return out
 
 
-async def _over_wire(server: WireServer, calls: list[tuple[Any, ...]]) -> list[list[Any]]:
+async def _over_wire(server: WireServer, calls: list[CardEvents]) -> list[list[Any]]:
     conn = await WireConnection.open(*server.address, server.token)
     try:  # all sent at once: pipelined on one connection, answered in order
-        return list(await asyncio.gather(*(conn.call(wire_items(c)) for c in calls)))
+        return list(await asyncio.gather(*(conn.call(c.items()) for c in calls)))
     finally:
         conn.close()
 
@@ -92,14 +92,15 @@ def test_answers_over_the_socket_equal_direct_calls_in_order(backend: str, tmp_p
     connection used from another thread unless told)."""
     store = SqliteStore(tmp_path) if backend == "sqlite" else MemoryStore()
     over_socket, direct = UserShard(0, 1, {}, store=store), UserShard(0, 1, {})
-    server = WireServer(over_socket.process, "127.0.0.1")
+    server = WireServer(over_socket.serve, "127.0.0.1")
     calls = _calls(40)
     try:
         got = asyncio.run(_over_wire(server, calls))
     finally:
         server.close()
     for call, (feats, status) in zip(calls, got, strict=True):
-        want_feats, want_status = direct.process(*call)
+        want = direct.process(call)
+        want_feats, want_status = want.features, want.status
         np.testing.assert_array_equal(feats, want_feats)
         np.testing.assert_array_equal(status, want_status)
     assert over_socket.transactions == direct.transactions == 40 * 2
@@ -110,10 +111,10 @@ def test_answers_over_the_socket_equal_direct_calls_in_order(backend: str, tmp_p
 
 def test_a_wrong_token_is_disconnected_before_anything_is_applied() -> None:
     shard = UserShard(0, 1, {})
-    server = WireServer(shard.process, "127.0.0.1")
+    server = WireServer(shard.serve, "127.0.0.1")
     try:
         with socket.create_connection(server.address, timeout=5) as s:
-            s.sendall(b"x" * TOKEN_BYTES + encode(OK, wire_items(_calls(1)[0])))
+            s.sendall(b"x" * TOKEN_BYTES + encode(OK, _calls(1)[0].items()))
             try:
                 answer = s.recv(1)
             except ConnectionResetError:  # closed with our frame unread
@@ -131,12 +132,12 @@ class _DownStore(MemoryStore):
 
 def test_errors_come_back_as_statuses_and_the_connection_stays_usable() -> None:
     shard = UserShard(0, 1, {}, store=_DownStore())
-    server = WireServer(shard.process, "127.0.0.1")
+    server = WireServer(shard.serve, "127.0.0.1")
 
     async def go() -> tuple[int, int, int]:
         conn = await WireConnection.open(*server.address, server.token)
         with pytest.raises(WireRemoteError) as down:
-            await conn.call(wire_items(_calls(1)[0]))
+            await conn.call(_calls(1)[0].items())
         with pytest.raises(WireRemoteError) as bad:
             await conn.call([np.zeros(2)])  # wrong arguments: the handler raises
         server.close()
@@ -187,13 +188,13 @@ def _tls(tmp_path: Path, name: str) -> WireTlsConfig:
 def test_tls_between_shard_and_client_and_nothing_without_it(tmp_path: Path) -> None:
     ours, theirs = _tls(tmp_path, "ours"), _tls(tmp_path, "theirs")
     shard = UserShard(0, 1, {})
-    server = WireServer(shard.process, "127.0.0.1", ours.server_context(tmp_path))
+    server = WireServer(shard.serve, "127.0.0.1", ours.server_context(tmp_path))
     calls = _calls(5)
 
     async def go(tls: Any, n: int = len(calls)) -> list[list[Any]]:
         conn = await WireConnection.open(*server.address, server.token, tls)
         try:
-            return list(await asyncio.gather(*(conn.call(wire_items(c)) for c in calls[:n])))
+            return list(await asyncio.gather(*(conn.call(c.items()) for c in calls[:n])))
         finally:
             conn.close()
 

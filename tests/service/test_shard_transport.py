@@ -10,33 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import Any
 
 import numpy as np
 import pytest
 
-from actors.client import TerminalWrite
+from actors.events import CardEvents
 from features.ids import OFFLINE
 
 pytestmark = pytest.mark.ray
 N_USER, N_TERMINAL = 1, 3  # a layout no other test uses: its own actors
 
 
-def _call(i: int, card: str) -> tuple[Any, ...]:
-    return (
-        [OFFLINE.keys(f"st-tx-{i}")[0]],
+def _call(i: int, card: str) -> CardEvents:
+    time = np.array([1_600_000_000_000 + 60_000 * i], np.int64)
+    return CardEvents(
+        [OFFLINE.keys(f"st-tx-{i}")[0]], np.array([i], np.int64), [OFFLINE.keys(card)[0]], time,
+        np.array([10.0]), np.zeros(1, np.int32), np.array([5], np.int64), ["st-term"],
         np.array([i], np.int64),
-        [OFFLINE.keys(card)[0]],
-        np.array([1_600_000_000_000 + 60_000 * i], np.int64),
-        np.array([10.0]),
-        np.zeros(1, np.int32),
-        TerminalWrite(
-            np.array([5], np.int64),
-            ["st-term"],
-            np.array([1_600_000_000_000 + 60_000 * i]),
-            np.array([i], np.int64),
-        ),
-    )
+    )  # fmt: skip
 
 
 def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None:
@@ -54,15 +45,16 @@ def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None
         counts = []
         for i in range(12):
             client = direct if i % 2 else via_ray
-            feats, status = await client.user_step(0, *_call(i, "st-card"))
+            answer = await client.user_step(0, _call(i, "st-card"))
+            feats, status = answer.features, answer.status
             assert status.tolist() == [0]
             counts.append(float(feats[0, 0]))  # transactions in the card's 1-day window
             if i == 7:  # kill -9 the shard: the direct client must reconnect, not fail
                 pids.append(ray.get(direct.directory["user", 0].pid.remote()))
                 os.kill(pids[0], signal.SIGKILL)
         # A retry of an applied transaction over the socket changes nothing.
-        _, again = await direct.user_step(0, *_call(9, "st-card"))
-        assert again.tolist() == [1]
+        again = await direct.user_step(0, _call(9, "st-card"))
+        assert again.status.tolist() == [1]
         pids.append(ray.get(direct.directory["user", 0].pid.remote()))
         return counts
 
