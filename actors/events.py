@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final, TypeVar, get_args, get_type_hints
 
 import numpy as np
 
-from actors.records import RecordFormatError
+from actors.store.records import RecordFormatError
 from features.engine import LABEL, READ, TX
 
 Item = np.ndarray | list[str]
@@ -197,7 +197,7 @@ class TerminalEvents(Columns):
 
 @dataclass(frozen=True)
 class CardAnswer(Columns):
-    """A card shard's answer, row for row: card features, and `actors.dedup.Seen` status."""
+    """A card shard's answer, row for row: card features, and `actors.actor.dedup.Seen` status."""
 
     features: Float64  # (rows, features.spec.CARD_WIDTH)
     status: Int8

@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from actors.actor.layout import ShardMoved
 from actors.events import Item
-from actors.layout import ShardMoved
-from actors.state_store import StoreUnavailable
+from actors.store.backends import StoreUnavailable
 
 Handler = Callable[[list[Item]], list[Item]]  # a batch's items in, its answer's out
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from actors.actor.journal import ShardSettings
+from actors.actor.shards import UserShard
 from actors.events import CardEvents
-from actors.journal import ShardSettings
-from actors.shards import UserShard
 from benchmarks.common import save
 from benchmarks.recovery import build
 from features.ids import OFFLINE

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from actors import records
+from actors.store import records
 from benchmarks.common import save
 from features.config import EngineConfig
 from features.spec import MS_PER_DAY

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from actors.local_shards import LocalShardClient
+from actors.client.local import LocalShardClient
 from benchmarks.common import save
 from deployments.http.schemas import TransactionIn
 from deployments.model.versions import ModelVersions, Scored, onnx_loader

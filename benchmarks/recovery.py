@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from actors.actor.shards import UserShard
 from actors.events import CardEvents
-from actors.shards import UserShard
-from actors.state_store import SqliteStore, StateStore
+from actors.store.backends import SqliteStore, StateStore
 from benchmarks.common import save
 from features.ids import OFFLINE
 from features.spec import CARD_WIDTH, MS_PER_DAY

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actors.journal import DedupConfig, ShardSettings
-from actors.state_store import SqliteStoreConfig, StoreConfig
+from actors.actor.journal import DedupConfig, ShardSettings
+from actors.store.backends import SqliteStoreConfig, StoreConfig
 from actors.tls import WireTlsConfig
 from deployments.http.access import AccessConfig
 from deployments.stream.contract import StreamConfig

@@ -1,8 +1,9 @@
 """The feature engine: stateless features plus the user and terminal stores.
 
-Online, a card shard (`actors.shards.UserShard`) calls `UserStore.update` and a terminal shard calls
-`TerminalStore.step`, and the ingress calls `assemble`; offline, `FeatureEngine` holds both
-stores in one process and `features.offline` drives it over history. Same code either way.
+Online, a card shard (`actors.actor.shards.UserShard`) calls `UserStore.update` and a
+terminal shard calls `TerminalStore.step`, and the ingress calls `assemble`; offline,
+`FeatureEngine` holds both stores in one process and `features.offline` drives it over
+history. Same code either way.
 """
 
 from __future__ import annotations

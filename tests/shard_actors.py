@@ -9,7 +9,7 @@ from typing import Any
 
 def settings_of(app_args: dict[str, Any] | None) -> Any:
     """The `ShardSettings` an app with these arguments builds its actors from."""
-    from actors.journal import ShardSettings
+    from actors.actor.journal import ShardSettings
     from deployments.settings import AppArgs
 
     return AppArgs(**app_args).shards if app_args is not None else ShardSettings()
@@ -24,7 +24,7 @@ def kill_shard_actors(
 
     import ray
 
-    from actors.directory import NAMESPACE, actor_name, desk_tag, store_tag
+    from actors.client.directory import NAMESPACE, actor_name, desk_tag, store_tag
 
     settings = settings_of(app_args)
     tag = store_tag(settings)
@@ -42,7 +42,7 @@ def shard_handles(kind: str, n: int, app_args: dict[str, Any] | None = None) -> 
     """The live shard actors of one kind of an app's layout."""
     import ray
 
-    from actors.directory import NAMESPACE, actor_name, store_tag
+    from actors.client.directory import NAMESPACE, actor_name, store_tag
 
     tag = store_tag(settings_of(app_args))
     return [ray.get_actor(actor_name(kind, i, n, tag), namespace=NAMESPACE) for i in range(n)]

@@ -13,8 +13,8 @@ import numpy as np
 from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from actors.client.retry import retry_while_gone
 from actors.errors import Unavailable
-from actors.retry import retry_while_gone
 from deployments.model.served import ServedModel
 from deployments.model.versions import Scored
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.desk_client import DeskClient
+from actors.client.desk import DeskClient
 from actors.errors import Conflict, NotFound, Stale
 from deployments.http.schemas import LabelIn
 from deployments.scoring.pipeline import ScoringPipeline

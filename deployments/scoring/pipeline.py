@@ -14,12 +14,12 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from actors.client import ShardClient
-from actors.decision_log import DecidedBatch
-from actors.dedup import Seen
+from actors.actor.decision_log import DecidedBatch
+from actors.actor.dedup import Seen
+from actors.actor.shards import RECENT_S
+from actors.client.protocol import ShardClient
 from actors.errors import TransactionConflict
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
-from actors.shards import RECENT_S
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring.terminal_writes import TerminalWrites

@@ -3,7 +3,7 @@
 Every `REPORT_INTERVAL_S`: one desk call carrying the LEGIT-only batches scored since the
 last tick, request latencies and shadow agreement; its answer says whether the rules changed.
 Before it, the flagged batches of the replica's outbox go to the desk
-(`actors.desk_outbox`), which then drops them. Every second tick the model card is read again
+(`actors.client.outbox`), which then drops them. Every second tick the model card is read again
 (which model to score with in process, the model version metric, cost thresholds); every
 `ADOPT_EVERY_TICKS` the outboxes of replicas that are gone are delivered.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.desk_outbox import DeskOutbox
+from actors.client.outbox import DeskOutbox
 from deployments.model.served import ServedModel
 from deployments.scoring.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.scoring.metrics import ServiceMetrics

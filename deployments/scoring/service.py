@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from actors.journal import REPO_ROOT
-from actors.ray_shards import RayShardClient
-from actors.state_store import bind_id_key
+from actors.actor.journal import REPO_ROOT
+from actors.client.remote import RayShardClient
+from actors.store.backends import bind_id_key
 from deployments.http.schemas import TransactionIn
 from deployments.model.inprocess import InProcessModel
 from deployments.model.remote import RemoteModel

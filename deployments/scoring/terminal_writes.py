@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from actors.client import ShardClient, ShardUnavailable
+from actors.client.protocol import ShardClient, ShardUnavailable
 from actors.events import TerminalEvents, TerminalWrite
 from features.groups import group_by_route
 

@@ -26,7 +26,7 @@ def main() -> int:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from actors.directory import _ACTOR_OPTIONS, _ACTORS
+    from actors.client.directory import _ACTOR_OPTIONS, _ACTORS
     from features.ids import OFFLINE
     from tests.shard_actors import card_totals
 

@@ -38,8 +38,8 @@ def main() -> int:
     import trustme
     from ray import serve
 
-    from actors.directory import ActorDirectory
-    from actors.journal import ShardSettings
+    from actors.actor.journal import ShardSettings
+    from actors.client.directory import ActorDirectory
     from actors.wire import WireConnection
     from deployments.app import build_app
 

@@ -12,13 +12,14 @@ import msgpack
 import numpy as np
 import pytest
 
-from actors import records, state_store
+from actors.actor.journal import Journaled
+from actors.actor.shards import TerminalShard, UserShard
+from actors.client.local import LocalShardClient
 from actors.events import CardEvents
-from actors.journal import Journaled
-from actors.local_shards import LocalShardClient
-from actors.records import RecordFormatError, decode, encode
-from actors.shards import TerminalShard, UserShard
-from actors.state_store import MemoryStore, RedisStore, SqliteStore, StateStore
+from actors.store import backends as state_store
+from actors.store import records
+from actors.store.backends import MemoryStore, RedisStore, SqliteStore, StateStore
+from actors.store.records import RecordFormatError, decode, encode
 from deployments.scoring.pipeline import ScoringPipeline
 from features.state import TerminalStore, UserStore
 from policy.decision import Thresholds
@@ -257,7 +258,7 @@ def test_the_desk_rebuilds_from_its_checkpoint_without_pickle() -> None:
 
 def test_compaction_runs_in_a_process_of_its_own(tmp_path: Path) -> None:
     """A shard whose store it opened from its config folds its incremental checkpoints in
-    `python -m actors.compactor`: afterwards the store holds one full checkpoint, and a
+    `python -m actors.actor.compactor`: afterwards the store holds one full checkpoint, and a
     restart rebuilds the live state from it."""
     state = {"backend": "sqlite", "path": str(tmp_path), "snapshot_every": 2, "compact_every": 2}
     shard = UserShard(0, 1, {"state": state})

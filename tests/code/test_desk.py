@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.local_shards import LocalShardClient
-from actors.state_store import MemoryStore
+from actors.client.local import LocalShardClient
+from actors.store.backends import MemoryStore
 from deployments.http.schemas import LabelIn
 from deployments.scoring.desk_service import DeskService, ReviewConflict, ReviewNotFound
 from deployments.scoring.pipeline import ScoringPipeline
@@ -170,8 +170,8 @@ def test_thresholds_come_from_the_card_unless_pinned_and_cost_ones_only_when_ask
 def test_desk_holds_each_new_row_with_its_own_fields() -> None:
     """A batch's rows are held column by column: each held decision must carry its own
     row's values, reasons and rules; retries and ids already held are skipped."""
-    from actors.decision_log import DecidedBatch
-    from actors.desk import Desk
+    from actors.actor.decision_log import DecidedBatch
+    from actors.actor.desk import Desk
 
     desk = Desk(0, 1, None, MemoryStore())
     n = 6
@@ -217,7 +217,7 @@ def test_desk_holds_each_new_row_with_its_own_fields() -> None:
 
 def test_decision_log_evicts_oldest_first() -> None:
     """Held decisions leave in arrival order."""
-    from actors.decision_log import DecisionLog
+    from actors.actor.decision_log import DecisionLog
 
     held = (1, 2.0, 0, 0.1, "v1", 1, "u", "k", None, None, 5, 6, 7)
     log = DecisionLog(max_decisions=3)
@@ -266,7 +266,7 @@ def test_every_change_is_audited_with_its_key_and_survives_a_restart() -> None:
 
 
 def test_journal_records_written_before_audit_entries_still_replay() -> None:
-    from actors.desk import Desk
+    from actors.actor.desk import Desk
 
     desk = Desk(0, 1, None, MemoryStore())
     desk._apply(("policy", [], {}, "old", 5))  # the shape of an older record

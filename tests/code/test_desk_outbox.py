@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors import desk_outbox
-from actors.decision_log import DecidedBatch
-from actors.desk_client import DeskClient, PendingDecisions
-from actors.desk_outbox import DeskOutbox
-from actors.local_shards import LocalShardClient
-from actors.records import decode, encode
-from actors.state_store import MemoryStore, SqliteStore
+from actors.actor.decision_log import DecidedBatch
+from actors.client import outbox as desk_outbox
+from actors.client.desk import DeskClient, PendingDecisions
+from actors.client.local import LocalShardClient
+from actors.client.outbox import DeskOutbox
+from actors.store.backends import MemoryStore, SqliteStore
+from actors.store.records import decode, encode
 from deployments.scoring.pipeline import ScoringPipeline
 from policy.decision import Thresholds
 from tests.code.test_checkpoints import redis_store

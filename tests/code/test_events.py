@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors import records
+from actors.actor.shards import TerminalShard, UserShard
 from actors.events import (
     CardEvents,
     TerminalAnswer,
@@ -15,9 +15,9 @@ from actors.events import (
     journal_op,
     journal_record,
 )
-from actors.records import RecordFormatError
-from actors.shards import TerminalShard, UserShard
-from actors.state_store import MemoryStore
+from actors.store import records
+from actors.store.backends import MemoryStore
+from actors.store.records import RecordFormatError
 from actors.wire import OK, decode, encode
 from features.ids import OFFLINE
 

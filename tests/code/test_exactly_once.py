@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.dedup import DedupIndex, Seen
+from actors.actor.dedup import DedupIndex, Seen
+from actors.client.local import LocalShardClient
 from actors.errors import TransactionConflict
-from actors.local_shards import LocalShardClient
-from actors.records import decode, encode
-from actors.state_store import MemoryStore, RedisStore, SqliteStore, StoreUnavailable
+from actors.store.backends import MemoryStore, RedisStore, SqliteStore, StoreUnavailable
+from actors.store.records import decode, encode
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.scoring.pipeline import ScoringPipeline
 from policy.decision import Thresholds

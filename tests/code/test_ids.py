@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.state_store import IdKeyMismatch, MemoryStore, bind_id_key
+from actors.store.backends import IdKeyMismatch, MemoryStore, bind_id_key
 from features.groups import buckets, group_by_route
 from features.id_key import IdKeyConfig, IdKeyMissing, write_key
 from features.ids import OFFLINE, VECTOR_FROM, IdHasher, id_buckets

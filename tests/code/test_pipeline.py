@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from actors.client.local import LocalShardClient
 from actors.events import TerminalEvents
-from actors.local_shards import LocalShardClient
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring.pipeline import ScoringPipeline

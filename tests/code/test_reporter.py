@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from actors.desk_client import PendingDecisions
-from actors.desk_outbox import DeskOutbox
-from actors.state_store import MemoryStore
+from actors.client.desk import PendingDecisions
+from actors.client.outbox import DeskOutbox
+from actors.store.backends import MemoryStore
 from deployments.scoring import reporter as reporter_module
 from deployments.scoring.pipeline import ShadowStats
 from deployments.scoring.reporter import Reporter

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.actor.layout import KeyGroupsChanged, ShardMoved, ensure_layout, read_layout
+from actors.actor.shards import SHARDS, UserShard
+from actors.client.local import LocalShardClient
 from actors.events import CardEvents
-from actors.layout import KeyGroupsChanged, ShardMoved, ensure_layout, read_layout
-from actors.local_shards import LocalShardClient
-from actors.shards import SHARDS, UserShard
-from actors.state_store import MemoryStore, SqliteStore, StateStore
+from actors.store.backends import MemoryStore, SqliteStore, StateStore
 from deployments.scoring.pipeline import ScoringPipeline
 from features.groups import group_range, owner_of
 from policy.decision import Thresholds

@@ -1,4 +1,4 @@
-"""The one retry policy (`actors.retry.retry_while_gone`): what is retried, for how long."""
+"""The one retry policy (`actors.client.retry.retry_while_gone`): what is retried, for how long."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from actors.retry import retry_while_gone
+from actors.client.retry import retry_while_gone
 
 
 class GaveUp(Exception):

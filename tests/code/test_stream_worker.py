@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from actors.local_shards import LocalShardClient
+from actors.client.local import LocalShardClient
 from deployments.scoring.pipeline import ScoringPipeline
 from deployments.stream.contract import DeadLetter, Entry, StreamConfig
 from deployments.stream.worker import PartitionWorker

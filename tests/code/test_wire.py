@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.actor.shards import UserShard
 from actors.events import CardEvents
-from actors.shards import UserShard
-from actors.state_store import MemoryStore, SqliteStore, StoreUnavailable
+from actors.store.backends import MemoryStore, SqliteStore, StoreUnavailable
 from actors.tls import WireTlsConfig
 from actors.wire import (
     FAILED,

@@ -199,7 +199,7 @@ def test_flagged_answers_do_not_wait_for_a_dead_desk(
 
     import ray
 
-    from actors.directory import NAMESPACE, actor_name, desk_tag
+    from actors.client.directory import NAMESPACE, actor_name, desk_tag
     from tests.shard_actors import settings_of
 
     tag = desk_tag(

@@ -33,7 +33,7 @@ def _call(i: int, card: str) -> CardEvents:
 def test_direct_and_ray_calls_share_one_ordered_state(ray_cluster: None) -> None:
     import ray
 
-    from actors.ray_shards import RayShardClient
+    from actors.client.remote import RayShardClient
     from tests.shard_actors import kill_shard_actors
 
     direct = RayShardClient(N_USER, N_TERMINAL, {}, retry_for_s=30, transport="direct")

@@ -51,7 +51,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
     import ray
     from ray import serve
 
-    from actors.ray_shards import RayShardClient
+    from actors.client.remote import RayShardClient
     from deployments.app import application
     from models.onnx import load_model
     from policy.decision import Thresholds

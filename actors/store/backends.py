@@ -7,7 +7,7 @@ union, chosen by `backend`), which opens it. An actor appends each request to it
 applying it (write-ahead), so whatever a client was answered is in the store; a checkpoint
 (full, or the changes since the last one) lets it drop the records it covers; on restart it
 loads the checkpoints and replays the log after them through the same code. The bytes are
-`actors.records`' format: the store neither reads nor pickles them.
+`actors.store.records`' format: the store neither reads nor pickles them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from actors.records import RETIRED_PICKLE, RecordFormatError
+from actors.store.records import RETIRED_PICKLE, RecordFormatError
 
 log = logging.getLogger(__name__)
 

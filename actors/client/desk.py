@@ -14,8 +14,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
-from actors.decision_log import DecidedBatch
-from actors.desk import Desk, PolicyWrite
+from actors.actor.decision_log import DecidedBatch
+from actors.actor.desk import Desk, PolicyWrite
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -43,12 +43,12 @@ def local_call(desk: Desk) -> DeskCall:
 
 
 class DeskClient:
-    """The desk's operations (see `actors.desk.Desk` for what each does)."""
+    """The desk's operations (see `actors.actor.desk.Desk` for what each does)."""
 
     def __init__(self, call: DeskCall) -> None:
         self._call = call
         # Run before every read: a replica's flagged decisions still in its outbox reach
-        # the desk first, so a caller reads what it was answered (`actors.desk_outbox`).
+        # the desk first, so a caller reads what it was answered (`actors.client.outbox`).
         self.before_read: Callable[[], Awaitable[object]] | None = None
 
     async def _read(

@@ -6,7 +6,7 @@ node a default 1-CPU reservation stalls placement), spread over a cluster's node
 restarts them if they die (on another node if theirs is gone), after
 which they rebuild their state from the store before serving. One `LayoutKeeper` actor per
 cluster moves key groups when an ingress starts with other shard counts than the store's
-layout (`actors.layout`), one move at a time.
+layout (`actors.actor.layout`), one move at a time.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import ray
 
-from actors.desk import Desk
-from actors.journal import REPO_ROOT, ShardSettings
-from actors.layout import Kind as LayoutKind
-from actors.layout import ensure_layout
-from actors.shards import TerminalShard, UserShard
+from actors.actor.desk import Desk
+from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.layout import Kind as LayoutKind
+from actors.actor.layout import ensure_layout
+from actors.actor.shards import TerminalShard, UserShard
 from actors.wire import WireServer
 
 NAMESPACE = "fraud"

@@ -15,11 +15,14 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from actors.client import ShardUnavailable
-from actors.desk import Desk
-from actors.desk_client import DeskClient, PendingDecisions
-from actors.desk_outbox import DeskOutbox
-from actors.directory import ActorDirectory, Kind
+from actors.actor.desk import Desk
+from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.layout import ShardMoved
+from actors.client.desk import DeskClient, PendingDecisions
+from actors.client.directory import ActorDirectory, Kind
+from actors.client.outbox import DeskOutbox
+from actors.client.protocol import ShardUnavailable
+from actors.client.retry import retry_while_gone
 from actors.events import (
     CardAnswer,
     CardEvents,
@@ -29,10 +32,7 @@ from actors.events import (
     TerminalEvents,
     TerminalWrite,
 )
-from actors.journal import REPO_ROOT, ShardSettings
-from actors.layout import ShardMoved
-from actors.retry import retry_while_gone
-from actors.state_store import StoreUnavailable
+from actors.store.backends import StoreUnavailable
 from actors.wire import (
     CALL_TIMEOUT_S,
     MOVED,

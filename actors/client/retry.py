@@ -2,7 +2,7 @@
 
 tenacity runs the loop (exponential back-off from 50 ms, a wall-clock budget); the caller
 says which failures mean "gone, try again" and what to do before each new try. Shard and
-desk calls (`actors.ray_shards`) and model calls (`deployments.model.remote`) use it.
+desk calls (`actors.client.remote`) and model calls (`deployments.model.remote`) use it.
 """
 
 from __future__ import annotations

@@ -10,14 +10,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
-from actors.decision_log import DecidedBatch
-from actors.desk import Desk
-from actors.desk_client import DeskClient, local_call
+from actors.actor.decision_log import DecidedBatch
+from actors.actor.desk import Desk
+from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.layout import Kind, ensure_layout
+from actors.actor.shards import SHARDS, KeyedShard, TerminalShard, UserShard
+from actors.client.desk import DeskClient, local_call
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
-from actors.journal import REPO_ROOT, ShardSettings
-from actors.layout import Kind, ensure_layout
-from actors.shards import SHARDS, KeyedShard, TerminalShard, UserShard
-from actors.state_store import StateStore
+from actors.store.backends import StateStore
 
 
 class LocalShardClient:
@@ -47,7 +47,7 @@ class LocalShardClient:
 
     def rescale(self, n_user_shards: int, n_terminal_shards: int) -> None:
         """Own the state with these shard counts, moving key groups from the layout the
-        store names if it differs (`actors.layout.ensure_layout`)."""
+        store names if it differs (`actors.actor.layout.ensure_layout`)."""
         self.users = cast(list[UserShard], self._move("user", n_user_shards, self.users))
         self.terminals = cast(
             list[TerminalShard], self._move("terminal", n_terminal_shards, self.terminals)

@@ -4,7 +4,7 @@ A subclass (a card shard, a terminal shard, the desk) provides a few hooks and c
 `_submit(op)` for every change; this base makes the change durable in the `StateStore`
 before applying it, checkpoints every `snapshot_every` changes off the request path, and on
 start rebuilds the state from the checkpoints plus the journal after them, through the same
-`_apply`. Records and checkpoints are `actors.records`' typed format, never pickles.
+`_apply`. Records and checkpoints are `actors.store.records`' typed format, never pickles.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors import records
-from actors.compactor import CompactJob, run_child
-from actors.layout import ShardMoved
-from actors.state_store import MemoryStoreConfig, StateStore, StoreConfig, Stored
+from actors.actor.compactor import CompactJob, run_child
+from actors.actor.layout import ShardMoved
+from actors.store import records
+from actors.store.backends import MemoryStoreConfig, StateStore, StoreConfig, Stored
 from actors.tls import WireTlsConfig
 from features.config import EngineConfig
 from features.groups import DEFAULT_GROUPS
@@ -63,7 +63,7 @@ class Journaled(ABC):
       tuple of plain values and arrays unless the kind maps its own (`_record`,
       `_operation`: the shards journal their typed batches, `actors.events`);
     - `_capture(full)`: called under the request lock, so it must be quick: the state as
-      plain values and arrays (`actors.records` stores them), whole when `full` or when
+      plain values and arrays (`actors.store.records` stores them), whole when `full` or when
       the kind is not `incremental`, else only what changed since the last capture;
     - `_merge(base, delta)`: a whole state with a later capture's changes applied (pure:
       it runs off the request path, on what the store holds);

@@ -78,7 +78,7 @@ class DecidedBatch:
         return len(self.ids)
 
     def to_record(self) -> dict[str, Any]:
-        """Plain values and arrays for `actors.records` (a store holds it)."""
+        """Plain values and arrays for `actors.store.records` (a store holds it)."""
         form = {f.name: getattr(self, f.name) for f in fields(self)}
         form["reasons"] = sorted(self.reasons.items())
         form["rules"] = sorted(self.rules.items())

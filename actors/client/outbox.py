@@ -19,10 +19,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from actors import records
-from actors.decision_log import DecidedBatch
-from actors.desk_client import DeskClient, PendingDecisions
-from actors.state_store import StateStore
+from actors.actor.decision_log import DecidedBatch
+from actors.client.desk import DeskClient, PendingDecisions
+from actors.store import records
+from actors.store.backends import StateStore
 
 log = logging.getLogger(__name__)
 PREFIX: Final = "outbox-"

@@ -2,7 +2,7 @@
 
 Decoding a whole checkpoint, merging and encoding it again are long calls into msgpack and
 NumPy that hold the interpreter lock: run in the actor's process they would stall its
-requests for as long. `python -m actors.compactor` reads one job (JSON on stdin), opens the
+requests for as long. `python -m actors.actor.compactor` reads one job (JSON on stdin), opens the
 store from its config, folds and writes the full checkpoint, and prints the sequence number
 it covers; the actor's checkpoint writer waits for it with the lock released.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from actors import records
-from actors.state_store import StoreConfig
+from actors.store import records
+from actors.store.backends import StoreConfig
 
 TIMEOUT_S = 900.0
 NICENESS = 10
@@ -54,7 +54,7 @@ def compact(job: CompactJob) -> int:
 def run_child(job: CompactJob) -> int:
     """Run `compact` in a new interpreter and wait for it; raises if it failed."""
     done = subprocess.run(
-        [sys.executable, "-m", "actors.compactor"],
+        [sys.executable, "-m", "actors.actor.compactor"],
         input=job.model_dump_json().encode(),
         capture_output=True,
         timeout=TIMEOUT_S,

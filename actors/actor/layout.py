@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors import records
-from actors.state_store import StateStore, StoreUnavailable
+from actors.store import records
+from actors.store.backends import StateStore, StoreUnavailable
 
 Kind = Literal["user", "terminal"]
 # `call(shard, n_shards, method, *args)`: run a method of that shard (creating it if needed)

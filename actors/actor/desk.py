@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from actors.audit_log import AuditLog, policy_summary
-from actors.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, Outcomes, as_record
-from actors.journal import Journaled
-from actors.live_stats import LiveStats
-from actors.policy_store import PolicyStore
-from actors.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
+from actors.actor.audit_log import AuditLog, policy_summary
+from actors.actor.decision_log import TIER, DecidedBatch, DecisionLog, HeldRow, Outcomes, as_record
+from actors.actor.journal import Journaled
+from actors.actor.live_stats import LiveStats
+from actors.actor.policy_store import PolicyStore
+from actors.actor.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
 from policy.decision import LEGIT, REVIEW
 
 
@@ -39,7 +39,7 @@ class PolicyWrite:
 
 
 class Desk(Journaled):
-    """The desk actor's state and methods; `actors.desk_client.DeskClient` calls them."""
+    """The desk actor's state and methods; `actors.client.desk.DeskClient` calls them."""
 
     kind = "desk"
 

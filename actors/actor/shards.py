@@ -3,7 +3,7 @@
 A `UserShard` owns the cards whose stable hash maps to it, a `TerminalShard` the terminals.
 Each runs the feature engine's store for its keys (no feature logic of its own), remembers
 which transactions it applied (a retry gets the first answer and changes nothing), and
-journals every request before applying it (`actors.journal.Journaled`), so a restarted
+journals every request before applying it (`actors.actor.journal.Journaled`), so a restarted
 shard rebuilds exactly the state its clients were answered from. Its checkpoints hold the
 cards or terminals and dedup entries changed since the last one, so their cost follows the
 traffic, not the shard's size.
@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from actors.dedup import DedupIndex, Seen
+from actors.actor.dedup import DedupIndex, Seen
+from actors.actor.journal import Journaled, ShardSettings
+from actors.actor.layout import Kind, ShardMoved, read_layout
 from actors.events import (
     CardAnswer,
     CardEvents,
@@ -33,9 +35,7 @@ from actors.events import (
     journal_op,
     journal_record,
 )
-from actors.journal import Journaled, ShardSettings
-from actors.layout import Kind, ShardMoved, read_layout
-from actors.state_store import StoreUnavailable
+from actors.store.backends import StoreUnavailable
 from features.engine import TX
 from features.groups import digest_keys, group_of, group_range
 from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
@@ -70,7 +70,7 @@ RECENT_S = 120.0  # how long a card shard keeps the terminal writes of what it a
 
 class KeyedShard(Journaled):
     """A shard that owns a range of key groups (`features.groups`) and can hand them to
-    the shards of another layout (`actors.layout.ensure_layout`). A shard whose layout the
+    the shards of another layout (`actors.actor.layout.ensure_layout`). A shard whose layout the
     store's record does not name for writes starts sealed."""
 
     part: ClassVar[str]  # the ring store's attribute, and its entry in a capture

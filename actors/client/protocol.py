@@ -31,7 +31,7 @@ class ShardClient(Protocol):
     write_linger_s: float  # how long a terminal write may wait for a read to carry it
 
     async def user_step(self, shard: int, events: CardEvents) -> CardAnswer:
-        """`actors.shards.UserShard.process` on one card shard. Each row's terminal write
+        """`actors.actor.shards.UserShard.process` on one card shard. Each row's terminal write
         (`CardEvents.write`) is kept there for a while once the row is applied
         (`recent_writes`)."""
         ...
@@ -42,7 +42,7 @@ class ShardClient(Protocol):
         ...
 
     async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
-        """`actors.shards.TerminalShard.process` on one terminal shard."""
+        """`actors.actor.shards.TerminalShard.process` on one terminal shard."""
         ...
 
     def start_terminal_step(
