@@ -1,8 +1,15 @@
 """Which transactions a shard has already applied, and what it answered for them.
 
 A retry (same id, same body) gets the stored features back and changes no state; the same id
-with another body is a conflict. Entries are kept for a window of event time behind the
-newest transaction seen and up to a maximum count, whichever is smaller.
+with another body is a conflict. Entries stay in memory for a window of event time behind
+the newest transaction seen and up to a maximum count, whichever is smaller; with an
+archive (`DedupArchive`), every entry is also kept in the state store for `retain_ms` of
+event time, so a retry is recognised for that long whatever the volume.
+
+The archive is read only for a transaction that could have left memory: one whose event
+time is at or before the newest time of any entry evicted so far (a retry carries its
+original's time). Live traffic arrives newer than that, so it never waits on the store; a
+retry or a late transaction older than the memory window costs one store read.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from actors.store.backends import StateStore
+
 
 class Seen(IntEnum):
     NEW = 0
@@ -21,6 +30,47 @@ class Seen(IntEnum):
 
 
 Key = str | int
+NO_TIME = -(2**62)
+
+
+class DedupArchive:
+    """The entries of one kind of shard ("user", "terminal") in the state store, shared by
+    every shard of the kind (a rescale moves nothing): key -> (body hash, features)."""
+
+    def __init__(self, store: StateStore, kind: str, retain_ms: int) -> None:
+        self.store, self.kind, self.retain_ms = store, kind, retain_ms
+        self.reads = 0  # store reads on a request path (old transactions only)
+
+    def put(
+        self, keys: Sequence[Key], bodies: np.ndarray, times: np.ndarray, feats: np.ndarray
+    ) -> None:
+        """Entries as fixed binary values: the body hash (8 bytes) then the features
+        (float64), so reading one back parses numbers, nothing else."""
+        rows = np.ascontiguousarray(feats, "<f8")
+        heads = np.asarray(bodies, "<i8").tobytes()
+        entries = [
+            (str(k), t, heads[8 * i : 8 * i + 8] + rows[i].tobytes())
+            for i, (k, t) in enumerate(zip(keys, np.asarray(times).tolist(), strict=True))
+        ]
+        if entries:
+            self.store.archive(self.kind, entries)
+
+    def get(self, keys: Sequence[Key], times: np.ndarray) -> list[tuple[int, np.ndarray] | None]:
+        self.reads += 1
+        found = self.store.archived(
+            self.kind, [(str(k), t) for k, t in zip(keys, times.tolist(), strict=True)]
+        )
+        out: list[tuple[int, np.ndarray] | None] = []
+        for value in found:
+            if value is None or len(value) < 8 or (len(value) - 8) % 8:
+                out.append(None)  # nothing held (or not an entry this build wrote)
+                continue
+            body = int(np.frombuffer(value[:8], "<i8")[0])
+            out.append((body, np.frombuffer(value[8:], "<f8").astype(np.float64)))
+        return out
+
+    def expire(self, newest_ms: int) -> None:
+        self.store.expire_archive(self.kind, newest_ms - self.retain_ms)
 
 
 class DedupIndex:
@@ -29,10 +79,20 @@ class DedupIndex:
     recorded with one dict operation per key and array operations for the rest: per-entry
     tuples and feature copies cost ~1.5 us a transaction in the shards."""
 
-    def __init__(self, n_features: int, window_ms: int, max_entries: int) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        window_ms: int,
+        max_entries: int,
+        archive: DedupArchive | None = None,
+    ) -> None:
         self.n_features = n_features
         self.window_ms = window_ms
         self.max_entries = max_entries
+        self.archive = archive
+        self._evicted_newest = NO_TIME  # the newest event time of any entry evicted so far
+        self._archived = 0  # arrival numbers below this are in the archive
+        self._waiting = False  # entries due to leave memory wait for the archive
         self._pos: dict[Key, int] = {}  # key -> arrival number
         self._base = self._head = self._tail = 0  # arrival numbers: row 0, oldest live, next
         self._keys: list[Key] = []  # by row (arrival number - base)
@@ -48,29 +108,45 @@ class DedupIndex:
     def __len__(self) -> int:
         return self._tail - self._head
 
+    @property
+    def archive_reads(self) -> int:
+        """Store reads on the request path so far (old transactions and late retries)."""
+        return self.archive.reads if self.archive is not None else 0
+
     def check_many(
-        self, keys: Sequence[Key], body_hashes: np.ndarray
+        self, keys: Sequence[Key], body_hashes: np.ndarray, times: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(`Seen` per key, features): a duplicate's row holds its stored features, every
-        other row zeros. A key seen with another body hash is a conflict."""
+        other row zeros. A key seen with another body hash is a conflict. With `times` (each
+        key's event time), keys that may have left memory are looked up in the archive."""
         n = len(keys)
         status = np.zeros(n, np.int8)
         feats = np.zeros((n, self.n_features), np.float64)
         get = self._pos.get
         pos = np.fromiter((get(k, -1) for k in keys), np.int64, n)
         found = np.flatnonzero(pos >= 0)
+        bodies = np.asarray(body_hashes, np.int64)
         if len(found):
             rows = pos[found] - self._base
-            same = self._body[rows] == np.asarray(body_hashes, np.int64)[found]
+            same = self._body[rows] == bodies[found]
             status[found] = np.where(same, Seen.DUPLICATE, Seen.CONFLICT)
             feats[found[same]] = self._feats[rows[same]]
             self.hits += int(same.sum())
             self.conflicts += int(len(same) - same.sum())
+        for i, (body, stored) in self._from_archive(keys, times, pos < 0):
+            same = body == int(bodies[i])
+            status[i] = Seen.DUPLICATE if same else Seen.CONFLICT
+            if same:
+                feats[i] = stored
+            self.hits += int(same)
+            self.conflicts += int(not same)
         return status, feats
 
-    def stored_many(self, keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
+    def stored_many(
+        self, keys: Sequence[Key], times: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(known per key, the features stored for each known one): a read, not a retry,
-        so nothing is counted."""
+        so nothing is counted. `times` as for `check_many`."""
         n = len(keys)
         feats = np.zeros((n, self.n_features), np.float64)
         get = self._pos.get
@@ -78,7 +154,29 @@ class DedupIndex:
         known = pos >= 0
         if known.any():
             feats[known] = self._feats[pos[known] - self._base]
+        for i, (_, stored) in self._from_archive(keys, times, ~known):
+            known[i] = True
+            feats[i] = stored
         return known, feats
+
+    def _from_archive(
+        self, keys: Sequence[Key], times: np.ndarray | None, missing: np.ndarray
+    ) -> list[tuple[int, tuple[int, np.ndarray]]]:
+        """(row, (body hash, features)) of the archived entries among the rows missing from
+        memory that could have left it (event time at or before the newest evicted)."""
+        if self.archive is None or times is None or self._evicted_newest == NO_TIME:
+            return []
+        old = np.flatnonzero(missing & (np.asarray(times, np.int64) <= self._evicted_newest))
+        if not len(old):
+            return []
+        rows = old.tolist()
+        got = self.archive.get([keys[i] for i in rows], np.asarray(times, np.int64)[old])
+        return [
+            (i, (body, self._stored(feats, 1)[0]))
+            for i, entry in zip(rows, got, strict=True)
+            if entry is not None
+            for body, feats in [entry]
+        ]
 
     def record_many(
         self,
@@ -125,12 +223,19 @@ class DedupIndex:
 
     def _evict(self) -> None:
         """Drop the oldest entries past the count limit, then those past the window, in
-        arrival order (stopping at the first one inside it)."""
+        arrival order (stopping at the first one inside it). With an archive, only entries
+        it holds leave memory (the rest stay until the next checkpoint archives them)."""
         head = max(self._head, self._tail - self.max_entries)
         old = self._time[head - self._base : self._tail - self._base] < (
             self._newest - self.window_ms
         )
         head += len(old) if old.all() else int(np.argmin(old))
+        if self.archive is not None:
+            self._waiting = head > max(self._head, self._archived)
+            head = min(head, max(self._head, self._archived))
+        if head > self._head:
+            gone = self._time[self._head - self._base : head - self._base]
+            self._evicted_newest = max(self._evicted_newest, int(gone.max()))
         pos = self._pos
         for p, key in enumerate(
             self._keys[self._head - self._base : head - self._base], self._head
@@ -155,9 +260,26 @@ class DedupIndex:
             "time": self._time[a:b].copy(),
             "feats": self._feats[a:b].copy(),
             "newest": self._newest,
+            "evicted_newest": self._evicted_newest,
             "hits": self.hits,
             "conflicts": self.conflicts,
         }
+
+    def waiting(self) -> bool:
+        """Whether entries due to leave memory (past the count or the window) wait for a
+        checkpoint to archive them."""
+        return self._waiting
+
+    def archive_capture(self, form: dict[str, Any]) -> None:
+        """Put a capture's entries in the archive (the checkpoint writer's job, off the
+        request path), expire what is older than the archive keeps, and let those entries
+        leave memory from now on."""
+        if self.archive is None:
+            return
+        keys = form["keys"]
+        self.archive.put(keys, np.asarray(form["body"]), np.asarray(form["time"]), form["feats"])
+        self.archive.expire(int(form["newest"]))
+        self._archived = max(self._archived, int(form["first"]) + len(keys))
 
     @staticmethod
     def merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +325,9 @@ class DedupIndex:
             "time": time[order],
             "feats": np.concatenate([np.empty((0, self.n_features)), *feats])[order],
             "newest": max([-(2**62), *(int(f["newest"]) for f in forms)]),
+            "evicted_newest": max(
+                [NO_TIME, *(int(f.get("evicted_newest", NO_TIME)) for f in forms)]
+            ),
             "hits": sum(int(f["hits"]) for f in forms),
             "conflicts": sum(int(f["conflicts"]) for f in forms),
         }  # fmt: skip
@@ -237,4 +362,8 @@ class DedupIndex:
         self._base = self._head = first
         self._tail = self._captured = first + n
         self._newest = int(form["newest"])
+        # A store written before the archive existed records no eviction: nothing is looked
+        # up there until this index evicts (its archive starts empty then too).
+        self._evicted_newest = int(form.get("evicted_newest", NO_TIME))
+        self._archived = self._tail  # a whole capture is stored: its entries are archived
         self.hits, self.conflicts = int(form["hits"]), int(form["conflicts"])

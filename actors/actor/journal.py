@@ -38,8 +38,16 @@ class DedupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window_hours: float = Field(24.0, gt=0, description="Event time behind the newest seen.")
-    max_entries: int = Field(200_000, ge=1, description="Per shard.")
+    window_hours: float = Field(
+        24.0, gt=0, description="Kept in memory: event time behind the newest seen."
+    )
+    max_entries: int = Field(200_000, ge=1, description="Kept in memory, per shard.")
+    retain_days: float = Field(
+        7.0,
+        ge=0,
+        description="Recognised from the state store's archive once out of memory: event "
+        "time behind the newest seen (0: memory only).",
+    )
 
 
 class ShardSettings(BaseModel):
@@ -130,6 +138,15 @@ class Journaled(ABC):
     @abstractmethod
     def _load(self, form: dict[str, Any]) -> None: ...
 
+    def _checkpoint_due(self) -> bool:
+        """Whether to checkpoint before `snapshot_every` records (a shard whose dedup
+        entries wait in memory for a checkpoint to archive them)."""
+        return False
+
+    def _archive(self, capture: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Called with each capture before it is stored, off the request path (the
+        shards put their dedup entries in the store's archive)."""
+
     def _started(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Called once the state is rebuilt, before the first request."""
 
@@ -180,9 +197,8 @@ class Journaled(ABC):
             self.store.append(self.name, seq, record)  # may raise
             self.seq = seq
             result = self._apply(op)
-            if self.seq - self.snapshot_seq >= self.settings.state.snapshot_every and (
-                self._pending is None or self._pending.done()
-            ):
+            due = self.seq - self.snapshot_seq >= self.settings.state.snapshot_every
+            if (due or self._checkpoint_due()) and (self._pending is None or self._pending.done()):
                 full = self._need_full or not self.incremental
                 self._need_full = False
                 capture = self._capture(full)
@@ -196,6 +212,7 @@ class Journaled(ABC):
         since the last stored checkpoint meanwhile."""
         try:
             started = time.perf_counter()
+            self._archive(capture)
             data = records.encode(capture)
             self.store.checkpoint(self.name, seq, data, full)
             took = time.perf_counter() - started
@@ -235,6 +252,7 @@ class Journaled(ABC):
         with self._lock:
             capture = self._capture(full=True)
             self.snapshot_seq = seq = self.seq
+        self._archive(capture)
         self.store.checkpoint(self.name, seq, records.encode(capture), full=True)
         self._deltas = 0
         self._need_full = False

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from actors.actor.dedup import DedupIndex, Seen
+from actors.actor.dedup import DedupArchive, DedupIndex, Seen
 from actors.actor.journal import Journaled, ShardSettings
 from actors.actor.layout import Kind, ShardMoved, read_layout
 from actors.events import (
@@ -38,7 +38,7 @@ from actors.events import (
 from actors.store.backends import StoreUnavailable
 from features.engine import TX
 from features.groups import digest_keys, group_of, group_range
-from features.spec import CARD_WIDTH, MS_PER_HOUR, TERMINAL_WIDTH
+from features.spec import CARD_WIDTH, MS_PER_DAY, MS_PER_HOUR, TERMINAL_WIDTH
 from features.state import RingStore, TerminalStore, UserStore
 
 
@@ -80,6 +80,18 @@ class KeyedShard(Journaled):
 
     def process(self, events: Any) -> Columns:
         raise NotImplementedError
+
+    def _dedup(self, width: int) -> DedupIndex:
+        d = self.settings.dedup
+        retain = int(d.retain_days * MS_PER_DAY)
+        archive = DedupArchive(self.store, self.layout_kind, retain) if retain > 0 else None
+        return DedupIndex(width, int(d.window_hours * MS_PER_HOUR), d.max_entries, archive)
+
+    def _archive(self, capture: dict[str, Any]) -> None:
+        self.dedup.archive_capture(capture["dedup"])
+
+    def _checkpoint_due(self) -> bool:
+        return self.dedup.waiting()
 
     def serve(self, items: list[Item]) -> list[Item]:
         """`process` on a wire frame's items (`actors.wire`): one batch in, its answer out."""
@@ -177,8 +189,7 @@ class UserShard(KeyedShard):
     def _init_state(self) -> None:
         e = self.settings.engine
         self.users = UserStore(e.user_capacity, lateness_ms=e.lateness_ms)
-        d = self.settings.dedup
-        self.dedup = DedupIndex(CARD_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
+        self.dedup = self._dedup(CARD_WIDTH)
         self.transactions = 0
         self._recent: deque[tuple[float, TerminalWrite]] = deque()
 
@@ -210,7 +221,7 @@ class UserShard(KeyedShard):
 
     def _apply(self, op: CardEvents) -> CardAnswer:
         tx_ids, bodies, cards, times = op.tx_ids, op.bodies, op.card_keys, op.times
-        status, out = self.dedup.check_many(tx_ids, bodies)
+        status, out = self.dedup.check_many(tx_ids, bodies, times)
         fresh, copies = _first_of_each(tx_ids, status, bodies)
         if len(fresh):
             every = len(fresh) == len(tx_ids)
@@ -259,6 +270,7 @@ class UserShard(KeyedShard):
             "overflow_events": self.users.overflow_total,
             "dedup_entries": len(self.dedup),
             "dedup_hits": self.dedup.hits,
+            "dedup_archive_reads": self.dedup.archive_reads,
             "conflicts": self.dedup.conflicts,
             "seq": self.seq,
             "recovered_records": self.replayed,
@@ -281,8 +293,7 @@ class TerminalShard(KeyedShard):
         self.terminals = TerminalStore(
             e.terminal_capacity, e.label_delay_ms, lateness_ms=e.lateness_ms
         )
-        d = self.settings.dedup
-        self.dedup = DedupIndex(TERMINAL_WIDTH, int(d.window_hours * MS_PER_HOUR), d.max_entries)
+        self.dedup = self._dedup(TERMINAL_WIDTH)
         self.transactions = 0
         self.labels = 0
 
@@ -310,7 +321,7 @@ class TerminalShard(KeyedShard):
             if self.sealed:
                 raise ShardMoved(f"{self.name}: its key groups belong to another layout")
             out = self.terminals.read(events.terminal_keys, events.times)
-            applied, stored = self.dedup.stored_many(events.tx_keys.tolist())
+            applied, stored = self.dedup.stored_many(events.tx_keys.tolist(), events.times)
         out[applied] = stored[applied]
         return TerminalAnswer(out, applied)
 
@@ -324,7 +335,7 @@ class TerminalShard(KeyedShard):
         txs = np.flatnonzero(kinds == TX)  # labels are idempotent: always applied
         keys = tx_keys[txs].tolist()
         no_body = np.zeros(len(txs), np.int64)  # terminal shards key by transaction alone
-        status, out[txs] = self.dedup.check_many(keys, no_body)
+        status, out[txs] = self.dedup.check_many(keys, no_body, times[txs])
         fresh, copies = _first_of_each(keys, status, no_body)
         keep = kinds != TX
         keep[txs[fresh]] = True
@@ -386,6 +397,7 @@ class TerminalShard(KeyedShard):
             "state_bytes": self.terminals.state_nbytes(),
             "overflow_events": self.terminals.overflow_total,
             "dedup_hits": self.dedup.hits,
+            "dedup_archive_reads": self.dedup.archive_reads,
             "seq": self.seq,
             "recovered_records": self.replayed,
             "recovery_seconds": self.recovery_seconds,

@@ -79,6 +79,29 @@ class StateStore(Protocol):
         records a checkpoint covers may be left out)."""
         ...
 
+    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+        """Keep (key, event time in ms, value) entries of `kind` (shared by every shard of
+        the kind, whatever the layout) for `archived`; an entry stored again replaces the
+        first. Raise `StoreUnavailable` if it cannot."""
+        ...
+
+    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+        """The values of these (key, event time in ms) entries, None where none is held."""
+        ...
+
+    def expire_archive(self, kind: str, before_ms: int) -> None:
+        """Drop the entries of `kind` older than `before_ms` (by whole days: an entry may
+        stay up to a day longer)."""
+        ...
+
+
+MS_PER_DAY = 86_400_000
+
+
+def _day(time_ms: int) -> int:
+    """An archive entry's bucket: the day of its event time."""
+    return time_ms // MS_PER_DAY
+
 
 def _after(log: list[tuple[int, bytes]], seq: int) -> list[tuple[int, bytes]]:
     """Records after `seq` in order, the last write of each sequence number kept."""
@@ -181,6 +204,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._checkpoints: dict[str, list[tuple[int, bool, bytes]]] = {}
         self._log: dict[str, list[tuple[int, bytes]]] = {}
+        self._archive: dict[str, dict[str, tuple[int, bytes]]] = {}  # kind -> key -> (day, value)
         self._lock = threading.Lock()
 
     def load(self, shard: str) -> Stored:
@@ -209,6 +233,22 @@ class MemoryStore:
         with self._lock:
             self._checkpoints.pop(shard, None)
             self._log.pop(shard, None)
+
+    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+        with self._lock:
+            held = self._archive.setdefault(kind, {})
+            held.update((key, (_day(time), value)) for key, time, value in entries)
+
+    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+        with self._lock:
+            held = self._archive.get(kind, {})
+            return [held[key][1] if key in held else None for key, _ in keys]
+
+    def expire_archive(self, kind: str, before_ms: int) -> None:
+        with self._lock:
+            held = self._archive.get(kind, {})
+            for key in [k for k, (day, _) in held.items() if day < _day(before_ms)]:
+                del held[key]
 
 
 SQLITE_PART_BYTES = 64 << 20
@@ -246,6 +286,12 @@ class SqliteStore:
             if part == "log":
                 conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")
                 self._refuse_pickled_snapshot(conn)
+            elif part == "archive":
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS archive (key TEXT PRIMARY KEY,"
+                    " day INTEGER NOT NULL, value BLOB NOT NULL)"
+                )
+                conn.execute("CREATE INDEX IF NOT EXISTS archive_day ON archive (day)")
             else:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS checkpoint (seq INTEGER, part INTEGER,"
@@ -340,6 +386,43 @@ class SqliteStore:
             self._conn(shard, "log").execute("DELETE FROM log")
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite delete failed: {e}") from e
+
+    # The archive: one file per kind (`archive-<kind>.archive.sqlite`), written by every
+    # shard's checkpoint writer and read on a request path only for an old transaction.
+    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+        rows = [(key, _day(time), value) for key, time, value in entries]
+        try:
+            conn = self._conn(f"archive-{kind}", "archive")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO archive VALUES (?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite archive failed: {e}") from e
+
+    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+        conn = self._conn(f"archive-{kind}", "archive")
+        found: dict[str, bytes] = {}
+        names = [key for key, _ in keys]
+        try:
+            for at in range(0, len(names), 500):  # SQLite's limit on bound parameters
+                part = names[at : at + 500]
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(f"SELECT key, value FROM archive WHERE key IN ({marks})", part)
+                found.update((k, bytes(v)) for k, v in rows.fetchall())
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite archive read failed: {e}") from e
+        return [found.get(key) for key in names]
+
+    def expire_archive(self, kind: str, before_ms: int) -> None:
+        try:
+            conn = self._conn(f"archive-{kind}", "archive")
+            conn.execute("DELETE FROM archive WHERE day < ?", (_day(before_ms),))
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite archive expiry failed: {e}") from e
 
 
 # Drop the log's records up to ARGV[1] (each starts with its 8-byte big-endian seq), from
@@ -458,6 +541,58 @@ class RedisStore:
             # The checkpoint stands: `load` skips the records it covers, and the next
             # checkpoint's trim drops them.
             log.warning("%s: log trim after checkpoint %d failed: %s", shard, seq, e)
+
+    # The archive: a hash per kind and day of event time (`<prefix>:archive:<kind>:<day>`),
+    # and a set of the days held, so expiry drops whole days.
+    def _archive_key(self, kind: str, day: int | str) -> str:
+        return f"{self.prefix}:archive:{kind}:{day}"
+
+    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+        import redis
+
+        days: dict[int, dict[str, bytes]] = {}
+        for key, time, value in entries:
+            days.setdefault(_day(time), {})[key] = value
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for day, mapping in days.items():
+                pipe.hset(self._archive_key(kind, day), mapping=mapping)  # type: ignore[arg-type]
+            if days:
+                pipe.sadd(self._archive_key(kind, "days"), *days)
+            pipe.execute()
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis archive failed: {type(e).__name__}") from e
+
+    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+        import redis
+
+        by_day: dict[int, list[int]] = {}
+        for i, (_, time) in enumerate(keys):
+            by_day.setdefault(_day(time), []).append(i)
+        out: list[bytes | None] = [None] * len(keys)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for day, rows in by_day.items():
+                pipe.hmget(self._archive_key(kind, day), [keys[i][0] for i in rows])
+            for rows, values in zip(by_day.values(), pipe.execute(), strict=True):
+                for i, value in zip(rows, values, strict=True):
+                    out[i] = value
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis archive read failed: {type(e).__name__}") from e
+        return out
+
+    def expire_archive(self, kind: str, before_ms: int) -> None:
+        import redis
+
+        try:
+            index = self._archive_key(kind, "days")
+            held = cast(set[bytes], self._redis.smembers(index))
+            old = [int(d) for d in held if int(d) < _day(before_ms)]
+            if old:
+                self._redis.delete(*(self._archive_key(kind, d) for d in old))
+                self._redis.srem(index, *old)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis archive expiry failed: {type(e).__name__}") from e
 
     def delete(self, shard: str) -> None:
         bodies = [self._body(shard, m) for m in self._members(shard)]
