@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access, cpu, floor, simulate, ablation."""
+compare, stream, memory, access, cpu, stages, floor, simulate, ablation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def main() -> None:
         "memory": "benchmarks.memory",
         "access": "benchmarks.access",
         "cpu": "benchmarks.cpu",
+        "stages": "benchmarks.stages",
         "simulate": "benchmarks.simulate",
         "ablation": "benchmarks.ablation",
     }

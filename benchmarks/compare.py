@@ -18,6 +18,7 @@ python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,7 +207,9 @@ def measure(
     return rows
 
 
-def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def baseline_server() -> Iterator[tuple[str, int]]:
+    """The seed-style baseline (benchmarks/baseline_server.py) running: (url, pid)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.baseline_server", "--port", str(BASELINE_PORT)],
         start_new_session=True,
@@ -221,10 +225,15 @@ def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
                 pass
             assert time.monotonic() < deadline, "baseline did not start"
             time.sleep(0.3)
-        return measure("baseline", url, proc.pid, seconds, console)
+        yield url, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
+    with baseline_server() as (url, pid):
+        return measure("baseline", url, pid, seconds, console)
 
 
 def run_service(

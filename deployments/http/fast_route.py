@@ -22,6 +22,7 @@ from starlette.responses import Response
 from actors.errors import ServiceError
 from deployments.http import errors
 from deployments.http.schemas import TransactionIn
+from deployments.scoring import stages
 
 PATH = "/v1/transactions"
 
@@ -90,6 +91,7 @@ class SingleTransactionRoute:
         except (orjson.JSONDecodeError, ValidationError):
             await self.app(scope, _replay(body, receive), send)
             return
+        stages.mark("parse")
         try:
             response: Response = await target.score_single(tx)
         except ServiceError as e:  # as the app's own handler answers it

@@ -38,6 +38,7 @@ from deployments.http.schemas import (
     ScoreOut,
     TransactionIn,
 )
+from deployments.http.timing import StageTiming
 from deployments.model.served import ServedModel
 from deployments.scoring.microbatch import MicroBatcher
 from deployments.scoring.pipeline import Answer
@@ -63,7 +64,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # a full 10,000-transaction batch is about 1.5
 app.add_middleware(SingleTransactionRoute, find_target=serving_replica)
 app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 app.add_middleware(AccessGuard, find_access=serving_access, router=app.router)
-app.add_middleware(ResponseCounter, find_target=serving_replica)  # outermost: counts them all
+app.add_middleware(ResponseCounter, find_target=serving_replica)  # counts every answer
+app.add_middleware(StageTiming)  # outermost: times a request that asks, from its start
 
 
 # `If-Match` on a policy write: the version (`ETag` of GET /v1/policy) the edit was made on.

@@ -16,6 +16,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from deployments.scoring import stages
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -63,6 +65,7 @@ class MicroBatcher(Generic[T, R]):
             asyncio.get_running_loop().create_task(self._flush(group))
 
     async def _flush(self, group: list[tuple[Sequence[T], asyncio.Future[list[R]]]]) -> None:
+        stages.mark("queue")
         self.flushes += 1
         self.requests += len(group)
         items = [x for part, _ in group for x in part]

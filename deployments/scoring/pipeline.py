@@ -22,6 +22,7 @@ from actors.errors import TransactionConflict
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
+from deployments.scoring import stages
 from deployments.scoring.terminal_writes import TerminalWrites
 from features.engine import assemble, stateless_features
 from features.groups import group_by_route
@@ -172,6 +173,7 @@ class ScoringPipeline:
         first, last = int(times.min()), int(times.max())
         delay = self.shards.label_delay_ms
         ticket, sent = self.writes.open(first), False
+        stages.mark("keys")
         try:
             await self.writes.settled(ticket, last - delay)
             user_groups = group_by_route(
@@ -270,9 +272,11 @@ class ScoringPipeline:
         before it is in the durable queue).
         """
         f = await self.features(txs)
+        stages.mark("state")
         if f.conflict.all():
             return [None] * len(txs)
         scored = await self.model.score(f.x)
+        stages.mark("model")
         policy, thresholds = self.policy, self.thresholds  # one version for the whole batch
         final, fired = policy.apply(
             tiers(scored.scores, thresholds), f.x, scored.scores, f.user_routes, f.terminal_routes
@@ -282,12 +286,14 @@ class ScoringPipeline:
         if scored.shadow_scores is not None:
             self._compare_shadow(f, scored, final, thresholds, policy)
         decisions = DECISIONS[final]
+        stages.mark("decide")
         if self.on_batch is not None:
             ok = ~f.conflict
             self.on_batch(final[ok], scored.scores[ok], f.shard_sizes, int(f.duplicate.sum()))
         if self.sink is not None:
             flagged_any = len(flagged) > 0
             await self._record(txs, f, scored, final, fired, reasons, policy.version, flagged_any)
+            stages.mark("record")
         scores, names = scored.scores.tolist(), decisions.tolist()
         return [
             None
