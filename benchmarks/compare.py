@@ -9,10 +9,11 @@ server CPU-seconds per 1,000 transactions; checks the targets of the performance
 writes JSON, a Markdown table and a PNG chart under benchmarks/results/.
 
 python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bare]
-                             [--stream N [--stream-rate R]]
+                             [--stream N [--stream-rate R]] [--sweep R1,R2,...]
   --targets: after the baseline, from TARGETS below (ours = the documented start path).
   --stream N: also N transactions through the Redis Streams path as fast as it goes, and
               with --stream-rate at R tx/s offered.
+  --sweep: also open loop at each rate, for the highest rate held with p99 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -176,14 +177,19 @@ def warm(url: str, cursor: Cursor, console: Console) -> None:
 
 
 def measure(
-    name: str, url: str, pid: int, seconds: float, console: Console
+    name: str,
+    url: str,
+    pid: int,
+    seconds: float,
+    console: Console,
+    scenarios: list[Scenario] = SCENARIOS,
 ) -> list[dict[str, Any]]:
     # Steady state is what is compared: the first seconds after a start also load models,
     # explainers and connections (docs/operations.md, "After a start").
     cursor = Cursor()
     warm(url, cursor, console)
     rows = []
-    for sc in SCENARIOS:
+    for sc in scenarios:
         traffic, start = cursor.traffic[sc.traffic], cursor.next[sc.traffic]
         cpu0 = cpu_seconds(pid)
         run = load_open if sc.rate else load_wrk
@@ -231,13 +237,20 @@ def baseline_server() -> Iterator[tuple[str, int]]:
         proc.wait(timeout=30)
 
 
-def run_baseline(seconds: float, console: Console) -> list[dict[str, Any]]:
+def run_baseline(
+    seconds: float, console: Console, scenarios: list[Scenario] = SCENARIOS
+) -> list[dict[str, Any]]:
     with baseline_server() as (url, pid):
-        return measure("baseline", url, pid, seconds, console)
+        return measure("baseline", url, pid, seconds, console, scenarios)
 
 
 def run_service(
-    seconds: float, fast: bool, console: Console, name: str, args: dict[str, Any] | None = None
+    seconds: float,
+    fast: bool,
+    console: Console,
+    name: str,
+    args: dict[str, Any] | None = None,
+    scenarios: list[Scenario] = SCENARIOS,
 ) -> list[dict[str, Any]]:
     data = Path("data")
     data.mkdir(exist_ok=True)
@@ -249,7 +262,7 @@ def run_service(
     )
     try:
         wait_healthy(proc)
-        return measure(name, SERVICE_URL, proc.pid, seconds, console)
+        return measure(name, SERVICE_URL, proc.pid, seconds, console, scenarios)
     finally:
         stop_service(proc, console)
 
@@ -320,6 +333,25 @@ TARGETS: dict[str, tuple[bool, dict[str, Any]]] = {
 }
 
 
+SWEEP = "sweep "  # the open-loop rate sweep's scenario names: "sweep 2,000/s"
+SWEEP_P99_MS = 50.0
+
+
+def sweep(rates: list[float]) -> list[Scenario]:
+    return [Scenario(f"{SWEEP}{r:,.0f}/s", rate=r) for r in sorted(rates)]
+
+
+def highest_rate(rows: list[dict[str, Any]], target: str) -> float:
+    """The highest swept rate at which `target` answered within `SWEEP_P99_MS` at p99 with no
+    error (0 when none did)."""
+    held = [
+        r["offered_per_s"] for r in rows
+        if r["target"] == target and r["scenario"].startswith(SWEEP)
+        and r["p99_ms"] <= SWEEP_P99_MS and not r["errors"]
+    ]  # fmt: skip
+    return float(max(held, default=0.0))
+
+
 def verdicts(rows: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets for `ours`, each with its measured value and whether it holds."""
 
@@ -358,6 +390,11 @@ def verdicts(rows: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list[d
         check("open loop, 1,000 tx/s, p99 vs the baseline's", opened["p99_ms"] /
               base_open["p99_ms"], 1.0, True, "x")  # fmt: skip
     check("batch 4,096, tx/s vs baseline", ratio("batch 4096"), 1.5, False, "x")
+    swept = {r["target"] for r in rows if r["scenario"].startswith(SWEEP)}
+    if {"ours", "baseline"} <= swept:
+        best = {t: highest_rate(rows, t) for t in ("ours", "baseline")}
+        check(f"highest open-loop rate with p99 <= {SWEEP_P99_MS:g} ms", best["ours"],
+              best["baseline"], False, "tx/s")  # fmt: skip
     remote = row("ours-remote", "single c=64")
     if c64 and remote:
         cost = remote["server_cpu_s_per_1000_tx"] / c64["server_cpu_s_per_1000_tx"]
@@ -423,16 +460,24 @@ def main(argv: list[str] | None = None) -> None:
         metavar="R",
         help="and the same N at R transactions/s offered",
     )
+    ap.add_argument(
+        "--sweep",
+        default="",
+        metavar="R1,R2,...",
+        help="also open-loop single transactions at each of these rates (tx/s) to find the "
+        f"highest one each target answers with p99 <= {SWEEP_P99_MS:g} ms",
+    )
     args = ap.parse_args(argv)
+    scenarios = SCENARIOS + sweep([float(r) for r in args.sweep.split(",") if r])
     names = [t for t in args.targets.split(",") if t]
     unknown = sorted(set(names) - set(TARGETS))
     if unknown:
         ap.error(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
     console = Console()
-    rows = run_baseline(args.seconds, console)
+    rows = run_baseline(args.seconds, console, scenarios)
     for name in names:
         fast, app_args = TARGETS[name]
-        rows += run_service(args.seconds, fast, console, name, app_args)
+        rows += run_service(args.seconds, fast, console, name, app_args, scenarios)
     targets = ["baseline", *names]
     table = markdown(rows, targets)
     stream: list[dict[str, Any]] = []
