@@ -47,6 +47,13 @@ class Unavailable(ServiceError):
         return {"detail": self.detail, "reason": self.reason}
 
 
+class Invalid(ServiceError):
+    """A request value the service cannot take (the detail names the field, never the value)."""
+
+    status = 422
+    reason = "invalid"
+
+
 class NotFound(ServiceError):
     """What the request names does not exist (the detail says which field)."""
 

@@ -85,6 +85,19 @@ class AppArgs(BaseModel):
         "(within shard_retry_seconds): a silent host costs this, not TCP's minutes.",
     )
     model_retry_seconds: float = Field(10.0, ge=0, le=300)
+    deadline_ms: float = Field(
+        250.0,
+        gt=0,
+        le=60_000,
+        description="Every HTTP answer comes within this (a client may ask for less with "
+        "`x-fraud-deadline-ms`): state that has not answered by then is answered without "
+        "(degraded, by `fallback`) and applied once its shard is back.",
+    )
+    fallback: Literal["model", "LEGIT", "REVIEW", "BLOCK"] = Field(
+        "model",
+        description="How a degraded answer is decided: the model on the features it has "
+        "(the missing ones as missing values), or a fixed tier; rules and lists apply either way.",
+    )
 
     @model_validator(mode="after")
     def _groups_cover_shards(self) -> AppArgs:

@@ -14,6 +14,7 @@ retry or a late transaction older than the memory window costs one store read.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
@@ -33,6 +34,15 @@ Key = str | int
 NO_TIME = -(2**62)
 
 
+def archive_key(key: Key) -> str:
+    """How a key is named in the archive: a digest as it is, a 64-bit transaction key as
+    the base64 of its 8 bytes (its decimal digits could read as a card number)."""
+    if isinstance(key, str):
+        return key
+    raw = int(key).to_bytes(8, "big", signed=True)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 class DedupArchive:
     """The entries of one kind of shard ("user", "terminal") in the state store, shared by
     every shard of the kind (a rescale moves nothing): key -> (body hash, features)."""
@@ -49,7 +59,7 @@ class DedupArchive:
         rows = np.ascontiguousarray(feats, "<f8")
         heads = np.asarray(bodies, "<i8").tobytes()
         entries = [
-            (str(k), t, heads[8 * i : 8 * i + 8] + rows[i].tobytes())
+            (archive_key(k), t, heads[8 * i : 8 * i + 8] + rows[i].tobytes())
             for i, (k, t) in enumerate(zip(keys, np.asarray(times).tolist(), strict=True))
         ]
         if entries:
@@ -58,7 +68,7 @@ class DedupArchive:
     def get(self, keys: Sequence[Key], times: np.ndarray) -> list[tuple[int, np.ndarray] | None]:
         self.reads += 1
         found = self.store.archived(
-            self.kind, [(str(k), t) for k, t in zip(keys, times.tolist(), strict=True)]
+            self.kind, [(archive_key(k), t) for k, t in zip(keys, times.tolist(), strict=True)]
         )
         out: list[tuple[int, np.ndarray] | None] = []
         for value in found:

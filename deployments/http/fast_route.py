@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from actors.errors import ServiceError
 from deployments.http import errors
+from deployments.http.deadline import HEADER
 from deployments.http.schemas import TransactionIn
 from deployments.scoring import stages
 
@@ -30,7 +31,12 @@ PATH = "/v1/transactions"
 class RouteTarget(Protocol):
     """What the layer calls: the replica's own handler."""
 
-    async def score_single(self, tx: TransactionIn) -> Response: ...
+    async def score_single(
+        self, tx: TransactionIn, include_features: bool = False, deadline_ms: str | None = None
+    ) -> Response: ...
+
+
+DEADLINE_HEADER = HEADER.encode()
 
 
 def serving_replica() -> RouteTarget | None:
@@ -92,8 +98,10 @@ class SingleTransactionRoute:
             await self.app(scope, _replay(body, receive), send)
             return
         stages.mark("parse")
+        asked = next((v for k, v in scope["headers"] if k == DEADLINE_HEADER), None)
         try:
-            response: Response = await target.score_single(tx)
+            deadline = None if asked is None else asked.decode("latin-1")
+            response: Response = await target.score_single(tx, False, deadline)
         except ServiceError as e:  # as the app's own handler answers it
             response = errors.render(e)
         await response(scope, receive, send)

@@ -24,6 +24,8 @@ from deployments.http import errors
 from deployments.http.access import Access, KeyRing, RateLimits, Sessions
 from deployments.http.auth import AccessGuard, serving_access
 from deployments.http.counted import ResponseCounter
+from deployments.http.deadline import HEADER as DEADLINE_HEADER
+from deployments.http.deadline import deadline_for
 from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
 from deployments.http.schemas import (
@@ -119,7 +121,7 @@ class Ingress:
         self.metrics, self.reporter = scoring.metrics, scoring.reporter
         mb = settings.micro_batch
         self.batcher: MicroBatcher[TransactionIn, Answer | None] = MicroBatcher(
-            scoring.score_items,
+            lambda txs, deadline: scoring.score_items(txs, False, deadline),
             mb.max_wait_ms / 1000,
             mb.max_transactions,
             mb.max_in_flight,
@@ -144,33 +146,47 @@ class Ingress:
 
     # -- scoring ------------------------------------------------------------------------------
     @app.post("/v1/transactions", response_model=ScoreOut, response_model_exclude_none=True)
-    async def score_one(self, tx: TransactionIn, include_features: bool = Query(False)) -> Response:
+    async def score_one(
+        self,
+        tx: TransactionIn,
+        include_features: bool = Query(False),
+        deadline_ms: str | None = Header(None, alias=DEADLINE_HEADER),
+    ) -> Response:
         """Most requests never reach this: `SingleTransactionRoute` answers them through
         `score_single` first (deployments/http/fast_route.py)."""
         self.framework_singles += 1
-        return await self.score_single(tx, include_features)
+        return await self.score_single(tx, include_features, deadline_ms)
 
-    async def score_single(self, tx: TransactionIn, include_features: bool = False) -> Response:
+    async def score_single(
+        self, tx: TransactionIn, include_features: bool = False, deadline_ms: str | None = None
+    ) -> Response:
         started = time.perf_counter()
+        deadline = deadline_for(deadline_ms, self.settings.deadline_ms)
         self.singles += 1
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
-            out = (await self.scoring.score_items([tx], True))[0]
+            out = (await self.scoring.score_items([tx], True, deadline))[0]
         else:
-            out = (await self.batcher.submit([tx]))[0]
+            out = (await self.batcher.submit([tx], deadline))[0]
         if out is None:
             raise TransactionConflict([tx.transaction_id])
         self._timed("single", started)
         return json_response(out)
 
     @app.post("/v1/transactions/batch", response_model=BatchOut, response_model_exclude_none=True)
-    async def score_batch(self, batch: BatchIn, include_features: bool = Query(False)) -> Response:
+    async def score_batch(
+        self,
+        batch: BatchIn,
+        include_features: bool = Query(False),
+        deadline_ms: str | None = Header(None, alias=DEADLINE_HEADER),
+    ) -> Response:
         started = time.perf_counter()
+        deadline = deadline_for(deadline_ms, self.settings.deadline_ms)
         self.reporter.ensure_running()
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:
             raise TooLarge(f"transactions: at most {limit} per batch")
-        results = await self.scoring.score(batch.transactions, include_features)
+        results = await self.scoring.score(batch.transactions, include_features, deadline)
         self._timed("batch", started)
         return json_response({"results": results})
 
@@ -307,6 +323,8 @@ class Ingress:
             "decision_log_dropped": self.shards.sink.pending.dropped_rows,
             "outbox_unsent": self.shards.sink.unsent,
             "terminal_writes_pending": self.scoring.pipeline.writes.pending,
+            "degraded": dict(self.pipeline.degraded),
+            "late_card_steps": self.pipeline.late.pending,
             "terminal_write_retries": self.scoring.pipeline.writes.retries,
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }

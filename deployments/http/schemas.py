@@ -169,6 +169,15 @@ class ScoreOut(BaseModel):
     )
     rules: list[str] | None = Field(None, description="Rules and lists that fired, by id.")
     features: dict[str, float] | None = None
+    degraded: bool | None = Field(
+        None,
+        description="Present (true) when the answer was given without some state, which "
+        "did not answer within the request's deadline; decided by the `fallback` setting.",
+    )
+    degraded_reason: str | None = Field(
+        None,
+        description="card_state_late, terminal_state_late or card_and_terminal_state_late.",
+    )
 
 
 class BatchOut(BaseModel):

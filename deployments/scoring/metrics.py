@@ -58,8 +58,19 @@ class ServiceMetrics:
         self.outbox = metrics.Gauge(
             "fraud_outbox_unsent", "Flagged batches in the replica's outbox, not yet with the desk."
         )
+        self.degraded = metrics.Counter(
+            "fraud_degraded",
+            "Answers given without some state, which missed the request's deadline (reason: "
+            "card_state_late, terminal_state_late, card_and_terminal_state_late).",
+            tag_keys=("reason",),
+        )
+        self.late = metrics.Gauge(
+            "fraud_late_card_steps",
+            "Transactions answered degraded whose card step waits for its shard to apply it.",
+        )
         self._statuses: Counter[int] = Counter()
-        self._retried = {"shard_call": 0, "terminal_write": 0}
+        self._retried = {"shard_call": 0, "terminal_write": 0, "late_card_step": 0}
+        self._degraded: Counter[str] = Counter()
         self._serving: dict[str, str] = {}  # role -> the version model_info shows as 1
 
     def batch(
@@ -83,17 +94,23 @@ class ServiceMetrics:
         """Count one answer here; `flush` exports the counts (no Ray call per request)."""
         self._statuses[status] += 1
 
-    def flush(self, shard_call_retries: int, terminal_write_retries: int, unsent: int) -> None:
-        """The counts since the last flush, and the retry totals' growth (the report tick)."""
+    def flush(self, totals: dict[str, int], degraded: Counter[str], unsent: int, late: int) -> None:
+        """The report tick: the answers counted since the last one, and the growth of the
+        replica's running totals (`totals`: retries by what was retried; `degraded`:
+        degraded answers by reason)."""
         statuses, self._statuses = self._statuses, Counter()
         for status, n in statuses.items():
             self.responses.inc(n, {"status": str(status)})
-        totals = {"shard_call": shard_call_retries, "terminal_write": terminal_write_retries}
         for what, total in totals.items():
-            if total > self._retried[what]:
-                self.retries.inc(total - self._retried[what], {"what": what})
+            if total > self._retried.get(what, 0):
+                self.retries.inc(total - self._retried.get(what, 0), {"what": what})
             self._retried[what] = total
+        for reason, total in degraded.items():
+            if total > self._degraded[reason]:
+                self.degraded.inc(total - self._degraded[reason], {"reason": reason})
+            self._degraded[reason] = total
         self.outbox.set(unsent)
+        self.late.set(late)
 
     def state(
         self, version: str | None, shadow: str | None, open_reviews: int, policy: int

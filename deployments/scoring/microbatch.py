@@ -25,7 +25,7 @@ R = TypeVar("R")
 class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
-        run: Callable[[Sequence[T]], Awaitable[list[R]]],
+        run: Callable[[Sequence[T], float | None], Awaitable[list[R]]],
         max_wait_s: float = 0.02,
         max_transactions: int = 512,
         max_in_flight: int = 1,
@@ -33,17 +33,19 @@ class MicroBatcher(Generic[T, R]):
         self._run = run
         self.max_wait_s, self.max_transactions = max_wait_s, max_transactions
         self.max_in_flight = max_in_flight
-        self._pending: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+        # (items, deadline, answer): a group is due by its earliest request's deadline
+        self._pending: list[tuple[Sequence[T], float | None, asyncio.Future[list[R]]]] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
         self.flushes = 0
         self.requests = 0
 
-    async def submit(self, items: Sequence[T]) -> list[R]:
+    async def submit(self, items: Sequence[T], deadline: float | None = None) -> list[R]:
+        """These items' results, in order; `deadline` (the loop's clock) goes to `run`."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[R]] = loop.create_future()
-        self._pending.append((items, future))
+        self._pending.append((items, deadline, future))
         self._size += len(items)
         if (
             self._in_flight < self.max_in_flight
@@ -64,15 +66,18 @@ class MicroBatcher(Generic[T, R]):
             self._in_flight += 1
             asyncio.get_running_loop().create_task(self._flush(group))
 
-    async def _flush(self, group: list[tuple[Sequence[T], asyncio.Future[list[R]]]]) -> None:
+    async def _flush(
+        self, group: list[tuple[Sequence[T], float | None, asyncio.Future[list[R]]]]
+    ) -> None:
         stages.mark("queue")
         self.flushes += 1
         self.requests += len(group)
-        items = [x for part, _ in group for x in part]
+        items = [x for part, _, _ in group for x in part]
+        deadlines = [d for _, d, _ in group if d is not None]
         try:
-            results = await self._run(items)
+            results = await self._run(items, min(deadlines) if deadlines else None)
         except Exception as e:  # every request of the group fails the same way
-            for _, future in group:
+            for _, _, future in group:
                 if not future.done():
                     future.set_exception(e)
             return
@@ -81,7 +86,7 @@ class MicroBatcher(Generic[T, R]):
             if self._pending and self._in_flight < self.max_in_flight:
                 self._flush_now()  # what gathered meanwhile goes now
         start = 0
-        for part, future in group:
+        for part, _, future in group:
             if not future.done():
                 future.set_result(results[start : start + len(part)])
             start += len(part)

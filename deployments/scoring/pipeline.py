@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,12 +24,13 @@ from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring import stages
+from deployments.scoring.late_cards import CardBacklog
 from deployments.scoring.terminal_writes import TerminalWrites
 from features.engine import assemble, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
-from policy.decision import DECISIONS, Thresholds, tiers
+from policy.decision import DECISIONS, TIER_NAMES, Thresholds, tiers
 from policy.reasons import top_reasons
 from policy.rules import Policy
 
@@ -46,6 +48,20 @@ class DecisionSink(Protocol):
     `wait`: the batch holds a REVIEW or BLOCK, so it must be durable before the answer."""
 
     async def record(self, batch: DecidedBatch, wait: bool) -> None: ...
+
+
+CARD_LATE, TERMINAL_LATE = 1, 2  # `Featurised.degraded` bits
+DEGRADED_REASONS = {
+    CARD_LATE: "card_state_late",
+    TERMINAL_LATE: "terminal_state_late",
+    CARD_LATE | TERMINAL_LATE: "card_and_terminal_state_late",
+}
+
+
+def _retrieved(call: asyncio.Future[Any]) -> None:
+    """A call nobody awaits any more: its failure is expected, not an error to report."""
+    if not call.cancelled():
+        call.exception()
 
 
 # (final tiers, scores, transactions per card shard, retries answered from dedup): metrics.
@@ -67,6 +83,7 @@ class Featurised:
     times: np.ndarray
     amounts: np.ndarray
     shard_sizes: dict[int, int]
+    degraded: np.ndarray  # int8 per row: CARD_LATE | TERMINAL_LATE, what it was answered without
 
 
 @dataclass(slots=True)
@@ -82,6 +99,7 @@ class Answer:
     reasons: list[dict[str, Any]] | None = None
     rules: list[str] | None = None
     features: dict[str, float] | None = None
+    degraded: str | None = None  # answered without some state: why (`DEGRADED_REASONS`)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON body: the optional fields that are None are left out."""
@@ -97,6 +115,9 @@ class Answer:
             out["rules"] = self.rules
         if self.features is not None:
             out["features"] = self.features
+        if self.degraded is not None:
+            out["degraded"] = True
+            out["degraded_reason"] = self.degraded
         return out
 
 
@@ -132,6 +153,7 @@ class ScoringPipeline:
         on_batch: BatchObserver | None = None,
         approx_reasons: bool = False,
         ids: IdHasher | None = None,
+        fallback: str = "model",
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
         benchmarks may use the public `OFFLINE` one)."""
@@ -144,6 +166,9 @@ class ScoringPipeline:
         self.explain_failures = 0
         self.approx_reasons = approx_reasons  # `reasons: approx`: Saabas, not exact TreeSHAP
         self.writes = TerminalWrites(shards)
+        self.late = CardBacklog(shards)
+        self.fallback = fallback  # decides degraded rows: "model", or a fixed tier's name
+        self.degraded: Counter[str] = Counter()  # answers given without some state, by reason
 
     def _keys(self, ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
         """One hash per id: the digests that stand for them in state, and their 64-bit keys
@@ -153,8 +178,15 @@ class ScoringPipeline:
         pairs = [self.ids.terminal_keys(v) for v in ids]
         return [p[0] for p in pairs], np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
 
-    async def features(self, txs: Sequence[TransactionIn]) -> Featurised:
+    async def features(
+        self, txs: Sequence[TransactionIn], deadline: float | None = None
+    ) -> Featurised:
         """Apply these transactions to card and terminal state (once each).
+
+        `deadline` (the event loop's clock): a shard that has not answered by then is not
+        waited for. Its rows' features from that shard are unknown (NaN, which the model
+        takes as missing) and marked `degraded`; a late card step is applied, in order, once
+        its shard answers (`late_cards`), and a late read is dropped (reads change nothing).
 
         One round trip: each card shard's step (dedup, card features, its journal) and each
         terminal shard's read go out together; the terminal write of every transaction the
@@ -183,9 +215,13 @@ class ScoringPipeline:
                 tx_keys, bodies, user_keys, times, amounts, hashes, terminal_routes,
                 terminal_keys, label_keys,
             )  # fmt: skip
+            parts = [events if len(idx) == n else events.rows(idx) for idx in user_groups.values()]
+            queued = [self.late.behind(s) for s in user_groups]  # in order, behind the late
             card_calls = [
-                self.shards.user_step(s, events if len(idx) == n else events.rows(idx))
-                for s, idx in user_groups.items()
+                self.late.queue(s, part)
+                if behind
+                else asyncio.ensure_future(self.shards.user_step(s, part))
+                for s, part, behind in zip(user_groups, parts, queued, strict=True)
             ]
             one_trip = last - first < delay
             term_groups = (
@@ -202,24 +238,39 @@ class ScoringPipeline:
                 )
                 read_calls.append(call)
                 carried.append(skip)
-            results = await asyncio.gather(*card_calls, *read_calls, return_exceptions=True)
+            calls: list[asyncio.Future[Any]] = [*card_calls, *read_calls]
+            if deadline is None:
+                await asyncio.wait(calls)
+            elif (wait := deadline - asyncio.get_running_loop().time()) > 0:
+                await asyncio.wait(calls, timeout=wait)
+            degraded = np.zeros(n, np.int8)
             user = np.zeros((n, CARD_WIDTH), np.float64)
             status = np.full(n, Seen.CONFLICT, np.int8)  # a failed card shard applied nothing
-            cards = cast(list[CardAnswer | BaseException], results[: len(card_calls)])
-            for idx, card in zip(user_groups.values(), cards, strict=True):
-                if not isinstance(card, BaseException):
-                    user[idx], status[idx] = card.features, card.status
-            applied = np.flatnonzero(status != Seen.CONFLICT)
+            groups = zip(user_groups.items(), parts, card_calls, queued, strict=True)
+            for (s, idx), part, card, behind in groups:
+                if not card.done():  # answered without it; applied once its shard answers
+                    degraded[idx] |= CARD_LATE
+                    user[idx] = np.nan
+                    status[idx] = Seen.NEW
+                    self._write_when_applied(
+                        card if behind else self.late.queue(s, part, card), part
+                    )
+                elif card.exception() is None:
+                    user[idx], status[idx] = card.result().features, card.result().status
+            applied = np.flatnonzero((status != Seen.CONFLICT) & (degraded == 0))
             write = events.write if len(applied) == n else events.write.rows(applied)
             terminal = np.zeros((n, TERMINAL_WIDTH), np.float64)
             if one_trip:
                 self.writes.send(ticket, write)
                 sent = True
-                reads = cast(list[TerminalAnswer | BaseException], results[len(card_calls) :])
-                for idx, skip, read in zip(term_groups.values(), carried, reads, strict=True):
-                    if not isinstance(read, BaseException):
-                        terminal[idx] = read.features[skip:]
-            failed = next((r for r in results if isinstance(r, BaseException)), None)
+                for idx, skip, read in zip(term_groups.values(), carried, read_calls, strict=True):
+                    if not read.done():  # reads change nothing: answered without it
+                        read.add_done_callback(_retrieved)
+                        degraded[idx] |= TERMINAL_LATE
+                        terminal[idx] = np.nan
+                    elif read.exception() is None:
+                        terminal[idx] = read.result().features[skip:]
+            failed = next((c.exception() for c in calls if c.done() and c.exception()), None)
             if failed is not None:
                 raise failed
             if not one_trip:
@@ -231,8 +282,22 @@ class ScoringPipeline:
         return Featurised(
             x, status == Seen.CONFLICT, status == Seen.DUPLICATE, user_routes, terminal_routes,
             user_keys, terminal_keys, label_keys, times, amounts,
-            {s: len(idx) for s, idx in user_groups.items()},
+            {s: len(idx) for s, idx in user_groups.items()}, degraded,
         )  # fmt: skip
+
+    def _write_when_applied(self, applied: asyncio.Future[CardAnswer], events: CardEvents) -> None:
+        """The terminal writes of a late card step, once its shard applied it; a ticket holds
+        the watermark meanwhile (`TerminalWrites.settled`)."""
+        ticket = self.writes.open(int(events.times.min()))
+
+        def send(done: asyncio.Future[CardAnswer]) -> None:
+            if done.cancelled():
+                self.writes.close(ticket)
+                return
+            rows = np.flatnonzero(done.result().status != Seen.CONFLICT)
+            self.writes.send(ticket, events.write.rows(rows))
+
+        applied.add_done_callback(send)
 
     def _read(
         self, shard: int, keys: list[str], times: np.ndarray, tx_keys: np.ndarray
@@ -263,24 +328,33 @@ class ScoringPipeline:
         return out
 
     async def score_items(
-        self, txs: Sequence[TransactionIn], include_features: bool = False
+        self,
+        txs: Sequence[TransactionIn],
+        include_features: bool = False,
+        deadline: float | None = None,
     ) -> list[Answer | None]:
         """Answers in input order; None for a conflicting transaction.
 
         Model score -> thresholds -> rules and lists -> reasons for what is flagged -> the
         decision log (awaited when anything is flagged, so a REVIEW is never answered
-        before it is in the durable queue).
+        before it is in the durable queue). `deadline`: as for `features`; a row answered
+        without some state is decided by `fallback` (the model on what it has, or a fixed
+        tier), then the rules and lists as any other, and says so (`Answer.degraded`).
         """
-        f = await self.features(txs)
+        f = await self.features(txs, deadline)
         stages.mark("state")
         if f.conflict.all():
             return [None] * len(txs)
         scored = await self.model.score(f.x)
         stages.mark("model")
         policy, thresholds = self.policy, self.thresholds  # one version for the whole batch
-        final, fired = policy.apply(
-            tiers(scored.scores, thresholds), f.x, scored.scores, f.user_routes, f.terminal_routes
-        )
+        tier = tiers(scored.scores, thresholds)
+        degraded = f.degraded.tolist() if f.degraded.any() else None
+        if degraded is not None:
+            if self.fallback != "model":
+                tier[f.degraded > 0] = TIER_NAMES.index(self.fallback)
+            self.degraded.update(DEGRADED_REASONS[d] for d in degraded if d)
+        final, fired = policy.apply(tier, f.x, scored.scores, f.user_routes, f.terminal_routes)
         flagged = np.flatnonzero((final > 0) & ~f.conflict)
         reasons = await self._reasons(f.x, flagged)
         if scored.shadow_scores is not None:
@@ -308,6 +382,7 @@ class ScoringPipeline:
                 dict(zip(FEATURE_NAMES, f.x[i].tolist(), strict=True))
                 if include_features
                 else None,
+                DEGRADED_REASONS[degraded[i]] if degraded and degraded[i] else None,
             )
             for i, t in enumerate(txs)
         ]
@@ -399,11 +474,14 @@ class ScoringPipeline:
         await self.sink.record(batch, wait)
 
     async def score(
-        self, txs: Sequence[TransactionIn], include_features: bool = False
+        self,
+        txs: Sequence[TransactionIn],
+        include_features: bool = False,
+        deadline: float | None = None,
     ) -> list[Answer]:
         """Answers in input order; `TransactionConflict` (after applying the rest) on
         conflicts."""
-        out = await self.score_items(txs, include_features)
+        out = await self.score_items(txs, include_features, deadline)
         conflicts = [t.transaction_id for t, o in zip(txs, out, strict=True) if o is None]
         if conflicts:
             raise TransactionConflict(conflicts)

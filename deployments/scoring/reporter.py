@@ -61,10 +61,13 @@ class Reporter:
                     log.warning("reporter: recent writes not re-sent: %s", type(e).__name__)
             batches = self.sink.pending.take()
             lat, self.latencies = self.latencies, []
-            self.metrics.flush(
-                getattr(self.pipeline.shards, "retries", 0), self.pipeline.writes.retries,
-                self.sink.unsent,
-            )  # fmt: skip
+            pipeline = self.pipeline
+            retried = {
+                "shard_call": getattr(pipeline.shards, "retries", 0),
+                "terminal_write": pipeline.writes.retries,
+                "late_card_step": pipeline.late.retries,
+            }
+            self.metrics.flush(retried, pipeline.degraded, self.sink.unsent, pipeline.late.pending)
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()

@@ -51,6 +51,7 @@ class ScoringService:
             on_batch=self.metrics.batch,
             approx_reasons=settings.reasons == "approx",
             ids=ids,
+            fallback=settings.fallback,
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline)
@@ -63,16 +64,22 @@ class ScoringService:
         )
 
     async def score(
-        self, txs: Sequence[TransactionIn], include_features: bool = False
+        self,
+        txs: Sequence[TransactionIn],
+        include_features: bool = False,
+        deadline: float | None = None,
     ) -> list[Answer]:
         await self.ready()
-        return await self.pipeline.score(txs, include_features)
+        return await self.pipeline.score(txs, include_features, deadline)
 
     async def score_items(
-        self, txs: Sequence[TransactionIn], include_features: bool = False
+        self,
+        txs: Sequence[TransactionIn],
+        include_features: bool = False,
+        deadline: float | None = None,
     ) -> list[Answer | None]:
         await self.ready()
-        return await self.pipeline.score_items(txs, include_features)
+        return await self.pipeline.score_items(txs, include_features, deadline)
 
     async def score_applied(self, txs: Sequence[TransactionIn]) -> list[Answer | None]:
         await self.ready()

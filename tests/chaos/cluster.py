@@ -52,7 +52,9 @@ def cluster_config(head: Host, keys_file: Path) -> dict[str, Any]:
     app["args"]["state"]["redis_url"] = f"{redis}/0"
     app["args"]["state"]["snapshot_every"] = 200
     app["args"]["access"].update(keys_file=str(keys_file), rate_storage=f"{redis}/1")
-    app["args"].update(n_user_shards=4, n_terminal_shards=2)
+    # Every answer is compared with offline: wait for a lost host's shards, not degrade
+    # (test_faults.py's Redis app drills the deadline under a kill).
+    app["args"].update(n_user_shards=4, n_terminal_shards=2, deadline_ms=60_000)
     for d in app["deployments"]:
         d["num_replicas"] = 2 if d["name"] == "Ingress" else 1
     return dict(config)

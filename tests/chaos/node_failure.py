@@ -27,6 +27,7 @@ def main() -> int:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from actors.client.directory import _ACTOR_OPTIONS, _ACTORS
+    from actors.events import CardEvents
     from features.ids import OFFLINE
     from tests.shard_actors import card_totals
 
@@ -84,12 +85,14 @@ def main() -> int:
             amount = float(np.round(rng.uniform(1, 100), 2))
             ray.get(
                 shard.process.remote(
-                    [f"tx-{i}"],
-                    np.array([i]),
-                    [u],
-                    np.array([t0 + i * 60_000]),
-                    np.array([amount]),
-                    np.array([1], np.int32),
+                    CardEvents.without_writes(
+                        [f"tx-{i}"],
+                        np.array([i]),
+                        [u],
+                        np.array([t0 + i * 60_000]),
+                        np.array([amount]),
+                        np.array([1], np.int32),
+                    )
                 )
             )
             n, s = sent.get(u, (0, 0.0))

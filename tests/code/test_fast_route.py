@@ -42,8 +42,10 @@ class Handler:
         body = {"transaction_id": tx.transaction_id, "features": include_features}
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def score_single(self, tx: TransactionIn) -> Response:  # the `RouteTarget`
-        return await self(tx)
+    async def score_single(  # the `RouteTarget`
+        self, tx: TransactionIn, include_features: bool = False, deadline_ms: str | None = None
+    ) -> Response:
+        return await self(tx, include_features)
 
 
 def make_app(handler: Handler, fast: bool) -> tuple[FastAPI, list[str]]:

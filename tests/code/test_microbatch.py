@@ -14,7 +14,7 @@ def run_(coro):  # type: ignore[no-untyped-def]
 def test_micro_batcher_groups_requests_and_keeps_each_answer() -> None:
     calls: list[int] = []
 
-    async def run(items):  # type: ignore[no-untyped-def]
+    async def run(items, deadline):  # type: ignore[no-untyped-def]
         calls.append(len(items))
         if "boom" in items:
             raise RuntimeError("down")
@@ -43,7 +43,7 @@ def test_micro_batcher_holds_newcomers_while_a_group_is_out() -> None:
     when it returns (not on the wait timer); past `max_wait_s` they go anyway."""
     calls: list[list[str]] = []
 
-    async def slow(items):  # type: ignore[no-untyped-def]
+    async def slow(items, deadline):  # type: ignore[no-untyped-def]
         calls.append(list(items))
         await asyncio.sleep(0.05)
         return list(items)

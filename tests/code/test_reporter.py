@@ -49,10 +49,17 @@ class Writes:
     retries = 0
 
 
+class Late:
+    retries = 0
+    pending = 0
+
+
 class Pipeline:
     shadow = ShadowStats()
     shards = object()
     writes = Writes()
+    late = Late()
+    degraded: dict[str, int] = {}
 
     async def resend_recent(self) -> int:
         return 0

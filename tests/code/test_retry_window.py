@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.actor.dedup import DedupArchive
+from actors.actor.dedup import DedupArchive, archive_key
 from actors.client.local import LocalShardClient
 from actors.errors import TransactionConflict
 from actors.store.backends import MemoryStore, SqliteStore
@@ -108,3 +108,11 @@ def test_every_store_archives_by_key_and_expires_by_whole_days(
     assert archive.get(["a"], times[:1])[0][0] == 99  # type: ignore[index]
     archive.expire(int(times[2]))  # keeps 7 days behind the newest: "a" (9 days) goes
     assert [g is None for g in archive.get(keys, times)] == [True, False, False]
+    # A terminal shard's 64-bit transaction key is not stored as its decimal digits, which
+    # could read as a card number (this one is Luhn-valid).
+    pan_like = 4072016377356093
+    assert archive_key(pan_like) != str(pan_like) and "4072016377356093" not in archive_key(
+        pan_like
+    )
+    archive.put([pan_like], np.array([5]), times[2:], feats[:1])
+    assert archive.get([pan_like], times[2:])[0][0] == 5  # type: ignore[index]

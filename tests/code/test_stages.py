@@ -24,9 +24,11 @@ class Target:
 
     def __init__(self) -> None:
         pipeline = ScoringPipeline(LocalShardClient(2, 2), FakeModel(), Thresholds())
-        self.batcher = MicroBatcher(pipeline.score_items)
+        self.batcher = MicroBatcher(lambda txs, d: pipeline.score_items(txs, False, d))
 
-    async def score_single(self, tx: TransactionIn) -> Response:
+    async def score_single(
+        self, tx: TransactionIn, include_features: bool = False, deadline_ms: str | None = None
+    ) -> Response:
         out = (await self.batcher.submit([tx]))[0]
         assert out is not None
         return Response(orjson.dumps({"decision": out.decision}), media_type="application/json")

@@ -159,7 +159,8 @@ def test_kill_card_shard_sqlite(
 def redis_app(
     ray_cluster: None, service: str, app_args: dict[str, Any], redis_url: str
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A second app whose shards keep state in Redis (the session's, under its own prefix)."""
+    """A second app whose shards keep state in Redis (the session's, under its own prefix),
+    with the default answer deadline."""
     import redis
     from ray import serve
 
@@ -201,11 +202,28 @@ def test_kill_card_shard_redis(
     client, killed_at = asyncio.run(run_stream(url, stream, 2, kill, service_ids))
     assert killed_at > 0
     recovery = kill.recovery_seconds()
+    # This app runs with the default deadline: while the shard restarted, its lane was
+    # answered in time without card state, and those steps were applied once it was back.
+    stats = caught_up(url)
+    degraded = stats["degraded"].get("card_state_late", 0)
+    assert degraded > 0, "the restart was waited for, not answered within the deadline"
     check_ledger(client, shards, 2, stream, service_ids)
     print(
         f"\nkill -9 (redis): shard back in {recovery:.2f} s, statuses {client.ledger.statuses}, "
-        f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}"
+        f"client retries {client.ledger.retries}, accepted {len(client.ledger.accepted)}, "
+        f"answered degraded {degraded}"
     )
+
+
+def caught_up(url: str, timeout_s: float = 60) -> dict[str, Any]:
+    """`/v1/stats` once no degraded answer's card step or terminal write is still waiting."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats: dict[str, Any] = httpx.get(f"{url}/v1/stats", timeout=10).json()
+        if not stats["late_card_steps"] and not stats["terminal_writes_pending"]:
+            return stats
+        assert time.monotonic() < deadline, f"still behind after {timeout_s:.0f} s: {stats}"
+        time.sleep(0.2)
 
 
 def test_model_replica_killed_under_load_then_a_failing_model(

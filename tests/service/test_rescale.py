@@ -148,6 +148,7 @@ def test_rescale_4_7_3_under_traffic_scores_as_offline(
         "n_terminal_shards": 2,
         "id_key": app_args["id_key"],
         "state": {"backend": "sqlite", "path": str(tmp_path / "state"), "snapshot_every": 100},
+        "deadline_ms": 60_000,  # every answer is compared with offline: wait for the moves
     }
     url = f"{service}/rescale"
     layouts = [(4, 2), (7, 2), (3, 3)]
