@@ -21,8 +21,9 @@ from typing import Any, Final
 
 from actors.actor.decision_log import DecidedBatch
 from actors.client.desk import DeskClient, PendingDecisions
+from actors.errors import Unavailable
 from actors.store import records
-from actors.store.backends import StateStore
+from actors.store.backends import StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 PREFIX: Final = "outbox-"
@@ -59,7 +60,10 @@ class DeskOutbox:
         self.seq += 1
         seq = self.seq
         data = records.encode({"at": _now_ms(), "batch": batch.to_record()})
-        await self._store(self.store.append, self.name, seq, data)  # StoreUnavailable: 503
+        try:
+            await self._store(self.store.append, self.name, seq, data)
+        except StoreUnavailable as e:  # nothing recorded: the client retries (503), deduplicated
+            raise Unavailable("state_store_unavailable", retry_after_s=2) from e
         self._unsent.append((seq, batch))
 
     @property

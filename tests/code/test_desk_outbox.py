@@ -122,3 +122,33 @@ def test_every_store_lists_the_outboxes_it_holds(tmp_path: Path, redis_url: str)
         finally:
             for name in ("outbox-aa", "outbox-bb", "user-0-of-1"):
                 store.delete(name)
+
+
+def test_a_store_that_refuses_the_outbox_gives_503_and_the_retry_is_answered() -> None:
+    """A flagged answer is never given before its decision is durable: a store that refuses
+    the outbox's write is a 503 with Retry-After (never a 500), and the client's retry of the
+    same request is answered as the first, its transaction applied once."""
+    from actors.errors import Unavailable
+    from actors.store.backends import StoreUnavailable
+
+    class Refusing(MemoryStore):
+        refuse = True
+
+        def append(self, shard: str, seq: int, record: bytes) -> None:
+            if self.refuse and shard.startswith("outbox-"):
+                raise StoreUnavailable("redis: TimeoutError")
+            super().append(shard, seq, record)
+
+    store = Refusing()
+    client, _, outbox, p = make(store)
+
+    async def go() -> None:
+        with pytest.raises(Unavailable) as refused:
+            await p.score([tx(7, amount=950.0)])
+        assert refused.value.status == 503 and refused.value.retry_after_s
+        store.refuse = False
+        again = await p.score([tx(7, amount=950.0)])
+        assert again[0].decision == "BLOCK" and outbox.unsent == 1
+        assert sum(s.transactions for s in client.users) == 1
+
+    asyncio.run(go())
