@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -59,7 +59,7 @@ class Pipeline:
     shards = object()
     writes = Writes()
     late = Late()
-    degraded: dict[str, int] = {}
+    degraded: ClassVar[dict[str, int]] = {}
 
     async def resend_recent(self) -> int:
         return 0
