@@ -126,6 +126,7 @@ def load_wrk(
         "requests_per_s": ok / r["seconds"],
         "transactions_per_s": ok * b / r["seconds"],
         "flag_rate": r["flagged"] / max(r["decided"], 1),
+        "degraded": r.get("degraded", 0),
         "lines_used": r["lines_used"],
         "client": "wrk",
     }
@@ -208,7 +209,7 @@ def measure(
         console.print(
             f"{name:>9} {sc.name:<13} p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
             f"{r['transactions_per_s']:>10,.0f} tx/s  flagged {r['flag_rate']:6.2%}  "
-            f"errors {r['errors']}"
+            f"errors {r['errors']}  degraded {r.get('degraded', 0)}"
         )
     return rows
 

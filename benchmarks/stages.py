@@ -83,10 +83,14 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
         "mean_ms": float(lat.mean()),
         "slow": int((lat > SLOW_MS).sum()),
     }
-    stages = run["stages"]
-    if stages and stages[0]:
-        names = [s for s in (*STAGES, "total") if s in stages[0]]
+    stages = [row for row in run["stages"] if row]
+    if stages:
+        seen = set().union(*stages)
+        names = [s for s in (*STAGES, "total") if s in seen]
         table = np.array([[row.get(s, 0.0) for s in names] for row in stages])
+        out["timed_requests"] = len(stages)
+        out["stage_present"] = {s: sum(s in row for row in stages) for s in names}
+        lat = lat[[i for i, row in enumerate(run["stages"]) if row]]
         outside = lat - table[:, names.index("total")]
         out["stage_p50_ms"] = {s: float(np.median(table[:, i])) for i, s in enumerate(names)}
         out["stage_mean_ms"] = {s: float(table[:, i].mean()) for i, s in enumerate(names)}

@@ -15,6 +15,7 @@ nthreads = 1
 sent = 0
 flagged = 0
 decided = 0
+degraded = 0
 
 function setup(thread)
   thread:set("tid", #threads)
@@ -58,17 +59,20 @@ response = function(status, headers, body)
   if status == 200 then
     local _, review = body:gsub('"decision":"REVIEW"', "")
     local _, block = body:gsub('"decision":"BLOCK"', "")
+    local _, late = body:gsub('"degraded":true', "")
     flagged = flagged + review + block
     decided = decided + batch
+    degraded = degraded + late
   end
 end
 
 done = function(summary, latency, requests)
   local e = summary.errors
-  local total_flagged, total_decided, used = 0, 0, 0
+  local total_flagged, total_decided, total_degraded, used = 0, 0, 0, 0
   for _, t in ipairs(threads) do
     total_flagged = total_flagged + t:get("flagged")
     total_decided = total_decided + t:get("decided")
+    total_degraded = total_degraded + t:get("degraded")
     local n = t:get("sent")
     local last = tonumber(t:get("tid")) + tonumber(t:get("nthreads")) * (n - 1)
     if n > 0 and (last + 1) * batch > used then
@@ -77,8 +81,9 @@ done = function(summary, latency, requests)
   end
   io.write(string.format(
     '{"requests":%d,"seconds":%.3f,"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"non_2xx":%d,' ..
-    '"socket_errors":%d,"flagged":%d,"decided":%d,"lines_used":%d}\n',
+    '"socket_errors":%d,"flagged":%d,"decided":%d,"degraded":%d,"lines_used":%d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
     latency:percentile(95) / 1000, latency:percentile(99) / 1000, e.status,
-    e.connect + e.read + e.write + e.timeout, total_flagged, total_decided, used))
+    e.connect + e.read + e.write + e.timeout, total_flagged, total_decided, total_degraded,
+    used))
 end

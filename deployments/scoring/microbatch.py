@@ -13,6 +13,7 @@ and errors.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_in_flight = max_in_flight
         # (items, deadline, answer): a group is due by its earliest request's deadline
         self._pending: list[tuple[Sequence[T], float | None, asyncio.Future[list[R]]]] = []
+        self._first: contextvars.Context | None = None  # the waiting group's first request
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
@@ -45,6 +47,8 @@ class MicroBatcher(Generic[T, R]):
         """These items' results, in order; `deadline` (the loop's clock) goes to `run`."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[R]] = loop.create_future()
+        if not self._pending:  # the group runs in its first request's context (its stages)
+            self._first = contextvars.copy_context()
         self._pending.append((items, deadline, future))
         self._size += len(items)
         if (
@@ -64,7 +68,7 @@ class MicroBatcher(Generic[T, R]):
         group, self._pending, self._size = self._pending, [], 0
         if group:
             self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._flush(group))
+            asyncio.get_running_loop().create_task(self._flush(group), context=self._first)
 
     async def _flush(
         self, group: list[tuple[Sequence[T], float | None, asyncio.Future[list[R]]]]
