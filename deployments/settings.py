@@ -89,9 +89,10 @@ class AppArgs(BaseModel):
         250.0,
         gt=0,
         le=60_000,
-        description="Every HTTP answer comes within this (a client may ask for less with "
-        "`x-fraud-deadline-ms`): state that has not answered by then is answered without "
-        "(degraded, by `fallback`) and applied once its shard is back.",
+        description="Every single-transaction answer comes within this (a client may ask for "
+        "less with `x-fraud-deadline-ms`; a batch has a budget only when its client sets "
+        "one): state that has not answered by then is answered without (degraded, by "
+        "`fallback`) and applied once its shard is back.",
     )
     fallback: Literal["model", "LEGIT", "REVIEW", "BLOCK"] = Field(
         "model",

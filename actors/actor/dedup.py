@@ -32,6 +32,7 @@ class Seen(IntEnum):
 
 Key = str | int
 NO_TIME = -(2**62)
+MS_PER_DAY = 86_400_000
 
 
 def archive_key(key: Key) -> str:
@@ -44,12 +45,17 @@ def archive_key(key: Key) -> str:
 
 
 class DedupArchive:
-    """The entries of one kind of shard ("user", "terminal") in the state store, shared by
-    every shard of the kind (a rescale moves nothing): key -> (body hash, features)."""
+    """A shard's entries in the state store (`archive-<shard>`: key -> body hash and
+    features), read back together with every other archive of its kind, so an id is
+    recognised whichever layout applied it (a rescale moves nothing)."""
 
-    def __init__(self, store: StateStore, kind: str, retain_ms: int) -> None:
-        self.store, self.kind, self.retain_ms = store, kind, retain_ms
+    def __init__(self, store: StateStore, kind: str, shard: str, retain_ms: int) -> None:
+        """`kind`: "user" or "terminal"; `shard`: the writer's name ("user-0-of-2")."""
+        self.store, self.retain_ms = store, retain_ms
+        self.prefix = f"archive-{kind}-"
+        self.name = f"archive-{shard}"
         self.reads = 0  # store reads on a request path (old transactions only)
+        self._expired_day = NO_TIME  # the day before which this process last expired
 
     def put(
         self, keys: Sequence[Key], bodies: np.ndarray, times: np.ndarray, feats: np.ndarray
@@ -63,13 +69,20 @@ class DedupArchive:
             for i, (k, t) in enumerate(zip(keys, np.asarray(times).tolist(), strict=True))
         ]
         if entries:
-            self.store.archive(self.kind, entries)
+            self.store.archive(self.name, entries)
 
     def get(self, keys: Sequence[Key], times: np.ndarray) -> list[tuple[int, np.ndarray] | None]:
+        """Each key's entry from whichever archive of the kind holds it."""
         self.reads += 1
-        found = self.store.archived(
-            self.kind, [(archive_key(k), t) for k, t in zip(keys, times.tolist(), strict=True)]
-        )
+        wanted = [(archive_key(k), t) for k, t in zip(keys, times.tolist(), strict=True)]
+        found: list[bytes | None] = [None] * len(wanted)
+        for name in self.store.archive_names(self.prefix):
+            missing = [i for i, v in enumerate(found) if v is None]
+            if not missing:
+                break
+            values = self.store.archived(name, [wanted[i] for i in missing])
+            for i, value in zip(missing, values, strict=True):
+                found[i] = value
         out: list[tuple[int, np.ndarray] | None] = []
         for value in found:
             if value is None or len(value) < 8 or (len(value) - 8) % 8:
@@ -80,7 +93,13 @@ class DedupArchive:
         return out
 
     def expire(self, newest_ms: int) -> None:
-        self.store.expire_archive(self.kind, newest_ms - self.retain_ms)
+        """Drop what is older than the archives keep, in every archive of the kind (those of
+        retired layouts too): whole days, so at most once a day of event time."""
+        before = newest_ms - self.retain_ms
+        if before // MS_PER_DAY > self._expired_day:
+            for name in self.store.archive_names(self.prefix):
+                self.store.expire_archive(name, before)
+            self._expired_day = before // MS_PER_DAY
 
 
 class DedupIndex:
@@ -276,9 +295,12 @@ class DedupIndex:
         }
 
     def waiting(self) -> bool:
-        """Whether entries due to leave memory (past the count or the window) wait for a
-        checkpoint to archive them."""
-        return self._waiting
+        """Whether memory holds half again its limit in entries waiting for a checkpoint to
+        archive them: only then is one taken early. Entries past the window, or past the
+        limit by less, wait for the regular cadence (`state.snapshot_every`): a checkpoint
+        per request when every request pushes entries out (a replay, or batches) cost the
+        service most of its throughput."""
+        return self._waiting and len(self) > self.max_entries * 3 // 2
 
     def archive_capture(self, form: dict[str, Any]) -> None:
         """Put a capture's entries in the archive (the checkpoint writer's job, off the

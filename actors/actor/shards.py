@@ -84,7 +84,9 @@ class KeyedShard(Journaled):
     def _dedup(self, width: int) -> DedupIndex:
         d = self.settings.dedup
         retain = int(d.retain_days * MS_PER_DAY)
-        archive = DedupArchive(self.store, self.layout_kind, retain) if retain > 0 else None
+        archive = (
+            DedupArchive(self.store, self.layout_kind, self.name, retain) if retain > 0 else None
+        )
         return DedupIndex(width, int(d.window_hours * MS_PER_HOUR), d.max_entries, archive)
 
     def _archive(self, capture: dict[str, Any]) -> None:

@@ -79,19 +79,23 @@ class StateStore(Protocol):
         records a checkpoint covers may be left out)."""
         ...
 
-    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
-        """Keep (key, event time in ms, value) entries of `kind` (shared by every shard of
-        the kind, whatever the layout) for `archived`; an entry stored again replaces the
-        first. Raise `StoreUnavailable` if it cannot."""
+    def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
+        """Keep (key, event time in ms, value) entries in the archive `name` (one per
+        writer, so writers never wait on each other) for `archived`; an entry stored again
+        replaces the first. Raise `StoreUnavailable` if it cannot."""
         ...
 
-    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+    def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
         """The values of these (key, event time in ms) entries, None where none is held."""
         ...
 
-    def expire_archive(self, kind: str, before_ms: int) -> None:
-        """Drop the entries of `kind` older than `before_ms` (by whole days: an entry may
-        stay up to a day longer)."""
+    def archive_names(self, prefix: str) -> list[str]:
+        """The archives whose name starts with `prefix` (every layout's, until expired)."""
+        ...
+
+    def expire_archive(self, name: str, before_ms: int) -> None:
+        """Drop the entries older than `before_ms` (by whole days: an entry may stay up to a
+        day longer)."""
         ...
 
 
@@ -204,7 +208,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._checkpoints: dict[str, list[tuple[int, bool, bytes]]] = {}
         self._log: dict[str, list[tuple[int, bytes]]] = {}
-        self._archive: dict[str, dict[str, tuple[int, bytes]]] = {}  # kind -> key -> (day, value)
+        self._archive: dict[str, dict[str, tuple[int, bytes]]] = {}  # name -> key -> (day, value)
         self._lock = threading.Lock()
 
     def load(self, shard: str) -> Stored:
@@ -234,19 +238,23 @@ class MemoryStore:
             self._checkpoints.pop(shard, None)
             self._log.pop(shard, None)
 
-    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+    def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
         with self._lock:
-            held = self._archive.setdefault(kind, {})
+            held = self._archive.setdefault(name, {})
             held.update((key, (_day(time), value)) for key, time, value in entries)
 
-    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+    def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
         with self._lock:
-            held = self._archive.get(kind, {})
+            held = self._archive.get(name, {})
             return [held[key][1] if key in held else None for key, _ in keys]
 
-    def expire_archive(self, kind: str, before_ms: int) -> None:
+    def archive_names(self, prefix: str) -> list[str]:
         with self._lock:
-            held = self._archive.get(kind, {})
+            return sorted(n for n in self._archive if n.startswith(prefix))
+
+    def expire_archive(self, name: str, before_ms: int) -> None:
+        with self._lock:
+            held = self._archive.get(name, {})
             for key in [k for k, (day, _) in held.items() if day < _day(before_ms)]:
                 del held[key]
 
@@ -387,12 +395,12 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite delete failed: {e}") from e
 
-    # The archive: one file per kind (`archive-<kind>.archive.sqlite`), written by every
-    # shard's checkpoint writer and read on a request path only for an old transaction.
-    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+    # An archive is a file of its own (`<name>.archive.sqlite`), written by one shard's
+    # checkpoint writer and read on a request path only for an old transaction.
+    def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
         rows = [(key, _day(time), value) for key, time, value in entries]
         try:
-            conn = self._conn(f"archive-{kind}", "archive")
+            conn = self._conn(name, "archive")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany("INSERT OR REPLACE INTO archive VALUES (?, ?, ?)", rows)
@@ -403,8 +411,8 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite archive failed: {e}") from e
 
-    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
-        conn = self._conn(f"archive-{kind}", "archive")
+    def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+        conn = self._conn(name, "archive")
         found: dict[str, bytes] = {}
         names = [key for key, _ in keys]
         try:
@@ -417,9 +425,13 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite archive read failed: {e}") from e
         return [found.get(key) for key in names]
 
-    def expire_archive(self, kind: str, before_ms: int) -> None:
+    def archive_names(self, prefix: str) -> list[str]:
+        tail = ".archive.sqlite"
+        return sorted(p.name.removesuffix(tail) for p in self.directory.glob(f"{prefix}*{tail}"))
+
+    def expire_archive(self, name: str, before_ms: int) -> None:
         try:
-            conn = self._conn(f"archive-{kind}", "archive")
+            conn = self._conn(name, "archive")
             conn.execute("DELETE FROM archive WHERE day < ?", (_day(before_ms),))
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite archive expiry failed: {e}") from e
@@ -542,12 +554,12 @@ class RedisStore:
             # checkpoint's trim drops them.
             log.warning("%s: log trim after checkpoint %d failed: %s", shard, seq, e)
 
-    # The archive: a hash per kind and day of event time (`<prefix>:archive:<kind>:<day>`),
-    # and a set of the days held, so expiry drops whole days.
-    def _archive_key(self, kind: str, day: int | str) -> str:
-        return f"{self.prefix}:archive:{kind}:{day}"
+    # An archive: a hash per day of event time (`<prefix>:archive:<name>:<day>`), a set of
+    # the days held (expiry drops whole days), and the names in `<prefix>:archives`.
+    def _archive_key(self, name: str, day: int | str) -> str:
+        return f"{self.prefix}:archive:{name}:{day}"
 
-    def archive(self, kind: str, entries: list[tuple[str, int, bytes]]) -> None:
+    def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
         import redis
 
         days: dict[int, dict[str, bytes]] = {}
@@ -556,14 +568,15 @@ class RedisStore:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for day, mapping in days.items():
-                pipe.hset(self._archive_key(kind, day), mapping=mapping)  # type: ignore[arg-type]
+                pipe.hset(self._archive_key(name, day), mapping=mapping)  # type: ignore[arg-type]
             if days:
-                pipe.sadd(self._archive_key(kind, "days"), *days)
+                pipe.sadd(self._archive_key(name, "days"), *days)
+                pipe.sadd(f"{self.prefix}:archives", name)
             pipe.execute()
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis archive failed: {type(e).__name__}") from e
 
-    def archived(self, kind: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
+    def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
         import redis
 
         by_day: dict[int, list[int]] = {}
@@ -573,7 +586,7 @@ class RedisStore:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for day, rows in by_day.items():
-                pipe.hmget(self._archive_key(kind, day), [keys[i][0] for i in rows])
+                pipe.hmget(self._archive_key(name, day), [keys[i][0] for i in rows])
             for rows, values in zip(by_day.values(), pipe.execute(), strict=True):
                 for i, value in zip(rows, values, strict=True):
                     out[i] = value
@@ -581,15 +594,24 @@ class RedisStore:
             raise StoreUnavailable(f"redis archive read failed: {type(e).__name__}") from e
         return out
 
-    def expire_archive(self, kind: str, before_ms: int) -> None:
+    def archive_names(self, prefix: str) -> list[str]:
         import redis
 
         try:
-            index = self._archive_key(kind, "days")
+            held = cast(set[bytes], self._redis.smembers(f"{self.prefix}:archives"))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        return sorted(n for n in (m.decode() for m in held) if n.startswith(prefix))
+
+    def expire_archive(self, name: str, before_ms: int) -> None:
+        import redis
+
+        try:
+            index = self._archive_key(name, "days")
             held = cast(set[bytes], self._redis.smembers(index))
             old = [int(d) for d in held if int(d) < _day(before_ms)]
             if old:
-                self._redis.delete(*(self._archive_key(kind, d) for d in old))
+                self._redis.delete(*(self._archive_key(name, d) for d in old))
                 self._redis.srem(index, *old)
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis archive expiry failed: {type(e).__name__}") from e

@@ -181,7 +181,8 @@ class Ingress:
         deadline_ms: str | None = Header(None, alias=DEADLINE_HEADER),
     ) -> Response:
         started = time.perf_counter()
-        deadline = deadline_for(deadline_ms, self.settings.deadline_ms)
+        # A batch (a backfill, a replay) waits for state unless its client sets a budget.
+        deadline = None if deadline_ms is None else deadline_for(deadline_ms, 60_000)
         self.reporter.ensure_running()
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:

@@ -217,7 +217,10 @@ def test_restart_rebuilds_the_same_state(
     shards = (*restarted_client.users, *restarted_client.terminals)
     replayed = [s.replayed for s in shards]
     if snapshot_every == 7:
-        assert max(replayed) < 7  # a snapshot bounds what must be replayed
+        # A snapshot bounds what must be replayed: to about two intervals, since a
+        # checkpoint due while the last one is still being written (and its dedup entries
+        # archived) is taken at the next record instead.
+        assert max(replayed) < 2 * 7
     else:
         assert sum(replayed) == sum(s.seq for s in shards) > 0
     restarted = ScoringPipeline(restarted_client, FakeModel(), Thresholds())

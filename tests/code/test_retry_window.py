@@ -44,7 +44,9 @@ def test_a_retry_after_500000_others_is_counted_once_and_answered_as_first(
     tmp_path: Path,
 ) -> None:
     """On SQLite, the durable default; the archive of every backend is checked below."""
-    settings = {"state": {"backend": "sqlite", "path": str(tmp_path)}}
+    # Checkpoints every 20 requests (of 5,000 transactions): entries reach the archive, and
+    # so may leave memory, as they would over hours of single requests.
+    settings = {"state": {"backend": "sqlite", "path": str(tmp_path), "snapshot_every": 20}}
     shards = LocalShardClient(2, 2, settings)
     p = ScoringPipeline(shards, FakeModel(), Thresholds(review=0.5, block=0.9))
 
@@ -95,7 +97,7 @@ def test_every_store_archives_by_key_and_expires_by_whole_days(
     day = 86_400_000
     stores = {"memory": MemoryStore, "sqlite": lambda: SqliteStore(tmp_path)}
     store = redis_store(redis_url) if backend == "redis" else stores[backend]()
-    archive = DedupArchive(store, "user", retain_ms=7 * day)  # Redis: under its own prefix
+    archive = DedupArchive(store, "user", "user-0-of-1", retain_ms=7 * day)
     t0 = 1_600_000_000_000 - 1_600_000_000_000 % day
     keys = ["a", "b", "c"]
     times = np.array([t0, t0 + 3 * day, t0 + 9 * day])
@@ -106,7 +108,13 @@ def test_every_store_archives_by_key_and_expires_by_whole_days(
     assert got[0][0] == -12 and got[0][1].tolist() == feats[1].tolist()
     archive.put(["a"], np.array([99]), times[:1], feats[2:])  # stored again: replaced
     assert archive.get(["a"], times[:1])[0][0] == 99  # type: ignore[index]
-    archive.expire(int(times[2]))  # keeps 7 days behind the newest: "a" (9 days) goes
+    # Another layout's shard finds what this one archived (a rescale moves nothing).
+    other = DedupArchive(store, "user", "user-1-of-3", retain_ms=7 * day)
+    assert other.get(["b"], times[1:2])[0] is not None
+    assert DedupArchive(store, "terminal", "terminal-0-of-1", 7 * day).get(["b"], times[1:2]) == [
+        None
+    ]
+    other.expire(int(times[2]))  # keeps 7 days behind the newest: "a" (9 days) goes
     assert [g is None for g in archive.get(keys, times)] == [True, False, False]
     # A terminal shard's 64-bit transaction key is not stored as its decimal digits, which
     # could read as a card number (this one is Luhn-valid).
