@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, cast
 
@@ -262,6 +263,23 @@ class MemoryStore:
 SQLITE_PART_BYTES = 64 << 20
 
 
+@contextlib.contextmanager
+def _written(connect: Callable[[], sqlite3.Connection], what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (committed, or rolled back on an error); whatever SQLite
+    refuses, opening included, is `StoreUnavailable` naming `what`."""
+    try:
+        conn = connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as e:
+        raise StoreUnavailable(f"sqlite {what} failed: {e}") from e
+
+
 class SqliteStore:
     """Two SQLite files per actor in WAL mode, the log and the checkpoints, so writing a
     checkpoint never holds the log's write lock; durable against a killed process by
@@ -364,23 +382,14 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite append failed: {e}") from e
 
     def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
-        try:
-            conn = self._conn(shard, "checkpoints")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(f"DELETE FROM checkpoint WHERE seq {'<=' if full else '='} ?", (seq,))
-                view = memoryview(data)  # in parts: SQLite's blobs stop at 1 GB
-                for part, at in enumerate(range(0, max(len(data), 1), SQLITE_PART_BYTES)):
-                    conn.execute(
-                        "INSERT INTO checkpoint (seq, part, full, data) VALUES (?, ?, ?, ?)",
-                        (seq, part, int(full), view[at : at + SQLITE_PART_BYTES]),
-                    )
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as e:
-            raise StoreUnavailable(f"sqlite checkpoint failed: {e}") from e
+        with _written(lambda: self._conn(shard, "checkpoints"), "checkpoint") as conn:
+            conn.execute(f"DELETE FROM checkpoint WHERE seq {'<=' if full else '='} ?", (seq,))
+            view = memoryview(data)  # in parts: SQLite's blobs stop at 1 GB
+            for part, at in enumerate(range(0, max(len(data), 1), SQLITE_PART_BYTES)):
+                conn.execute(
+                    "INSERT INTO checkpoint (seq, part, full, data) VALUES (?, ?, ?, ?)",
+                    (seq, part, int(full), view[at : at + SQLITE_PART_BYTES]),
+                )
         # Only now are the records redundant: the next append drops them. Until then (or
         # after a crash) `load` skips what a checkpoint covers.
         with self._trim_lock:
@@ -399,17 +408,8 @@ class SqliteStore:
     # checkpoint writer and read on a request path only for an old transaction.
     def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
         rows = [(key, _day(time), value) for key, time, value in entries]
-        try:
-            conn = self._conn(name, "archive")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("INSERT OR REPLACE INTO archive VALUES (?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as e:
-            raise StoreUnavailable(f"sqlite archive failed: {e}") from e
+        with _written(lambda: self._conn(name, "archive"), "archive") as conn:
+            conn.executemany("INSERT OR REPLACE INTO archive VALUES (?, ?, ?)", rows)
 
     def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
         conn = self._conn(name, "archive")
