@@ -30,10 +30,19 @@ class Ledger:
 
 
 class LedgerClient:
-    def __init__(self, url: str, retry_for_s: float = 60.0, timeout_s: float = 30.0) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=url, timeout=timeout_s, headers={"content-type": "application/json"}
-        )
+    def __init__(
+        self,
+        url: str,
+        retry_for_s: float = 60.0,
+        timeout_s: float = 30.0,
+        deadline_ms: float | None = None,
+    ) -> None:
+        """`deadline_ms`: the budget each batch asks for (`x-fraud-deadline-ms`), as a
+        gateway that cannot wait would; None waits for state."""
+        headers = {"content-type": "application/json"}
+        if deadline_ms is not None:
+            headers["x-fraud-deadline-ms"] = f"{deadline_ms:g}"
+        self.http = httpx.AsyncClient(base_url=url, timeout=timeout_s, headers=headers)
         self.retry_for_s = retry_for_s
         self.ledger = Ledger()
 

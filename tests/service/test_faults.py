@@ -48,11 +48,17 @@ def make_stream(tag: str, n_users: int = 240) -> list[dict[str, Any]]:
 
 
 async def run_stream(
-    url: str, stream: list[dict[str, Any]], n_shards: int, kill: Any, ids: IdHasher
+    url: str,
+    stream: list[dict[str, Any]],
+    n_shards: int,
+    kill: Any,
+    ids: IdHasher,
+    deadline_ms: float | None = None,
 ) -> tuple[LedgerClient, float]:
     """One lane per card shard (so a lane touches one card shard), batches of 10; `kill` runs
-    once 30 % of the stream is answered. Returns the client and the kill time."""
-    client = LedgerClient(url, retry_for_s=90)
+    once 30 % of the stream is answered. Returns the client and the kill time.
+    `deadline_ms`: each batch's budget, as a gateway would set it; None waits for state."""
+    client = LedgerClient(url, retry_for_s=90, deadline_ms=deadline_ms)
     lanes: list[list[dict[str, Any]]] = [[] for _ in range(n_shards)]
     for b in stream:
         lanes[ids.shard_of(b["user_id"], n_shards)].append(b)
@@ -199,11 +205,12 @@ def test_kill_card_shard_redis(
     shards = shard_handles("user", 2, args)
     kill = Killer(shards[1])
     stream = make_stream("r9")
-    client, killed_at = asyncio.run(run_stream(url, stream, 2, kill, service_ids))
+    client, killed_at = asyncio.run(run_stream(url, stream, 2, kill, service_ids, 250))
     assert killed_at > 0
     recovery = kill.recovery_seconds()
-    # This app runs with the default deadline: while the shard restarted, its lane was
-    # answered in time without card state, and those steps were applied once it was back.
+    # The client asks for a 250 ms budget (the single route's default): while the shard
+    # restarted, its lane was answered in time without card state, and those steps were
+    # applied once it was back.
     stats = caught_up(url)
     degraded = stats["degraded"].get("card_state_late", 0)
     assert degraded > 0, "the restart was waited for, not answered within the deadline"
