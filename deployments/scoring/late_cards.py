@@ -13,8 +13,11 @@ applied: its caller sends the terminal writes then, as on the answer path.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass
+
+import numpy as np
 
 from actors.client.protocol import ShardClient
 from actors.events import CardAnswer, CardEvents
@@ -61,14 +64,26 @@ class CardBacklog:
         return done
 
     async def _drain(self, shard: int) -> None:
+        """Send the queue in order: a step already sent is awaited alone; the steps queued
+        behind it go together, as one batch (one round trip however many wait, so a shard
+        that is back catches up at its batch rate, not one request at a time)."""
         queue = self._queues[shard]
         try:
             while queue:
-                step = queue[0]
-                answer = await self._apply(shard, step)
-                queue.pop(0)
-                if not step.done.done():
-                    step.done.set_result(answer)
+                if queue[0].call is not None:
+                    steps = [queue[0]]
+                else:
+                    steps = list(itertools.takewhile(lambda s: s.call is None, queue))
+                joined = _Step(CardEvents.joined([s.events for s in steps]), steps[0].done)
+                joined.call = steps[0].call
+                answer = await self._apply(shard, joined)
+                del queue[: len(steps)]
+                at = 0
+                for step in steps:
+                    n = len(step.events)
+                    if not step.done.done():
+                        step.done.set_result(answer.rows(np.arange(at, at + n)))
+                    at += n
         finally:
             self._queues.pop(shard, None)
             for step in queue:  # only on cancellation (the replica stops)

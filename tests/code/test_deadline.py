@@ -25,12 +25,14 @@ class Stalled(LocalShardClient):
         super().__init__(1, 1)
         self.kind = kind
         self.open = asyncio.Event()
+        self.card_calls = 0
 
     async def _gate(self, kind: str) -> None:
         if kind == self.kind:
             await self.open.wait()
 
     async def user_step(self, shard, events):  # type: ignore[no-untyped-def,override]
+        self.card_calls += 1
         await self._gate("card")
         return await super().user_step(shard, events)
 
@@ -61,16 +63,18 @@ def test_a_silent_card_shard_costs_the_deadline_and_loses_nothing() -> None:
         assert first[0].degraded == "card_state_late"
         assert math.isnan(first[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"])  # type: ignore[index]
         assert first[0].features["TX_AMOUNT"] == 20.0  # type: ignore[index]
-        # Later steps for that shard queue behind the late one, in order.
-        rest = await p.score([_day(1), _day(2)], True, _soon())
+        # Later steps for that shard queue behind the late one, in order, unsent.
+        rest = [(await p.score([_day(i)], True, _soon()))[0] for i in (1, 2)]
         assert {a.degraded for a in rest} == {"card_state_late"}
         assert shards.users[0].transactions == 0 and p.late.pending == 3
+        assert shards.card_calls == 1
         shards.open.set()  # the shard is back: all three applied, once, in order
         for _ in range(100):
             if not p.late.pending and not p.writes.pending:
                 break
             await asyncio.sleep(0.01)
         assert shards.users[0].transactions == 3 and shards.terminals[0].transactions == 3
+        assert shards.card_calls == 2  # the late step, then the two queued ones together
         again = await p.score([later], True, _soon(1000))
         assert again[0].degraded is None
         assert again[0].features == want[-1].features  # online = offline afterwards
