@@ -38,9 +38,9 @@ from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
 
 Progress = Callable[[int, int, dict[str, int]], None]
-# 500 too: when a node dies, Serve's own proxy (HAProxy's backup server) answers 500 for a
-# request whose replica died with it (the host-loss drill saw 3-8 per run, no trace in our
-# code); the service deduplicates by transaction id, so the same body again is safe.
+# 500 too: the host-loss drill saw 3-8 per run while a node died, with no trace in our code
+# (a suspect, not confirmed: Serve's own proxy, HAProxy's backup server, routing to a replica
+# that died with the node); the service deduplicates by id, so the same body again is safe.
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT_S = 2.0  # longest pause between tries, whatever Retry-After says
 
