@@ -483,6 +483,7 @@ def keygen(
 def _register() -> None:
     """Commands that live in their own modules (imported lazily by their bodies)."""
     from cli.analyst import backtest, export_labels
+    from cli.decisions import decisions_app
     from cli.keys import keys_app
     from cli.models import models_app
 
@@ -490,6 +491,7 @@ def _register() -> None:
     app.command("export-labels")(export_labels)
     app.add_typer(models_app, name="models")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(decisions_app, name="decisions")
 
 
 _register()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.actor.journal import DedupConfig, ShardSettings
 from actors.store.backends import SqliteStoreConfig, StoreConfig
+from actors.store.decisions import DecisionRecordConfig
 from actors.tls import WireTlsConfig
 from deployments.http.access import AccessConfig
 from deployments.stream.contract import StreamConfig
@@ -58,6 +59,7 @@ class AppArgs(BaseModel):
         None, description="TLS on the shard sockets (clusters: they cross hosts)."
     )
     dedup: DedupConfig = DedupConfig()
+    decision_record: DecisionRecordConfig = DecisionRecordConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
     stream: StreamConfig = StreamConfig()
     score_in_process: bool = Field(

@@ -73,6 +73,8 @@ class DecidedBatch:
     duplicate: np.ndarray  # retries of transactions already decided
     reasons: dict[int, list[dict[str, Any]]]  # by row, flagged rows only
     rules: dict[int, list[str]]  # by row, rows where a rule fired
+    # by row, rows answered without some state: why (outbox records before it have none)
+    degraded: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,6 +84,7 @@ class DecidedBatch:
         form = {f.name: getattr(self, f.name) for f in fields(self)}
         form["reasons"] = sorted(self.reasons.items())
         form["rules"] = sorted(self.rules.items())
+        form["degraded"] = sorted(self.degraded.items())
         return form
 
     @classmethod
@@ -96,6 +99,7 @@ class DecidedBatch:
             terminal=[str(v) for v in form["terminal"]],
             reasons={int(i): list(r) for i, r in form["reasons"]},
             rules={int(i): [str(v) for v in r] for i, r in form["rules"]},
+            degraded={int(i): str(r) for i, r in form.get("degraded", [])},
             **arrays,
         )
 
@@ -157,12 +161,14 @@ class DecisionLog:
         held = self.decisions.get(tx_id)
         if held is None:
             return None
-        out = as_record(tx_id, held)
+        return {**as_record(tx_id, held), "label": self.label_of(tx_id)}
+
+    def label_of(self, tx_id: str) -> dict[str, Any] | None:
+        """The label received for this id (held decision or not), or None."""
         label = self.labels.get(tx_id)
-        out["label"] = (
+        return (
             {"is_fraud": label[0], "source": label[1], "labelled_ms": label[2]} if label else None
         )
-        return out
 
     def label(self, tx_id: str, is_fraud: bool, source: str, at_ms: int) -> bool:
         """Record a label (the latest wins); False if it changes nothing."""

@@ -254,6 +254,9 @@ class Desk(Journaled):
     def transaction(self, tx_id: str) -> dict[str, Any] | None:
         return self.log.get(tx_id)
 
+    def label_of(self, tx_id: str) -> dict[str, Any] | None:
+        return self.log.label_of(tx_id)
+
     def review_page(
         self, status: str, limit: int, offset: int, min_score: float, rule: str | None
     ) -> dict[str, Any]:

@@ -103,6 +103,9 @@ class DeskClient:
     async def transaction(self, tx_id: str) -> dict[str, Any] | None:
         return await self._read(Desk.transaction, tx_id)
 
+    async def label_of(self, tx_id: str) -> dict[str, Any] | None:
+        return await self._read(Desk.label_of, tx_id)
+
     async def review_page(
         self, status: str, limit: int, offset: int, min_score: float, rule: str | None
     ) -> dict[str, Any]:

@@ -139,6 +139,12 @@ class Ingress:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
         self.scoring.reconfigure(user_config)
 
+    def __del__(self) -> None:
+        """Serve stops the replica (a redeploy, a downscale, `serve shutdown`)."""
+        scoring = getattr(self, "scoring", None)  # absent if __init__ failed
+        if scoring is not None:
+            scoring.close()
+
     def _timed(self, route: str, started: float) -> None:
         elapsed = time.perf_counter() - started
         self.reporter.latencies.append(elapsed * 1000)
@@ -193,8 +199,8 @@ class Ingress:
 
     @app.get("/v1/transactions/{transaction_id}")
     async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
-        """A stored decision with its reasons (recent decisions; flagged ones are durable)."""
-        found = await self.desk.transaction(self.pipeline.ids.redact(transaction_id))
+        """A decision with its reasons and label: the desk's recent view, else the record."""
+        found = await self.desk_service.transaction(transaction_id)
         if found is None:
             raise NotFound("transaction_id: no stored decision for this id")
         return found
@@ -309,6 +315,7 @@ class Ingress:
     @app.get("/v1/stats")
     async def stats(self) -> dict[str, Any]:
         shadow, inprocess = self.pipeline.shadow, self.scoring.inprocess
+        recorder = self.scoring.recorder
         return {
             "shards": await self.shards.stats(),
             "desk": await self.desk.stats(),
@@ -327,6 +334,7 @@ class Ingress:
             "degraded": dict(self.pipeline.degraded),
             "late_card_steps": self.pipeline.late.pending,
             "terminal_write_retries": self.scoring.pipeline.writes.retries,
+            "decision_record": None if recorder is None else recorder.stats(),
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }
 

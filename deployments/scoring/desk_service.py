@@ -7,6 +7,7 @@ resolution goes through the same feedback path as a chargeback, so terminal risk
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from actors.client.desk import DeskClient
 from actors.errors import Conflict, NotFound, Stale
+from actors.store.decisions import DecisionStore
 from deployments.http.schemas import LabelIn
 from deployments.scoring.pipeline import ScoringPipeline
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
@@ -37,8 +39,23 @@ class ReviewConflict(Conflict):
 
 
 class DeskService:
-    def __init__(self, desk: DeskClient, pipeline: ScoringPipeline) -> None:
-        self.desk, self.pipeline = desk, pipeline
+    def __init__(
+        self, desk: DeskClient, pipeline: ScoringPipeline, record: DecisionStore | None = None
+    ) -> None:
+        self.desk, self.pipeline, self.record = desk, pipeline, record
+
+    # -- decisions ----------------------------------------------------------------------------
+    async def transaction(self, tx_id: str) -> dict[str, Any] | None:
+        """A decision by id: the desk's recent view first, then the decision record (a
+        dispute months later), with the label the desk holds for it. None if neither has it."""
+        tx_id = self.pipeline.ids.redact(tx_id)
+        found = await self.desk.transaction(tx_id)
+        if found is not None or self.record is None:
+            return found
+        row = await asyncio.get_running_loop().run_in_executor(None, self.record.find, tx_id)
+        if row is None:
+            return None
+        return {**row, "label": await self.desk.label_of(tx_id), "source": "decision_record"}
 
     # -- policy -------------------------------------------------------------------------------
     async def refresh_policy(self, version: int | None = None) -> int:

@@ -19,6 +19,7 @@ from actors.actor.decision_log import DecidedBatch
 from actors.actor.dedup import Seen
 from actors.actor.shards import RECENT_S
 from actors.client.protocol import ShardClient
+from actors.client.recorder import DecisionRecorder
 from actors.errors import TransactionConflict
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
 from deployments.http.schemas import LabelIn, TransactionIn
@@ -154,12 +155,14 @@ class ScoringPipeline:
         approx_reasons: bool = False,
         ids: IdHasher | None = None,
         fallback: str = "model",
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
-        benchmarks may use the public `OFFLINE` one)."""
+        benchmarks may use the public `OFFLINE` one). `recorder`: the decision record, every
+        decision buffered for it (written off the answer path)."""
         self.ids = ids or OFFLINE
         self.shards, self.model, self.thresholds = shards, model, thresholds
-        self.sink = sink
+        self.sink, self.recorder = sink, recorder
         self.on_batch = on_batch
         self.policy = policy or Policy()
         self.shadow = ShadowStats()
@@ -364,9 +367,13 @@ class ScoringPipeline:
         if self.on_batch is not None:
             ok = ~f.conflict
             self.on_batch(final[ok], scored.scores[ok], f.shard_sizes, int(f.duplicate.sum()))
-        if self.sink is not None:
+        if self.sink is not None or self.recorder is not None:
             flagged_any = len(flagged) > 0
-            await self._record(txs, f, scored, final, fired, reasons, policy.version, flagged_any)
+            batch = self._decided(txs, f, scored, final, fired, reasons, policy.version, degraded)
+            if self.recorder is not None:
+                self.recorder.add(batch, thresholds.review, thresholds.block)
+            if self.sink is not None:
+                await self.sink.record(batch, flagged_any)
             stages.mark("record")
         scores, names = scored.scores.tolist(), decisions.tolist()
         return [
@@ -437,7 +444,7 @@ class ScoringPipeline:
         diff = np.abs(scored.shadow_scores[ok] - scored.scores[ok])
         self.shadow.abs_diff_sum += float(diff.sum())
 
-    async def _record(
+    def _decided(
         self,
         txs: Sequence[TransactionIn],
         f: Featurised,
@@ -446,15 +453,15 @@ class ScoringPipeline:
         fired: list[list[str]],
         reasons: dict[int, list[dict[str, Any]]],
         policy_version: int,
-        wait: bool,
-    ) -> None:
+        degraded: list[int] | None,
+    ) -> DecidedBatch:
         keep = np.flatnonzero(~f.conflict)
         every = len(keep) == len(txs)  # the usual case: the lists go as they are
 
         def kept(values: list[str]) -> list[str]:
             return values if every else [values[i] for i in keep]
 
-        batch = DecidedBatch(
+        return DecidedBatch(
             ids=self.ids.redact_many(kept([t.transaction_id for t in txs])),
             time_ms=f.times[keep],
             amount=f.amounts[keep],
@@ -469,9 +476,12 @@ class ScoringPipeline:
             duplicate=f.duplicate[keep],
             reasons={j: reasons[i] for j, i in enumerate(keep.tolist()) if i in reasons},
             rules={j: fired[i] for j, i in enumerate(keep.tolist()) if fired and fired[i]},
+            degraded={
+                j: DEGRADED_REASONS[degraded[i]]
+                for j, i in enumerate(keep.tolist())
+                if degraded and degraded[i]
+            },
         )
-        assert self.sink is not None
-        await self.sink.record(batch, wait)
 
     async def score(
         self,

@@ -68,6 +68,11 @@ class Reporter:
                 "late_card_step": pipeline.late.retries,
             }
             self.metrics.flush(retried, pipeline.degraded, self.sink.unsent, pipeline.late.pending)
+            recorder = pipeline.recorder
+            if recorder is not None:
+                if recorder.due():
+                    await asyncio.get_running_loop().run_in_executor(None, recorder.flush)
+                self.metrics.record(recorder.written_rows, recorder.dropped_rows)
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()

@@ -6,10 +6,12 @@ reporter, and which thresholds are in force. One place, so both paths decide ide
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from actors.actor.journal import REPO_ROOT
+from actors.client.recorder import DecisionRecorder
 from actors.client.remote import RayShardClient
 from actors.store.backends import bind_id_key
 from deployments.http.schemas import TransactionIn
@@ -23,6 +25,8 @@ from deployments.scoring.pipeline import Answer, ScoringPipeline
 from deployments.scoring.reporter import Reporter
 from deployments.settings import AppArgs
 from policy.decision import Thresholds
+
+log = logging.getLogger(__name__)
 
 
 class ScoringService:
@@ -43,6 +47,9 @@ class ScoringService:
         self.remote = remote
         # In process: the same model the ModelScorer serves, one hop fewer per batch.
         self.inprocess = InProcessModel(remote) if settings.score_in_process else None
+        record = settings.decision_record
+        store = record.open(REPO_ROOT)
+        self.recorder = DecisionRecorder(store, record) if store is not None else None
         self.pipeline = ScoringPipeline(
             self.shards,
             self.inprocess or remote,
@@ -52,9 +59,10 @@ class ScoringService:
             approx_reasons=settings.reasons == "approx",
             ids=ids,
             fallback=settings.fallback,
+            recorder=self.recorder,
         )
         self.desk = self.shards.desk
-        self.desk_service = DeskService(self.desk, self.pipeline)
+        self.desk_service = DeskService(self.desk, self.pipeline, store)
         self.config = IngressConfig()
         self.served: ServedModel | None = None  # what the ModelScorer serves, once read
         self._reading = asyncio.Lock()
@@ -84,6 +92,14 @@ class ScoringService:
     async def score_applied(self, txs: Sequence[TransactionIn]) -> list[Answer | None]:
         await self.ready()
         return await self.pipeline.score_applied(txs)
+
+    def close(self) -> None:
+        """The replica is stopping: write what the decision record still buffers."""
+        if self.recorder is not None:
+            try:
+                self.recorder.flush()
+            except Exception as e:  # never let shutdown fail on it; the rows are counted
+                log.warning("decision record: final flush failed (%s)", type(e).__name__)
 
     async def ready(self) -> None:
         """Decide nothing before the served model's card has been read: unless thresholds

@@ -60,6 +60,12 @@ class StreamConsumer:
         """The same `user_config` as the Ingress (thresholds, thresholds_from_model)."""
         self.scoring.reconfigure(user_config)
 
+    def __del__(self) -> None:
+        """Serve stops the replica: write what the decision record still buffers."""
+        scoring = getattr(self, "scoring", None)  # absent if __init__ failed
+        if scoring is not None:
+            scoring.close()
+
     async def stats(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),

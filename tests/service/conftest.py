@@ -38,6 +38,7 @@ def app_args(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "n_terminal_shards": 2,
         "max_batch_transactions": 500,
         "state": {"backend": "sqlite", "path": str(state_dir), "snapshot_every": 500},
+        "decision_record": {"path": str(state_dir / "decisions"), "flush_seconds": 0.5},
         # Its tests compare answers with offline scoring on a loaded 2-core machine, so a
         # slow call must be waited for, not answered degraded; the Redis app of
         # test_faults.py runs with the default deadline, and tests/code/test_deadline.py

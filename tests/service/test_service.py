@@ -466,6 +466,14 @@ def test_no_card_number_reaches_logs_or_state(
         json={"labels": [{"transaction_id": pan, "terminal_id": pan, "is_fraud": True}]},
     )
     time.sleep(1.0)  # let log writers flush
+    from actors.store.decisions import DecisionStore
+
+    record = Path(str(app_args["decision_record"]["path"]))  # type: ignore[index]
+    deadline = time.monotonic() + 30
+    while (found := DecisionStore.at(str(record)).find("pan-1")) is None:
+        assert time.monotonic() < deadline, "the decision never reached the decision record"
+        time.sleep(0.5)
+    assert found["card"] == service_ids.digest(pan)  # the card only as its keyed digest
 
     # A run of 16 digits standing as its own token: inside a hex id (Ray's actor ids end in
     # a digit-only job id, so a 16-digit run there is a matter of chance) it is no PAN.
@@ -478,7 +486,7 @@ def test_no_card_number_reaches_logs_or_state(
         hashlib.blake2b(pan.encode(), digest_size=16, person=b"fraud-id").digest()
     ).rstrip(b"=")  # how ids were hashed before they were keyed
     found_keyed = False
-    for root in (session_dir / "logs", state_dir):
+    for root in (session_dir / "logs", state_dir):  # the record lies under state_dir
         for f in root.rglob("*"):
             if not f.is_file():
                 continue
