@@ -331,6 +331,9 @@ TARGETS: dict[str, tuple[bool, dict[str, Any]]] = {
     "ours-bare": (False, {}),  # `serve run serve_config.yaml` without the environment
     "ours-approx": (True, {"reasons": "approx"}),
     "ours-rayhops": (True, {"shard_transport": "ray"}),
+    # What each piece of durability costs, beside the default in one run:
+    "ours-noarchive": (True, {"dedup": {"retain_days": 0}}),  # retries recognised in memory only
+    "ours-norecord": (True, {"decision_record": {"path": None}}),  # no decision record
 }
 
 

@@ -33,16 +33,19 @@ URL = "http://127.0.0.1:8000"
 
 
 def demo_config(directory: Path, args: dict[str, Any] | None = None) -> Path:
-    """serve_config.yaml with the state kept in the demo's own, freshly emptied directory:
-    a replayed stream reuses transaction ids, and a live service's state is not the demo's.
+    """serve_config.yaml with the state and the decision record kept in the demo's own,
+    freshly emptied directories: a replayed stream reuses transaction ids, and a live
+    service's state is not the demo's.
     `args`: app arguments to set on top (benchmarks compare settings this way)."""
-    state = directory / "demo-state"
-    shutil.rmtree(state, ignore_errors=True)
+    state, record = directory / "demo-state", directory / "demo-decisions"
+    for folder in (state, record):
+        shutil.rmtree(folder, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     doc = yaml.safe_load(SERVE_CONFIG.read_text())
     for application in doc["applications"]:
         if application["name"] == "fraud":
             application["args"].setdefault("state", {})["path"] = str(state.resolve())
+            application["args"]["decision_record"] = {"path": str(record.resolve())}
             application["args"].update(args or {})
     path = directory / "demo-serve-config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
