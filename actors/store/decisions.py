@@ -8,7 +8,7 @@ object storage hold that for cents and every analytics tool reads them, while th
 store holds what the answer path needs now. Rows carry ids only as the service stores them
 everywhere (card numbers redacted, card and terminal ids as keyed digests).
 
-Written off the answer path by each deciding replica (`actors.client.recorder`).
+Written by each deciding replica from its journal of decisions (`actors.client.recorder`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 DAY: Final = "day"
+_RANGE: Final = re.compile(r"(?P<journal>.+)-(?P<first>\d{12})-(?P<last>\d{12})\.parquet")
 DAY_MS: Final = 86_400_000
 
 SCHEMA: Final = pa.schema(
@@ -72,10 +74,13 @@ class DecisionRecordConfig(BaseModel):
         400, ge=1, le=36_500, description="Days a decision is kept (chargebacks: 120-540)."
     )
     flush_seconds: float = Field(
-        5.0, gt=0, le=3600, description="How often a replica writes what it buffered."
+        5.0, gt=0, le=3600, description="How often a replica writes what it journaled."
     )
     max_buffered_rows: int = Field(
-        1_000_000, ge=1_000, description="Rows a replica holds while its writes fail."
+        1_000_000,
+        ge=1_000,
+        description="Rows a replica also holds in memory while the record's storage refuses "
+        "writes; beyond that they are read back from its journal.",
     )
 
     def open(self, repo_root: Path) -> DecisionStore | None:
@@ -181,13 +186,26 @@ class DecisionStore:
         return found[-1] if found else None
 
     def _files(self, day: str) -> list[str]:
+        """A day's files. A file named `<journal>-<first>-<last>` that a later one of the
+        same journal and first seq covers (written again after a crash) is left out."""
         selector = pafs.FileSelector(f"{self.root}/{DAY}={day}", allow_not_found=True)
-        return sorted(
+        paths = sorted(
             i.path
             for i in self.fs.get_file_info(selector)
             if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
             and not i.base_name.startswith(".")
         )  # fmt: skip
+        widest: dict[tuple[str, str], tuple[str, str]] = {}
+        kept = []
+        for path in paths:
+            match = _RANGE.fullmatch(path.rsplit("/", 1)[-1])
+            if match is None:
+                kept.append(path)
+                continue
+            key = (match["journal"], match["first"])
+            if key not in widest or match["last"] > widest[key][0]:
+                widest[key] = (match["last"], path)
+        return sorted(kept + [path for _, path in widest.values()])
 
 
 def days_of(ms: np.ndarray) -> np.ndarray:

@@ -71,12 +71,14 @@ class ServiceMetrics:
             "Transactions answered degraded whose card step waits for its shard to apply it.",
         )
         self.recorded = metrics.Counter(
-            "fraud_decision_record_rows",
-            "Decisions written to the decision record, or dropped from a replica's buffer "
-            "while the record's filesystem refused writes (what: written, dropped).",
-            tag_keys=("what",),
+            "fraud_decision_record_rows", "Decisions written to the decision record's files."
         )
-        self._recorded = {"written": 0, "dropped": 0}
+        self.unrecorded = metrics.Gauge(
+            "fraud_decision_record_held",
+            "Decisions journaled by the replica and not yet in the record's files (grows "
+            "while the record's storage refuses writes).",
+        )
+        self._recorded = 0
         self._statuses: Counter[int] = Counter()
         self._decided = np.zeros(len(DECISIONS), np.int64)  # per tier, since the last flush
         self._binned = np.zeros(len(SCORE_BINS) - 1, np.int64)  # per score bin
@@ -125,12 +127,12 @@ class ServiceMetrics:
         self.outbox.set(unsent)
         self.late.set(late)
 
-    def record(self, written: int, dropped: int) -> None:
-        """The decision record's running totals; exports their growth."""
-        for what, total in (("written", written), ("dropped", dropped)):
-            if total > self._recorded[what]:
-                self.recorded.inc(total - self._recorded[what], {"what": what})
-            self._recorded[what] = total
+    def record(self, written: int, held: int) -> None:
+        """The decision record's running total of rows written, and the rows held."""
+        if written > self._recorded:
+            self.recorded.inc(written - self._recorded)
+        self._recorded = written
+        self.unrecorded.set(held)
 
     def _flush_batches(self) -> None:
         decided, self._decided = self._decided, np.zeros_like(self._decided)

@@ -158,8 +158,8 @@ class ScoringPipeline:
         recorder: DecisionRecorder | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
-        benchmarks may use the public `OFFLINE` one). `recorder`: the decision record, every
-        decision buffered for it (written off the answer path)."""
+        benchmarks may use the public `OFFLINE` one). `recorder`: the decision record; every
+        answer waits for its batch's append to the replica's record journal."""
         self.ids = ids or OFFLINE
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink, self.recorder = sink, recorder
@@ -370,10 +370,12 @@ class ScoringPipeline:
         if self.sink is not None or self.recorder is not None:
             flagged_any = len(flagged) > 0
             batch = self._decided(txs, f, scored, final, fired, reasons, policy.version, degraded)
+            writes = []  # each one store append (at most), in parallel: the answer waits
             if self.recorder is not None:
-                self.recorder.add(batch, thresholds.review, thresholds.block)
+                writes.append(self.recorder.record(batch, thresholds.review, thresholds.block))
             if self.sink is not None:
-                await self.sink.record(batch, flagged_any)
+                writes.append(self.sink.record(batch, flagged_any))
+            await asyncio.gather(*writes)
             stages.mark("record")
         scores, names = scored.scores.tolist(), decisions.tolist()
         return [

@@ -26,6 +26,7 @@ from deployments.scoring.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
 ADOPT_EVERY_TICKS = 60  # look for the outboxes of replicas that are gone (every ~30 s)
+RECORD_ADOPT_EVERY_TICKS = 10  # ...and for their decision journals (every ~5 s)
 
 
 class Reporter:
@@ -70,9 +71,14 @@ class Reporter:
             self.metrics.flush(retried, pipeline.degraded, self.sink.unsent, pipeline.late.pending)
             recorder = pipeline.recorder
             if recorder is not None:
-                if recorder.due():
-                    await asyncio.get_running_loop().run_in_executor(None, recorder.flush)
-                self.metrics.record(recorder.written_rows, recorder.dropped_rows)
+                try:
+                    if recorder.due():
+                        await recorder.flush()
+                    if ticks % RECORD_ADOPT_EVERY_TICKS == 0:
+                        await recorder.adopt()
+                except Exception as e:  # the state store away: the journal keeps the rows
+                    log.warning("reporter: decision record %s", type(e).__name__)
+                self.metrics.record(recorder.written_rows, recorder.held)
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()

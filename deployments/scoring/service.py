@@ -49,7 +49,8 @@ class ScoringService:
         self.inprocess = InProcessModel(remote) if settings.score_in_process else None
         record = settings.decision_record
         store = record.open(REPO_ROOT)
-        self.recorder = DecisionRecorder(store, record) if store is not None else None
+        journal = self.shards.sink.store
+        self.recorder = DecisionRecorder(store, record, journal) if store is not None else None
         self.pipeline = ScoringPipeline(
             self.shards,
             self.inprocess or remote,
@@ -96,10 +97,7 @@ class ScoringService:
     def close(self) -> None:
         """The replica is stopping: write what the decision record still buffers."""
         if self.recorder is not None:
-            try:
-                self.recorder.flush()
-            except Exception as e:  # never let shutdown fail on it; the rows are counted
-                log.warning("decision record: final flush failed (%s)", type(e).__name__)
+            self.recorder.close()
 
     async def ready(self) -> None:
         """Decide nothing before the served model's card has been read: unless thresholds
