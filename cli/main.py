@@ -378,6 +378,12 @@ def replay(
             envvar="FRAUD_API_KEY", show_default=False, help="A key with the score scope."
         ),
     ] = None,
+    deadline_ms: Annotated[
+        float | None,
+        typer.Option(
+            min=1, max=60_000, help="Ask for every answer within this (x-fraud-deadline-ms)."
+        ),
+    ] = None,
 ) -> None:
     """Stream transactions to the live service in event-time order, with delayed labels."""
     import asyncio
@@ -403,6 +409,7 @@ def replay(
         retry_for_s=retry_for,
         api_key=api_key,
         id_prefix=id_prefix,
+        deadline_ms=deadline_ms,
     )
     tx = read_transactions(input)
     if limit:

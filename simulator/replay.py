@@ -60,6 +60,7 @@ class ReplayOptions:
     api_key: str | None = None
     retry_for_s: float = 30.0  # how long one request is retried (429, 503, no connection)
     id_prefix: str = ""  # put before every id, so a stream can be played again as new cards
+    deadline_ms: float | None = None  # x-fraud-deadline-ms on every transaction request
 
 
 @dataclass
@@ -148,6 +149,8 @@ class _Client:
         headers = {"content-type": "application/json"}
         if opts.api_key:
             headers["authorization"] = f"Bearer {opts.api_key}"
+        if opts.deadline_ms is not None:  # labels ignore it; every request may carry it
+            headers["x-fraud-deadline-ms"] = f"{opts.deadline_ms:g}"
         self.http = httpx.AsyncClient(
             base_url=opts.url,
             headers=headers,
@@ -232,6 +235,7 @@ class _Client:
             "decision": r["decision"],
             "model_version": r["model_version"],
             "latency_ms": latency_ms,
+            "degraded_reason": r.get("degraded_reason"),  # answered without some state: why
         }
         if self.opts.include_features:
             row["features"] = r["features"]

@@ -12,8 +12,8 @@ from simulator.replay import ReplayResult
 
 # What `fraud replay --answers` keeps per transaction: the service's answer, never a card id.
 ANSWER_COLUMNS = (
-    "transaction_id", "score", "decision", "model_version", "latency_ms", "is_fraud",
-    "fraud_scenario",
+    "transaction_id", "score", "decision", "model_version", "latency_ms", "degraded_reason",
+    "is_fraud", "fraud_scenario",
 )  # fmt: skip
 
 
@@ -47,6 +47,8 @@ def build_report(result: ReplayResult, offered: int) -> dict[str, Any]:
     lat = df["latency_ms"].to_numpy()
     report["latency_ms"] = {f"p{q}": round(float(np.percentile(lat, q)), 3) for q in (50, 95, 99)}
     report["decisions"] = df["decision"].value_counts().to_dict()
+    if "degraded_reason" in df:
+        report["degraded"] = df["degraded_reason"].value_counts().to_dict()
     if "is_fraud" in df:
         fraud = df["is_fraud"] == 1
         flagged = df["decision"].isin(["BLOCK", "REVIEW"])
@@ -98,6 +100,9 @@ def print_report(report: dict[str, Any], console: Any) -> None:
             head.add_row(key, str(report[key]))
     for q, v in report.get("latency_ms", {}).items():
         head.add_row(f"latency {q} (ms)", f"{v:.2f}")
+    degraded = sum(report.get("degraded", {}).values())
+    if degraded:
+        head.add_row("answered degraded (past the deadline)", str(degraded))
     if report["errors"]:
         head.add_row("errors", ", ".join(f"{k}={v}" for k, v in report["errors"].items()))
     if report.get("retries"):
