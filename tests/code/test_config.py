@@ -91,7 +91,8 @@ def test_the_app_builder_takes_exactly_the_config_args() -> None:
 def test_the_kuberay_manifest_serves_the_cluster_config_in_the_fast_mode(tmp_path: Path) -> None:
     """rayservice.yaml embeds serve_config.cluster.yaml unchanged, and every Ray container
     starts with Serve's fast-mode environment, the id key and the API key file the config
-    names."""
+    names; the head with the tuned failure detection, and GCS fault tolerance is on."""
+    from deployments.failure_detection import HEALTH_CHECK_ENV
     from deployments.serve_mode import DEBIAN_HAPROXY, fast_env
 
     repo = Path(__file__).resolve().parents[2]
@@ -103,11 +104,14 @@ def test_the_kuberay_manifest_serves_the_cluster_config_in_the_fast_mode(tmp_pat
     expected = fast_env(haproxy=binary) | {"RAY_SERVE_HAPROXY_BINARY_PATH": str(DEBIAN_HAPROXY)}
     ray_cluster = manifest["spec"]["rayClusterConfig"]
     assert ray_cluster["authOptions"]["mode"] == "token"
+    assert ray_cluster["gcsFaultToleranceOptions"]["redisAddress"]
     groups = [ray_cluster["headGroupSpec"], *ray_cluster["workerGroupSpecs"]]
     keys_dir = str(Path(cluster["applications"][0]["args"]["access"]["keys_file"]).parent)
     for group in groups:
         (container,) = group["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert {k: env.get(k) for k in expected} == expected, container["name"]
+        if group is ray_cluster["headGroupSpec"]:  # the GCS reads its failure detection
+            assert {k: env.get(k) for k in HEALTH_CHECK_ENV} == HEALTH_CHECK_ENV
         assert "FRAUD_ID_KEY" in env  # the app refuses to start without it
         assert keys_dir in {m["mountPath"] for m in container["volumeMounts"]}
