@@ -33,6 +33,7 @@ class CompactJob(BaseModel):
 
     actor: str  # "module:Class", a `Journaled` subclass
     name: str
+    epoch: int | None = None  # the actor's incarnation (`StateStore.fence`)
     state: dict[str, Any]  # the `state:` config the actor opened its store from
     repo_root: str
 
@@ -47,7 +48,7 @@ def compact(job: CompactJob) -> int:
     form = actor._fold(stored)
     if form is None or not stored.deltas:
         return 0
-    store.checkpoint(job.name, stored.seq, records.encode(form), full=True)
+    store.checkpoint(job.name, stored.seq, records.encode(form), full=True, epoch=job.epoch)
     return stored.seq
 
 

@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from actors.actor.compactor import CompactJob, run_child
 from actors.actor.layout import ShardMoved
 from actors.store import records
-from actors.store.backends import MemoryStoreConfig, StateStore, StoreConfig, Stored
+from actors.store.backends import (
+    Fenced,
+    MemoryStoreConfig,
+    StateStore,
+    StoreConfig,
+    Stored,
+)
 from actors.tls import WireTlsConfig
 from features.config import EngineConfig
 from features.groups import DEFAULT_GROUPS
@@ -92,8 +98,12 @@ class Journaled(ABC):
         n_shards: int,
         settings: ShardSettings | dict[str, Any] | None,
         store: StateStore | None = None,
+        reader: bool = False,
     ) -> None:
+        """`reader`: only to read the stored state (a rescale's source): it takes no
+        incarnation of its own (`StateStore.fence`), so the running one is not fenced."""
         self.shard, self.n_shards = shard, n_shards
+        self.reader = reader
         self.settings = (
             settings if isinstance(settings, ShardSettings) else ShardSettings(**(settings or {}))
         )
@@ -102,6 +112,7 @@ class Journaled(ABC):
         self._reopenable = store is None and self.settings.state.backend != "memory"
         self.store: StateStore = store or self.settings.state.open(REPO_ROOT)
         self.seq = 0
+        self.epoch = 0  # this incarnation's, from `StateStore.fence` in `_recover`
         self.snapshot_seq = 0  # the last record a capture covers (written or in flight)
         self.checkpoint_failures = 0
         # The writer's recent work: (what, seconds, bytes), what = delta, full or compaction.
@@ -167,6 +178,9 @@ class Journaled(ABC):
         return form
 
     def _recover(self) -> int:
+        # A new incarnation first fences out the one it replaces: that one may still be
+        # running, cut off, with writes in flight that a healed link would deliver late.
+        self.epoch = 0 if self.reader else self.store.fence(self.name)
         stored = self.store.load(self.name)
         form = self._fold(stored)
         if form is not None:
@@ -194,7 +208,11 @@ class Journaled(ABC):
             if self.sealed:
                 raise ShardMoved(f"{self.name}: its key groups belong to another layout")
             seq = self.seq + 1
-            self.store.append(self.name, seq, record)  # may raise
+            try:
+                self.store.append(self.name, seq, record, self.epoch)  # may raise
+            except Fenced as e:  # replaced: whoever calls must find the new incarnation
+                self.sealed = True
+                raise ShardMoved(f"{self.name}: replaced by a newer incarnation") from e
             self.seq = seq
             result = self._apply(op)
             due = self.seq - self.snapshot_seq >= self.settings.state.snapshot_every
@@ -214,7 +232,7 @@ class Journaled(ABC):
             started = time.perf_counter()
             self._archive(capture)
             data = records.encode(capture)
-            self.store.checkpoint(self.name, seq, data, full)
+            self.store.checkpoint(self.name, seq, data, full, self.epoch)
             took = time.perf_counter() - started
             self.checkpoint_times.append(("full" if full else "delta", took, len(data)))
             self._deltas = 0 if full else self._deltas + 1
@@ -237,14 +255,17 @@ class Journaled(ABC):
         if self._reopenable:
             job = CompactJob(
                 actor=f"{type(self).__module__}:{type(self).__qualname__}", name=self.name,
-                state=self.settings.state.model_dump(), repo_root=str(REPO_ROOT),
+                epoch=self.epoch, state=self.settings.state.model_dump(),
+                repo_root=str(REPO_ROOT),
             )  # fmt: skip
             run_child(job)
             return
         stored = self.store.checkpoints(self.name)
         form = self._fold(stored)
         if form is not None and stored.deltas:
-            self.store.checkpoint(self.name, stored.seq, records.encode(form), full=True)
+            self.store.checkpoint(
+                self.name, stored.seq, records.encode(form), full=True, epoch=self.epoch
+            )
 
     def checkpoint(self) -> None:
         """Checkpoint the whole state now, in the caller's thread (operators, tests)."""
@@ -253,7 +274,7 @@ class Journaled(ABC):
             capture = self._capture(full=True)
             self.snapshot_seq = seq = self.seq
         self._archive(capture)
-        self.store.checkpoint(self.name, seq, records.encode(capture), full=True)
+        self.store.checkpoint(self.name, seq, records.encode(capture), True, self.epoch)
         self._deltas = 0
         self._need_full = False
 

@@ -158,7 +158,7 @@ class KeyedShard(Journaled):
         for j in range(old_n):
             jlo, jhi = group_range(j, old_n, self.groups)
             if jlo < hi and lo < jhi:  # old shard j held some of these groups
-                source = SHARDS[self.kind](j, old_n, self.settings, self.store)  # read only
+                source = SHARDS[self.kind](j, old_n, self.settings, self.store, reader=True)
                 parts.append(source._exported(lo, hi))
         with self._lock:
             self.sealed = True

@@ -32,6 +32,12 @@ class StoreUnavailable(RuntimeError):
     """The store could not make a write durable; nothing was applied."""
 
 
+class Fenced(StoreUnavailable):
+    """A write from an incarnation of an actor that a newer one has replaced (`fence`):
+    refused, so a writer cut off from the cluster and replaced meanwhile (its writes
+    delivered late, after a partition heals) never overwrites its successor's."""
+
+
 class Stored(NamedTuple):
     """What a store holds for one actor, as `load` returns it."""
 
@@ -60,15 +66,24 @@ class StateStore(Protocol):
         """The checkpoints alone (`log` empty), for compacting them."""
         ...
 
-    def append(self, shard: str, seq: int, record: bytes) -> None:
-        """Make one record durable; raise `StoreUnavailable` if it cannot. A record stored
-        again under the same `seq` (a retried write) replaces the first."""
+    def fence(self, shard: str) -> int:
+        """Begin a new incarnation of `shard`'s writer: returns its epoch, larger than any
+        before; writes that name an older epoch are refused (`Fenced`) from now on."""
         ...
 
-    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+    def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
+        """Make one record durable; raise `StoreUnavailable` if it cannot, `Fenced` if
+        `epoch` is not the current one (None: a writer that is alone by construction). A
+        record stored again under the same `seq` (a retried write) replaces the first."""
+        ...
+
+    def checkpoint(
+        self, shard: str, seq: int, data: bytes, full: bool, epoch: int | None = None
+    ) -> None:
         """Store a checkpoint covering records up to `seq`, then drop those records. A full
         one replaces every checkpoint before it; an incremental one (`full=False`) holds the
-        changes since the previous checkpoint. Raise `StoreUnavailable` if it cannot."""
+        changes since the previous checkpoint. Raise `StoreUnavailable` if it cannot,
+        `Fenced` as `append`."""
         ...
 
     def delete(self, shard: str) -> None:
@@ -210,7 +225,17 @@ class MemoryStore:
         self._checkpoints: dict[str, list[tuple[int, bool, bytes]]] = {}
         self._log: dict[str, list[tuple[int, bytes]]] = {}
         self._archive: dict[str, dict[str, tuple[int, bytes]]] = {}  # name -> key -> (day, value)
+        self._epochs: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def fence(self, shard: str) -> int:
+        with self._lock:
+            self._epochs[shard] = self._epochs.get(shard, 0) + 1
+            return self._epochs[shard]
+
+    def _check(self, shard: str, epoch: int | None) -> None:
+        if epoch is not None and epoch != self._epochs.get(shard, 0):
+            raise Fenced(f"{shard}: epoch {epoch} replaced")
 
     def load(self, shard: str) -> Stored:
         with self._lock:
@@ -220,16 +245,20 @@ class MemoryStore:
         with self._lock:
             return _stored(list(self._checkpoints.get(shard, [])), [])
 
-    def append(self, shard: str, seq: int, record: bytes) -> None:
+    def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
         with self._lock:
+            self._check(shard, epoch)
             self._log.setdefault(shard, []).append((seq, record))
 
     def names(self, prefix: str) -> list[str]:
         with self._lock:
             return sorted(k for k in self._log if k.startswith(prefix))
 
-    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+    def checkpoint(
+        self, shard: str, seq: int, data: bytes, full: bool, epoch: int | None = None
+    ) -> None:
         with self._lock:
+            self._check(shard, epoch)
             kept = [] if full else self._checkpoints.get(shard, [])
             self._checkpoints[shard] = [*kept, (seq, full, data)]
             self._log[shard] = [(s, r) for s, r in self._log.get(shard, []) if s > seq]
@@ -311,6 +340,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
             if part == "log":
                 conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data BLOB)")
+                conn.execute("CREATE TABLE IF NOT EXISTS fence (epoch INTEGER NOT NULL)")
                 self._refuse_pickled_snapshot(conn)
             elif part == "archive":
                 conn.execute(
@@ -359,21 +389,44 @@ class SqliteStore:
     def checkpoints(self, shard: str) -> Stored:
         return _stored(self._checkpoint_rows(shard), [])
 
-    def append(self, shard: str, seq: int, record: bytes) -> None:
+    def fence(self, shard: str) -> int:
+        with _written(lambda: self._conn(shard, "log"), "fence") as conn:
+            row = conn.execute("SELECT MAX(epoch) FROM fence").fetchone()
+            epoch = int(row[0] or 0) + 1
+            conn.execute("DELETE FROM fence")
+            conn.execute("INSERT INTO fence (epoch) VALUES (?)", (epoch,))
+        return epoch
+
+    def _current(self, conn: sqlite3.Connection, shard: str, epoch: int | None) -> None:
+        if epoch is None:
+            return
+        row = conn.execute("SELECT MAX(epoch) FROM fence").fetchone()
+        if int(row[0] or 0) != epoch:
+            raise Fenced(f"{shard}: epoch {epoch} replaced")
+
+    def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
         with self._trim_lock:
             covered = self._trim.pop(shard, None)
         conn = self._conn(shard, "log")
         insert = "INSERT OR REPLACE INTO log (seq, data) VALUES (?, ?)"
+        fenced = (
+            "INSERT OR REPLACE INTO log (seq, data) SELECT ?, ?"
+            " WHERE (SELECT MAX(epoch) FROM fence) = ?"
+        )
         try:
-            if covered is None:
-                conn.execute(insert, (seq, record))
+            if covered is None:  # one statement: the epoch checked in it
+                if epoch is None:
+                    conn.execute(insert, (seq, record))
+                elif conn.execute(fenced, (seq, record, epoch)).rowcount != 1:
+                    raise Fenced(f"{shard}: epoch {epoch} replaced")
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._current(conn, shard, epoch)
                 conn.execute("DELETE FROM log WHERE seq <= ?", (covered,))
                 conn.execute(insert, (seq, record))
                 conn.execute("COMMIT")
-            except sqlite3.Error:
+            except (sqlite3.Error, Fenced):
                 conn.execute("ROLLBACK")
                 with self._trim_lock:
                     self._trim[shard] = max(self._trim.get(shard, 0), covered)
@@ -381,7 +434,15 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite append failed: {e}") from e
 
-    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+    def checkpoint(
+        self, shard: str, seq: int, data: bytes, full: bool, epoch: int | None = None
+    ) -> None:
+        # The fence lives in the log's file: checked there, then the checkpoint written (one
+        # machine: a replaced writer died with its process, so nothing runs between the two).
+        try:
+            self._current(self._conn(shard, "log"), shard, epoch)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"sqlite checkpoint failed: {e}") from e
         with _written(lambda: self._conn(shard, "checkpoints"), "checkpoint") as conn:
             conn.execute(f"DELETE FROM checkpoint WHERE seq {'<=' if full else '='} ?", (seq,))
             view = memoryview(data)  # in parts: SQLite's blobs stop at 1 GB
@@ -437,9 +498,40 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite archive expiry failed: {e}") from e
 
 
+# Each script first checks the writer's epoch (ARGV's last, "" for none) against the actor's
+# `epoch` key (KEYS[2]): a replaced writer's command, delivered late, changes nothing.
+_FENCE = """
+local epoch = ARGV[#ARGV]
+if epoch ~= '' and tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(epoch) then
+  return -1
+end
+"""
+# Append ARGV[1] to the log.
+_APPEND = (
+    _FENCE
+    + """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+)
+# The checkpoint index: drop members ARGV[3..] (and their bodies, KEYS[3] .. member), then
+# add ARGV[1] at score ARGV[2].
+_INDEX = (
+    _FENCE
+    + """
+for i = 3, #ARGV - 1 do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('DEL', KEYS[3] .. ARGV[i])
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+)
 # Drop the log's records up to ARGV[1] (each starts with its 8-byte big-endian seq), from
 # the head: appends only ever add at the tail, so this is exact whatever was retried.
-_TRIM = """
+_TRIM = (
+    _FENCE
+    + """
 local n = 0
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
@@ -452,7 +544,12 @@ while true do
 end
 return n
 """
+)
 CHUNK_BYTES = 1 << 20  # one Redis command per MiB of checkpoint: others' commands interleave
+
+
+def _epoch(epoch: int | None) -> str | int:
+    return "" if epoch is None else epoch
 
 
 class RedisStore:
@@ -469,6 +566,16 @@ class RedisStore:
         self._redis = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         self.prefix = prefix
         self._trim = self._redis.register_script(_TRIM)
+        self._append = self._redis.register_script(_APPEND)
+        self._index = self._redis.register_script(_INDEX)
+
+    def fence(self, shard: str) -> int:
+        import redis
+
+        try:
+            return int(self._redis.incr(self._key(shard, "epoch")))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis fence failed: {e}") from e
 
     def _key(self, shard: str, part: str) -> str:
         return f"{self.prefix}:{shard}:{part}"
@@ -518,15 +625,24 @@ class RedisStore:
     def checkpoints(self, shard: str) -> Stored:
         return _stored(self._checkpoint_rows(shard), [])
 
-    def append(self, shard: str, seq: int, record: bytes) -> None:
+    def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
         import redis
 
+        row = seq.to_bytes(8, "big") + record
         try:
-            self._redis.rpush(self._key(shard, "log"), seq.to_bytes(8, "big") + record)
+            if epoch is None:
+                self._redis.rpush(self._key(shard, "log"), row)
+                return
+            keys = [self._key(shard, "log"), self._key(shard, "epoch")]
+            done = self._append(keys=keys, args=[row, epoch])
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis append failed: {e}") from e
+        if done == -1:
+            raise Fenced(f"{shard}: epoch {epoch} replaced")
 
-    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+    def checkpoint(
+        self, shard: str, seq: int, data: bytes, full: bool, epoch: int | None = None
+    ) -> None:
         import redis
 
         index = self._key(shard, "checkpoints")
@@ -537,18 +653,19 @@ class RedisStore:
                 self._redis.rpush(body, data[at : at + CHUNK_BYTES])
             # A full checkpoint replaces those before it; either replaces one at its seq.
             replaced = self._members(shard, "-inf" if full else seq, seq)
-            pipe = self._redis.pipeline(transaction=True)
-            for m in replaced:
-                pipe.zrem(index, m)
-                pipe.delete(self._body(shard, m))
-            pipe.zadd(index, {member: seq})
-            pipe.execute()
+            keys = [index, self._key(shard, "epoch"), self._key(shard, "checkpoint:")]
+            done = self._index(keys=keys, args=[member, seq, *replaced, _epoch(epoch)])
         except redis.RedisError as e:
             with contextlib.suppress(redis.RedisError):  # no half-written body left behind
                 self._redis.delete(body)
             raise StoreUnavailable(f"redis checkpoint failed: {e}") from e
+        if done == -1:
+            with contextlib.suppress(redis.RedisError):
+                self._redis.delete(body)
+            raise Fenced(f"{shard}: epoch {epoch} replaced")
         try:
-            self._trim(keys=[self._key(shard, "log")], args=[seq])
+            keys = [self._key(shard, "log"), self._key(shard, "epoch")]
+            self._trim(keys=keys, args=[seq, _epoch(epoch)])
         except redis.RedisError as e:
             # The checkpoint stands: `load` skips the records it covers, and the next
             # checkpoint's trim drops them.

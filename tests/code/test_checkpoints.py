@@ -187,11 +187,13 @@ class FlakyStore(MemoryStore):
 
     fail = 0
 
-    def checkpoint(self, shard: str, seq: int, data: bytes, full: bool) -> None:
+    def checkpoint(
+        self, shard: str, seq: int, data: bytes, full: bool, epoch: int | None = None
+    ) -> None:
         if self.fail:
             self.fail -= 1
             raise OSError("disk full")
-        super().checkpoint(shard, seq, data, full)
+        super().checkpoint(shard, seq, data, full, epoch)
 
 
 def test_a_lost_checkpoint_makes_the_next_one_whole() -> None:

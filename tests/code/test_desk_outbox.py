@@ -134,10 +134,10 @@ def test_a_store_that_refuses_the_outbox_gives_503_and_the_retry_is_answered() -
     class Refusing(MemoryStore):
         refuse = True
 
-        def append(self, shard: str, seq: int, record: bytes) -> None:
+        def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
             if self.refuse and shard.startswith("outbox-"):
                 raise StoreUnavailable("redis: TimeoutError")
-            super().append(shard, seq, record)
+            super().append(shard, seq, record, epoch)
 
     store = Refusing()
     client, _, outbox, p = make(store)

@@ -235,7 +235,7 @@ def test_restart_rebuilds_the_same_state(
 
 def test_a_write_the_store_refuses_changes_nothing() -> None:
     class Broken(MemoryStore):
-        def append(self, shard: str, seq: int, record: bytes) -> None:
+        def append(self, shard: str, seq: int, record: bytes, epoch: int | None = None) -> None:
             raise StoreUnavailable("down")
 
     client = LocalShardClient(1, 1)

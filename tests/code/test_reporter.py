@@ -60,6 +60,7 @@ class Pipeline:
     writes = Writes()
     late = Late()
     degraded: ClassVar[dict[str, int]] = {}
+    recorder = None  # no decision record
 
     async def resend_recent(self) -> int:
         return 0

@@ -97,6 +97,8 @@ def test_a_move_stopped_part_way_is_finished_by_the_next() -> None:
         if calls == 7:  # the old shards sealed, two new ones taken over, then a crash
             raise Crash
         key = (i, n)
+        if n == 4:  # the layout in service: its running shards (a second incarnation of
+            return getattr(client.users[i], method)(*args)  # one would fence the first)
         if key not in made:
             made[key] = SHARDS["user"](i, n, SETTINGS, store)
         return getattr(made[key], method)(*args)

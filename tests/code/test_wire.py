@@ -126,7 +126,7 @@ def test_a_wrong_token_is_disconnected_before_anything_is_applied() -> None:
 
 
 class _DownStore(MemoryStore):
-    def append(self, name: str, seq: int, record: bytes) -> None:
+    def append(self, name: str, seq: int, record: bytes, epoch: int | None = None) -> None:
         raise StoreUnavailable("disk full")
 
 
