@@ -1,13 +1,24 @@
 """Host-failure drill on a real three-host Ray cluster (`tests.chaos.hosts`): the app
 deployed with `serve deploy` of the repo's cluster config, traffic from the simulator's
-replay as a Ray Job, and one worker host killed (`kill -9` of every process it runs) while
-the traffic flows.
+replay as a Ray Job at a steady rate, each request asking for its answer within 250 ms
+(`x-fraud-deadline-ms`), and two faults while the traffic flows:
+
+1. one worker host killed (`kill -9` of every process it runs): its peers see resets;
+2. the other worker's link cut (every packet dropped, its processes left running), then
+   restored once Ray has declared the node dead: its peers see silence.
 
 Host 0 runs Redis (state, rate limits) and the Ray head; hosts 1 and 2 are Ray workers. The
 host killed is the worker holding the most card shards. Probes (a batch of 64 new cards
-every half second) time how long the service takes to answer normally again. Afterwards
-`fraud models shadow --apply` hot-swaps the config through token auth, and the job's
-answers are compared with `fraud score`'s on the same stream.
+every half second, no deadline) time how long the service takes to answer normally again.
+Afterwards `fraud models shadow --apply` hot-swaps the config through token auth; the card
+shards are killed and rebuilt from Redis (what a host that came back could have written
+late would show there); one more transaction per card is scored and compared with offline
+scoring of the whole stream; and every answer is looked up in the decision record.
+
+Answers given without some state (degraded: past the deadline while a shard was away) are
+counted, not compared; every other answer must equal `fraud score`'s, except on a card that
+had a degraded answer shortly before it (its late step may not have been applied yet when
+another replica answered: counted as `after_degraded`).
 
 Run as a separate process, as root: `python -m tests.chaos.cluster`. Prints one JSON line;
 exits non-zero if a request was lost, the job failed or an online score differs.
@@ -15,12 +26,15 @@ exits non-zero if a request was lost, the job failed or an online score differs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -31,6 +45,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from deployments.failure_detection import HEALTH_CHECK_ENV
 from deployments.serve_mode import fast_env
 from tests.chaos.hosts import Host, HostBed
 
@@ -38,23 +53,25 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REDIS_PORT = 6390
 PROBE_CARDS = 64  # per probe: every card shard holds some of them
+RATE = 70  # transactions/s the replay offers: the stream lasts ~90 s
+DEADLINE_MS = 250
 STREAM = {
     "n_customers": 200, "n_terminals": 400, "n_days": 16, "seed": 21,
     "compromised_terminals_per_day": 1, "card_testing_per_day": 1, "cards_per_block": 100,
 }  # fmt: skip
 
 
-def cluster_config(head: Host, keys_file: Path) -> dict[str, Any]:
-    """serve_config.cluster.yaml with the test bed's Redis, key file and sizes."""
+def cluster_config(head: Host, keys_file: Path, record: Path) -> dict[str, Any]:
+    """serve_config.cluster.yaml with the test bed's Redis, key file, decision record (the
+    hosts share this machine's filesystem) and sizes."""
     config = yaml.safe_load((REPO / "serve_config.cluster.yaml").read_text())
     app = config["applications"][0]
     redis = f"redis://{head.address}:{REDIS_PORT}"
     app["args"]["state"]["redis_url"] = f"{redis}/0"
     app["args"]["state"]["snapshot_every"] = 200
     app["args"]["access"].update(keys_file=str(keys_file), rate_storage=f"{redis}/1")
-    # Every answer is compared with offline: wait for a lost host's shards, not degrade
-    # (test_faults.py's Redis app drills the deadline under a kill).
-    app["args"].update(n_user_shards=4, n_terminal_shards=2, deadline_ms=60_000)
+    app["args"]["decision_record"] = {"path": str(record), "flush_seconds": 1.0}
+    app["args"].update(n_user_shards=4, n_terminal_shards=2)
     for d in app["deployments"]:
         d["num_replicas"] = 2 if d["name"] == "Ingress" else 1
     return dict(config)
@@ -73,6 +90,7 @@ class Drill:
             RAY_USAGE_STATS_ENABLED="0",
         )
         self.env.update(fast_env())  # every node, as in production (rayservice.yaml)
+        self.env.update(HEALTH_CHECK_ENV)  # the GCS's failure detection, as rayservice.yaml
         self.url = f"http://{self.head.address}:8000"
         self.api_key = ""
 
@@ -131,7 +149,10 @@ class Drill:
             )  # fmt: skip
         self._wait(lambda: self._nodes() == 3, 90, "three nodes")
         self.config = config = self.work / "serve.yaml"
-        config.write_text(yaml.safe_dump(cluster_config(self.head, keys), sort_keys=False))
+        self.record = self.work / "decisions"
+        config.write_text(
+            yaml.safe_dump(cluster_config(self.head, keys, self.record), sort_keys=False)
+        )
         proc = self.bed.run(
             self.head,
             [str(BIN / "serve"), "deploy", str(config), "--address", "http://127.0.0.1:8265"],
@@ -211,6 +232,38 @@ class Drill:
             time.sleep(1.0)
         return None
 
+    def marked_dead_at(self, host: Host) -> float | None:
+        """When the GCS declared `host`'s node dead (Unix seconds), from its own log line:
+        polling `ray list nodes` on a loaded machine lags by seconds."""
+        logs = self.work / "r0" / "session_latest" / "logs" / "gcs_server.out"
+        pattern = re.compile(
+            rf"^\[(\S+ \S+) .*address: {re.escape(host.address)} .*has been marked dead"
+        )
+        for line in logs.read_text(errors="replace").splitlines():
+            match = pattern.match(line)
+            if match:
+                return dt.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        return None
+
+    def rebuild_card_shards(self) -> int:
+        """Kill every card shard actor (Ray restarts them, and each rebuilds its state from
+        Redis): what a host that came back could have written there late shows up now.
+        Returns how many were killed, once they answer again."""
+        code = (
+            "import ray\n"
+            f"ray.init(address='{self.head.address}:6379', logging_level='ERROR')\n"
+            "names = [(a['name'], a['namespace']) for a in "
+            "ray.util.list_named_actors(all_namespaces=True) "
+            "if a['name'].startswith('fraud:user:')]\n"
+            "for name, ns in names:\n"
+            "    ray.kill(ray.get_actor(name, namespace=ns), no_restart=False)\n"
+            "print(len(names))\n"
+        )
+        proc = self.bed.run(self.head, [sys.executable, "-c", code], self.env, REPO, 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"killing the card shards failed: {proc.stderr[-2000:]}")
+        return int(proc.stdout.strip().splitlines()[-1])
+
     def processed(self, c: httpx.Client) -> int:
         shards = c.get("/v1/stats").json()["shards"]
         return sum(s["transactions"] for s in shards if s["kind"] == "user")
@@ -233,7 +286,49 @@ def _probe(c: httpx.Client, round_: int) -> tuple[int | str, float]:
     return status, time.monotonic() - t0
 
 
-def offline_scores(stream: Path) -> pd.DataFrame:
+class Probes:
+    """Probe rounds numbered across faults (each probe's ids are new)."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def until_recovered(
+        self, drill: Drill, c: httpx.Client, host: Host, started: float
+    ) -> dict[str, Any]:
+        """Probe every half second after a fault on `host` until Ray has declared its node
+        dead and five probes in a row since then were answered 200 within a second (at
+        most 150 s). What was seen: probes (seconds after the fault, status, seconds it
+        took), when the node was marked dead, and the last slow answer (recovery)."""
+        probes: list[tuple[float, int | str, float]] = []
+        marked: list[float] = []  # when Ray had the node dead, polled apart from the probes
+
+        def watch() -> None:
+            while not marked and time.monotonic() - started < 150:
+                if not drill.alive_ips().get(host.address, False):
+                    marked.append(round(time.monotonic() - started, 2))
+                time.sleep(0.5)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        while time.monotonic() - started < 150:
+            status, took = _probe(c, self.rounds)
+            self.rounds += 1
+            probes.append((round(time.monotonic() - started, 2), status, round(took, 2)))
+            dead_at = marked[0] if marked else None
+            since = [p for p in probes if dead_at is not None and p[0] - p[2] >= dead_at]
+            if len(since) >= 5 and all(p[1] == 200 and p[2] < 1.0 for p in since[-5:]):
+                break
+            time.sleep(0.5)
+        watcher.join(timeout=10)
+        bad = [p for p in probes if p[1] != 200 or p[2] >= 1.0]
+        return {
+            "node_marked_dead_s": marked[0] if marked else None,
+            "recovery_s": max((p[0] for p in bad), default=0.0),  # the last slow answer
+            "probes": probes,
+        }
+
+
+def offline_scores(stream: Path, extra: pd.DataFrame | None = None) -> pd.DataFrame:
     from cli.serve_config import served_thresholds
     from features.offline import feedback_from_labels
     from features.transactions import read_transactions
@@ -242,6 +337,8 @@ def offline_scores(stream: Path) -> pd.DataFrame:
 
     tx = read_transactions(stream)
     tx = tx[tx["amount"] > 0]
+    if extra is not None:
+        tx = pd.concat([tx, extra[tx.columns]], ignore_index=True)
     model = load_model(REPO / "models" / "default")
     thresholds = served_thresholds(model.card, REPO / "serve_config.cluster.yaml")
     scored = score_transactions(
@@ -251,9 +348,101 @@ def offline_scores(stream: Path) -> pd.DataFrame:
     return scored.set_index("transaction_id")
 
 
+def next_per_card(stream: Path) -> pd.DataFrame:
+    """One more transaction per card, a second after the stream's last, at the card's last
+    terminal: scored after the faults, it shows whether every card's (and terminal's)
+    state holds exactly what offline replay of the whole stream holds."""
+    from features.transactions import read_transactions
+
+    tx = read_transactions(stream)
+    last = tx.sort_values("timestamp", kind="stable").groupby("user_id", sort=False).tail(1)
+    out = last.copy()
+    out["transaction_id"] = [f"next-{u}" for u in out["user_id"].astype(str)]
+    # A second after the last: the replay has sent every label due by then, and no other.
+    out["timestamp"] = tx["timestamp"].max() + pd.Timedelta(seconds=1)
+    out["amount"] = 42.0
+    out["is_fraud"] = 0
+    return out.reset_index(drop=True)
+
+
+def cards(stream: Path) -> pd.DataFrame:
+    """Each transaction's card and terminal, by transaction id."""
+    from features.transactions import read_transactions
+
+    tx = read_transactions(stream)
+    return pd.DataFrame(
+        {"card": tx["user_id"].astype(str).to_numpy(),
+         "terminal": tx["terminal_id"].astype(str).to_numpy()},
+        index=tx["transaction_id"].astype(str),
+    )  # fmt: skip
+
+
+def compare(online: pd.DataFrame, offline: pd.DataFrame, card_of: pd.DataFrame) -> dict[str, Any]:
+    """Online answers against offline scores: degraded ones counted apart, and so is a
+    mismatch on a card, or at a terminal, that had a degraded answer (`after_degraded`)."""
+    offline = offline.loc[online.index]
+    degraded = online["degraded_reason"].notna().to_numpy()
+    diff = np.abs(online["score"].to_numpy() - offline["score"].to_numpy())
+    wrong = (diff > 1e-6) | (online["decision"].to_numpy() != offline["decision"].to_numpy())
+    wrong &= ~degraded
+    cards = card_of.loc[online.index, "card"].to_numpy()
+    terminals = card_of.loc[online.index, "terminal"].to_numpy()
+    tainted = {c for c, d in zip(cards, degraded, strict=True) if d}
+    reasons = online["degraded_reason"].fillna("").to_numpy()
+    late = {t for t, r in zip(terminals, reasons, strict=True) if "terminal" in r}
+    after = np.array([c in tainted or t in late for c, t in zip(cards, terminals, strict=True)])
+    after &= wrong
+    return {
+        "compared": int((~degraded).sum()),
+        "degraded": int(degraded.sum()),
+        "degraded_reasons": online["degraded_reason"].value_counts().to_dict(),
+        "mismatched": int((wrong & ~after).sum()),
+        "after_degraded": int(after.sum()),
+        "max_score_diff": float(diff[~degraded & ~after].max()) if (~degraded).any() else 0.0,
+        "mismatched_examples": [
+            {"id": i, "online": float(o), "offline": float(f), "card": c, "terminal": t}
+            for i, o, f, c, t in zip(
+                online.index[wrong & ~after],
+                online["score"].to_numpy()[wrong & ~after],
+                offline["score"].to_numpy()[wrong & ~after],
+                cards[wrong & ~after],
+                terminals[wrong & ~after],
+                strict=True,
+            )
+        ][:5],
+    }
+
+
+def wrong_features(
+    answers: pd.DataFrame, offline: pd.DataFrame, card_of: pd.DataFrame, replayed: pd.DataFrame
+) -> dict[str, Any]:
+    """Where online state differs from offline after the faults: how many cards, and for a
+    few, the features that differ and how many of the card's answers were degraded."""
+    rows = []
+    degraded = replayed["degraded_reason"].notna()
+    for tx_id, features in answers["features"].items():
+        want = offline.loc[str(tx_id)]
+        diff = {
+            k: [v, float(want[k])]
+            for k, v in features.items()
+            if not (v == want[k] or (v != v and want[k] != want[k]))  # NaN equals NaN here
+            and abs(float(v) - float(want[k])) > 1e-9
+        }
+        if diff:
+            card = str(tx_id).removeprefix("next-")
+            mine = card_of.index[card_of["card"] == card]
+            rows.append({
+                "card": card, "features": diff,
+                "degraded_answers": int(degraded.reindex(mine, fill_value=False).sum()),
+            })  # fmt: skip
+    return {"cards": len(rows), "examples": rows[:5]}
+
+
 def run(work: Path) -> dict[str, Any]:
+    from actors.store.decisions import DecisionStore
     from simulator.config import SimulationConfig
     from simulator.distributed import generate_distributed
+    from simulator.replay import tx_bodies
 
     bed = HostBed(3)
     result: dict[str, Any] = {"ok": False}
@@ -272,40 +461,41 @@ def run(work: Path) -> dict[str, Any]:
             "--submission-id", "drill-replay", "--working-dir", ".", "--runtime-env",
             "runtime_env.yaml", "--", "python", "-m", "cli.main", "replay", "--input",
             str(stream), "--url", drill.url, "--concurrency", "2", "--batch", "8",
-            "--retry-for", "180", "--json", str(work / "report.json"), "--answers",
-            str(work / "answers.parquet"),
+            "--rate", str(RATE), "--deadline-ms", str(DEADLINE_MS), "--retry-for", "180",
+            "--json", str(work / "report.json"), "--answers", str(work / "answers.parquet"),
         )  # fmt: skip
         shards = drill.card_shard_hosts()
         result["card_shards_by_host"] = shards
         victim = max(drill.workers, key=lambda h: shards.get(h.address, 0))
+        other = next(h for h in drill.workers if h != victim)
+        result["victim"], result["cut_host"] = victim.address, other.address
+        probes = Probes()
         with drill.client() as c:
-            drill._wait(lambda: drill.processed(c) >= total // 3, 240, "a third of the stream")
+            # 1. A worker host dies.
+            drill._wait(lambda: drill.processed(c) >= total // 4, 240, "a quarter of the stream")
             result["processed_at_kill"] = drill.processed(c)
-            killed_at = time.monotonic()
+            killed_at, killed_wall = time.monotonic(), time.time()
             bed.kill(victim)
-            probes: list[tuple[float, int | str, float]] = []
-            dead_at: float | None = None  # when Ray has marked the victim's node dead
-            while time.monotonic() - killed_at < 150:
-                status, took = _probe(c, len(probes))
-                probes.append((round(time.monotonic() - killed_at, 2), status, round(took, 2)))
-                if dead_at is None and not drill.alive_ips().get(victim.address, False):
-                    dead_at = round(time.monotonic() - killed_at, 2)
-                since = [p for p in probes if dead_at is not None and p[0] - p[2] >= dead_at]
-                if len(since) >= 5 and all(p[1] == 200 and p[2] < 1.0 for p in since[-5:]):
+            result["kill"] = probes.until_recovered(drill, c, victim, killed_at)
+            deadline = time.monotonic() + 60  # the restarted shards, placed on the others
+            while victim.address in (after := drill.card_shard_hosts()):
+                if time.monotonic() > deadline:
                     break
-                time.sleep(0.5)
-        deadline = time.monotonic() + 60  # the restarted shards, placed on the other hosts
-        while victim.address in (after := drill.card_shard_hosts()):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
-        result["card_shards_by_host_after"] = after
-        result["victim_alive_after"] = drill.alive_ips().get(victim.address, False)
-        bad = [p for p in probes if p[1] != 200 or p[2] >= 1.0]
-        result["victim"] = victim.address
-        result["node_marked_dead_s"] = dead_at
-        result["recovery_s"] = max((p[0] for p in bad), default=0.0)  # the last slow answer
-        result["probes"] = probes
+                time.sleep(1.0)
+            result["card_shards_by_host_after_kill"] = after
+            # 2. The other worker goes silent (a partition), then comes back.
+            drill._wait(lambda: drill.processed(c) >= total * 3 // 5, 240, "3/5 of the stream")
+            result["processed_at_cut"] = drill.processed(c)
+            cut_at, cut_wall = time.monotonic(), time.time()
+            bed.cut(other)
+            result["cut"] = probes.until_recovered(drill, c, other, cut_at)
+            bed.restore(other)
+            result["cut"]["restored_s"] = round(time.monotonic() - cut_at, 2)
+            time.sleep(5)  # what the host's processes do once they hear the others again
+            result["cut_alive_after_restore"] = drill.alive_ips().get(other.address, False)
+        for fault, host, wall in (("kill", victim, killed_wall), ("cut", other, cut_wall)):
+            marked = drill.marked_dead_at(host)
+            result[fault]["gcs_marked_dead_s"] = None if marked is None else round(marked - wall, 2)
         deadline = time.monotonic() + 300
         while True:
             status = drill.job_status("drill-replay")
@@ -315,29 +505,60 @@ def run(work: Path) -> dict[str, Any]:
                 raise RuntimeError("the replay job did not end within 300 s")
             time.sleep(2)
         result["job"] = status
+        after = drill.card_shard_hosts()
+        result["card_shards_by_host_after"] = after
         with drill.client() as c:
             result["shadow_after_models_apply"] = drill.shadow_by_models_apply(c)
+            result["card_shards_rebuilt"] = drill.rebuild_card_shards()
+            following = next_per_card(stream)
+            r = c.post(
+                "/v1/transactions/batch",
+                params={"include_features": "true"},
+                json={"transactions": tx_bodies(following)},
+            )
+            r.raise_for_status()
+            next_online = pd.DataFrame(r.json()["results"]).set_index("transaction_id")
         report = json.loads((work / "report.json").read_text())
-        result["report"] = {k: report.get(k) for k in ("offered", "answered", "errors", "retries")}
+        keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
+        result["report"] = {k: report.get(k) for k in keys}
         online = pd.read_parquet(work / "answers.parquet").set_index("transaction_id")
-        scored = offline_scores(stream)
-        offline = scored.loc[online.index]
-        diff = np.abs(online["score"].to_numpy() - offline["score"].to_numpy())
-        result["max_score_diff"] = float(diff.max())
-        result["decisions_equal"] = float((online["decision"] == offline["decision"]).mean())
-        zero = total - len(scored)
+        latency = online["latency_ms"].to_numpy()
+        result["answered_within_ms"] = {
+            str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
+        }
+        scored = offline_scores(stream, following)
+        result["online_vs_offline"] = compare(online, scored, cards(stream))
+        next_diff = np.abs(
+            next_online["score"].to_numpy() - scored.loc[next_online.index, "score"].to_numpy()
+        )
+        result["next_per_card_max_diff"] = float(next_diff.max())
+        result["next_per_card_wrong"] = wrong_features(next_online, scored, cards(stream), online)
+        degraded = next_online["degraded"] if "degraded" in next_online else pd.Series([])
+        result["next_per_card_degraded"] = int(degraded.fillna(False).astype(bool).sum())
+        answered = set(online.index) | set(next_online.index)
+        time.sleep(3)  # the record's flush (every second here)
+        record = DecisionStore.at(str(drill.record)).read()
+        recorded = set(record.column("transaction_id").to_pylist())
+        result["missing_from_record"] = len(answered - recorded)
+        zero = total - (len(scored) - len(following))
         result["refused_zero_amount"] = zero
         result["drill_s"] = round(time.monotonic() - t0, 1)
+        versus = result["online_vs_offline"]
         result["ok"] = bool(
             result["job"] == "SUCCEEDED"
             and report["answered"] == total - zero
             and set(report["errors"]) <= {"422"}
-            and result["max_score_diff"] < 1e-6
-            and result["decisions_equal"] == 1.0
-            and probes[-1][1] == 200
-            and not result["victim_alive_after"]
+            and versus["mismatched"] == 0
+            and result["next_per_card_max_diff"] < 1e-6
+            and result["next_per_card_degraded"] == 0
+            and result["missing_from_record"] == 0
+            and result["kill"]["probes"][-1][1] == 200
+            and result["cut"]["node_marked_dead_s"] is not None
+            and not drill.alive_ips().get(victim.address, False)
+            and not result["cut_alive_after_restore"]
             and result["shadow_after_models_apply"] is not None
             and victim.address not in after
+            and other.address not in after
             and sum(after.values()) == sum(shards.values())
         )
     except Exception as e:  # the drill reports what broke, and still tears down

@@ -89,6 +89,17 @@ class HostBed:
             signal_group(group, signal.SIGKILL)
         return killed
 
+    def cut(self, host: Host) -> None:
+        """Take `host`'s port off the bridge, its processes left running: packets to and
+        from it are dropped, with no reset and no FIN, as its peers see a partition or a
+        host that lost power (unlike `kill`: the kernel of a killed process resets its
+        connections). The kernel here has no netem; a port that is down drops as well."""
+        _ip("link", "set", f"fr{self.net}v{self.hosts.index(host)}", "down")
+
+    def restore(self, host: Host) -> None:
+        """Undo `cut`: packets flow again."""
+        _ip("link", "set", f"fr{self.net}v{self.hosts.index(host)}", "up")
+
     def down(self, grace_s: float = 10.0) -> None:
         stop_groups(self.groups, grace_s)
         for host in self.hosts:
