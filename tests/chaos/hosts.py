@@ -8,6 +8,7 @@ then removes the namespaces, the veth pairs and the bridge, bounded in time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -103,5 +104,13 @@ class HostBed:
     def down(self, grace_s: float = 10.0) -> None:
         stop_groups(self.groups, grace_s)
         for host in self.hosts:
+            # Whatever still runs in the host's namespace left the groups started there (a
+            # haproxy that Serve started in a session of its own): only ours run there.
+            pids = subprocess.run(
+                ["ip", "netns", "pids", host.name], capture_output=True, text=True, timeout=10
+            ).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=10)
