@@ -33,15 +33,17 @@ function init(args)
 end
 
 request = function()
-  -- wrk may hand values set with thread:set over as strings: read them as numbers.
-  local k = tonumber(tid) + tonumber(nthreads) * sent
+  -- wrk may hand values set with thread:set over as strings: read them as numbers. Once in
+  -- many runs one arrived unset (a Lua panic stopped a compare run): then this thread
+  -- counts as thread 0 of 1, which can repeat lines (idempotent retries for the server).
+  local k = (tonumber(tid) or 0) + (tonumber(nthreads) or 1) * (tonumber(sent) or 0)
   if (k + 1) * batch > count then
     -- No lines left for this thread: stop it. wrk still sends the request returned here,
     -- so it repeats the run's first lines (an idempotent retry for the server).
     wrk.thread:stop()
     k = 0
   else
-    sent = sent + 1
+    sent = (tonumber(sent) or 0) + 1
   end
   local first = start + k * batch
   handle:seek("set", first * width)
