@@ -348,8 +348,8 @@ def offline_scores(stream: Path, extra: pd.DataFrame | None = None) -> pd.DataFr
     return scored.set_index("transaction_id")
 
 
-def next_per_card(stream: Path) -> pd.DataFrame:
-    """One more transaction per card, a second after the stream's last, at the card's last
+def next_per_card(stream: Path, tag: str = "next", seconds: int = 1) -> pd.DataFrame:
+    """One more transaction per card, `seconds` after the stream's last, at the card's last
     terminal: scored after the faults, it shows whether every card's (and terminal's)
     state holds exactly what offline replay of the whole stream holds."""
     from features.transactions import read_transactions
@@ -357,12 +357,25 @@ def next_per_card(stream: Path) -> pd.DataFrame:
     tx = read_transactions(stream)
     last = tx.sort_values("timestamp", kind="stable").groupby("user_id", sort=False).tail(1)
     out = last.copy()
-    out["transaction_id"] = [f"next-{u}" for u in out["user_id"].astype(str)]
-    # A second after the last: the replay has sent every label due by then, and no other.
-    out["timestamp"] = tx["timestamp"].max() + pd.Timedelta(seconds=1)
+    out["transaction_id"] = [f"{tag}-{u}" for u in out["user_id"].astype(str)]
+    # Seconds after the last: the replay has sent every label due by then, and no other.
+    out["timestamp"] = tx["timestamp"].max() + pd.Timedelta(seconds=seconds)
     out["amount"] = 42.0
     out["is_fraud"] = 0
     return out.reset_index(drop=True)
+
+
+def _scored(c: httpx.Client, txs: pd.DataFrame) -> pd.DataFrame:
+    """The service's answers, with features, to these transactions sent as one batch."""
+    from simulator.replay import tx_bodies
+
+    r = c.post(
+        "/v1/transactions/batch",
+        params={"include_features": "true"},
+        json={"transactions": tx_bodies(txs)},
+    )
+    r.raise_for_status()
+    return pd.DataFrame(r.json()["results"]).set_index("transaction_id")
 
 
 def cards(stream: Path) -> pd.DataFrame:
@@ -454,7 +467,6 @@ def run(work: Path) -> dict[str, Any]:
     from actors.store.decisions import DecisionStore
     from simulator.config import SimulationConfig
     from simulator.distributed import generate_distributed
-    from simulator.replay import tx_bodies
 
     bed = HostBed(3)
     result: dict[str, Any] = {"ok": False}
@@ -521,15 +533,13 @@ def run(work: Path) -> dict[str, Any]:
         result["card_shards_by_host_after"] = after
         with drill.client() as c:
             result["shadow_after_models_apply"] = drill.shadow_by_models_apply(c)
+            # Once before the rebuild, once after: a card wrong in both never got a
+            # transaction; one wrong only after lost it in its checkpoints or journal.
+            before = next_per_card(stream, "before", 1)
+            before_online = _scored(c, before)
             result["card_shards_rebuilt"] = drill.rebuild_card_shards()
-            following = next_per_card(stream)
-            r = c.post(
-                "/v1/transactions/batch",
-                params={"include_features": "true"},
-                json={"transactions": tx_bodies(following)},
-            )
-            r.raise_for_status()
-            next_online = pd.DataFrame(r.json()["results"]).set_index("transaction_id")
+            following = next_per_card(stream, "next", 2)
+            next_online = _scored(c, following)
         report = json.loads((work / "report.json").read_text())
         keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
         result["report"] = {k: report.get(k) for k in keys}
@@ -538,7 +548,8 @@ def run(work: Path) -> dict[str, Any]:
         result["answered_within_ms"] = {
             str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
         }
-        scored = offline_scores(stream, following)
+        both = pd.concat([before, following], ignore_index=True)
+        scored = offline_scores(stream, both)
         result["online_vs_offline"] = compare(online, scored, cards(stream))
         next_diff = np.abs(
             next_online["score"].to_numpy() - scored.loc[next_online.index, "score"].to_numpy()
@@ -547,14 +558,17 @@ def run(work: Path) -> dict[str, Any]:
         result["next_per_card_wrong"] = wrong_features(
             next_online, scored, cards(stream), online, following.set_index("transaction_id")
         )
+        result["before_rebuild_wrong"] = wrong_features(
+            before_online, scored, cards(stream), online, before.set_index("transaction_id")
+        )
         degraded = next_online["degraded"] if "degraded" in next_online else pd.Series([])
         result["next_per_card_degraded"] = int(degraded.fillna(False).astype(bool).sum())
-        answered = set(online.index) | set(next_online.index)
+        answered = set(online.index) | set(next_online.index) | set(before_online.index)
         time.sleep(3)  # the record's flush (every second here)
         record = DecisionStore.at(str(drill.record)).read()
         recorded = set(record.column("transaction_id").to_pylist())
         result["missing_from_record"] = len(answered - recorded)
-        zero = total - (len(scored) - len(following))
+        zero = total - (len(scored) - len(both))
         result["refused_zero_amount"] = zero
         result["drill_s"] = round(time.monotonic() - t0, 1)
         versus = result["online_vs_offline"]
@@ -564,6 +578,7 @@ def run(work: Path) -> dict[str, Any]:
             and set(report["errors"]) <= {"422"}
             and versus["mismatched"] == 0
             and result["next_per_card_wrong"]["cards"] == 0
+            and result["before_rebuild_wrong"]["cards"] == 0
             and result["next_per_card_degraded"] == 0
             and result["missing_from_record"] == 0
             and result["kill"]["probes"][-1][1] == 200
