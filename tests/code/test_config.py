@@ -115,3 +115,25 @@ def test_the_kuberay_manifest_serves_the_cluster_config_in_the_fast_mode(tmp_pat
             assert {k: env.get(k) for k in HEALTH_CHECK_ENV} == HEALTH_CHECK_ENV
         assert "FRAUD_ID_KEY" in env  # the app refuses to start without it
         assert keys_dir in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+def test_the_grafana_dashboard_queries_only_series_the_service_exports() -> None:
+    """docs/grafana-dashboard.json: every series a panel queries is one the service
+    declares (deployments/scoring/metrics.py, with Prometheus's suffixes), and every
+    declared series is shown somewhere: a renamed metric breaks the test, not the panel."""
+    import json
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    source = (repo / "deployments" / "scoring" / "metrics.py").read_text()
+    declared = set(re.findall(r'metrics\.(?:Counter|Gauge|Histogram)\(\s*"(fraud_\w+)"', source))
+    dashboard = json.loads((repo / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queried = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for e in exprs
+        for name in re.findall(r"ray_(fraud_\w+)", e)
+    }
+    assert len(declared) >= 10
+    assert queried <= declared, sorted(queried - declared)
+    assert declared <= queried, sorted(declared - queried)
