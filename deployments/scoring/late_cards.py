@@ -37,6 +37,7 @@ class CardBacklog:
     def __init__(self, shards: ShardClient) -> None:
         self.shards = shards
         self._queues: dict[int, list[_Step]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
         self.retries = 0
 
     def behind(self, shard: int) -> bool:
@@ -60,8 +61,20 @@ class CardBacklog:
             queue.append(step)  # sent (again, if it went out already) after those before it
         else:
             self._queues[shard] = [step]
-            asyncio.get_running_loop().create_task(self._drain(shard))
+            task = asyncio.get_running_loop().create_task(self._drain(shard))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
         return done
+
+    def close(self) -> None:
+        """The replica stops: what is queued is dropped here (the kept copies of
+        `actors.client.late_steps` are applied by another replica)."""
+        for queue in self._queues.values():
+            for step in queue:
+                if step.call is not None:
+                    step.call.cancel()
+        for task in list(self._drains):
+            task.cancel()
 
     async def _drain(self, shard: int) -> None:
         """Send the queue in order: a step already sent is awaited alone; the steps queued

@@ -18,6 +18,7 @@ import numpy as np
 from actors.actor.decision_log import DecidedBatch
 from actors.actor.dedup import Seen
 from actors.actor.shards import RECENT_S
+from actors.client.late_steps import Held, LateSteps
 from actors.client.protocol import ShardClient
 from actors.client.recorder import DecisionRecorder
 from actors.errors import TransactionConflict
@@ -156,10 +157,12 @@ class ScoringPipeline:
         ids: IdHasher | None = None,
         fallback: str = "model",
         recorder: DecisionRecorder | None = None,
+        late_steps: LateSteps | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
         benchmarks may use the public `OFFLINE` one). `recorder`: the decision record; every
-        answer waits for its batch's append to the replica's record journal."""
+        answer waits for its batch's append to the replica's record journal. `late_steps`:
+        where a degraded answer's card step is kept until applied (else memory only)."""
         self.ids = ids or OFFLINE
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink, self.recorder = sink, recorder
@@ -170,6 +173,7 @@ class ScoringPipeline:
         self.approx_reasons = approx_reasons  # `reasons: approx`: Saabas, not exact TreeSHAP
         self.writes = TerminalWrites(shards)
         self.late = CardBacklog(shards)
+        self.late_steps = late_steps
         self.fallback = fallback  # decides degraded rows: "model", or a fixed tier's name
         self.degraded: Counter[str] = Counter()  # answers given without some state, by reason
 
@@ -255,9 +259,11 @@ class ScoringPipeline:
                     degraded[idx] |= CARD_LATE
                     user[idx] = np.nan
                     status[idx] = Seen.NEW
-                    self._write_when_applied(
-                        card if behind else self.late.queue(s, part, card), part
-                    )
+                    applied_at = card if behind else self.late.queue(s, part, card)
+                    held = None
+                    if self.late_steps is not None:  # durable before the answer goes out
+                        held = await self.late_steps.hold(s, user_routes[idx], part)
+                    self._write_when_applied(applied_at, part, held)
                 elif card.exception() is None:
                     user[idx], status[idx] = card.result().features, card.result().status
             applied = np.flatnonzero((status != Seen.CONFLICT) & (degraded == 0))
@@ -288,9 +294,11 @@ class ScoringPipeline:
             {s: len(idx) for s, idx in user_groups.items()}, degraded,
         )  # fmt: skip
 
-    def _write_when_applied(self, applied: asyncio.Future[CardAnswer], events: CardEvents) -> None:
+    def _write_when_applied(
+        self, applied: asyncio.Future[CardAnswer], events: CardEvents, held: Held | None
+    ) -> None:
         """The terminal writes of a late card step, once its shard applied it; a ticket holds
-        the watermark meanwhile (`TerminalWrites.settled`)."""
+        the watermark meanwhile (`TerminalWrites.settled`). Then the kept step is dropped."""
         ticket = self.writes.open(int(events.times.min()))
 
         def send(done: asyncio.Future[CardAnswer]) -> None:
@@ -299,6 +307,8 @@ class ScoringPipeline:
                 return
             rows = np.flatnonzero(done.result().status != Seen.CONFLICT)
             self.writes.send(ticket, events.write.rows(rows))
+            if held is not None and self.late_steps is not None:
+                asyncio.get_running_loop().create_task(self.late_steps.release(held))
 
         applied.add_done_callback(send)
 
@@ -395,6 +405,28 @@ class ScoringPipeline:
             )
             for i, t in enumerate(txs)
         ]
+
+    async def adopt_late(self) -> int:
+        """Apply the kept late steps of replicas that are gone (`LateSteps.orphans`), routed
+        by the layout in force, then send their terminal writes and drop them; returns how
+        many transactions. A shard still away leaves the rest for the next call."""
+        if self.late_steps is None:
+            return 0
+        done = 0
+        for name, steps in await self.late_steps.orphans():
+            for seq, routes, events in steps:
+                groups = group_by_route(routes, self.shards.n_user_shards, self.shards.key_groups)
+                answers = await asyncio.gather(
+                    *(self.shards.user_step(s, events.rows(idx)) for s, idx in groups.items())
+                )
+                for idx, answer in zip(groups.values(), answers, strict=True):
+                    rows = idx[answer.status != Seen.CONFLICT]
+                    ticket = self.writes.open(int(events.times[idx].min()))
+                    self.writes.send(ticket, events.write.rows(rows))
+                await self.late_steps.release((name, seq))
+                done += len(events)
+        self.late_steps.adopted += done
+        return done
 
     async def resend_recent(self, seconds: float = RECENT_S) -> int:
         """Send again the terminal writes of every transaction the card shards applied in

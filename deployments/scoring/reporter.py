@@ -26,7 +26,7 @@ from deployments.scoring.pipeline import ScoringPipeline
 
 log = logging.getLogger(__name__)
 ADOPT_EVERY_TICKS = 60  # look for the outboxes of replicas that are gone (every ~30 s)
-RECORD_ADOPT_EVERY_TICKS = 10  # ...and for their decision journals (every ~5 s)
+RECORD_ADOPT_EVERY_TICKS = 10  # ...and for their decision journals and late steps (~5 s)
 
 
 class Reporter:
@@ -79,6 +79,11 @@ class Reporter:
                 except Exception as e:  # the state store away: the journal keeps the rows
                     log.warning("reporter: decision record %s", type(e).__name__)
                 self.metrics.record(recorder.written_rows, recorder.held)
+            if ticks % RECORD_ADOPT_EVERY_TICKS == 0:
+                try:  # late steps kept by replicas that are gone
+                    await pipeline.adopt_late()
+                except Exception as e:  # a shard still away: the next round
+                    log.warning("reporter: late steps %s", type(e).__name__)
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.actor.journal import REPO_ROOT
+from actors.client.late_steps import LateSteps
 from actors.client.recorder import DecisionRecorder
 from actors.client.remote import RayShardClient
 from actors.store.backends import bind_id_key
@@ -61,6 +62,7 @@ class ScoringService:
             ids=ids,
             fallback=settings.fallback,
             recorder=self.recorder,
+            late_steps=LateSteps(journal),
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline, store)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pytest
 
@@ -142,3 +143,43 @@ def test_a_client_may_ask_for_less_time_never_more() -> None:
 
 async def _deadline(value: str) -> float:
     return deadline_for(value, 250)
+
+
+def test_late_steps_of_a_replica_that_dies_are_applied_by_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replica A answers three transactions degraded while their card shard is silent, then
+    dies with the steps still queued. Each was kept in the state store before its answer;
+    replica B applies them, once and in order, with their terminal writes, and the next
+    transaction equals offline."""
+    from actors.client import late_steps as late_module
+    from actors.client.late_steps import ORPHAN_AFTER_MS, LateSteps
+    from actors.store.backends import MemoryStore
+
+    later = tx(9, user="u1", terminal="t0", amount=30.0, ts="2018-06-09T12:00:00")
+    reference = ScoringPipeline(LocalShardClient(1, 1), FakeModel(), Thresholds())
+    want = asyncio.run(reference.score([_day(i) for i in range(3)] + [later], True))
+
+    store = MemoryStore()
+    shards = Stalled("card")
+    a = ScoringPipeline(shards, FakeModel(), Thresholds(), late_steps=LateSteps(store))
+    b = ScoringPipeline(shards, FakeModel(), Thresholds(), late_steps=LateSteps(store))
+
+    async def go() -> None:
+        for i in range(3):
+            assert (await a.score([_day(i)], True, _soon()))[0].degraded == "card_state_late"
+        assert sum(len(store.load(n).log) for n in store.names("late-")) == 3  # kept
+        a.late.close()  # A dies: its queue and its call in flight with it
+        await asyncio.sleep(0)
+        shards.open.set()  # the shard is back
+        assert await b.adopt_late() == 0  # too recent: A might still apply them
+        now = time.time() + ORPHAN_AFTER_MS / 1000 + 1
+        monkeypatch.setattr(late_module.time, "time", lambda: now)
+        assert await b.adopt_late() == 3
+        await b.writes.flush()
+        assert await b.adopt_late() == 0  # dropped once applied
+        assert shards.users[0].transactions == 3 and shards.terminals[0].transactions == 3
+        again = await b.score([later], True)
+        assert again[0].features == want[-1].features  # online = offline afterwards
+
+    asyncio.run(go())

@@ -65,6 +65,9 @@ class Pipeline:
     async def resend_recent(self) -> int:
         return 0
 
+    async def adopt_late(self) -> int:
+        return 0
+
 
 class DeadModel:
     class served:  # mirrors a DeploymentHandle method

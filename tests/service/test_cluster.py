@@ -23,8 +23,9 @@ def test_a_host_dies_and_another_goes_silent_under_traffic_and_nothing_is_lost()
     versus = result["online_vs_offline"]
     assert versus["mismatched"] == 0 and versus["compared"] > 0  # every answer with state
     # State after the faults: exactly offline's for every card no degraded answer touched.
-    # The others are reported (`after_degraded`): a late step held by a replica that died
-    # with it is lost (BENCHMARKS.md, "Faults"; open in issue 29).
+    # The others are reported (`after_degraded`): a drill once lost a late step, likely with
+    # the replica that held it; late steps are kept in the state store since (BENCHMARKS.md,
+    # "Faults").
     assert result["next_per_card_wrong"]["cards"] == 0
     assert result["missing_from_record"] == 0  # every answer in the decision record
     assert result["victim"] in result["card_shards_by_host"]  # it held card state
