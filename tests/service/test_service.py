@@ -476,8 +476,9 @@ def test_no_card_number_reaches_logs_or_state(
     assert found["card"] == service_ids.digest(pan)  # the card only as its keyed digest
 
     # A run of 16 digits standing as its own token: inside a hex id (Ray's actor ids end in
-    # a digit-only job id, so a 16-digit run there is a matter of chance) it is no PAN.
-    run16 = re.compile(rb"(?<![0-9A-Za-z])\d{16}(?![0-9A-Za-z])")
+    # a digit-only job id, so a 16-digit run there is a matter of chance) it is no PAN, nor
+    # after a decimal point (the record's reasons hold feature values such as 0.4654197175278485).
+    run16 = re.compile(rb"(?<![0-9A-Za-z.])\d{16}(?![0-9A-Za-z])")
     session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     state_dir = Path(str(app_args["state"]["path"]))  # type: ignore[index]
     scanned = 0
