@@ -61,12 +61,12 @@ STREAM = {
 }  # fmt: skip
 
 
-def cluster_config(head: Host, keys_file: Path, record: Path) -> dict[str, Any]:
+def cluster_config(redis_host: Host, keys_file: Path, record: Path) -> dict[str, Any]:
     """serve_config.cluster.yaml with the test bed's Redis, key file, decision record (the
     hosts share this machine's filesystem) and sizes."""
     config = yaml.safe_load((REPO / "serve_config.cluster.yaml").read_text())
     app = config["applications"][0]
-    redis = f"redis://{head.address}:{REDIS_PORT}"
+    redis = f"redis://{redis_host.address}:{REDIS_PORT}"
     app["args"]["state"]["redis_url"] = f"{redis}/0"
     app["args"]["state"]["snapshot_every"] = 200
     app["args"]["access"].update(keys_file=str(keys_file), rate_storage=f"{redis}/1")

@@ -84,11 +84,22 @@ class HostBed:
         )  # fmt: skip
 
     def kill(self, host: Host) -> list[int]:
-        """SIGKILL every process group started on `host` (a host that dies at once)."""
+        """SIGKILL every process group started on `host`, then every process left in its
+        namespace (a host that dies at once: what Ray started in sessions of its own too)."""
         killed = [g for g, h in self.groups.items() if h == host]
         for group in killed:
             signal_group(group, signal.SIGKILL)
+        self._kill_namespace(host)
         return killed
+
+    def _kill_namespace(self, host: Host) -> None:
+        """SIGKILL whatever still runs in `host`'s namespace: only what we started runs there."""
+        pids = subprocess.run(
+            ["ip", "netns", "pids", host.name], capture_output=True, text=True, timeout=10
+        ).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
     def cut(self, host: Host) -> None:
         """Take `host`'s port off the bridge, its processes left running: packets to and
@@ -104,13 +115,6 @@ class HostBed:
     def down(self, grace_s: float = 10.0) -> None:
         stop_groups(self.groups, grace_s)
         for host in self.hosts:
-            # Whatever still runs in the host's namespace left the groups started there (a
-            # haproxy that Serve started in a session of its own): only ours run there.
-            pids = subprocess.run(
-                ["ip", "netns", "pids", host.name], capture_output=True, text=True, timeout=10
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+            self._kill_namespace(host)  # e.g. a haproxy Serve started in a session of its own
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=10)

@@ -1,0 +1,269 @@
+"""Head-node loss drill with GCS fault tolerance, on a real Ray cluster of network-namespace
+hosts (`tests.chaos.hosts`), as Ray documents it for `ray start`: the head's GCS keeps its
+tables in an external Redis (`RAY_REDIS_ADDRESS`), so a new head started at the same address
+reloads them, the worker's processes live through the outage, and Serve's controller comes
+back on the new head with the app it had.
+
+Host 0 runs Redis (the GCS's tables, the app's state and rate limits) and the client: the
+simulator's replay at a steady rate, each request asking for its answer within 250 ms
+(`x-fraud-deadline-ms`), sent to the worker's proxy (the load balancer in front of a
+cluster drops the head's once it stops answering). Host 1 is the head, with no CPUs for
+replicas as in rayservice.yaml; host 2 is the worker.
+
+A third of the way through the stream every process on the head host is killed; a new
+head starts there five seconds later (a pod restarted by its controller). Probes (a batch
+of new cards every half second, no deadline) time how long the service takes to answer
+normally again. Afterwards one more transaction per card is scored and compared with
+offline scoring of the whole stream, and every answer is looked up in the decision record.
+
+Run as a separate process, as root: `python -m tests.chaos.head`. Prints one JSON line;
+exits non-zero if a request was lost, an online score differs or a decision is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import yaml
+
+from tests.chaos.cluster import (
+    BIN,
+    DEADLINE_MS,
+    RATE,
+    REDIS_PORT,
+    REPO,
+    Drill,
+    _probe,
+    _scored,
+    cards,
+    cluster_config,
+    compare,
+    next_per_card,
+    offline_scores,
+    wrong_features,
+)
+from tests.chaos.hosts import HostBed
+
+STREAM = {
+    "n_customers": 200, "n_terminals": 400, "n_days": 10, "seed": 23,
+    "compromised_terminals_per_day": 1, "card_testing_per_day": 1, "cards_per_block": 100,
+}  # fmt: skip
+DOWN_S = 5.0  # between the head's death and its replacement's start
+
+
+class HeadDrill(Drill):
+    """Hosts: Redis and the client; the head; one worker."""
+
+    def __init__(self, bed: HostBed, work: Path) -> None:
+        super().__init__(bed, work)
+        self.store, self.head, self.worker = bed.hosts
+        self.workers = [self.worker]
+        self.url = f"http://{self.worker.address}:8000"
+        self.heads = 0
+
+    def start_head(self) -> None:
+        """`ray start --head` with the GCS's tables in the external Redis; each start its
+        own temp dir (its logs kept apart)."""
+        env = {**self.env, "RAY_REDIS_ADDRESS": f"{self.store.address}:{REDIS_PORT}"}
+        self.bed.spawn(
+            self.head,
+            [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address",
+             self.head.address, "--port", "6379", "--num-cpus", "0", "--temp-dir",
+             str(self.work / f"head{self.heads}"), "--include-dashboard", "true"],
+            env, self.work / f"head{self.heads}.log", REPO,
+        )  # fmt: skip
+        self.heads += 1
+
+    def start(self) -> None:
+        keys = self.work / "keys.json"
+        made = self.bed.run(
+            self.store,
+            [str(BIN / "fraud"), "keys", "add", "drill", "--scope", "score", "--scope", "admin",
+             "--rate", "100000/second", "--file", str(keys)],
+            self.env, REPO, 60,
+        )  # fmt: skip
+        self.api_key = made.stdout.strip().splitlines()[-1]
+        self.env["FRAUD_API_KEY"] = self.api_key
+        self.bed.spawn(
+            self.store,
+            ["redis-server", "--port", str(REDIS_PORT), "--bind", self.store.address, "--save",
+             "", "--appendonly", "no", "--protected-mode", "no"],
+            self.env, self.work / "redis.log", REPO,
+        )  # fmt: skip
+        self.start_head()
+        self._wait(lambda: self._nodes() >= 1, 90, "the head")
+        self.bed.spawn(
+            self.worker,
+            [str(BIN / "ray"), "start", "--block", "--address", f"{self.head.address}:6379",
+             "--node-ip-address", self.worker.address, "--num-cpus", "4", "--temp-dir",
+             str(self.work / "worker")],
+            self.env, self.work / "worker.log", REPO,
+        )  # fmt: skip
+        self._wait(lambda: self._nodes() == 2, 90, "two nodes")
+        self.config = config = self.work / "serve.yaml"
+        self.record = self.work / "decisions"
+        config.write_text(
+            yaml.safe_dump(cluster_config(self.store, keys, self.record), sort_keys=False)
+        )
+        proc = self.bed.run(
+            self.head,
+            [str(BIN / "serve"), "deploy", str(config), "--address", "http://127.0.0.1:8265"],
+            self.env, REPO, 120,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"serve deploy failed: {proc.stderr[-2000:]}")
+        self._wait(lambda: self._healthy(self.worker), 180, "the app")
+
+
+def head_loss(drill: HeadDrill, c: httpx.Client) -> dict[str, Any]:
+    """Kill the head host, start a new head DOWN_S later, and probe every half second until
+    the GCS answers again and five probes in a row since then were answered 200 within a
+    second (at most 150 s). What was seen, in seconds after the kill."""
+    started = time.monotonic()
+    probes: list[tuple[float, int | str, float]] = []
+    back: list[float] = []  # when the new head's GCS listed two live nodes
+
+    def watch() -> None:
+        time.sleep(DOWN_S)
+        drill.start_head()
+        while time.monotonic() - started < 150:
+            if drill._nodes() >= 2:
+                back.append(round(time.monotonic() - started, 2))
+                return
+            time.sleep(0.5)
+
+    drill.bed.kill(drill.head)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    rounds = 0
+    while time.monotonic() - started < 150:
+        status, took = _probe(c, 10_000 + rounds)
+        rounds += 1
+        probes.append((round(time.monotonic() - started, 2), status, round(took, 2)))
+        since = [p for p in probes if back and p[0] - p[2] >= back[0]]
+        if len(since) >= 5 and all(p[1] == 200 and p[2] < 1.0 for p in since[-5:]):
+            break
+        time.sleep(0.5)
+    watcher.join(timeout=30)
+    bad = [p for p in probes if p[1] != 200 or p[2] >= 1.0]
+    return {
+        "new_head_started_s": DOWN_S,
+        "gcs_back_s": back[0] if back else None,
+        "recovery_s": max((p[0] for p in bad), default=0.0),  # the last slow answer
+        "probes_failed": len([p for p in probes if p[1] != 200]),
+        "probes": probes,
+    }
+
+
+def controller_restarted(drill: HeadDrill) -> bool:
+    """Serve's controller alive on the new head (it asks for the head's resource)."""
+    out = drill.ray(
+        "list", "actors", "--format", "json", "--filter", "state=ALIVE", "--limit", "1000",
+        "--address", f"{drill.head.address}:6379",
+    )  # fmt: skip
+    return any(a.get("class_name") == "ServeController" for a in json.loads(out))
+
+
+def run(work: Path) -> dict[str, Any]:
+    from actors.store.decisions import DecisionStore
+    from simulator.config import SimulationConfig
+    from simulator.distributed import generate_distributed
+
+    bed = HostBed(3)
+    result: dict[str, Any] = {"ok": False}
+    try:
+        t0 = time.monotonic()
+        drill = HeadDrill(bed, work)
+        drill.start()
+        result["cluster_up_s"] = round(time.monotonic() - t0, 1)
+        stream = work / "stream"
+        stats = generate_distributed(SimulationConfig(**STREAM), str(stream), 1)  # type: ignore[arg-type]
+        total = int(stats["transactions"])
+        replay = bed.spawn(
+            drill.store,
+            [str(BIN / "fraud"), "replay", "--input", str(stream), "--url", drill.url,
+             "--concurrency", "2", "--batch", "8", "--rate", str(RATE), "--deadline-ms",
+             str(DEADLINE_MS), "--retry-for", "180", "--json", str(work / "report.json"),
+             "--answers", str(work / "answers.parquet")],
+            drill.env, work / "replay.log", REPO,
+        )  # fmt: skip
+        result["card_shards_by_host"] = drill.card_shard_hosts()
+        with drill.client() as c:
+            drill._wait(lambda: drill.processed(c) >= total // 3, 240, "a third of the stream")
+            result["processed_at_kill"] = drill.processed(c)
+            result["head"] = head_loss(drill, c)
+        result["controller_restarted"] = controller_restarted(drill)
+        result["card_shards_by_host_after"] = drill.card_shard_hosts()
+        result["replay_exit"] = replay.wait(timeout=300)
+        with drill.client() as c:
+            following = next_per_card(stream, "next", 1)
+            next_online = _scored(c, following)
+        report = json.loads((work / "report.json").read_text())
+        keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
+        result["report"] = {k: report.get(k) for k in keys}
+        online = pd.read_parquet(work / "answers.parquet").set_index("transaction_id")
+        latency = online["latency_ms"].to_numpy()
+        result["answered_within_ms"] = {
+            str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
+        }
+        scored = offline_scores(stream, following)
+        result["online_vs_offline"] = compare(online, scored, cards(stream))
+        next_diff = np.abs(
+            next_online["score"].to_numpy() - scored.loc[next_online.index, "score"].to_numpy()
+        )
+        result["next_per_card_max_diff"] = float(next_diff.max())
+        result["next_per_card_wrong"] = wrong_features(
+            next_online, scored, cards(stream), online, following.set_index("transaction_id")
+        )
+        degraded = next_online["degraded"] if "degraded" in next_online else pd.Series([])
+        result["next_per_card_degraded"] = int(degraded.fillna(False).astype(bool).sum())
+        answered = set(online.index) | set(next_online.index)
+        time.sleep(3)  # the record's flush (every second here)
+        record = DecisionStore.at(str(drill.record)).read()
+        recorded = set(record.column("transaction_id").to_pylist())
+        result["missing_from_record"] = len(answered - recorded)
+        zero = total - (len(scored) - len(following))
+        result["refused_zero_amount"] = zero
+        result["drill_s"] = round(time.monotonic() - t0, 1)
+        versus = result["online_vs_offline"]
+        result["ok"] = bool(
+            result["replay_exit"] == 0
+            and report["answered"] == total - zero
+            and set(report["errors"]) <= {"422"}
+            and versus["mismatched"] == 0
+            and result["next_per_card_wrong"]["cards"] == 0
+            and result["next_per_card_degraded"] == 0
+            and result["missing_from_record"] == 0
+            and result["head"]["gcs_back_s"] is not None
+            and result["controller_restarted"]
+        )
+    except Exception as e:  # the drill reports what broke, and still tears down
+        result["error"] = "".join(traceback.format_exception(e))[-3000:]
+    finally:
+        bed.down()
+    return result
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="fh-", dir="/tmp"))  # short: Ray's socket paths
+    result = run(work)
+    if result["ok"]:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        result["logs"] = str(work)
+    print(json.dumps(result, default=str))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
