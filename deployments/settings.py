@@ -59,6 +59,14 @@ class AppArgs(BaseModel):
         None, description="TLS on the shard sockets (clusters: they cross hosts)."
     )
     dedup: DedupConfig = DedupConfig()
+    actor_cpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="CPUs each shard, desk and layout actor reserves: none on one machine; a "
+        "little on a cluster whose head starts with `--num-cpus 0`, which keeps state off "
+        "the head, so losing it costs the control plane only.",
+    )
     decision_record: DecisionRecordConfig = DecisionRecordConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
     stream: StreamConfig = StreamConfig()
@@ -96,6 +104,14 @@ class AppArgs(BaseModel):
         "one): state that has not answered by then is answered without (degraded, by "
         "`fallback`) and applied once its shard is back.",
     )
+    deadline_reserve_ms: float = Field(
+        40.0,
+        ge=0,
+        le=10_000,
+        description="The wait for state ends this long before the deadline (at most half "
+        "the budget), for the rest of a degraded answer: the late step's note in the state "
+        "store, the model, the record and the response.",
+    )
     fallback: Literal["model", "LEGIT", "REVIEW", "BLOCK"] = Field(
         "model",
         description="How a degraded answer is decided: the model on the features it has "
@@ -116,5 +132,5 @@ class AppArgs(BaseModel):
         """What every shard and desk actor is built from."""
         return ShardSettings(
             engine=self.engine, state=self.state, dedup=self.dedup, wire_tls=self.shard_tls,
-            key_groups=self.key_groups,
+            key_groups=self.key_groups, actor_cpus=self.actor_cpus,
         )  # fmt: skip

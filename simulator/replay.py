@@ -194,7 +194,7 @@ class _Client:
         single = self.opts.batch == 1
         path = "/v1/transactions" if single else "/v1/transactions/batch"
         payload = bodies[0] if single else {"transactions": bodies}
-        t0 = time.perf_counter()
+        sent_at, t0 = time.time(), time.perf_counter()
         try:
             resp = await self._post(path, payload, params)
         except httpx.HTTPError as e:
@@ -213,11 +213,11 @@ class _Client:
         data = orjson.loads(resp.content)
         results = [data] if single else data["results"]
         for m, r in zip(meta, results, strict=True):
-            self._record(m, r, latency_ms)
+            self._record(m, r, latency_ms, sent_at)
 
     async def _send_one(self, body: dict[str, Any], meta: dict[str, Any]) -> None:
         params = {"include_features": "true"} if self.opts.include_features else None
-        t0 = time.perf_counter()
+        sent_at, t0 = time.time(), time.perf_counter()
         try:
             resp = await self._post("/v1/transactions", body, params)
         except httpx.HTTPError as e:
@@ -226,15 +226,19 @@ class _Client:
         if resp.status_code != 200:
             self._error(f"http_{resp.status_code}")
             return
-        self._record(meta, orjson.loads(resp.content), (time.perf_counter() - t0) * 1000)
+        latency_ms = (time.perf_counter() - t0) * 1000
+        self._record(meta, orjson.loads(resp.content), latency_ms, sent_at)
 
-    def _record(self, meta: dict[str, Any], r: dict[str, Any], latency_ms: float) -> None:
+    def _record(
+        self, meta: dict[str, Any], r: dict[str, Any], latency_ms: float, sent_at: float
+    ) -> None:
         row = {
             **meta,
             "score": r["score"],
             "decision": r["decision"],
             "model_version": r["model_version"],
             "latency_ms": latency_ms,
+            "sent_at": sent_at,  # wall clock (s): which phase of a drill an answer fell in
             "degraded_reason": r.get("degraded_reason"),  # answered without some state: why
         }
         if self.opts.include_features:

@@ -12,8 +12,8 @@ from simulator.replay import ReplayResult
 
 # What `fraud replay --answers` keeps per transaction: the service's answer, never a card id.
 ANSWER_COLUMNS = (
-    "transaction_id", "score", "decision", "model_version", "latency_ms", "degraded_reason",
-    "is_fraud", "fraud_scenario",
+    "transaction_id", "score", "decision", "model_version", "latency_ms", "sent_at",
+    "degraded_reason", "is_fraud", "fraud_scenario",
 )  # fmt: skip
 
 

@@ -66,6 +66,7 @@ class ShardSettings(BaseModel):
     dedup: DedupConfig = DedupConfig()
     wire_tls: WireTlsConfig | None = None
     key_groups: int = Field(DEFAULT_GROUPS, ge=1, le=1 << 20)
+    actor_cpus: float = Field(0.0, ge=0, le=64)
 
 
 class Journaled(ABC):

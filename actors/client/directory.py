@@ -1,8 +1,9 @@
 """Named Ray actors for the shards and the desk, found again by name after a restart.
 
 Actors are detached and named `fraud:<kind>:<i>-of-<n>` in namespace `fraud`, so a restarted
-(or second) ingress reaches the same state; they reserve no CPU (`num_cpus=0`: on a small
-node a default 1-CPU reservation stalls placement), spread over a cluster's nodes, and Ray
+(or second) ingress reaches the same state; they reserve `actor_cpus` (default none: on a
+small node a default 1-CPU reservation stalls placement; a cluster asks a little, which keeps
+them off a head started with `--num-cpus 0`), spread over a cluster's nodes, and Ray
 restarts them if they die (on another node if theirs is gone), after
 which they rebuild their state from the store before serving. One `LayoutKeeper` actor per
 cluster moves key groups when an ingress starts with other shard counts than the store's
@@ -97,7 +98,7 @@ def get_or_create(
         name=actor_name(kind, shard, n_shards, store_tag(settings) if tag is None else tag),
         namespace=NAMESPACE,
         get_if_exists=True,
-        **_ACTOR_OPTIONS,
+        **{**_ACTOR_OPTIONS, "num_cpus": settings.actor_cpus},
     )
     return options.remote(shard, n_shards, settings.model_dump())
 
@@ -134,7 +135,10 @@ def ensure_layouts(n_user_shards: int, n_terminal_shards: int, settings: ShardSe
     if settings.state.backend == "memory":
         return
     keeper = _KEEPER.options(
-        name="fraud:layout-keeper", namespace=NAMESPACE, get_if_exists=True, **_ACTOR_OPTIONS
+        name="fraud:layout-keeper",
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        **{**_ACTOR_OPTIONS, "num_cpus": settings.actor_cpus},
     ).remote()
     dump = settings.model_dump()
     ray.get(keeper.ensure.remote("user", n_user_shards, dump))

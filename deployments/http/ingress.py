@@ -167,7 +167,8 @@ class Ingress:
         self, tx: TransactionIn, include_features: bool = False, deadline_ms: str | None = None
     ) -> Response:
         started = time.perf_counter()
-        deadline = deadline_for(deadline_ms, self.settings.deadline_ms)
+        settings = self.settings
+        deadline = deadline_for(deadline_ms, settings.deadline_ms, settings.deadline_reserve_ms)
         self.singles += 1
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
@@ -188,7 +189,8 @@ class Ingress:
     ) -> Response:
         started = time.perf_counter()
         # A batch (a backfill, a replay) waits for state unless its client sets a budget.
-        deadline = None if deadline_ms is None else deadline_for(deadline_ms, 60_000)
+        reserve = self.settings.deadline_reserve_ms
+        deadline = None if deadline_ms is None else deadline_for(deadline_ms, 60_000, reserve)
         self.reporter.ensure_running()
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:

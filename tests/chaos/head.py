@@ -7,8 +7,9 @@ back on the new head with the app it had.
 Host 0 runs Redis (the GCS's tables, the app's state and rate limits) and the client: the
 simulator's replay at a steady rate, each request asking for its answer within 250 ms
 (`x-fraud-deadline-ms`), sent to the worker's proxy (the load balancer in front of a
-cluster drops the head's once it stops answering). Host 1 is the head, with no CPUs for
-replicas as in rayservice.yaml; host 2 is the worker.
+cluster drops the head's once it stops answering). Host 1 is the head, with no CPUs as in
+rayservice.yaml, so the cluster config's replicas and shard actors (a tenth of a CPU each)
+all run on host 2, the worker.
 
 A third of the way through the stream every process on the head host is killed; a new
 head starts there five seconds later (a pod restarted by its controller). Probes (a batch
@@ -142,6 +143,7 @@ def head_loss(drill: HeadDrill, c: httpx.Client) -> dict[str, Any]:
                 return
             time.sleep(0.5)
 
+    killed_at = time.time()
     drill.bed.kill(drill.head)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -157,12 +159,39 @@ def head_loss(drill: HeadDrill, c: httpx.Client) -> dict[str, Any]:
     watcher.join(timeout=30)
     bad = [p for p in probes if p[1] != 200 or p[2] >= 1.0]
     return {
+        "killed_at": killed_at,
         "new_head_started_s": DOWN_S,
         "gcs_back_s": back[0] if back else None,
         "recovery_s": max((p[0] for p in bad), default=0.0),  # the last slow answer
         "probes_failed": len([p for p in probes if p[1] != 200]),
         "probes": probes,
     }
+
+
+def by_phase(online: pd.DataFrame, head: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Answers and the share within the deadline, by when their request was sent: before the
+    kill, while no head ran, while the new one started, and after the service recovered."""
+    killed = float(head["killed_at"])
+    back = head["gcs_back_s"] if head["gcs_back_s"] is not None else head["recovery_s"]
+    edges = [
+        ("before", -np.inf, 0.0),
+        ("no_head", 0.0, float(head["new_head_started_s"])),
+        ("head_starting", float(head["new_head_started_s"]), float(back)),
+        ("recovering", float(back), max(float(head["recovery_s"]), float(back))),
+        ("after", max(float(head["recovery_s"]), float(back)), np.inf),
+    ]
+    since = online["sent_at"].to_numpy() - killed
+    latency = online["latency_ms"].to_numpy()
+    out: dict[str, dict[str, float]] = {}
+    for name, lo, hi in edges:
+        inside = (since >= lo) & (since < hi)
+        if inside.any():
+            out[name] = {
+                "answers": int(inside.sum()),
+                "within_deadline": round(float((latency[inside] <= DEADLINE_MS).mean()), 4),
+                "p50_ms": round(float(np.median(latency[inside])), 1),
+            }
+    return out
 
 
 def controller_restarted(drill: HeadDrill) -> bool:
@@ -197,6 +226,7 @@ def run(work: Path) -> dict[str, Any]:
              "--answers", str(work / "answers.parquet")],
             drill.env, work / "replay.log", REPO,
         )  # fmt: skip
+        result["head_host"] = drill.head.address
         result["card_shards_by_host"] = drill.card_shard_hosts()
         with drill.client() as c:
             drill._wait(lambda: drill.processed(c) >= total // 3, 240, "a third of the stream")
@@ -216,6 +246,7 @@ def run(work: Path) -> dict[str, Any]:
         result["answered_within_ms"] = {
             str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
         }
+        result["within_deadline_by_phase"] = by_phase(online, result["head"])
         scored = offline_scores(stream, following)
         result["online_vs_offline"] = compare(online, scored, cards(stream))
         next_diff = np.abs(

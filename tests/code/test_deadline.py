@@ -136,6 +136,15 @@ def test_a_client_may_ask_for_less_time_never_more() -> None:
         return [round(deadline_for(v, 250) - now, 2) for v in (None, "40", "9999")]
 
     assert asyncio.run(budgets()) == [0.25, 0.04, 0.25]
+
+
+def test_the_wait_for_state_leaves_the_reserve_for_the_rest_of_the_answer() -> None:
+    async def waits() -> list[float]:
+        now = asyncio.get_running_loop().time()
+        return [round(deadline_for(v, 250, 40) - now, 3) for v in (None, "100", "60")]
+
+    # 40 ms kept back; never more than half of a short budget
+    assert asyncio.run(waits()) == [0.21, 0.06, 0.03]
     for bad in ("soon", "0", "-5", "nan", "inf"):
         with pytest.raises(Invalid, match="x-fraud-deadline-ms"):
             asyncio.run(_deadline(bad))
