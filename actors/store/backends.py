@@ -343,11 +343,7 @@ class SqliteStore:
                 conn.execute("CREATE TABLE IF NOT EXISTS fence (epoch INTEGER NOT NULL)")
                 self._refuse_pickled_snapshot(conn)
             elif part == "archive":
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS archive (key TEXT PRIMARY KEY,"
-                    " day INTEGER NOT NULL, value BLOB NOT NULL)"
-                )
-                conn.execute("CREATE INDEX IF NOT EXISTS archive_day ON archive (day)")
+                pass  # a table per day of event time, made by its first write
             else:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS checkpoint (seq INTEGER, part INTEGER,"
@@ -466,34 +462,67 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite delete failed: {e}") from e
 
     # An archive is a file of its own (`<name>.archive.sqlite`), written by one shard's
-    # checkpoint writer and read on a request path only for an old transaction.
+    # checkpoint writer and read on a request path only for an old transaction. It holds a
+    # table per day of event time (`d<day>`, keyed by the entry's key, no rowid): a write
+    # goes into one day's tree, a read knows the day (a retry carries its original's time),
+    # and expiry drops whole days. One table with a day column made expiry a row-by-row
+    # delete that cost the terminal shard a fifth of its CPU (BENCHMARKS.md, "Where the CPU
+    # goes at c=64"); files of that form are read and expired as before.
     def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
-        rows = [(key, _day(time), value) for key, time, value in entries]
+        by_day: dict[int, list[tuple[str, bytes]]] = {}
+        for key, time, value in entries:
+            by_day.setdefault(_day(time), []).append((key, value))
         with _written(lambda: self._conn(name, "archive"), "archive") as conn:
-            conn.executemany("INSERT OR REPLACE INTO archive VALUES (?, ?, ?)", rows)
+            for day, rows in by_day.items():
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS d{int(day)} "
+                    "(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+                )
+                conn.executemany(f"INSERT OR REPLACE INTO d{int(day)} VALUES (?, ?)", rows)
+
+    @staticmethod
+    def _archive_tables(conn: sqlite3.Connection) -> set[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {str(r[0]) for r in rows}
 
     def archived(self, name: str, keys: list[tuple[str, int]]) -> list[bytes | None]:
         conn = self._conn(name, "archive")
         found: dict[str, bytes] = {}
-        names = [key for key, _ in keys]
+        by_table: dict[str, list[str]] = {}
         try:
-            for at in range(0, len(names), 500):  # SQLite's limit on bound parameters
-                part = names[at : at + 500]
-                marks = ",".join("?" * len(part))
-                rows = conn.execute(f"SELECT key, value FROM archive WHERE key IN ({marks})", part)
-                found.update((k, bytes(v)) for k, v in rows.fetchall())
+            tables = self._archive_tables(conn)
+            for key, time in keys:
+                day = f"d{int(_day(time))}"
+                if day in tables:
+                    by_table.setdefault(day, []).append(key)
+                if "archive" in tables:  # the one-table form
+                    by_table.setdefault("archive", []).append(key)
+            for table, names in by_table.items():
+                for at in range(0, len(names), 500):  # SQLite's limit on bound parameters
+                    part = names[at : at + 500]
+                    marks = ",".join("?" * len(part))
+                    rows = conn.execute(
+                        f"SELECT key, value FROM {table} WHERE key IN ({marks})", part
+                    )
+                    found.update((k, bytes(v)) for k, v in rows.fetchall())
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite archive read failed: {e}") from e
-        return [found.get(key) for key in names]
+        return [found.get(key) for key, _ in keys]
 
     def archive_names(self, prefix: str) -> list[str]:
         tail = ".archive.sqlite"
         return sorted(p.name.removesuffix(tail) for p in self.directory.glob(f"{prefix}*{tail}"))
 
     def expire_archive(self, name: str, before_ms: int) -> None:
+        first = _day(before_ms)
         try:
             conn = self._conn(name, "archive")
-            conn.execute("DELETE FROM archive WHERE day < ?", (_day(before_ms),))
+            tables = self._archive_tables(conn)
+            for table in sorted(tables):
+                if table[:1] == "d" and table[1:].lstrip("-").isdigit() and int(table[1:]) < first:
+                    conn.execute(f"DROP TABLE {table}")
+            if "archive" in tables:  # the one-table form
+                conn.execute("DELETE FROM archive WHERE day < ?", (first,))
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite archive expiry failed: {e}") from e
 

@@ -124,3 +124,27 @@ def test_every_store_archives_by_key_and_expires_by_whole_days(
     )
     archive.put([pan_like], np.array([5]), times[2:], feats[:1])
     assert archive.get([pan_like], times[2:])[0][0] == 5  # type: ignore[index]
+
+
+def test_a_sqlite_archive_of_the_one_table_form_is_still_read_and_expired(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    day = 86_400_000
+    t0 = 1_600_000_000_000 - 1_600_000_000_000 % day
+    old = sqlite3.connect(tmp_path / "archive-user-user-0-of-1.archive.sqlite")
+    old.execute(
+        "CREATE TABLE archive (key TEXT PRIMARY KEY, day INTEGER NOT NULL, value BLOB NOT NULL)"
+    )
+    value = np.array([7], "<i8").tobytes() + np.array([0.5, 0.25], "<f8").tobytes()
+    old.execute("INSERT INTO archive VALUES (?, ?, ?)", ("old", t0 // day, value))
+    old.commit()
+    old.close()
+    archive = DedupArchive(SqliteStore(tmp_path), "user", "user-0-of-1", retain_ms=7 * day)
+    archive.put(["new"], np.array([8]), np.array([t0 + day]), np.array([[1.0, 2.0]]))
+    got = archive.get(["old", "new"], np.array([t0, t0 + day]))
+    assert got[0] is not None and got[0][0] == 7 and got[0][1].tolist() == [0.5, 0.25]
+    assert got[1] is not None and got[1][0] == 8
+    archive.expire(t0 + 9 * day)  # both days are more than 7 behind the newest: both go
+    assert archive.get(["old", "new"], np.array([t0, t0 + day])) == [None, None]
