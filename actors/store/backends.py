@@ -467,7 +467,7 @@ class SqliteStore:
     # goes into one day's tree, a read knows the day (a retry carries its original's time),
     # and expiry drops whole days. One table with a day column made expiry a row-by-row
     # delete that cost the terminal shard a fifth of its CPU (BENCHMARKS.md, "Where the CPU
-    # goes at c=64"); files of that form are read and expired as before.
+    # goes, 2026-12-04"); files of that form are read and expired as before.
     def archive(self, name: str, entries: list[tuple[str, int, bytes]]) -> None:
         by_day: dict[int, list[tuple[str, bytes]]] = {}
         for key, time, value in entries:
