@@ -1,5 +1,5 @@
 """python -m benchmarks <suite> [options]: offline, pipeline, service, recovery, checkpoints,
-compare, stream, memory, access, cpu, stages, floor, simulate, ablation."""
+compare, stream, memory, access, cpu, stages, floor, simulate, ablation, degraded."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def main() -> None:
         "stages": "benchmarks.stages",
         "simulate": "benchmarks.simulate",
         "ablation": "benchmarks.ablation",
+        "degraded": "benchmarks.degraded",
     }
     if len(sys.argv) < 2 or sys.argv[1] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]")

@@ -1,7 +1,8 @@
 """Where the CPU goes: the service on its documented start path under single-transaction
 load (wrk, c=64, realistic traffic), CPU per transaction for every process of its tree
 (HAProxy, Serve's proxy, replicas, shard actors, Ray's own daemons) and with no traffic at
-all; then, in a second pass (py-spy costs CPU itself, so it is not the measured one), a
+all, and per thread for the busiest; then, in a second pass (py-spy costs CPU itself, so
+it is not the measured one), a
 py-spy profile of the busiest Python processes grouped by what the code is doing.
 
 Run: python -m benchmarks cpu [--seconds 15] [--concurrency 64]
@@ -67,6 +68,31 @@ def role(p: psutil.Process) -> str:
     return Path(p.name()).name
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each thread of a process, with the name the OS has for it (Ray's C++
+    threads are named; Python's threads carry the process's title)."""
+    out: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def threads_used(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds by thread name between two `thread_cpu` readings, most first."""
+    used: dict[str, float] = defaultdict(float)
+    for tid, (name, cpu) in after.items():
+        used[name] += cpu - before.get(tid, (name, 0.0))[1]
+    return dict(sorted(used.items(), key=lambda kv: -kv[1]))
+
+
 def activity(stack: str) -> str:
     for label, pattern in ACTIVITIES:
         if re.search(pattern, stack):
@@ -74,8 +100,12 @@ def activity(stack: str) -> str:
     return "other"
 
 
-def profile(pids: list[int], seconds: float, directory: Path) -> dict[int, Counter[str]]:
-    """py-spy record (raw, non-blocking) on each pid at once; samples grouped by activity."""
+def profile(
+    pids: list[int], seconds: float, directory: Path, gil: bool = False
+) -> dict[int, Counter[str]]:
+    """py-spy record (raw, non-blocking) on each pid at once; samples grouped by activity.
+    `gil`: only samples of the thread holding the interpreter lock (Python at work; a
+    thread blocked in a socket read is otherwise hard to tell from one working)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     procs = {
         pid: subprocess.Popen(
@@ -93,6 +123,7 @@ def profile(pids: list[int], seconds: float, directory: Path) -> dict[int, Count
                 "--nonblocking",
                 "--output",
                 str(directory / f"{pid}.txt"),
+                *(["--gil"] if gil else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -122,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--top", type=int, default=6, help="profile this many busiest processes")
+    ap.add_argument("--gil", action="store_true", help="py-spy: only samples holding the GIL")
     add_app_args(ap)
     a = ap.parse_args(argv)
     console = Console()
@@ -148,9 +180,11 @@ def main(argv: list[str] | None = None) -> None:
         sc = Scenario("single", concurrency=a.concurrency)
         procs = tree(proc.pid)
         before = cpu_by_pid(procs)
+        threads_before = {p.pid: thread_cpu(p.pid) for p in procs}
         r = load_wrk(SERVICE_URL, sc, a.seconds, cursor.traffic["normal"], cursor.next["normal"])
         cursor.take("normal", r["lines_used"])
         after = cpu_by_pid(procs)
+        threads_after = {p.pid: thread_cpu(p.pid) for p in procs}
         roles = {p.pid: role(p) for p in procs}
         busy = sorted(after, key=lambda pid: after[pid] - before.get(pid, 0.0), reverse=True)
         python = [pid for pid in busy if roles[pid] != "haproxy"][: a.top]
@@ -158,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(stacks, ignore_errors=True)
         stacks.mkdir(parents=True)
         spied: dict[int, Counter[str]] = {}
-        spy = threading.Thread(target=lambda: spied.update(profile(python, a.seconds, stacks)))
+        spy = threading.Thread(
+            target=lambda: spied.update(profile(python, a.seconds, stacks, a.gil))
+        )
         spy.start()
         load_wrk(SERVICE_URL, sc, a.seconds, cursor.traffic["normal"], cursor.next["normal"])
         spy.join()
@@ -195,6 +231,13 @@ def main(argv: list[str] | None = None) -> None:
         samples = sum(counts.values())
         per_tx = 1e6 * row["cpu_s"] / tx
         console.print(f"{row['role']} (pid {pid}): {per_tx:,.0f} us/tx, {samples} samples")
+        by_thread = threads_used(threads_before.get(pid, {}), threads_after.get(pid, {}))
+        top = list(by_thread.items())[:8]
+        row["threads_us_per_tx"] = {k: 1e6 * v / tx for k, v in top}
+        console.print(
+            "    threads (measured pass): "
+            + ", ".join(f"{k} {1e6 * v / tx:,.0f}" for k, v in top[:5] if v > 0)
+        )
         shares = {k: v / samples for k, v in counts.most_common()}
         for k, share in shares.items():
             if share >= 0.02:

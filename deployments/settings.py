@@ -115,7 +115,8 @@ class AppArgs(BaseModel):
     fallback: Literal["model", "LEGIT", "REVIEW", "BLOCK"] = Field(
         "model",
         description="How a degraded answer is decided: the model on the features it has "
-        "(the missing ones as missing values), or a fixed tier; rules and lists apply either way.",
+        "(a late card's or terminal's as its first transaction's), or a fixed tier; rules and "
+        "lists apply either way.",
     )
 
     @model_validator(mode="after")

@@ -5,9 +5,9 @@ it is back, so online = offline holds afterwards."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
+import numpy as np
 import pytest
 
 from actors.client.local import LocalShardClient
@@ -62,7 +62,8 @@ def test_a_silent_card_shard_costs_the_deadline_and_loses_nothing() -> None:
         # Answered while the card shard is silent: without card state, marked degraded.
         first = await p.score([_day(0)], True, _soon())
         assert first[0].degraded == "card_state_late"
-        assert math.isnan(first[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"])  # type: ignore[index]
+        # the card's features as its first transaction's (`first_seen`), never missing values
+        assert first[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0  # type: ignore[index]
         assert first[0].features["TX_AMOUNT"] == 20.0  # type: ignore[index]
         # Later steps for that shard queue behind the late one, in order, unsent.
         rest = [(await p.score([_day(i)], True, _soon()))[0] for i in (1, 2)]
@@ -93,7 +94,7 @@ def test_a_silent_terminal_shard_degrades_only_its_features() -> None:
         assert answer.degraded == "terminal_state_late"
         features = answer.features or {}
         assert features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0  # card state was applied
-        assert math.isnan(features["TERMINAL_ID_NB_TX_1DAY_WINDOW"])
+        assert features["TERMINAL_ID_NB_TX_1DAY_WINDOW"] == 0.0  # as a terminal never seen
         shards.open.set()
         await p.writes.flush()  # the write follows once the terminal shard answers
         assert shards.terminals[0].transactions == 1
@@ -192,3 +193,17 @@ def test_late_steps_of_a_replica_that_dies_are_applied_by_another(
         assert again[0].features == want[-1].features  # online = offline afterwards
 
     asyncio.run(go())
+
+
+def test_state_that_is_late_is_scored_as_a_first_transaction_would_be() -> None:
+    from features.engine import FeatureEngine, first_seen, terminal_hashes
+    from features.spec import CARD_COLUMNS, TERMINAL_COLUMNS
+
+    times = np.array([1_528_000_000_000, 1_528_100_000_000], np.int64)
+    amounts = np.array([12.5, 980.0])
+    card, terminal = first_seen(times, amounts, terminal_hashes(["tA", "tB"]), 7 * 86_400_000)
+    for i, (t, a) in enumerate(zip(times, amounts, strict=True)):
+        engine = FeatureEngine()  # a card and a terminal with no history
+        x = engine.transact([f"new-{i}"], ["tA", "tB"][i : i + 1], t[None], a[None], t[None])
+        assert card[i].tolist() == x[0, CARD_COLUMNS].tolist()
+        assert terminal[i].tolist() == x[0, TERMINAL_COLUMNS].tolist()
