@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,22 +116,58 @@ class Drill:
         ended = {"' succeeded": "SUCCEEDED", "' failed": "FAILED", "' was stopped": "STOPPED"}
         return next((state for text, state in ended.items() if text in out), "RUNNING")
 
-    def start(self) -> None:
+    def make_key(self, host: Host) -> Path:
+        """An API key for the drill (every scope it uses), in a key file every node reads;
+        the clients' environment gets the key."""
         keys = self.work / "keys.json"
         made = self.bed.run(
-            self.head,
+            host,
             [str(BIN / "fraud"), "keys", "add", "drill", "--scope", "score", "--scope", "admin",
              "--scope", "analyst", "--rate", "100000/second", "--file", str(keys)],
             self.env, REPO, 60,
         )  # fmt: skip
         self.api_key = made.stdout.strip().splitlines()[-1]
         self.env["FRAUD_API_KEY"] = self.api_key  # every node's: the replay job reads it
+        return keys
+
+    def start_redis(self, host: Host) -> None:
         self.bed.spawn(
-            self.head,
-            ["redis-server", "--port", str(REDIS_PORT), "--bind", self.head.address, "--save",
+            host,
+            ["redis-server", "--port", str(REDIS_PORT), "--bind", host.address, "--save",
              "", "--appendonly", "no", "--protected-mode", "no"],
             self.env, self.work / "redis.log", REPO,
         )  # fmt: skip
+
+    def start_worker(self, host: Host, name: str, cpus: int) -> None:
+        """`ray start` joining the head, with its own temp dir and log."""
+        self.bed.spawn(
+            host,
+            [str(BIN / "ray"), "start", "--block", "--address", f"{self.head.address}:6379",
+             "--node-ip-address", host.address, "--num-cpus", str(cpus), "--temp-dir",
+             str(self.work / name)],
+            self.env, self.work / f"{name}.log", REPO,
+        )  # fmt: skip
+
+    def deploy(self, redis_host: Host, keys: Path, front: Host) -> None:
+        """`serve deploy` of the cluster config from the head, then wait until `front`'s
+        proxy answers (Serve drains the proxy of a node that holds no replica)."""
+        self.config = config = self.work / "serve.yaml"
+        self.record = self.work / "decisions"
+        config.write_text(
+            yaml.safe_dump(cluster_config(redis_host, keys, self.record), sort_keys=False)
+        )
+        proc = self.bed.run(
+            self.head,
+            [str(BIN / "serve"), "deploy", str(config), "--address", "http://127.0.0.1:8265"],
+            self.env, REPO, 120,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"serve deploy failed: {proc.stderr[-2000:]}")
+        self._wait(lambda: self._healthy(front), 180, "the app")
+
+    def start(self) -> None:
+        keys = self.make_key(self.head)
+        self.start_redis(self.head)
         self.bed.spawn(
             self.head,
             [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address",
@@ -140,28 +177,9 @@ class Drill:
         )  # fmt: skip
         self._wait(lambda: self._nodes() >= 1, 90, "the head")
         for i, host in enumerate(self.workers, start=1):
-            self.bed.spawn(
-                host,
-                [str(BIN / "ray"), "start", "--block", "--address", f"{self.head.address}:6379",
-                 "--node-ip-address", host.address, "--num-cpus", "2", "--temp-dir",
-                 str(self.work / f"r{i}")],
-                self.env, self.work / f"worker{i}.log", REPO,
-            )  # fmt: skip
+            self.start_worker(host, f"r{i}", 2)
         self._wait(lambda: self._nodes() == 3, 90, "three nodes")
-        self.config = config = self.work / "serve.yaml"
-        self.record = self.work / "decisions"
-        config.write_text(
-            yaml.safe_dump(cluster_config(self.head, keys, self.record), sort_keys=False)
-        )
-        proc = self.bed.run(
-            self.head,
-            [str(BIN / "serve"), "deploy", str(config), "--address", "http://127.0.0.1:8265"],
-            self.env, REPO, 120,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise RuntimeError(f"serve deploy failed: {proc.stderr[-2000:]}")
-        # The head's proxy: Serve drains the proxy of a node that holds no replica.
-        self._wait(lambda: self._healthy(self.head), 180, "the app")
+        self.deploy(self.head, keys, self.head)
 
     def _nodes(self) -> int:
         try:
@@ -463,8 +481,36 @@ def wrong_features(
     }
 
 
-def run(work: Path) -> dict[str, Any]:
+def read_replay(work: Path, result: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The replay's report and its answers (by transaction id); its summary and the share
+    answered within the deadline and within a second go into `result`."""
+    report: dict[str, Any] = json.loads((work / "report.json").read_text())
+    keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
+    result["report"] = {k: report.get(k) for k in keys}
+    online = pd.read_parquet(work / "answers.parquet").set_index("transaction_id")
+    latency = online["latency_ms"].to_numpy()
+    result["answered_within_ms"] = {
+        str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
+    }
+    return report, online
+
+
+def degraded_count(answers: pd.DataFrame) -> int:
+    """How many of these answers were degraded."""
+    degraded = answers["degraded"] if "degraded" in answers else pd.Series([])
+    return int(degraded.fillna(False).astype(bool).sum())
+
+
+def unrecorded(drill: Drill, answered: set[str]) -> int:
+    """How many answered transactions the decision record lacks, once it has flushed."""
     from actors.store.decisions import DecisionStore
+
+    time.sleep(3)  # the record's flush (every second here)
+    record = DecisionStore.at(str(drill.record)).read()
+    return len(answered - set(record.column("transaction_id").to_pylist()))
+
+
+def run(work: Path) -> dict[str, Any]:
     from simulator.config import SimulationConfig
     from simulator.distributed import generate_distributed
 
@@ -540,14 +586,7 @@ def run(work: Path) -> dict[str, Any]:
             result["card_shards_rebuilt"] = drill.rebuild_card_shards()
             following = next_per_card(stream, "next", 2)
             next_online = _scored(c, following)
-        report = json.loads((work / "report.json").read_text())
-        keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
-        result["report"] = {k: report.get(k) for k in keys}
-        online = pd.read_parquet(work / "answers.parquet").set_index("transaction_id")
-        latency = online["latency_ms"].to_numpy()
-        result["answered_within_ms"] = {
-            str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
-        }
+        report, online = read_replay(work, result)
         both = pd.concat([before, following], ignore_index=True)
         scored = offline_scores(stream, both)
         result["online_vs_offline"] = compare(online, scored, cards(stream))
@@ -561,13 +600,9 @@ def run(work: Path) -> dict[str, Any]:
         result["before_rebuild_wrong"] = wrong_features(
             before_online, scored, cards(stream), online, before.set_index("transaction_id")
         )
-        degraded = next_online["degraded"] if "degraded" in next_online else pd.Series([])
-        result["next_per_card_degraded"] = int(degraded.fillna(False).astype(bool).sum())
+        result["next_per_card_degraded"] = degraded_count(next_online)
         answered = set(online.index) | set(next_online.index) | set(before_online.index)
-        time.sleep(3)  # the record's flush (every second here)
-        record = DecisionStore.at(str(drill.record)).read()
-        recorded = set(record.column("transaction_id").to_pylist())
-        result["missing_from_record"] = len(answered - recorded)
+        result["missing_from_record"] = unrecorded(drill, answered)
         zero = total - (len(scored) - len(both))
         result["refused_zero_amount"] = zero
         result["drill_s"] = round(time.monotonic() - t0, 1)
@@ -597,8 +632,10 @@ def run(work: Path) -> dict[str, Any]:
     return result
 
 
-def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="fr-", dir="/tmp"))  # short: Ray's socket paths
+def drill_main(run: Callable[[Path], dict[str, Any]], prefix: str) -> int:
+    """Run a drill in a work folder of its own; print its result as one JSON line, and
+    keep the folder (logs) only when it failed. Exit status 0 when the drill held."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: Ray's socket paths
     result = run(work)
     if result["ok"]:
         shutil.rmtree(work, ignore_errors=True)
@@ -606,6 +643,10 @@ def main() -> int:
         result["logs"] = str(work)  # kept for a look at what broke
     print(json.dumps(result, default=str))
     return 0 if result["ok"] else 1
+
+
+def main() -> int:
+    return drill_main(run, "fr-")
 
 
 if __name__ == "__main__":

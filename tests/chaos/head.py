@@ -24,8 +24,6 @@ exits non-zero if a request was lost, an online score differs or a decision is m
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -35,7 +33,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-import yaml
 
 from tests.chaos.cluster import (
     BIN,
@@ -47,10 +44,13 @@ from tests.chaos.cluster import (
     _probe,
     _scored,
     cards,
-    cluster_config,
     compare,
+    degraded_count,
+    drill_main,
     next_per_card,
     offline_scores,
+    read_replay,
+    unrecorded,
     wrong_features,
 )
 from tests.chaos.hosts import HostBed
@@ -86,44 +86,13 @@ class HeadDrill(Drill):
         self.heads += 1
 
     def start(self) -> None:
-        keys = self.work / "keys.json"
-        made = self.bed.run(
-            self.store,
-            [str(BIN / "fraud"), "keys", "add", "drill", "--scope", "score", "--scope", "admin",
-             "--rate", "100000/second", "--file", str(keys)],
-            self.env, REPO, 60,
-        )  # fmt: skip
-        self.api_key = made.stdout.strip().splitlines()[-1]
-        self.env["FRAUD_API_KEY"] = self.api_key
-        self.bed.spawn(
-            self.store,
-            ["redis-server", "--port", str(REDIS_PORT), "--bind", self.store.address, "--save",
-             "", "--appendonly", "no", "--protected-mode", "no"],
-            self.env, self.work / "redis.log", REPO,
-        )  # fmt: skip
+        keys = self.make_key(self.store)
+        self.start_redis(self.store)
         self.start_head()
         self._wait(lambda: self._nodes() >= 1, 90, "the head")
-        self.bed.spawn(
-            self.worker,
-            [str(BIN / "ray"), "start", "--block", "--address", f"{self.head.address}:6379",
-             "--node-ip-address", self.worker.address, "--num-cpus", "4", "--temp-dir",
-             str(self.work / "worker")],
-            self.env, self.work / "worker.log", REPO,
-        )  # fmt: skip
+        self.start_worker(self.worker, "worker", 4)
         self._wait(lambda: self._nodes() == 2, 90, "two nodes")
-        self.config = config = self.work / "serve.yaml"
-        self.record = self.work / "decisions"
-        config.write_text(
-            yaml.safe_dump(cluster_config(self.store, keys, self.record), sort_keys=False)
-        )
-        proc = self.bed.run(
-            self.head,
-            [str(BIN / "serve"), "deploy", str(config), "--address", "http://127.0.0.1:8265"],
-            self.env, REPO, 120,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise RuntimeError(f"serve deploy failed: {proc.stderr[-2000:]}")
-        self._wait(lambda: self._healthy(self.worker), 180, "the app")
+        self.deploy(self.store, keys, self.worker)
 
 
 def head_loss(drill: HeadDrill, c: httpx.Client) -> dict[str, Any]:
@@ -204,7 +173,6 @@ def controller_restarted(drill: HeadDrill) -> bool:
 
 
 def run(work: Path) -> dict[str, Any]:
-    from actors.store.decisions import DecisionStore
     from simulator.config import SimulationConfig
     from simulator.distributed import generate_distributed
 
@@ -238,14 +206,7 @@ def run(work: Path) -> dict[str, Any]:
         with drill.client() as c:
             following = next_per_card(stream, "next", 1)
             next_online = _scored(c, following)
-        report = json.loads((work / "report.json").read_text())
-        keys = ("offered", "answered", "errors", "retries", "degraded", "latency_ms")
-        result["report"] = {k: report.get(k) for k in keys}
-        online = pd.read_parquet(work / "answers.parquet").set_index("transaction_id")
-        latency = online["latency_ms"].to_numpy()
-        result["answered_within_ms"] = {
-            str(ms): round(float((latency <= ms).mean()), 4) for ms in (DEADLINE_MS, 1000)
-        }
+        report, online = read_replay(work, result)
         result["within_deadline_by_phase"] = by_phase(online, result["head"])
         scored = offline_scores(stream, following)
         result["online_vs_offline"] = compare(online, scored, cards(stream))
@@ -256,13 +217,10 @@ def run(work: Path) -> dict[str, Any]:
         result["next_per_card_wrong"] = wrong_features(
             next_online, scored, cards(stream), online, following.set_index("transaction_id")
         )
-        degraded = next_online["degraded"] if "degraded" in next_online else pd.Series([])
-        result["next_per_card_degraded"] = int(degraded.fillna(False).astype(bool).sum())
-        answered = set(online.index) | set(next_online.index)
-        time.sleep(3)  # the record's flush (every second here)
-        record = DecisionStore.at(str(drill.record)).read()
-        recorded = set(record.column("transaction_id").to_pylist())
-        result["missing_from_record"] = len(answered - recorded)
+        result["next_per_card_degraded"] = degraded_count(next_online)
+        result["missing_from_record"] = unrecorded(
+            drill, set(online.index) | set(next_online.index)
+        )
         zero = total - (len(scored) - len(following))
         result["refused_zero_amount"] = zero
         result["drill_s"] = round(time.monotonic() - t0, 1)
@@ -286,14 +244,7 @@ def run(work: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="fh-", dir="/tmp"))  # short: Ray's socket paths
-    result = run(work)
-    if result["ok"]:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        result["logs"] = str(work)
-    print(json.dumps(result, default=str))
-    return 0 if result["ok"] else 1
+    return drill_main(run, "fh-")
 
 
 if __name__ == "__main__":
