@@ -25,23 +25,26 @@ def test_serve_config_is_valid_and_safe_by_default() -> None:
 
 
 def test_documented_defaults_are_the_settings_defaults() -> None:
-    """docs/operations.md's settings table repeats defaults for readers: each must be the
+    """docs/operations.md's settings tables repeat defaults for readers: each must be the
     one in deployments/settings.py (the only definition)."""
     import re
 
     from deployments.settings import AppArgs
 
-    docs = (Path(SERVE_CONFIG).parent / "docs" / "operations.md").read_text()
-    docs = docs.split("### Performance settings")[1].split("\n\n", 2)[1]  # its table
-    rows = re.findall(r"^\| `([a-z_.]+)` \| ([^|]+) \|", docs, flags=re.M)
-    assert len(rows) >= 5
+    text = (Path(SERVE_CONFIG).parent / "docs" / "operations.md").read_text()
+    rows = []
+    for section in ("### Performance settings", "### Deadlines and degraded answers"):
+        table = next(p for p in text.split(section)[1].split("\n\n") if p.startswith("|"))
+        found = re.findall(r"^\| `([a-z_.]+)` \| ([^|]+) \|", table, flags=re.M)
+        assert len(found) >= 5, section
+        rows += found
     defaults = AppArgs().model_dump()
     for name, documented in rows:
         value: object = defaults
         for part in name.split("."):
             assert isinstance(value, dict) and part in value, f"{name}: no such setting"
             value = value[part]
-        shown = documented.strip().lower()
+        shown = documented.strip().strip("`").lower()
         if isinstance(value, int | float) and not isinstance(value, bool):
             assert value == float(shown), name
         else:
