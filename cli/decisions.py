@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from actors.actor.journal import REPO_ROOT
+from actors.paths import REPO_ROOT
 from actors.store.decisions import DecisionRecordError, DecisionStore, rows
 
 decisions_app = typer.Typer(help="The decision record: export it.", no_args_is_help=True)

@@ -21,8 +21,9 @@ import httpx
 import yaml
 from rich.console import Console
 
+from actors.paths import REPO_ROOT
 from cli.progress import replay_progress
-from cli.serve_config import REPO_ROOT, SERVE_CONFIG
+from cli.serve_config import SERVE_CONFIG
 from deployments.http.access import API_KEY_ENV, env_key_headers
 from deployments.serve_mode import DEBIAN_HAPROXY, HAPROXY, fast_env
 from features.transactions import read_transactions

@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from ruamel.yaml import YAML
 
-from cli.serve_config import REPO_ROOT, SERVE_CONFIG
+from actors.paths import REPO_ROOT
+from cli.serve_config import SERVE_CONFIG
 from models.card import CARD_FILE, ModelDir, ModelError
 
 models_app = typer.Typer(

@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
+from actors.paths import REPO_ROOT
 from models.card import ModelCard
 from policy.decision import Thresholds
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVE_CONFIG = REPO_ROOT / "serve_config.yaml"
 
 

@@ -16,13 +16,13 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.actor.compactor import CompactJob, run_child
 from actors.actor.layout import ShardMoved
+from actors.paths import REPO_ROOT
 from actors.store import records
 from actors.store.backends import (
     Fenced,
@@ -35,7 +35,6 @@ from actors.tls import WireTlsConfig
 from features.config import EngineConfig
 from features.groups import DEFAULT_GROUPS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 

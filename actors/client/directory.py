@@ -19,10 +19,11 @@ from typing import Any, Literal
 import ray
 
 from actors.actor.desk import Desk
-from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.journal import ShardSettings
 from actors.actor.layout import Kind as LayoutKind
 from actors.actor.layout import ensure_layout
 from actors.actor.shards import TerminalShard, UserShard
+from actors.paths import REPO_ROOT
 from actors.wire import WireServer
 
 NAMESPACE = "fraud"

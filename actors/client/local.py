@@ -12,11 +12,12 @@ from typing import Any, cast
 
 from actors.actor.decision_log import DecidedBatch
 from actors.actor.desk import Desk
-from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.journal import ShardSettings
 from actors.actor.layout import Kind, ensure_layout
 from actors.actor.shards import SHARDS, KeyedShard, TerminalShard, UserShard
 from actors.client.desk import DeskClient, local_call
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
+from actors.paths import REPO_ROOT
 from actors.store.backends import StateStore
 
 

@@ -16,7 +16,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.actor.desk import Desk
-from actors.actor.journal import REPO_ROOT, ShardSettings
+from actors.actor.journal import ShardSettings
 from actors.actor.layout import ShardMoved
 from actors.client.desk import DeskClient, PendingDecisions
 from actors.client.directory import ActorDirectory, Kind
@@ -32,6 +32,7 @@ from actors.events import (
     TerminalEvents,
     TerminalWrite,
 )
+from actors.paths import REPO_ROOT
 from actors.store.backends import StoreUnavailable
 from actors.wire import (
     CALL_TIMEOUT_S,

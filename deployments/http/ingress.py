@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.actor.journal import REPO_ROOT
 from actors.errors import NotFound, TooLarge, TransactionConflict
+from actors.paths import REPO_ROOT
 from deployments.http import errors
 from deployments.http.access import Access, KeyRing, RateLimits, Sessions
 from deployments.http.auth import AccessGuard, serving_access

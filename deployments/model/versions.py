@@ -13,11 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from actors.paths import REPO_ROOT
 from models.card import ModelCard
 from models.explain import Explainer
 from models.onnx import load_model
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Scorer(Protocol):

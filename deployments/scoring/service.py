@@ -10,10 +10,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from actors.actor.journal import REPO_ROOT
 from actors.client.late_steps import LateSteps
 from actors.client.recorder import DecisionRecorder
 from actors.client.remote import RayShardClient
+from actors.paths import REPO_ROOT
 from actors.store.backends import bind_id_key
 from deployments.http.schemas import TransactionIn
 from deployments.model.inprocess import InProcessModel

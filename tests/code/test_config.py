@@ -140,3 +140,19 @@ def test_the_grafana_dashboard_queries_only_series_the_service_exports() -> None
     assert len(declared) >= 10
     assert queried <= declared, sorted(queried - declared)
     assert declared <= queried, sorted(declared - queried)
+
+
+def test_relative_paths_in_the_settings_are_read_from_the_repository_root(
+    tmp_path: Path,
+) -> None:
+    """One root for every process: a root one folder too deep (the `actors/` layout once
+    made it `actors/`) put the state, the decision record and a made id key under
+    `actors/data/`, beside the code, where the docs did not say and git's ignore list did
+    not reach (an id key and record files were committed)."""
+    from actors.paths import REPO_ROOT
+    from actors.store.decisions import DecisionRecordConfig
+
+    assert (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "serve_config.yaml").is_file()
+    assert Path(SERVE_CONFIG).resolve().parent == REPO_ROOT
+    record = DecisionRecordConfig().open(REPO_ROOT)
+    assert record is not None and record.root == str((REPO_ROOT / "data" / "decisions").resolve())
