@@ -4,9 +4,10 @@ A degraded answer (docs/api.md) has no card or no terminal state. This scores th
 `--rows` handbook transactions with the committed model and the model card's thresholds,
 with all their state, then with the card's, the terminal's or both groups of features
 replaced: as missing values (NaN), and as the features of the transaction as its card's
-and its terminal's first (`features.engine.first_seen`, what the service uses). Reports
-the share blocked and reviewed, and the share of frauds flagged (REVIEW or BLOCK). Prints
-a table and saves benchmarks/results/degraded.json.
+and its terminal's first (`features.engine.first_card` and `first_terminal`, as the service
+computes them). Reports the share blocked and reviewed,
+and the share of frauds flagged (REVIEW or BLOCK). Prints a table and saves
+benchmarks/results/degraded.json.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import pandas as pd
 
 from benchmarks.common import save
 from features.config import EngineConfig
+from features.engine import first_card, first_terminal, terminal_hashes
+from features.ids import as_id_strings
 from features.offline import offline_features
 from features.spec import CARD_COLUMNS, FEATURE_NAMES, TERMINAL_COLUMNS
-from features.transactions import read_transactions
+from features.transactions import read_transactions, times_ms
 from models.onnx import load_model
 from policy.decision import BLOCK, REVIEW, Thresholds, tiers
 
@@ -54,17 +57,20 @@ def main(argv: list[str] | None = None) -> None:
     config = EngineConfig()
     names = list(FEATURE_NAMES)
 
-    def features(frame: pd.DataFrame) -> np.ndarray:
-        f = offline_features(frame, config)
-        return f.loc[scored, names].to_numpy(np.float32)
-
     full_frame = offline_features(tx, config)
     scored = full_frame.index[-a.rows :]
     x = full_frame.loc[scored, names].to_numpy(np.float32)
     fraud = full_frame.loc[scored, "is_fraud"].to_numpy(bool)
-    # Each transaction its card's first (a card id of its own), or its terminal's first.
-    new_card = features(tx.assign(user_id=tx["transaction_id"].astype(str)))
-    new_terminal = features(tx.assign(terminal_id=tx["transaction_id"].astype(str)))
+    rows = tx.loc[scored]
+    times = times_ms(rows["timestamp"])
+    new_card = np.zeros_like(x)
+    new_card[:, CARD_COLUMNS] = first_card(
+        times,
+        rows["amount"].to_numpy(np.float64),
+        terminal_hashes(as_id_strings(rows["terminal_id"])),
+    )
+    new_terminal = np.zeros_like(x)
+    new_terminal[:, TERMINAL_COLUMNS] = first_terminal(times, config.label_delay_ms)
     card = json.loads((Path(a.model) / "model_card.json").read_text())
     thresholds = Thresholds(**card["thresholds"])
     model = load_model(a.model)

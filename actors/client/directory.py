@@ -29,7 +29,6 @@ from actors.wire import WireServer
 NAMESPACE = "fraud"
 Kind = Literal["user", "terminal", "desk"]
 _ACTOR_OPTIONS: dict[str, Any] = {
-    "num_cpus": 0,
     "lifetime": "detached",
     "max_restarts": -1,
     "max_task_retries": 0,  # the client retries: every shard call is idempotent
@@ -99,7 +98,8 @@ def get_or_create(
         name=actor_name(kind, shard, n_shards, store_tag(settings) if tag is None else tag),
         namespace=NAMESPACE,
         get_if_exists=True,
-        **{**_ACTOR_OPTIONS, "num_cpus": settings.actor_cpus},
+        num_cpus=settings.actor_cpus,
+        **_ACTOR_OPTIONS,
     )
     return options.remote(shard, n_shards, settings.model_dump())
 
@@ -139,7 +139,8 @@ def ensure_layouts(n_user_shards: int, n_terminal_shards: int, settings: ShardSe
         name="fraud:layout-keeper",
         namespace=NAMESPACE,
         get_if_exists=True,
-        **{**_ACTOR_OPTIONS, "num_cpus": settings.actor_cpus},
+        num_cpus=settings.actor_cpus,
+        **_ACTOR_OPTIONS,
     ).remote()
     dump = settings.model_dump()
     ray.get(keeper.ensure.remote("user", n_user_shards, dump))

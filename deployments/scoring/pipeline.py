@@ -28,7 +28,7 @@ from deployments.model.versions import Scored
 from deployments.scoring import stages
 from deployments.scoring.late_cards import CardBacklog
 from deployments.scoring.terminal_writes import TerminalWrites
-from features.engine import assemble, first_seen, stateless_features
+from features.engine import assemble, first_card, first_terminal, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
@@ -257,7 +257,7 @@ class ScoringPipeline:
             for (s, idx), part, card, behind in groups:
                 if not card.done():  # answered without it; applied once its shard answers
                     degraded[idx] |= CARD_LATE
-                    user[idx] = first_seen(times[idx], amounts[idx], hashes[idx], delay)[0]
+                    user[idx] = first_card(times[idx], amounts[idx], hashes[idx])
                     status[idx] = Seen.NEW
                     applied_at = card if behind else self.late.queue(s, part, card)
                     held = None
@@ -276,7 +276,7 @@ class ScoringPipeline:
                     if not read.done():  # reads change nothing: answered without it
                         read.add_done_callback(_retrieved)
                         degraded[idx] |= TERMINAL_LATE
-                        terminal[idx] = first_seen(times[idx], amounts[idx], hashes[idx], delay)[1]
+                        terminal[idx] = first_terminal(times[idx], delay)
                     elif read.exception() is None:
                         terminal[idx] = read.result().features[skip:]
             failed = next((c.exception() for c in calls if c.done() and c.exception()), None)

@@ -62,7 +62,7 @@ def test_a_silent_card_shard_costs_the_deadline_and_loses_nothing() -> None:
         # Answered while the card shard is silent: without card state, marked degraded.
         first = await p.score([_day(0)], True, _soon())
         assert first[0].degraded == "card_state_late"
-        # the card's features as its first transaction's (`first_seen`), never missing values
+        # the card's features as its first transaction's (`first_card`), never missing values
         assert first[0].features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0  # type: ignore[index]
         assert first[0].features["TX_AMOUNT"] == 20.0  # type: ignore[index]
         # Later steps for that shard queue behind the late one, in order, unsent.
@@ -196,12 +196,13 @@ def test_late_steps_of_a_replica_that_dies_are_applied_by_another(
 
 
 def test_state_that_is_late_is_scored_as_a_first_transaction_would_be() -> None:
-    from features.engine import FeatureEngine, first_seen, terminal_hashes
+    from features.engine import FeatureEngine, first_card, first_terminal, terminal_hashes
     from features.spec import CARD_COLUMNS, TERMINAL_COLUMNS
 
     times = np.array([1_528_000_000_000, 1_528_100_000_000], np.int64)
     amounts = np.array([12.5, 980.0])
-    card, terminal = first_seen(times, amounts, terminal_hashes(["tA", "tB"]), 7 * 86_400_000)
+    card = first_card(times, amounts, terminal_hashes(["tA", "tB"]))
+    terminal = first_terminal(times, 7 * 86_400_000)
     for i, (t, a) in enumerate(zip(times, amounts, strict=True)):
         engine = FeatureEngine()  # a card and a terminal with no history
         x = engine.transact([f"new-{i}"], ["tA", "tB"][i : i + 1], t[None], a[None], t[None])
