@@ -2,8 +2,8 @@
 load (wrk, c=64, realistic traffic), CPU per transaction for every process of its tree
 (HAProxy, Serve's proxy, replicas, shard actors, Ray's own daemons) and with no traffic at
 all, and per thread for the busiest; then, in a second pass (py-spy costs CPU itself, so
-it is not the measured one), a
-py-spy profile of the busiest Python processes grouped by what the code is doing.
+it is not the measured one), a py-spy profile of the busiest Python processes grouped by
+what the code is doing (`--gil`: only samples of the thread holding the GIL).
 
 Run: python -m benchmarks cpu [--seconds 15] [--concurrency 64]
 Writes benchmarks/results/cpu.json and prints the breakdown.

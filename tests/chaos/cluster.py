@@ -510,10 +510,17 @@ def unrecorded(drill: Drill, answered: set[str]) -> int:
     return len(answered - set(record.column("transaction_id").to_pylist()))
 
 
-def run(work: Path) -> dict[str, Any]:
+def make_stream(work: Path, spec: dict[str, Any]) -> tuple[Path, int]:
+    """The simulator's labelled stream for a drill, in `work`, and how many transactions."""
     from simulator.config import SimulationConfig
     from simulator.distributed import generate_distributed
 
+    stream = work / "stream"
+    stats = generate_distributed(SimulationConfig(**spec), str(stream), 1)
+    return stream, int(stats["transactions"])
+
+
+def run(work: Path) -> dict[str, Any]:
     bed = HostBed(3)
     result: dict[str, Any] = {"ok": False}
     try:
@@ -523,9 +530,7 @@ def run(work: Path) -> dict[str, Any]:
         result["cluster_up_s"] = round(time.monotonic() - t0, 1)
         health = httpx.get(f"{drill.url}/healthz", timeout=10).json()
         result["serve_mode"] = health.get("serve_mode")
-        stream = work / "stream"
-        stats = generate_distributed(SimulationConfig(**STREAM), str(stream), 1)  # type: ignore[arg-type]
-        total = int(stats["transactions"])
+        stream, total = make_stream(work, STREAM)
         drill.ray(
             "job", "submit", "--address", "http://127.0.0.1:8265", "--no-wait",
             "--submission-id", "drill-replay", "--working-dir", ".", "--runtime-env",

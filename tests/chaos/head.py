@@ -47,6 +47,7 @@ from tests.chaos.cluster import (
     compare,
     degraded_count,
     drill_main,
+    make_stream,
     next_per_card,
     offline_scores,
     read_replay,
@@ -173,9 +174,6 @@ def controller_restarted(drill: HeadDrill) -> bool:
 
 
 def run(work: Path) -> dict[str, Any]:
-    from simulator.config import SimulationConfig
-    from simulator.distributed import generate_distributed
-
     bed = HostBed(3)
     result: dict[str, Any] = {"ok": False}
     try:
@@ -183,9 +181,7 @@ def run(work: Path) -> dict[str, Any]:
         drill = HeadDrill(bed, work)
         drill.start()
         result["cluster_up_s"] = round(time.monotonic() - t0, 1)
-        stream = work / "stream"
-        stats = generate_distributed(SimulationConfig(**STREAM), str(stream), 1)  # type: ignore[arg-type]
-        total = int(stats["transactions"])
+        stream, total = make_stream(work, STREAM)
         replay = bed.spawn(
             drill.store,
             [str(BIN / "fraud"), "replay", "--input", str(stream), "--url", drill.url,
