@@ -318,6 +318,7 @@ def score(
 class Sink(str, Enum):
     http = "http"
     redis_stream = "redis-stream"
+    kafka = "kafka"
 
 
 @app.command()
@@ -361,7 +362,11 @@ def replay(
         typer.Option(help="Put before every id: replay a stream again as cards never seen."),
     ] = "",
     sink: Annotated[
-        Sink, typer.Option(help="http: the HTTP API; redis-stream: the durable stream path.")
+        Sink,
+        typer.Option(
+            help="http: the HTTP API; redis-stream or kafka: the durable stream path "
+            "(stream.broker in serve_config.yaml)."
+        ),
     ] = Sink.http,
     redis_url: Annotated[
         str, typer.Option(help="redis-stream: the broker.")
@@ -372,6 +377,13 @@ def replay(
     partitions: Annotated[
         int, typer.Option(min=1, help="redis-stream: as the service's stream.partitions.")
     ] = 4,
+    bootstrap_servers: Annotated[
+        str, typer.Option(help="kafka: the brokers (as stream.kafka.bootstrap_servers).")
+    ] = "127.0.0.1:9092",
+    topic_prefix: Annotated[
+        str,
+        typer.Option(help="kafka: <prefix>.transactions in, <prefix>.decisions out."),
+    ] = "fraud",
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -428,6 +440,20 @@ def replay(
         )
         with replay_progress(console) as progress:
             result = replay_to_stream(with_id_prefix(tx, id_prefix), sopts, progress)
+    elif sink is Sink.kafka:
+        from simulator.kafka_replay import KafkaReplayOptions, replay_to_kafka
+
+        kopts = KafkaReplayOptions(
+            bootstrap_servers=bootstrap_servers,
+            input_topic=f"{topic_prefix}.transactions",
+            decisions_topic=f"{topic_prefix}.decisions",
+            labels=labels,
+            label_delay_days=delay_days,
+            max_seconds=max_seconds,
+            rate=rate,
+        )
+        with replay_progress(console) as progress:
+            result = replay_to_kafka(with_id_prefix(tx, id_prefix), kopts, progress)
     elif workers > 1:
         from simulator.distributed import replay_distributed
 
@@ -491,6 +517,7 @@ def _register() -> None:
     """Commands that live in their own modules (imported lazily by their bodies)."""
     from cli.analyst import backtest, export_labels
     from cli.decisions import decisions_app
+    from cli.kafka import kafka_app
     from cli.keys import keys_app
     from cli.models import models_app
 
@@ -499,6 +526,7 @@ def _register() -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(keys_app, name="keys")
     app.add_typer(decisions_app, name="decisions")
+    app.add_typer(kafka_app, name="kafka")
 
 
 _register()

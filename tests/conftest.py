@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from features.transactions import normalise
 from simulator.config import SimulationConfig
 from simulator.generate import write_parquet
+
+if TYPE_CHECKING:
+    from cli.kafka import KafkaBroker
 
 REPO = Path(__file__).resolve().parent.parent
 HANDBOOK = REPO.parent / "shared" / "datasets" / "handbook" / "transactions.parquet"
@@ -49,6 +53,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A Kafka broker of the session's own (KRaft, free ports), started by the first test
+    that needs it and stopped at the end."""
+    from tests.kafka_server import own_broker
+
+    broker = own_broker(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="session")

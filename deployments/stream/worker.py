@@ -74,57 +74,19 @@ def _items(entry: Entry, max_bytes: int) -> list[object] | str:
     return f"unknown kind {entry.kind[:32]!r}"
 
 
-class PartitionWorker:
-    def __init__(
-        self,
-        partition: int,
-        source: StreamSource,
-        score_items: ScoreItems,
-        feedback: Feedback,
-        config: StreamConfig,
-    ) -> None:
-        self.partition, self.source = partition, source
+class BatchDecider:
+    """Decides a batch of entries, whatever the broker: the answers of each entry in input
+    order (invalid items answered naming their fields) and the entries that carry nothing
+    to decide. Both loops (Redis Streams per partition, Kafka per consumer) call it."""
+
+    def __init__(self, score_items: ScoreItems, feedback: Feedback, config: StreamConfig) -> None:
         self.score_items, self.feedback, self.config = score_items, feedback, config
-        self.transactions = self.labels = self.invalid = self.failures = self.reclaimed = 0
-        self.batches = 0
-        self.dead_letters = 0
-        self.busy_s = 0.0  # time spent processing (the rest is waiting for entries)
+        self.transactions = self.labels = self.invalid = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        pending = True  # first our own unacknowledged entries, from before a restart
-        next_reclaim = 0.0
-        delay = 0.1
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_reclaim:
-                    claimed = await self.source.reclaim(self.partition, self.config.reclaim_idle_ms)
-                    self.reclaimed += claimed
-                    pending = pending or claimed > 0
-                    next_reclaim = time.monotonic() + self.config.reclaim_idle_ms / 2000
-                entries = await self.source.read(
-                    self.partition, self.config.read_count, self.config.block_ms, pending
-                )
-                if pending and not entries:
-                    pending = False
-                    continue
-                if entries:
-                    t0 = time.perf_counter()
-                    await self.process(entries)
-                    self.batches += 1
-                    self.busy_s += time.perf_counter() - t0
-                delay = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a shard, the model or the broker is away: retry the same
-                self.failures += 1
-                log.warning("partition %d: %s; retrying", self.partition, type(e).__name__)
-                pending = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    async def process(self, entries: list[Entry]) -> None:
-        """Labels first, then every transaction of the batch in one pipeline call; then one
-        result entry per input entry; then ack.
+    async def decide(
+        self, entries: Sequence[Entry]
+    ) -> tuple[list[list[dict[str, Any]]], list[DeadLetter]]:
+        """Labels first, then every transaction of the batch in one pipeline call.
 
         Taking a batch's labels first changes no feature: a label counts only for
         transactions at least the label delay younger than the one it labels, and those come
@@ -163,15 +125,7 @@ class PartitionWorker:
                     for t, a in zip(txs[part], scored[part], strict=True)
                 ]
             self.transactions += len(txs)
-        results = [
-            result_fields(e.id, a, single=e.kind == TX)
-            for e, a in zip(entries, answers, strict=True)
-            if a
-        ]
-        await self.source.write_results(self.partition, results)
-        await self.source.dead_letter(self.partition, dead)
-        await self.source.ack(self.partition, [e.id for e in entries])
-        self.dead_letters += len(dead)
+        return answers, dead
 
     def _valid(
         self,
@@ -205,12 +159,68 @@ class PartitionWorker:
                 out.append({})
         return runs
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, int]:
+        return {"transactions": self.transactions, "labels": self.labels, "invalid": self.invalid}
+
+
+class PartitionWorker:
+    """One Redis Streams partition's loop: read, decide, write decisions, ack."""
+
+    def __init__(self, partition: int, source: StreamSource, decider: BatchDecider) -> None:
+        self.partition, self.source, self.decider = partition, source, decider
+        self.config = decider.config
+        self.failures = self.reclaimed = self.batches = self.dead_letters = 0
+        self.busy_s = 0.0  # time spent processing (the rest is waiting for entries)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pending = True  # first our own unacknowledged entries, from before a restart
+        next_reclaim = 0.0
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_reclaim:
+                    claimed = await self.source.reclaim(self.partition, self.config.reclaim_idle_ms)
+                    self.reclaimed += claimed
+                    pending = pending or claimed > 0
+                    next_reclaim = time.monotonic() + self.config.reclaim_idle_ms / 2000
+                entries = await self.source.read(
+                    self.partition, self.config.read_count, self.config.block_ms, pending
+                )
+                if pending and not entries:
+                    pending = False
+                    continue
+                if entries:
+                    t0 = time.perf_counter()
+                    await self.process(entries)
+                    self.batches += 1
+                    self.busy_s += time.perf_counter() - t0
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a shard, the model or the broker is away: retry the same
+                self.failures += 1
+                log.warning("partition %d: %s; retrying", self.partition, type(e).__name__)
+                pending = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def process(self, entries: list[Entry]) -> None:
+        """Decide the batch; then one result entry per input entry, the dead letters, ack."""
+        answers, dead = await self.decider.decide(entries)
+        results = [
+            result_fields(e.id, a, single=e.kind == TX)
+            for e, a in zip(entries, answers, strict=True)
+            if a
+        ]
+        await self.source.write_results(self.partition, results)
+        await self.source.dead_letter(self.partition, dead)
+        await self.source.ack(self.partition, [e.id for e in entries])
+        self.dead_letters += len(dead)
+
+    def stats(self) -> dict[str, Any]:
         return {
             "partition": self.partition,
-            "transactions": self.transactions,
-            "labels": self.labels,
-            "invalid": self.invalid,
+            **self.decider.stats(),
             "dead_letters": self.dead_letters,
             "failures": self.failures,
             "reclaimed": self.reclaimed,

@@ -11,7 +11,7 @@ import orjson
 from actors.client.local import LocalShardClient
 from deployments.scoring.pipeline import ScoringPipeline
 from deployments.stream.contract import DeadLetter, Entry, StreamConfig
-from deployments.stream.worker import PartitionWorker
+from deployments.stream.worker import BatchDecider, PartitionWorker
 from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
 
@@ -46,7 +46,9 @@ def body(i: int, **change: object) -> dict[str, object]:
 def test_each_entry_is_answered_item_by_item_in_order() -> None:
     source = Recorder()
     pipeline = ScoringPipeline(LocalShardClient(2, 1), FakeModel(), Thresholds())
-    worker = PartitionWorker(0, source, pipeline.score_applied, pipeline.feedback, StreamConfig())
+    worker = PartitionWorker(
+        0, source, BatchDecider(pipeline.score_applied, pipeline.feedback, StreamConfig())
+    )
     label = {"transaction_id": "tx1", "terminal_id": "t1", "is_fraud": True}
     entries = [
         Entry("1-0", "txs", orjson.dumps([body(1), body(2), body(3)])),
@@ -75,7 +77,7 @@ def test_each_entry_is_answered_item_by_item_in_order() -> None:
     ]
     assert [a["error"] for a in by_src["5-0"]] == ["invalid is_fraud, terminal_id, transaction_id"]
     assert [a["decision"] for a in by_src["6-0"]] == ["CONFLICT", "LEGIT"]
-    assert (worker.transactions, worker.labels, worker.invalid) == (8, 1, 4)
+    assert (worker.decider.transactions, worker.decider.labels, worker.decider.invalid) == (8, 1, 4)
 
 
 def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
@@ -85,7 +87,9 @@ def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
     source = Recorder()
     pipeline = ScoringPipeline(LocalShardClient(2, 1), FakeModel(), Thresholds())
     config = StreamConfig(max_entry_bytes=1_024)
-    worker = PartitionWorker(0, source, pipeline.score_applied, pipeline.feedback, config)
+    worker = PartitionWorker(
+        0, source, BatchDecider(pipeline.score_applied, pipeline.feedback, config)
+    )
     entries = [
         Entry("1-0", "tx", orjson.dumps(body(1))),
         Entry("2-0", "", orjson.dumps(body(2))),  # no kind field
@@ -109,7 +113,7 @@ def test_poison_entries_are_dead_lettered_and_the_partition_goes_on() -> None:
         assert by_src[src] == [{"transaction_id": "", "decision": "INVALID", "error": reasons[src]}]
     decided = [a["transaction_id"] for s in ("1-0", "3-0", "7-0") for a in by_src[s]]
     assert decided == ["tx1", "tx3", "tx8", "tx9"]
-    assert worker.dead_letters == 4 and worker.transactions == 4
+    assert worker.dead_letters == 4 and worker.decider.transactions == 4
 
 
 def test_the_redis_reader_turns_an_entry_without_kind_into_a_dead_letter(redis_url: str) -> None:
