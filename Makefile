@@ -5,20 +5,21 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup system demo offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
+.PHONY: setup system kafka-jars demo demo-kafka offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
 
 # Ray Serve's throughput-optimized mode, and its HAProxy ingress where Debian's haproxy is
 # installed (read when the recipe runs, after setup): how the service is started everywhere
 # (serve_config.yaml cannot set this; deployments/serve_mode.py holds the same variables).
 FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1 RAY_SERVE_HAPROXY_METRICS_ENABLED=0)
 
-setup: system $(STAMP)
+setup: system $(STAMP) kafka-jars
 
 ## Debian's packages the service and the tests use: redis-server (durable state, the stream
 ## path and their tests), haproxy (Serve's fast ingress), wrk (load generator), chromium and
-## chromium-driver (the dashboard's browser test), iproute2 (the network-namespace drills).
+## chromium-driver (the dashboard's browser test), iproute2 (the network-namespace drills),
+## maven (fetches the Kafka broker's jars; it brings a Java runtime).
 ## Installs the missing ones where apt-get runs as root; elsewhere says what to install.
-DEBIAN_PACKAGES = redis-server haproxy wrk chromium chromium-driver iproute2
+DEBIAN_PACKAGES = redis-server haproxy wrk chromium chromium-driver iproute2 maven
 
 system:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -38,12 +39,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+## The Kafka broker's jars (infra/kafka/pom.xml) from Maven Central into .kafka/lib, once:
+## `fraud kafka start` and the Kafka tests run a single KRaft broker from them.
+kafka-jars: $(STAMP)
+	@$(VENV)/bin/fraud kafka fetch
+
 ## The main job: start the service on a local Ray cluster (serve run serve_config.yaml),
 ## simulate 14 days of 2,000 cards, replay them with delayed labels, report, shut down.
 demo: setup
 	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 14 --seed 42 \
 		--card-testing-per-day 2 --output $(DATA)/demo.parquet
 	$(VENV)/bin/fraud demo --input $(DATA)/demo.parquet --json $(DATA)/demo-report.json
+
+## The main job through Kafka: a broker of the demo's own, the service consuming its topic,
+## every decision read back from the decisions topic (exactly once).
+demo-kafka: setup
+	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 14 --seed 42 \
+		--card-testing-per-day 2 --output $(DATA)/demo.parquet
+	$(VENV)/bin/fraud demo --source kafka --input $(DATA)/demo.parquet --json $(DATA)/demo-kafka-report.json
 
 ## The offline pipeline on a fresh stream: simulate, train with Ray Train, evaluate.
 offline-demo: setup

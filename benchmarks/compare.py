@@ -11,8 +11,9 @@ writes JSON, a Markdown table and a PNG chart under benchmarks/results/.
 python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bare]
                              [--stream N [--stream-rate R]] [--sweep R1,R2,...]
   --targets: after the baseline, from TARGETS below (ours = the documented start path).
-  --stream N: also N transactions through the Redis Streams path as fast as it goes, and
-              with --stream-rate at R tx/s offered.
+  --stream N: also N transactions through the stream path as fast as it goes, and
+              with --stream-rate at R tx/s offered; on Redis Streams and on Kafka
+              (--stream-brokers redis,kafka), side by side.
   --sweep: also open loop at each rate, for the highest rate held with p99 <= 50 ms.
 """
 
@@ -405,10 +406,10 @@ def verdicts(rows: list[dict[str, Any]], stream: list[dict[str, Any]]) -> list[d
         check("score_in_process: false, CPU per tx at c=64 vs default", cost, 1.3, True, "x")
     for st in stream:
         if st["rate"]:
-            check(f"stream, {st['rate']:,.0f} tx/s offered, end-to-end p99", st["p99_ms"],
-                  250.0, True, "ms")  # fmt: skip
+            check(f"stream ({st['broker']}), {st['rate']:,.0f} tx/s offered, end-to-end p99",
+                  st["p99_ms"], 250.0, True, "ms")  # fmt: skip
         else:
-            check("stream, saturation", st["tx_per_s"], 75_000.0, False, "tx/s")
+            check(f"stream ({st['broker']}), saturation", st["tx_per_s"], 75_000.0, False, "tx/s")
     return out
 
 
@@ -425,16 +426,17 @@ def verdict_table(checks: list[dict[str, Any]]) -> str:
 
 def stream_table(stream: list[dict[str, Any]]) -> str:
     lines = [
-        "| stream path (Redis Streams, labels, 100 tx per entry) | offered tx/s | achieved tx/s "
-        "| p50 ms | p99 ms | errors | service CPU s / 1k tx | redis CPU s / 1k tx |",
-        "|---|---|---|---|---|---|---|---|",
+        "| stream path (labels, 100 tx per entry) | broker | offered tx/s | achieved tx/s "
+        "| p50 ms | p99 ms | errors | service CPU s / 1k tx | broker CPU s / 1k tx |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for st in stream:
         offered = f"{st['rate']:,.0f}" if st["rate"] else "as fast as it can"
         lines.append(
-            f"| {st['transactions']:,} transactions | {offered} | {st['tx_per_s']:,.0f} | "
-            f"{st['p50_ms']:.0f} | {st['p99_ms']:.0f} | {sum(st['errors'].values())} | "
-            f"{st['service_cpu_s_per_1k']:.3f} | {st['redis_cpu_s_per_1k']:.3f} |"
+            f"| {st['transactions']:,} transactions | {st['broker']} | {offered} | "
+            f"{st['tx_per_s']:,.0f} | {st['p50_ms']:.0f} | {st['p99_ms']:.0f} | "
+            f"{sum(st['errors'].values())} | {st['service_cpu_s_per_1k']:.3f} | "
+            f"{st['broker_cpu_s_per_1k']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -465,6 +467,13 @@ def main(argv: list[str] | None = None) -> None:
         help="and the same N at R transactions/s offered",
     )
     ap.add_argument(
+        "--stream-brokers",
+        default="redis,kafka",
+        metavar="B1,B2",
+        help="the stream paths to measure, one after the other: redis (the machine's Redis "
+        "on 6379), kafka (a broker of the benchmark's own)",
+    )
+    ap.add_argument(
         "--sweep",
         default="",
         metavar="R1,R2,...",
@@ -488,8 +497,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.stream:
         from benchmarks.stream import run as run_stream
 
-        for rate in ([args.stream_rate] if args.stream_rate else []) + [None]:
-            stream.append(run_stream(console, args.stream, 4, 40, 100, True, rate, fast=True))
+        for broker in args.stream_brokers.split(","):
+            for rate in ([args.stream_rate] if args.stream_rate else []) + [None]:
+                stream.append(
+                    run_stream(console, args.stream, 4, 40, 100, True, rate, True, None, broker)
+                )
         table += "\n" + stream_table(stream)
     checks = verdicts(rows, stream)
     table += "\n" + verdict_table(checks)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,11 +23,15 @@ import yaml
 from rich.console import Console
 
 from actors.paths import REPO_ROOT
+from cli.kafka import KafkaBroker, fetch_jars
 from cli.progress import replay_progress
 from cli.serve_config import SERVE_CONFIG
 from deployments.http.access import API_KEY_ENV, env_key_headers
 from deployments.serve_mode import DEBIAN_HAPROXY, HAPROXY, fast_env
+from deployments.stream.contract import KafkaConfig
+from deployments.stream.kafka import ensure_topics
 from features.transactions import read_transactions
+from simulator.kafka_replay import KafkaReplayOptions, replay_to_kafka
 from simulator.replay import ReplayOptions, replay_stream
 from simulator.report import build_report, print_report
 
@@ -129,25 +134,60 @@ def desk_summary(console: Console) -> dict[str, Any]:
     return summary
 
 
+def start_broker(console: Console, directory: Path) -> KafkaBroker:
+    """A Kafka broker of the demo's own (KRaft, fresh storage, free loopback ports)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    fetch_jars()
+    broker = KafkaBroker(directory, free_port(), free_port())
+    pid = broker.start()
+    console.print(f"kafka broker {broker.bootstrap} (pid {pid}, log {broker.log_file})")
+    return broker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run_demo(
-    input_path: Path, log_dir: Path, concurrency: int, batch: int, keep_running: bool = False
+    input_path: Path,
+    log_dir: Path,
+    concurrency: int,
+    batch: int,
+    keep_running: bool = False,
+    source: str = "http",
 ) -> dict[str, Any]:
+    """`source` http: the replay posts batches to the HTTP API; kafka: a broker of the
+    demo's own, the service consuming its topic (stream.broker: kafka), the replay
+    producing to it and reading the decisions topic."""
     console = Console()
     log_dir.mkdir(parents=True, exist_ok=True)
-    proc = start_service(console, log_dir / "serve.log", demo_config(log_dir.parent))
+    broker = start_broker(console, log_dir.parent / "demo-kafka") if source == "kafka" else None
+    args: dict[str, Any] = {}
+    if broker is not None:
+        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap)
+        args["stream"] = {"enabled": True, "broker": "kafka", "kafka": kafka.model_dump()}
+    proc = start_service(console, log_dir / "serve.log", demo_config(log_dir.parent, args))
     try:
         wait_healthy(proc)
         console.print(f"service healthy: {httpx.get(f'{URL}/healthz').json()}")
         tx = read_transactions(input_path)
-        opts = ReplayOptions(
-            url=URL,
-            concurrency=concurrency,
-            batch=batch,
-            max_seconds=600,
-            api_key=os.environ.get(API_KEY_ENV),
-        )
-        with replay_progress(console) as progress:
-            result = asyncio.run(replay_stream(tx, opts, progress))
+        if broker is not None:
+            ensure_topics(kafka)
+            kopts = KafkaReplayOptions(bootstrap_servers=broker.bootstrap, max_seconds=600)
+            with replay_progress(console) as progress:
+                result = replay_to_kafka(tx, kopts, progress)
+        else:
+            opts = ReplayOptions(
+                url=URL,
+                concurrency=concurrency,
+                batch=batch,
+                max_seconds=600,
+                api_key=os.environ.get(API_KEY_ENV),
+            )
+            with replay_progress(console) as progress:
+                result = asyncio.run(replay_stream(tx, opts, progress))
         report = build_report(result, len(tx))
         print_report(report, console)
         report["desk"] = desk_summary(console)
@@ -158,3 +198,6 @@ def run_demo(
         return report
     finally:
         stop_service(proc, console)
+        if broker is not None:
+            broker.stop()
+            console.print("kafka broker stopped")

@@ -315,6 +315,11 @@ def score(
     console.print(f"scored {len(out):,} transactions with {m.version}: {counts} -> {output}")
 
 
+class DemoSource(str, Enum):
+    http = "http"
+    kafka = "kafka"
+
+
 class Sink(str, Enum):
     http = "http"
     redis_stream = "redis-stream"
@@ -488,13 +493,22 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option(help="Keep the service up afterwards (for /dashboard); Ctrl-C stops.")
     ] = False,
+    source: Annotated[
+        DemoSource,
+        typer.Option(
+            help="http: batches to the HTTP API; kafka: through a Kafka broker of the demo's "
+            "own (the stream path, exactly once)."
+        ),
+    ] = DemoSource.http,
 ) -> None:
     """Start the service (serve run serve_config.yaml), replay INPUT with labels, report, stop."""
     from cli.demo import run_demo
 
     if not input.exists():
         _fail(f"{input} not found: run 'fraud simulate --output {input}' first")
-    report = run_demo(input, report_json.parent / "logs", concurrency, batch, keep_running)
+    report = run_demo(
+        input, report_json.parent / "logs", concurrency, batch, keep_running, source.value
+    )
     _write_json(report_json, report)
 
 
