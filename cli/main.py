@@ -446,6 +446,7 @@ def replay(
         with replay_progress(console) as progress:
             result = replay_to_stream(with_id_prefix(tx, id_prefix), sopts, progress)
     elif sink is Sink.kafka:
+        from simulator.distributed import replay_distributed
         from simulator.kafka_replay import KafkaReplayOptions, replay_to_kafka
 
         kopts = KafkaReplayOptions(
@@ -455,10 +456,17 @@ def replay(
             labels=labels,
             label_delay_days=delay_days,
             max_seconds=max_seconds,
-            rate=rate,
+            rate=rate / workers if rate else None,
         )
-        with replay_progress(console) as progress:
-            result = replay_to_kafka(with_id_prefix(tx, id_prefix), kopts, progress)
+        if workers > 1:
+            if limit or id_prefix:
+                _fail("--limit and --id-prefix work with --workers 1 only")
+            console.print(f"producing {len(tx):,} transactions from {workers} Ray tasks")
+            where = input if is_uri(input) else str(Path(input).resolve())
+            result = replay_distributed(where, kopts, workers)
+        else:
+            with replay_progress(console) as progress:
+                result = replay_to_kafka(with_id_prefix(tx, id_prefix), kopts, progress)
     elif workers > 1:
         from simulator.distributed import replay_distributed
 

@@ -7,7 +7,9 @@ Replay: cards are split into K groups, each replayed by its own task. A card bel
 exactly one group, so per-card order holds while load scales out across the cluster's
 nodes. On a partitioned table a group is a set of parts, and its task reads only those.
 Groups do not wait for each other, so terminal features can differ slightly from a single
-ordered replay; use one worker when exact online = offline matters.
+ordered replay; use one worker when exact online = offline matters. A replay goes over HTTP
+(`ReplayOptions`) or to Kafka (`KafkaReplayOptions`: each task produces its cards to the
+input topic and reads their decisions back).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from features.parts import write_manifest as save_manifest
 from features.transactions import read_transactions
 from simulator.config import SimulationConfig
 from simulator.generate import Progress, part_blocks, summary, write_part
+from simulator.kafka_replay import KafkaReplayOptions, replay_to_kafka
 from simulator.replay import ReplayOptions, ReplayResult, replay_stream
 
 
@@ -68,27 +71,34 @@ def partition(users: pd.Series, k: int) -> np.ndarray:
     return id_buckets(as_id_strings(uniques), k, salt="worker:")[codes]
 
 
-def _replay_part(path: str, part: int, k: int, opts: dict[str, Any]) -> dict[str, Any]:
+def _replay_part(
+    path: str, part: int, k: int, opts: dict[str, Any], kafka: bool = False
+) -> dict[str, Any]:
     if is_partitioned(path):
         n_parts = read_manifest(path).parts
         mine = read_transactions(path, parts=range(part, n_parts, k))
     else:
         tx = read_transactions(path)
         mine = tx[partition(tx["user_id"], k) == part]
-    result = asyncio.run(replay_stream(mine, ReplayOptions(**opts)))
+    if kafka:
+        result = replay_to_kafka(mine, KafkaReplayOptions(**opts))
+    else:
+        result = asyncio.run(replay_stream(mine, ReplayOptions(**opts)))
     return dataclasses.asdict(result)
 
 
-def replay_distributed(path: str, opts: ReplayOptions, workers: int) -> ReplayResult:
+def replay_distributed(
+    path: str, opts: ReplayOptions | KafkaReplayOptions, workers: int
+) -> ReplayResult:
     """Run `workers` Ray tasks (num_cpus=0.5 each) and merge what they saw. On a
     partitioned table, task i replays parts i, i + workers, ..."""
     if is_partitioned(path) and workers > (n := read_manifest(path).parts):
         raise PartsError(f"workers: {workers} asked for, but {path} has {n} part(s)")
     ray = _ray()
     task = ray.remote(num_cpus=0.5)(_replay_part)
-    parts = ray.get(
-        [task.remote(path, i, workers, dataclasses.asdict(opts)) for i in range(workers)]
-    )
+    kafka = isinstance(opts, KafkaReplayOptions)
+    settings = dataclasses.asdict(opts)
+    parts = ray.get([task.remote(path, i, workers, settings, kafka) for i in range(workers)])
     merged = ReplayResult()
     for p in parts:
         merged.rows.extend(p["rows"])

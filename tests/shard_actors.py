@@ -64,3 +64,22 @@ def card_totals(shard: Any, user_keys: Sequence[str]) -> Any:
         return out
 
     return shard.__ray_call__.remote(read, list(user_keys))
+
+
+def assert_counted_once(frame: Any, ids: Any, n_user_shards: int, n_terminal_shards: int) -> None:
+    """Every card's state counted each of its transactions in `frame` exactly once (count
+    and amount, read from the live card shards)."""
+    import pytest
+    import ray
+
+    from actors.client.remote import RayShardClient
+
+    shards = RayShardClient(n_user_shards, n_terminal_shards, {})
+    per_card = frame.groupby("user_id")["amount"].agg(["count", "sum"])
+    for s in range(n_user_shards):
+        cards = [u for u in per_card.index if ids.shard_of(u, n_user_shards) == s]
+        handle = shards.directory["user", s]
+        totals = ray.get(card_totals(handle, [ids.digest(u) for u in cards]))
+        for card, (count, amount) in zip(cards, totals, strict=True):
+            assert count == per_card.loc[card, "count"], card
+            assert amount == pytest.approx(per_card.loc[card, "sum"], abs=1e-6)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,14 @@ def batch_of(messages: Sequence[Message]) -> Batch:
     )
 
 
+@dataclass
+class Inflight:
+    """A batch whose transaction is being committed (in a worker thread)."""
+
+    commit: asyncio.Future[None]
+    batch: Batch
+
+
 class KafkaWorker:
     """One replica's consumer loop. The group assigns partitions (and moves them when
     replicas come and go); each batch is committed in one transaction or not at all."""
@@ -129,11 +138,13 @@ class KafkaWorker:
         self.abandoned = 0  # clients left blocked in a commit past commit_timeout_ms
         # Each blocking call of a commit gets a third of the budget; the watchdog the rest.
         self.call_timeout_s = config.kafka.commit_timeout_ms / 3000
-        self.busy_s = 0.0
+        self.busy_s = self.commit_s = 0.0  # deciding and committing; of it, committing
         self.lag: dict[int, int] = {}  # partition -> messages behind (librdkafka's statistics)
         self.assigned: list[int] = []
         self.started_at: dict[int, int] = {}  # partition -> committed offset when assigned
         self.position: dict[int, int] = {}  # partition -> the next offset to read
+        self.idle = threading.Event()  # no commit in flight
+        self.idle.set()
 
     # -- clients ---------------------------------------------------------------------
     def _connect(self) -> None:
@@ -186,6 +197,8 @@ class KafkaWorker:
         log.info("kafka %s: assigned partitions %s", self.member, self.assigned)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Before the partitions go, the commit in flight (which holds their offsets) ends."""
+        self.idle.wait(self.kafka.commit_timeout_ms / 1000)
         gone = {tp.partition for tp in partitions}
         self.assigned = [p for p in self.assigned if p not in gone]
         for p in gone:
@@ -204,33 +217,69 @@ class KafkaWorker:
 
     # -- the loop --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """Batch after batch; a batch's commit overlaps the next batch's read and decide (a
+        pipeline two deep, so the commit's round trips to the coordinator are not dead
+        time). A failed commit sends both batches back to be read again."""
         delay = 0.1
+        inflight: Inflight | None = None
         while not stop.is_set():
             try:
                 if self.consumer is None:
                     await asyncio.to_thread(self._connect)
                 batch = await asyncio.to_thread(self._poll)
                 if batch is None:
+                    previous, inflight = inflight, None
+                    await self._settle(previous, None)
                     continue
                 t0 = time.perf_counter()
                 try:
                     answers, dead = await self.decider.decide(batch.entries)
-                    await self._commit_within(batch, answers, dead)
                 except Exception:
-                    await asyncio.to_thread(self._rewind, batch)
+                    previous, inflight = inflight, None
+                    await self._settle(previous, batch, failed=True)
                     raise
-                self.batches += 1
+                previous, inflight = inflight, None
+                await self._settle(previous, batch)
+                inflight = Inflight(
+                    asyncio.ensure_future(self._commit_within(batch, answers, dead)), batch
+                )
                 self.dead_letters += len(dead)
                 self.busy_s += time.perf_counter() - t0
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a shard, the model or the broker is away: read again
+                previous, inflight = inflight, None
+                with contextlib.suppress(Exception):  # a commit still out: its outcome
+                    await self._settle(previous, None)
                 self.failures += 1
                 log.warning("kafka %s: %s: %s; retrying", self.member, type(e).__name__, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        with contextlib.suppress(Exception):
+            await self._settle(inflight, None)
         await asyncio.to_thread(self._close_clients)
+
+    async def _settle(
+        self, inflight: Inflight | None, following: Batch | None, failed: bool = False
+    ) -> None:
+        """Wait for the batch in flight to commit. A batch that did not commit is read
+        again, and so is the one after it (`following`, decided, not committed), which is
+        also read again when it `failed` itself. Raises what the commit raised."""
+        error: Exception | None = None
+        if inflight is not None:
+            t1 = time.perf_counter()
+            try:
+                await inflight.commit
+                self.batches += 1
+            except Exception as e:
+                error = e
+            self.commit_s += time.perf_counter() - t1
+        if following is not None and (failed or error is not None):
+            await asyncio.to_thread(self._rewind, following)
+        if error is not None and inflight is not None:
+            await asyncio.to_thread(self._rewind, inflight.batch)  # the earlier offsets last
+            raise error
 
     async def _commit_within(
         self, batch: Batch, answers: list[list[dict[str, Any]]], dead: list[DeadLetter]
@@ -284,6 +333,20 @@ class KafkaWorker:
     ) -> None:
         """Decisions, dead letters and offsets in one transaction, on the clients it is
         given (if it outlives the watchdog, newer ones are the worker's by then)."""
+        self.idle.clear()
+        try:
+            self._transaction(producer, consumer, batch, answers, dead)
+        finally:
+            self.idle.set()
+
+    def _transaction(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        batch: Batch,
+        answers: list[list[dict[str, Any]]],
+        dead: list[DeadLetter],
+    ) -> None:
         producer.begin_transaction()
         try:
             for m, entry, items in zip(batch.messages, batch.entries, answers, strict=True):
@@ -378,4 +441,5 @@ class KafkaWorker:
             "failures": self.failures,
             "client_errors": self.errors,
             "busy_s": round(self.busy_s, 3),
+            "commit_s": round(self.commit_s, 3),
         }

@@ -7,12 +7,14 @@ Serve app's consumer, killed mid-stream, is `test_kafka_app`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -207,27 +209,31 @@ def test_broker_killed_and_restarted_under_traffic_loses_nothing(
 
 @pytest.mark.ray
 def test_kafka_app_decides_each_transaction_once_across_a_killed_consumer(
-    service: str, service_ids: Any, app_args: dict[str, Any], kafka_broker: KafkaBroker
+    service: str,
+    service_ids: Any,
+    app_args: dict[str, Any],
+    kafka_broker: KafkaBroker,
+    tmp_path: Path,
 ) -> None:
     """The Serve app's StreamConsumer on Kafka, SIGKILLed mid-stream: Serve starts another,
     which reads again what the dead one had read and not committed (asserted: the kill
     landed mid-stream), and still each transaction has one committed decision, the score
-    offline gives, and each card's state counted each transaction once."""
+    offline gives, and each card's state counted each transaction once. Then the replay as
+    a Ray Job of two tasks through the same topics."""
     import os
     import signal
 
     import numpy as np
     import pandas as pd
-    import ray
     from ray import serve
 
-    from actors.client.remote import RayShardClient
     from deployments.app import application
     from models.onnx import load_model
+    from simulator.distributed import replay_distributed
     from simulator.kafka_replay import KafkaReplayOptions, replay_to_kafka
     from tests.service.conftest import PINNED
     from tests.service.test_stream import stream_frame
-    from tests.shard_actors import card_totals, kill_shard_actors
+    from tests.shard_actors import assert_counted_once, kill_shard_actors
     from training.scoring import score_transactions
 
     tag = f"app{uuid.uuid4().hex[:6]}"
@@ -278,15 +284,16 @@ def test_kafka_app_decides_each_transaction_once_across_a_killed_consumer(
         offline = score_transactions(frame, model, Thresholds(), use_labels=False)
         offline = offline.set_index("transaction_id")["score"]
         np.testing.assert_allclose(online.loc[offline.index], offline, atol=1e-6)
-        shards = RayShardClient(2, 3, {})
-        per_card = frame.groupby("user_id")["amount"].agg(["count", "sum"])
-        for s in range(2):
-            cards = [u for u in per_card.index if service_ids.shard_of(u, 2) == s]
-            totals = ray.get(card_totals(shards.directory["user", s],
-                                         [service_ids.digest(u) for u in cards]))  # fmt: skip
-            for card, (count, amount) in zip(cards, totals, strict=True):
-                assert count == per_card.loc[card, "count"], card
-                assert amount == pytest.approx(per_card.loc[card, "sum"], abs=1e-6)
+        assert_counted_once(frame, service_ids, 2, 3)
+
+        # The simulator's Ray Job form: two tasks, each producing its cards and reading their
+        # decisions back.
+        more = stream_frame(6)
+        path = tmp_path / "more.parquet"
+        more.to_parquet(path)
+        merged = replay_distributed(str(path), dataclasses.replace(opts, rate=None), workers=2)
+        assert merged.errors == {} and len(merged.rows) == len(more)
+        assert {r["transaction_id"] for r in merged.rows} == set(more["transaction_id"])
     finally:
         serve.delete("fraud-kafka")
         kill_shard_actors(2, 3)

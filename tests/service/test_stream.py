@@ -48,16 +48,14 @@ def kill_consumer() -> int:
 def test_stream_path_decides_every_transaction_once_across_a_crash(
     service: str, service_ids: IdHasher, app_args: dict[str, Any], redis_url: str
 ) -> None:
-    import ray
     from ray import serve
 
-    from actors.client.remote import RayShardClient
     from deployments.app import application
     from models.onnx import load_model
     from policy.decision import Thresholds
     from simulator.stream_replay import StreamReplayOptions, replay_to_stream
     from tests.service.conftest import PINNED
-    from tests.shard_actors import card_totals, kill_shard_actors
+    from tests.shard_actors import assert_counted_once, kill_shard_actors
     from training.scoring import score_transactions
 
     prefix = f"fraudtest-{uuid.uuid4().hex[:8]}"
@@ -115,15 +113,7 @@ def test_stream_path_decides_every_transaction_once_across_a_crash(
         assert killed.is_set()
         assert result.errors == {} and len(result.rows) == len(second)
         # Each card's state counted each transaction exactly once.
-        shards = RayShardClient(2, 3, {})
-        per_card = second.groupby("user_id")["amount"].agg(["count", "sum"])
-        for s in range(2):
-            cards = [u for u in per_card.index if service_ids.shard_of(u, 2) == s]
-            handle = shards.directory["user", s]
-            totals = ray.get(card_totals(handle, [service_ids.digest(u) for u in cards]))
-            for card, (count, amount) in zip(cards, totals, strict=True):
-                assert count == per_card.loc[card, "count"], card
-                assert amount == pytest.approx(per_card.loc[card, "sum"], abs=1e-6)
+        assert_counted_once(second, service_ids, 2, 3)
     finally:
         serve.delete("fraud-stream")
         kill_shard_actors(2, 3)
