@@ -502,12 +502,21 @@ def degraded_count(answers: pd.DataFrame) -> int:
 
 
 def unrecorded(drill: Drill, answered: set[str]) -> int:
-    """How many answered transactions the decision record lacks, once it has flushed."""
+    """How many answered transactions the decision record lacks once it has caught up.
+
+    A live replica flushes every second here; the journal of a replica that died is written
+    by another once nothing was appended to it for `ORPHAN_AFTER_MS` (20 s) and that
+    replica's next adoption round comes (every ~5 s). So a replica killed near the end of the
+    replay is in the record up to ~30 s later: read until nothing lacks, for up to 45 s."""
     from actors.store.decisions import DecisionStore
 
-    time.sleep(3)  # the record's flush (every second here)
-    record = DecisionStore.at(str(drill.record)).read()
-    return len(answered - set(record.column("transaction_id").to_pylist()))
+    deadline = time.monotonic() + 45
+    while True:
+        time.sleep(3)
+        record = DecisionStore.at(str(drill.record)).read()
+        missing = len(answered - set(record.column("transaction_id").to_pylist()))
+        if missing == 0 or time.monotonic() > deadline:
+            return missing
 
 
 def make_stream(work: Path, spec: dict[str, Any]) -> tuple[Path, int]:
