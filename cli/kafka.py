@@ -11,7 +11,6 @@ its own Kafka cluster instead (docs/operations.md).
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import signal
 import socket
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import psutil
 import typer
 from rich.console import Console
 
@@ -142,10 +142,9 @@ class KafkaBroker:
         """The recorded process id, if that process is alive."""
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError):
             return None
-        return pid
+        return pid if psutil.pid_exists(pid) else None
 
     def start(self, timeout_s: float = 90.0) -> int:
         """Format the storage on first start, start the broker, wait until it answers."""
@@ -198,29 +197,15 @@ class KafkaBroker:
         pid = self.pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                reaped, _ = os.waitpid(pid, os.WNOHANG)  # our child: reap it
-            except ChildProcessError:  # started by another process: poll it
-                reaped = 0 if _alive(pid) else pid
-            if reaped == pid:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        proc = psutil.Process(pid)
+        proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)  # reaps it when it is this process's child
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
         self.pid_file.unlink(missing_ok=True)
         return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 Dir = Annotated[Path, typer.Option(help="Config, data, log and pid file of the broker.")]

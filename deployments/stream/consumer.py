@@ -32,7 +32,7 @@ class StreamConsumer:
         self.scoring, self.pipeline, self.reporter = scoring, scoring.pipeline, scoring.reporter
         context = serve.get_replica_context()
         self.rank, self.world = context.rank.rank, max(context.world_size, 1)
-        self.workers: list[StreamLoop] = []
+        self.workers: list[StreamLoop]
         if self.config.broker == "kafka":
             from deployments.stream.kafka import KafkaWorker  # confluent-kafka only if used
 

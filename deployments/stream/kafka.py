@@ -124,6 +124,7 @@ class Inflight:
 
     commit: asyncio.Future[None]
     batch: Batch
+    dead_letters: int
 
 
 class KafkaWorker:
@@ -240,10 +241,8 @@ class KafkaWorker:
                     raise
                 previous, inflight = inflight, None
                 await self._settle(previous, batch)
-                inflight = Inflight(
-                    asyncio.ensure_future(self._commit_within(batch, answers, dead)), batch
-                )
-                self.dead_letters += len(dead)
+                commit = asyncio.ensure_future(self._commit_within(batch, answers, dead))
+                inflight = Inflight(commit, batch, len(dead))
                 self.busy_s += time.perf_counter() - t0
                 delay = 0.1
             except asyncio.CancelledError:
@@ -272,6 +271,7 @@ class KafkaWorker:
             try:
                 await inflight.commit
                 self.batches += 1
+                self.dead_letters += inflight.dead_letters
             except Exception as e:
                 error = e
             self.commit_s += time.perf_counter() - t1
@@ -295,9 +295,11 @@ class KafkaWorker:
         offsets."""
         assert self.producer is not None and self.consumer is not None
         clients = (self.producer, self.consumer)
+        self.idle.clear()
         work = asyncio.ensure_future(
             asyncio.to_thread(self._commit, *clients, batch, answers, dead)
         )
+        work.add_done_callback(lambda _: self.idle.set())
         done, _ = await asyncio.wait({work}, timeout=self.kafka.commit_timeout_ms / 1000)
         if work in done:
             work.result()
@@ -305,11 +307,13 @@ class KafkaWorker:
         self.abandoned += 1
         work.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, if ever
         self.consumer = self.producer = None  # not closed: they are in use by that thread
+        self.idle.set()  # no commit of the new clients is in flight
         raise TimeoutError(f"commit blocked past {self.kafka.commit_timeout_ms} ms")
 
     def _poll(self) -> Batch | None:
-        assert self.consumer is not None
-        messages = self.consumer.consume(self.config.read_count, self.config.block_ms / 1000)
+        consumer = self.consumer  # a commit's watchdog may drop it meanwhile
+        assert consumer is not None
+        messages = consumer.consume(self.config.read_count, self.config.block_ms / 1000)
         good = []
         for m in messages:
             error = m.error()
@@ -319,9 +323,11 @@ class KafkaWorker:
                 raise KafkaException(error)
             else:  # transport errors while a broker is away: librdkafka retries by itself
                 self.errors += 1
-        for m in good:
-            self.position[m.partition() or 0] = (m.offset() or 0) + 1
-        return batch_of(good) if good else None
+        if not good:
+            return None
+        batch = batch_of(good)
+        self.position.update((tp.partition, tp.offset) for tp in batch.commit)
+        return batch
 
     def _commit(
         self,
@@ -333,20 +339,6 @@ class KafkaWorker:
     ) -> None:
         """Decisions, dead letters and offsets in one transaction, on the clients it is
         given (if it outlives the watchdog, newer ones are the worker's by then)."""
-        self.idle.clear()
-        try:
-            self._transaction(producer, consumer, batch, answers, dead)
-        finally:
-            self.idle.set()
-
-    def _transaction(
-        self,
-        producer: Producer,
-        consumer: Consumer,
-        batch: Batch,
-        answers: list[list[dict[str, Any]]],
-        dead: list[DeadLetter],
-    ) -> None:
         producer.begin_transaction()
         try:
             for m, entry, items in zip(batch.messages, batch.entries, answers, strict=True):
