@@ -54,6 +54,21 @@ class Invalid(ServiceError):
     reason = "invalid"
 
 
+class InvalidFields(Invalid):
+    """Values that passed the schema but not the service's configuration (a currency with
+    no rate, say): answered in the shape of a schema error, each field with its message."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__(f"invalid {', '.join(dict.fromkeys(f for f, _ in errors))}")
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "detail": self.detail,
+            "errors": [{"field": f, "message": m, "type": "value_error"} for f, m in self.errors],
+        }
+
+
 class NotFound(ServiceError):
     """What the request names does not exist (the detail says which field)."""
 

@@ -1,10 +1,11 @@
-"""Engine settings: label delay and per-key state capacity (the windows are part of the
-feature definitions, `features.spec`, not settings)."""
+"""Engine settings: label delay, per-key state capacity and the currency table (the windows
+are part of the feature definitions, `features.spec`, not settings)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.currency import CurrencyConfig
 from features.spec import MS_PER_DAY
 
 
@@ -28,6 +29,10 @@ class EngineConfig(BaseModel):
         description="How far behind the newest event a transaction may arrive and still see "
         "history no later transaction would have expired; quiet cards and terminals give "
         "their events back once their windows end this far behind it. None keeps them.",
+    )
+    currency: CurrencyConfig = Field(
+        default_factory=CurrencyConfig,
+        description="The reporting currency every amount feature is in, and the rates into it.",
     )
 
     @property

@@ -67,6 +67,8 @@ def offline_features(
     engine = FeatureEngine(config)
     t = times_ms(df["timestamp"])
     amounts = df["amount"].to_numpy(dtype=np.float64)
+    if "currency" in df.columns:  # in the reporting currency, as the online pipeline does
+        amounts = config.currency.column_to_reporting(amounts, df["currency"])
 
     u_codes, u_ids = _codes_and_ids(df["user_id"])
     u_slots = engine.users.slots_for(u_ids)[u_codes]

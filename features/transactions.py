@@ -62,6 +62,10 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     if not np.isfinite(amount.to_numpy()).all() or (amount < 0).any():
         raise SchemaError("column 'amount': values must be finite and >= 0")
     out["amount"] = amount
+    if "currency" in out.columns:  # ISO 4217 codes, any case in (as the API takes them)
+        out["currency"] = out["currency"].where(
+            out["currency"].isna(), out["currency"].astype(str).str.upper()
+        )
     for col in ("is_fraud", "fraud_scenario"):
         out[col] = out[col].fillna(0).astype(np.int8) if col in out.columns else np.int8(0)
     return out

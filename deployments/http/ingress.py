@@ -29,6 +29,7 @@ from deployments.http.deadline import deadline_for
 from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
 from deployments.http.schemas import (
+    UNKNOWN_FIELDS,
     BatchIn,
     BatchOut,
     FeedbackIn,
@@ -170,6 +171,7 @@ class Ingress:
         settings = self.settings
         deadline = deadline_for(deadline_ms, settings.deadline_ms, settings.deadline_reserve_ms)
         self.singles += 1
+        self.pipeline.check_amounts((tx,))
         self.reporter.ensure_running()
         if include_features:  # diagnostic: not grouped with other requests
             out = (await self.scoring.score_items([tx], True, deadline))[0]
@@ -195,6 +197,7 @@ class Ingress:
         limit = self.settings.max_batch_transactions
         if len(batch.transactions) > limit:
             raise TooLarge(f"transactions: at most {limit} per batch")
+        self.pipeline.check_amounts(batch.transactions, "transactions.")
         results = await self.scoring.score(batch.transactions, include_features, deadline)
         self._timed("batch", started)
         return json_response({"results": results})
@@ -336,6 +339,7 @@ class Ingress:
             "degraded": dict(self.pipeline.degraded),
             "late_card_steps": self.pipeline.late.pending,
             "terminal_write_retries": self.scoring.pipeline.writes.retries,
+            "unknown_fields": UNKNOWN_FIELDS.dropped,
             "decision_record": None if recorder is None else recorder.stats(),
             "stream": await self.stream.stats.remote() if self.stream is not None else None,
         }

@@ -78,7 +78,12 @@ class ServiceMetrics:
             "Decisions journaled by the replica and not yet in the record's files (grows "
             "while the record's storage refuses writes).",
         )
+        self.unknown_fields = metrics.Counter(
+            "fraud_unknown_fields",
+            "Transaction fields this API does not know, dropped on arrival (never stored).",
+        )
         self._recorded = 0
+        self._unknown = 0
         self._statuses: Counter[int] = Counter()
         self._decided = np.zeros(len(DECISIONS), np.int64)  # per tier, since the last flush
         self._binned = np.zeros(len(SCORE_BINS) - 1, np.int64)  # per score bin
@@ -108,10 +113,12 @@ class ServiceMetrics:
         """Count one answer here; `flush` exports the counts (no Ray call per request)."""
         self._statuses[status] += 1
 
-    def flush(self, totals: dict[str, int], degraded: Counter[str], unsent: int, late: int) -> None:
+    def flush(
+        self, totals: dict[str, int], degraded: Counter[str], unsent: int, late: int, unknown: int
+    ) -> None:
         """The report tick: the answers counted since the last one, and the growth of the
         replica's running totals (`totals`: retries by what was retried; `degraded`:
-        degraded answers by reason)."""
+        degraded answers by reason; `unknown`: unknown transaction fields dropped)."""
         statuses, self._statuses = self._statuses, Counter()
         for status, n in statuses.items():
             self.responses.inc(n, {"status": str(status)})
@@ -124,6 +131,9 @@ class ServiceMetrics:
             if total > self._degraded[reason]:
                 self.degraded.inc(total - self._degraded[reason], {"reason": reason})
             self._degraded[reason] = total
+        if unknown > self._unknown:
+            self.unknown_fields.inc(unknown - self._unknown)
+        self._unknown = unknown
         self.outbox.set(unsent)
         self.late.set(late)
 

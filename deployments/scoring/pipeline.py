@@ -21,13 +21,14 @@ from actors.actor.shards import RECENT_S
 from actors.client.late_steps import Held, LateSteps
 from actors.client.protocol import ShardClient
 from actors.client.recorder import DecisionRecorder
-from actors.errors import TransactionConflict
+from actors.errors import InvalidFields, TransactionConflict
 from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring import stages
 from deployments.scoring.late_cards import CardBacklog
 from deployments.scoring.terminal_writes import TerminalWrites
+from features.currency import CurrencyConfig
 from features.engine import assemble, first_card, first_terminal, stateless_features
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
@@ -158,12 +159,15 @@ class ScoringPipeline:
         fallback: str = "model",
         recorder: DecisionRecorder | None = None,
         late_steps: LateSteps | None = None,
+        currency: CurrencyConfig | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
         benchmarks may use the public `OFFLINE` one). `recorder`: the decision record; every
         answer waits for its batch's append to the replica's record journal. `late_steps`:
-        where a degraded answer's card step is kept until applied (else memory only)."""
+        where a degraded answer's card step is kept until applied (else memory only).
+        `currency`: the engine's table; amounts are in its reporting currency from here on."""
         self.ids = ids or OFFLINE
+        self.currency = currency or CurrencyConfig()
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink, self.recorder = sink, recorder
         self.on_batch = on_batch
@@ -176,6 +180,18 @@ class ScoringPipeline:
         self.late_steps = late_steps
         self.fallback = fallback  # decides degraded rows: "model", or a fixed tier's name
         self.degraded: Counter[str] = Counter()  # answers given without some state, by reason
+
+    def check_amounts(self, txs: Sequence[TransactionIn], prefix: str = "") -> None:
+        """Refuses (422, naming each field) amounts their currency cannot take: no rate,
+        more decimal places than ISO 4217 gives it, or above its limit. Nothing is applied."""
+        problem = self.currency.problem
+        found = [
+            (f"{prefix}{i}.{p.field}" if prefix else p.field, p.message)
+            for i, t in enumerate(txs)
+            if (p := problem(t.currency, t.amount)) is not None
+        ]
+        if found:
+            raise InvalidFields(found)
 
     def _keys(self, ids: Sequence[str], terminals: bool = False) -> tuple[list[str], np.ndarray]:
         """One hash per id: the digests that stand for them in state, and their 64-bit keys
@@ -206,7 +222,9 @@ class ScoringPipeline:
         user_keys, user_routes = self._keys([t.user_id for t in txs])
         terminal_keys, terminal_routes = self._keys([t.terminal_id for t in txs], True)
         times = np.fromiter((t.time_ms for t in txs), np.int64, n)
-        amounts = np.fromiter((t.amount for t in txs), np.float64, n)
+        amounts = self.currency.to_reporting(
+            np.fromiter((t.amount for t in txs), np.float64, n), (t.currency for t in txs)
+        )
         bodies = body_hashes(self.ids, txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
         first, last = int(times.min()), int(times.max())

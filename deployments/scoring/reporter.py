@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from actors.client.outbox import DeskOutbox
+from deployments.http.schemas import UNKNOWN_FIELDS
 from deployments.model.served import ServedModel
 from deployments.scoring.desk_service import REPORT_INTERVAL_S, DeskService
 from deployments.scoring.metrics import ServiceMetrics
@@ -68,7 +69,13 @@ class Reporter:
                 "terminal_write": pipeline.writes.retries,
                 "late_card_step": pipeline.late.retries,
             }
-            self.metrics.flush(retried, pipeline.degraded, self.sink.unsent, pipeline.late.pending)
+            self.metrics.flush(
+                retried,
+                pipeline.degraded,
+                self.sink.unsent,
+                pipeline.late.pending,
+                UNKNOWN_FIELDS.dropped,
+            )
             recorder = pipeline.recorder
             if recorder is not None:
                 try:

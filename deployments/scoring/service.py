@@ -63,6 +63,7 @@ class ScoringService:
             fallback=settings.fallback,
             recorder=self.recorder,
             late_steps=LateSteps(journal),
+            currency=settings.engine.currency,
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline, store)

@@ -55,7 +55,12 @@ class StreamConsumer:
             self._start()
 
     def _decider(self, scoring: ScoringService) -> BatchDecider:
-        return BatchDecider(scoring.score_applied, scoring.desk_service.feedback, self.config)
+        return BatchDecider(
+            scoring.score_applied,
+            scoring.desk_service.feedback,
+            self.config,
+            scoring.pipeline.currency,
+        )
 
     def _start(self) -> None:
         self.reporter.ensure_running()

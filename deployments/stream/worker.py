@@ -31,6 +31,7 @@ from deployments.stream.contract import (
     StreamSource,
     result_fields,
 )
+from features.currency import CurrencyConfig
 from features.ids import holds_pan
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,15 @@ class BatchDecider:
     order (invalid items answered naming their fields) and the entries that carry nothing
     to decide. Both loops (Redis Streams per partition, Kafka per consumer) call it."""
 
-    def __init__(self, score_items: ScoreItems, feedback: Feedback, config: StreamConfig) -> None:
+    def __init__(
+        self,
+        score_items: ScoreItems,
+        feedback: Feedback,
+        config: StreamConfig,
+        currency: CurrencyConfig | None = None,
+    ) -> None:
         self.score_items, self.feedback, self.config = score_items, feedback, config
+        self.currency = currency or CurrencyConfig()
         self.transactions = self.labels = self.invalid = 0
 
     async def decide(
@@ -143,9 +151,10 @@ class BatchDecider:
         except ValidationError:
             pass
         else:
-            if answered:
-                out.extend([{}] * len(valid))
-            return [(0, valid)]
+            if not any(map(self._refused, valid)):
+                if answered:
+                    out.extend([{}] * len(valid))
+                return [(0, valid)]
         runs = []
         for item in items:
             try:
@@ -154,10 +163,21 @@ class BatchDecider:
                 out.append(_invalid(item, err))
                 self.invalid += 1
                 continue
+            if refused := self._refused(one):
+                out.append(_invalid(item, refused))
+                self.invalid += 1
+                continue
             runs.append((len(out), [one]))
             if answered:
                 out.append({})
         return runs
+
+    def _refused(self, item: BaseModel) -> str | None:
+        """Why a valid transaction's amount cannot be taken (its currency), or None."""
+        if not isinstance(item, TransactionIn):
+            return None
+        problem = self.currency.problem(item.currency, item.amount)
+        return None if problem is None else f"invalid {problem.field}: {problem.message}"
 
     def stats(self) -> dict[str, int]:
         return {"transactions": self.transactions, "labels": self.labels, "invalid": self.invalid}

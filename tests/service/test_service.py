@@ -126,6 +126,9 @@ def test_routing_tiers_batches_feedback_and_validation(service: str) -> None:
         ({**body("v2", pan), "timestamp": "not a time"}, "timestamp"),
         ({**body("v3", pan), "user_id": "x" * 100}, "user_id"),
         ({k: v for k, v in body("v4", pan).items() if k != "terminal_id"}, "terminal_id"),
+        ({**body("v5", pan), "currency": "XAF"}, "currency"),  # no rate configured
+        ({**body("v6", pan), "currency": "jpy", "amount": 10.5}, "amount"),  # JPY has no cents
+        ({**body("v7", pan), "channel": "atm"}, "channel"),
     ]
     for payload, field in bad:
         r = c.post("/v1/transactions", json=payload)
@@ -138,7 +141,25 @@ def test_routing_tiers_batches_feedback_and_validation(service: str) -> None:
     big = {"transactions": [body(f"big-{i}", "card-big") for i in range(501)]}
     assert c.post("/v1/transactions/batch", json=big).status_code == 413
     assert c.post("/v1/transactions/batch", json={"transactions": []}).status_code == 422
-    assert user_counts(service) == before
+    mixed = [body("v8", "card-v8"), {**body("v9", "card-v8"), "currency": "XAF"}]
+    r = c.post("/v1/transactions/batch", json={"transactions": mixed})
+    assert r.status_code == 422 and r.json()["detail"] == "invalid transactions.1.currency"
+    assert user_counts(service) == before  # nothing of a refused batch applied
+
+    # A gateway's message: every optional field, a $0 verification, fields we do not know.
+    gateway = {
+        **body("gw-1", "card-gw"), "amount": 0, "currency": "krw", "mcc": 5732,
+        "merchant_country": "KR", "bin_country": "de", "channel": "ecommerce",
+        "entry_mode": "credential_on_file", "device_id": "dev-1", "ip": "203.0.113.9",
+        "email": "Payer@Example.com", "acquirer_ref": pan, "pos": {"terminal_type": 3},
+    }  # fmt: skip
+    r = c.post("/v1/transactions", params={"include_features": True}, json=gateway)
+    assert r.status_code == 200 and pan not in r.text, r.text
+    assert r.json()["features"]["TX_AMOUNT"] == 0.0
+    big_krw = {**body("gw-2", "card-gw", ts="2018-06-01T11:00:00"), "amount": 1_000_000,
+               "currency": "KRW"}  # fmt: skip
+    r = c.post("/v1/transactions", params={"include_features": True}, json=big_krw)
+    assert r.status_code == 200 and 500 < r.json()["features"]["TX_AMOUNT"] < 1000
 
 
 def test_hot_swap_under_traffic_loses_nothing(
@@ -409,11 +430,15 @@ def test_bad_input_is_refused_with_4xx_and_changes_nothing(service: str) -> None
             None,
             422,
         ),
-        ("zero amount", {**good, "amount": 0}, None, 422),
+        ("negative amount", {**good, "amount": -0.5}, None, 422),
         ("huge amount", {**good, "amount": 1e308}, None, 422),
         ("string amount", {**good, "amount": "12 EUR"}, None, 422),
         ("missing field", {k: v for k, v in good.items() if k != "amount"}, None, 422),
-        ("unknown field", {**good, "card_number": "4111111111111111"}, None, 422),
+        ("no rate", {**good, "currency": "XAF", "note": "4111111111111111"}, None, 422),
+        ("not ISO 4217", {**good, "currency": "QQQ"}, None, 422),
+        ("JPY with cents", {**good, "currency": "JPY", "amount": 99.5}, None, 422),
+        ("over the limit", {**good, "currency": "EUR", "amount": 999_999}, None, 422),
+        ("bad country", {**good, "merchant_country": "ZZ"}, None, 422),
         ("10 kB id", {**good, "user_id": "u" * 10_000}, None, 422),
         ("id with spaces", {**good, "terminal_id": "T 1"}, None, 422),
         ("far past", {**good, "timestamp": "1999-12-31T23:59:59"}, None, 422),
@@ -474,6 +499,10 @@ def test_no_card_number_reaches_logs_or_state(
     r = httpx.post(f"{service}/v1/transactions", json=body("pan-1", pan, pan))
     assert r.status_code == 200
     httpx.post(f"{service}/v1/transactions", json={**body("pan-2", pan), "amount": -1})
+    # In fields this API does not know (dropped on arrival) and in an email (never stored).
+    extra = {"pan": pan, "pos": {"track2": f"{pan}=2512"}, "email": f"{pan}@example.com"}
+    r = httpx.post(f"{service}/v1/transactions", json={**body("pan-3", "card-pan3"), **extra})
+    assert r.status_code == 200 and pan not in r.text
     httpx.post(
         f"{service}/v1/feedback",
         json={"labels": [{"transaction_id": pan, "terminal_id": pan, "is_fraud": True}]},
