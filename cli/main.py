@@ -149,14 +149,27 @@ def train(
     block_precision: Annotated[
         float, typer.Option(min=0.01, max=1, help="Share of validation BLOCKs that are fraud.")
     ] = 0.95,
+    expect_flagged: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A condition in the rule language whose every match on the test block the "
+            "model must flag (repeatable): a behaviour check of your own history's patterns."
+        ),
+    ] = None,
 ) -> None:
     """Train XGBoost on time blocks; pick the class weight and the REVIEW/BLOCK thresholds
     on validation, recall first; export ONNX after a parity check and behaviour checks; write
     a model card (with the cost-optimal thresholds too, and plots of both)."""
     from policy.costs import CostModel
+    from policy.expressions import RuleSyntaxError, parse
     from policy.recall import RecallTarget
     from training.pipeline import TrainOptions, train_model
 
+    for text in expect_flagged or ():  # refused now, not after the training
+        try:
+            parse(text)
+        except RuleSyntaxError as e:
+            _fail(f"--expect-flagged {text[:80]!r}: {e}")
     opts = TrainOptions(
         engine=engine.value,
         workers=workers,
@@ -171,6 +184,7 @@ def train(
             chargeback_fee=chargeback_fee,
             false_block_fraction=false_block_fraction,
         ),
+        expect_flagged=tuple(expect_flagged or ()),
     )
     try:
         card = train_model(input, output, opts, say=console.print)

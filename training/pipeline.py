@@ -21,6 +21,7 @@ from features.transactions import SCENARIOS, read_transactions
 from models.card import ModelCard, ModelDir
 from policy.costs import CostModel, cost_grid, cost_optimal_thresholds
 from policy.decision import Thresholds
+from policy.expressions import parse
 from policy.recall import RecallTarget, recall_first_thresholds
 from training import booster as bst
 from training.behaviour import BehaviourError, behaviour_checks, summary
@@ -47,6 +48,9 @@ class TrainOptions:
     class_weights: tuple[float, ...] = (1.0, 3.0, 10.0)
     selection_rounds: int = 100
     require_behaviour: bool = True  # a model failing a behaviour check is not saved
+    # conditions in the rule language whose every match the model must flag (a team's own
+    # patterns, checked beside the built-in ones: training/behaviour.py)
+    expect_flagged: tuple[str, ...] = ()
     costs: CostModel = field(default_factory=CostModel)
 
 
@@ -210,10 +214,11 @@ def train_model(
         current,
         config,
         since=blocks.test_start,
+        expect_flagged=tuple(parse(text) for text in opts.expect_flagged),
     )
     for c in checks:
-        say(f"  behaviour: {c.name}: {'pass' if c.passed else 'FAIL'} ({c.detail})")
-    failed = [c for c in checks if not c.passed]
+        say(f"  behaviour: {c.name}: {c.status} ({c.detail})")
+    failed = [c for c in checks if c.failed]
     if failed and opts.require_behaviour:
         raise BehaviourError(
             "not saved: the model fails " + "; ".join(f"{c.name} ({c.detail})" for c in failed)

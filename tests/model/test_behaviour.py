@@ -4,6 +4,7 @@ a model misbehaves, and stop `fraud train` from saving it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,66 @@ def test_train_does_not_save_a_model_that_fails_a_check(
     with pytest.raises(BehaviourError, match="2 of 3 not flagged"):
         pipeline.train_model(small_stream_path, out, SMALL, say=lambda _: None)
     assert not out.exists()
+
+
+def _own_history(stream: pd.DataFrame) -> pd.DataFrame:
+    """A team's history as it comes: no scenario column, and genuine payments above 220
+    (a quarter of the cards spend three times as much)."""
+    own = stream.drop(columns=["fraud_scenario"]).copy()
+    rich = own["user_id"].astype(int) % 4 == 0
+    own.loc[rich & (own["is_fraud"] == 0), "amount"] *= 3.0
+    assert ((own["amount"] > 220) & (own["is_fraud"] == 0)).sum() > 1000
+    return own
+
+
+def test_a_check_whose_pattern_the_data_lacks_is_not_applicable(
+    fresh_stream: pd.DataFrame,
+) -> None:
+    from policy.expressions import parse
+
+    model = load_model(REPO / "models" / "default")
+    cfg, th, start = model.card.engine_config, model.card.thresholds, since(fresh_stream)
+    declared = (parse("amount > 100000"), parse("amount < 3 and tx_count_1h >= 1"))
+    checks = behaviour_checks(_own_history(fresh_stream), model.score, th, cfg, start, declared)
+    status = {c.name: c.status for c in checks}
+    assert status == {
+        "flags every amount above 220": "not applicable",
+        "flags every card-testing burst": "not applicable",
+        "flags every transaction where amount > 100000": "not applicable",
+        "flags every transaction where amount < 3 and tx_count_1h >= 1": "FAIL",
+        "renaming ids changes no score": "pass",
+        "a larger amount deviation never lowers a score": "pass",
+    }
+    small = next(c for c in checks if c.name.endswith("tx_count_1h >= 1"))
+    assert small.failed and small.cases > 0  # a declared pattern is held to it
+    assert not any(c.failed for c in checks if c.name != small.name)
+
+
+def test_train_saves_a_model_of_a_history_without_the_simulators_patterns(
+    fresh_stream: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The issue's case: no scenario labels, genuine amounts above 220. The model is saved
+    and its card says which checks ran and which could not apply."""
+    import json
+
+    from tests.model.test_training import SMALL
+    from training.pipeline import train_model
+
+    path = tmp_path / "own.parquet"
+    _own_history(fresh_stream).to_parquet(path)
+    out = tmp_path / "own-model"
+    opts = replace(SMALL, expect_flagged=("amount > 100000",))
+    train_model(path, out, opts, say=lambda _: None)
+    card = json.loads((out / "model_card.json").read_text())
+    behaviour = card["training"]["behaviour"]
+    assert behaviour["passed"]
+    assert behaviour["ran"] == [
+        "renaming ids changes no score",
+        "a larger amount deviation never lowers a score",
+    ]
+    assert behaviour["not_applicable"] == [
+        "flags every amount above 220",
+        "flags every card-testing burst",
+        "flags every transaction where amount > 100000",
+    ]
+    assert {c["status"] for c in behaviour["checks"]} == {"pass", "not applicable"}
