@@ -1,4 +1,6 @@
-"""Card state per user at scale: N simulated cards with the handbook's activity level.
+"""Card state per user at scale, and terminal state per busy and per quiet terminal.
+
+Cards: N simulated cards with the handbook's activity level.
 
 Each card gets ~1.95 transactions per day (the handbook's 1.75M over 5,000 cards x 183 days)
 for `--days` days through the engine's own `UserStore.update` (the kernel the shards run);
@@ -6,7 +8,12 @@ reports state bytes per card (the whole arena, spare room included, plus per-car
 the same split by use (events kept, ring slots, freed blocks, spare room), the id index, the
 process's RSS growth, and the snapshot's size. Then 99% of the cards go quiet for 38 days:
 the state per card once the sweep has given their events back and the arena is compacted.
-Run: python -m benchmarks memory [--users 1000000] [--days 31].
+Terminals: one merchant's terminal taking `--busy-per-day` transactions a day (10,000)
+beside `--quiet-terminals` terminals at the handbook's ~3 a day, for 38 days (the 30-day
+windows plus the label delay) with 0.2 % labelled fraud a week later, through
+`TerminalStore.step`: bytes of the busy ring and per quiet terminal, events dropped (none
+at the default capacity), and the step's time per transaction, busy and quiet.
+Run: python -m benchmarks memory [--users 1000000] [--days 31] [--busy-per-day 10000].
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from actors.store import records
 from benchmarks.common import save
 from features.config import EngineConfig
 from features.spec import MS_PER_DAY
-from features.state import UserStore
+from features.state import TerminalStore, UserStore
 
 DAY_MS = MS_PER_DAY
 TX_PER_DAY = 1.95
@@ -102,10 +109,57 @@ def run(users: int, days: int, seed: int = 5) -> dict[str, Any]:
     }
 
 
+def terminals(per_day: int, quiet: int, days: int = 38, seed: int = 7) -> dict[str, Any]:
+    """One busy terminal beside many quiet ones: bytes per ring and time per step."""
+    config = EngineConfig()
+    store = TerminalStore(config.terminal_capacity, config.label_delay_ms, lateness_ms=None)
+    rng = np.random.default_rng(seed)
+    start = 1_525_000_000_000
+    busy = np.full(per_day * days, 0)
+    calm = rng.integers(1, quiet + 1, int(3 * quiet * days))
+    who = np.concatenate([busy, calm])
+    times = start + rng.integers(0, days * DAY_MS, len(who))
+    keys = np.arange(len(who), dtype=np.int64)
+    fraud = rng.random(len(who)) < 0.002
+    kinds = np.concatenate([np.zeros(len(who), np.int8), np.ones(int(fraud.sum()), np.int8)])
+    ev_times = np.concatenate([times, times[fraud] + config.label_delay_ms])
+    ev_who = np.concatenate([who, who[fraud]])
+    order = np.lexsort((kinds == 0, ev_times))
+    slots = store.slots_for([f"t{i}" for i in range(quiet + 1)])[ev_who[order]]
+    ev_keys = np.concatenate([keys, keys[fraud]])[order]
+    is_busy = ev_who[order] == 0
+    seconds = {}
+    for name, part in (("busy", is_busy), ("quiet", ~is_busy)):
+        t0 = time.perf_counter()
+        store.step(kinds[order][part], slots[part], ev_times[order][part], ev_keys[part],
+                   kinds[order][part])  # fmt: skip
+        seconds[name] = time.perf_counter() - t0
+    event_bytes = sum(a.dtype.itemsize for a in store.events.values())
+    scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
+    caps = store.scalars["cap"][: quiet + 1].astype(np.int64)
+    kept = store.scalars["length"][: quiet + 1].astype(np.int64)
+    n_busy = int(is_busy.sum())
+    return {
+        "busy_per_day": per_day,
+        "quiet_terminals": quiet,
+        "days": days,
+        "busy_events_kept": int(kept[0]),
+        "busy_ring_bytes": int(caps[0]) * event_bytes + scalar_bytes,
+        "quiet_ring_bytes_per_terminal": float(caps[1:].mean()) * event_bytes + scalar_bytes,
+        "quiet_events_kept_per_terminal": float(kept[1:].mean()),
+        "event_bytes": event_bytes,
+        "overflow_events": store.overflow_total,
+        "busy_us_per_event": seconds["busy"] / n_busy * 1e6,
+        "quiet_us_per_event": seconds["quiet"] / (len(order) - n_busy) * 1e6,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks memory")
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=31, help="31: every 30-day window is full")
+    ap.add_argument("--busy-per-day", type=int, default=10_000)
+    ap.add_argument("--quiet-terminals", type=int, default=10_000)
     args = ap.parse_args(argv)
     out = run(args.users, args.days)
     print(
@@ -119,6 +173,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{out['snapshot_bytes_per_user']:,.0f} B/card; after 38 days with 99% of cards "
         f"quiet: {out['after_quiet_38_days']['state_bytes_per_user']:,.0f} B/card "
         f"({out['after_quiet_38_days']['events_kept_by_quiet_cards']} events kept by quiet cards)"
+    )
+    term = out["terminals"] = terminals(args.busy_per_day, args.quiet_terminals)
+    print(
+        f"terminals: a busy one at {term['busy_per_day']:,}/day keeps "
+        f"{term['busy_events_kept']:,} events in {term['busy_ring_bytes'] / 1e6:,.1f} MB "
+        f"({term['event_bytes']} B/event), {term['busy_us_per_event']:.2f} us per event; a "
+        f"quiet one {term['quiet_ring_bytes_per_terminal']:,.0f} B "
+        f"({term['quiet_events_kept_per_terminal']:.0f} events), "
+        f"{term['quiet_us_per_event']:.2f} us per event; {term['overflow_events']} dropped"
     )
     save("memory", out)
 

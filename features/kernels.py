@@ -103,11 +103,24 @@ def _relocate(arr: np.ndarray, src: Int, cap: Int, head: Int, n: Int, dst: Int) 
             j = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def grown(c: Int, max_cap: Int) -> Int:
+    """The size a full ring grows to: a step while small (a quiet card's ring stays about as
+    large as its windows need), an eighth more once large (a merchant's terminal with
+    hundreds of thousands of events is copied a bounded number of times, not once per
+    step); always a multiple of STEP, or the capacity."""
+    extra = (c // 8) // STEP * STEP
+    if extra < STEP:
+        extra = STEP
+    return min(max_cap, c + extra)
+
+
 @njit(cache=True, nogil=True)
 def _room_for_one(
     col_a: np.ndarray,
     col_b: np.ndarray,
     col_c: np.ndarray,
+    col_d: np.ndarray,
     link: np.ndarray,
     scale: Int,
     free_head: np.ndarray,
@@ -120,8 +133,9 @@ def _room_for_one(
     s: Int,
     max_cap: Int,
 ) -> tuple[bool, Int, Int, Int, Int]:
-    """Room for one more event in row s's full ring: it grows (into a new block, its three
-    event columns copied) until the capacity, then drops its oldest event and counts it.
+    """Room for one more event in row s's full ring: it grows (into a new block, its event
+    columns copied; `col_d` may be empty) until the capacity, then drops its oldest event
+    and counts it.
     Returns (done, offset, cap, head, length) of the ring after; done is False when the
     arena has no block to grow into, and nothing has changed then."""
     off = offset[s]
@@ -129,13 +143,15 @@ def _room_for_one(
     h: Int = np.int64(head[s])
     n: Int = np.int64(length[s])
     if c < max_cap:
-        nc = min(max_cap, c + STEP)
+        nc = grown(c, max_cap)
         dst = _alloc(link, scale, free_head, top, col_a.shape[0], nc)
         if dst < 0:
             return False, off, c, h, n
         _relocate(col_a, off, c, h, n, dst)
         _relocate(col_b, off, c, h, n, dst)
         _relocate(col_c, off, c, h, n, dst)
+        if col_d.shape[0] > 0:
+            _relocate(col_d, off, c, h, n, dst)
         if c > 0:
             _release(link, scale, free_head, off, c)
         offset[s] = dst
@@ -156,8 +172,9 @@ def _expire(
     ev_time: np.ndarray, base: Int, off: Int, c: Int, h: Int, n: Int, cutoff: Int
 ) -> tuple[Int, Int]:
     """Forget a ring's oldest events at or before `cutoff` (no window reaches them any
-    more); returns the new (head, length). History is kept in arrival order, so an
-    out-of-order event stays until it reaches the head; the windows exclude it meanwhile."""
+    more); returns the new (head, length). A card's history is kept in arrival order, so an
+    out-of-order event stays until it reaches the head (the windows exclude it meanwhile); a
+    terminal's is in time order, so every such event goes."""
     while n > 0 and base + np.int64(ev_time[off + h]) <= cutoff:
         h += 1
         if h == c:
@@ -310,7 +327,7 @@ def user_step(
 
         if n == c:
             done, off, c, h, n = _room_for_one(
-                ev_time, ev_cents, ev_term, ev_cents, 1, free_head, top,
+                ev_time, ev_cents, ev_term, ev_term[:0], ev_cents, 1, free_head, top,
                 offset, cap, head, length, overflow, s, max_cap,
             )  # fmt: skip
             if not done:
@@ -370,11 +387,46 @@ def user_step(
     return slots.shape[0]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(off: Int, c: Int, h: Int, k: Int) -> Int:
+    """Arena position of a ring's k-th kept event (0 = the head), for k < c."""
+    j = h + k
+    if j >= c:
+        j -= c
+    return off + j
+
+
+@njit(cache=True, nogil=True)
+def _count_upto(ev_time: np.ndarray, off: Int, c: Int, h: Int, lo: Int, hi: Int, x: Int) -> Int:
+    """How many of a time-ordered ring's events are at or before `x`, knowing that the
+    first `lo` are and that none from `hi` on is (binary search)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ev_time[_at(off, c, h, mid)] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _frauds_in_first(
+    ev_fraud: np.ndarray, ev_cum: np.ndarray, off: Int, c: Int, h: Int, k: Int
+) -> Int:
+    """Fraud labels among a ring's first k events: `cum` holds running counts, and the
+    count before the head is its own minus its label, so expiry and drops need no upkeep."""
+    if k == 0:
+        return 0
+    before_head = np.int64(ev_cum[off + h]) - np.int64(ev_fraud[off + h])
+    return np.int64(ev_cum[_at(off, c, h, k - 1)]) - before_head
+
+
 @njit(cache=True, nogil=True)
 def terminal_step(
     ev_time: np.ndarray,
     ev_fraud: np.ndarray,
     ev_key: np.ndarray,
+    ev_cum: np.ndarray,
     link: np.ndarray,
     free_head: np.ndarray,
     top: np.ndarray,
@@ -400,13 +452,19 @@ def terminal_step(
     A transaction at t gets, for n in 1, 7, 30 days, the count of the terminal's transactions
     in (t - (n + delay), t - delay] and the share of those labelled fraud, and the label of
     the newest of the 30-day ones (fraud if any at that time is; 0 if there are none), then
-    is recorded unlabelled, unless its key is already in the ring (`found[i]` then says so:
-    a transaction delivered again is recorded once). A label event sets (not adds) the label
-    of the recorded transaction with the same key, so a repeated label counts once;
-    `found[i]` says whether it was still kept. Labels are used only for transactions older
-    than the delay, so an early label waits and a late one counts from its arrival. `link`
-    is `ev_key` seen as int32 (2 per slot): freed blocks are linked through it. Returns the
-    number of events done, as `user_step` does.
+    is recorded unlabelled, unless its key is already held at that time (`found[i]` then
+    says so: a transaction delivered again is recorded once). A label event sets (not adds)
+    the label of the recorded transaction with the same key, so a repeated label counts
+    once; `found[i]` says whether it was still kept. Labels are used only for transactions
+    older than the delay, so an early label waits and a late one counts from its arrival.
+
+    A terminal's ring is kept in time order (an out-of-order transaction is put in its
+    place; ties stay in arrival order) with a running count of fraud labels (`cum`), so a
+    transaction's windows are four binary searches, not a walk over the ring: a merchant's
+    terminal holding hundreds of thousands of events answers in microseconds. Only a label
+    walks the ring, to find its transaction. `link` is `ev_key` seen as int32 (2 per slot):
+    freed blocks are linked through it. Returns the number of events done, as `user_step`
+    does.
     """
     horizon = WINDOW_LONG + delay_ms
     for i in range(start, slots.shape[0]):
@@ -418,14 +476,15 @@ def terminal_step(
         n: Int = np.int64(length[s])
         if kinds[i] == 1:
             found[i] = False
-            j = h
-            for _ in range(n):
-                if ev_key[off + j] == keys[i]:
-                    ev_fraud[off + j] = labels[i]
+            for k in range(n):
+                p = _at(off, c, h, k)
+                if ev_key[p] == keys[i]:
                     found[i] = True
-                j += 1
-                if j == c:
-                    j = 0
+                    change = np.int64(labels[i]) - np.int64(ev_fraud[p])
+                    if change != 0:
+                        ev_fraud[p] = labels[i]
+                        for m in range(k, n):
+                            ev_cum[_at(off, c, h, m)] += change
             continue
 
         reading = kinds[i] == READ
@@ -434,39 +493,27 @@ def terminal_step(
             head[s] = h
             length[s] = n
 
-        c1 = 0
-        c7 = 0
-        c30 = 0
-        f1 = 0
-        f7 = 0
-        f30 = 0
-        newest = NO_TIME
-        last = 0
         upper = t - delay_ms
-        held = False  # this transaction is already in the ring (a write delivered again)
-        j = h
-        for _ in range(n):
-            et = ev_time[off + j]
-            if ev_key[off + j] == keys[i]:
-                held = True
-            if et <= upper and et > upper - WINDOW_LONG:
-                fr = ev_fraud[off + j]
-                c30 += 1
-                f30 += fr
-                if et > newest:
-                    newest = et
+        k_upper = _count_upto(ev_time, off, c, h, 0, n, upper)
+        k_long = _count_upto(ev_time, off, c, h, 0, k_upper, upper - WINDOW_LONG)
+        k_mid = _count_upto(ev_time, off, c, h, k_long, k_upper, upper - WINDOW_MID)
+        k_short = _count_upto(ev_time, off, c, h, k_mid, k_upper, upper - WINDOW_SHORT)
+        f_upper = _frauds_in_first(ev_fraud, ev_cum, off, c, h, k_upper)
+        c30 = k_upper - k_long
+        c7 = k_upper - k_mid
+        c1 = k_upper - k_short
+        f30 = f_upper - _frauds_in_first(ev_fraud, ev_cum, off, c, h, k_long)
+        f7 = f_upper - _frauds_in_first(ev_fraud, ev_cum, off, c, h, k_mid)
+        f1 = f_upper - _frauds_in_first(ev_fraud, ev_cum, off, c, h, k_short)
+        last = 0
+        if c30 > 0:
+            k = k_upper - 1
+            newest = ev_time[_at(off, c, h, k)]
+            while k >= 0 and ev_time[_at(off, c, h, k)] == newest:
+                fr = ev_fraud[_at(off, c, h, k)]
+                if fr > last:
                     last = fr
-                elif et == newest and fr > last:
-                    last = fr
-                if et > upper - WINDOW_MID:
-                    c7 += 1
-                    f7 += fr
-                    if et > upper - WINDOW_SHORT:
-                        c1 += 1
-                        f1 += fr
-            j += 1
-            if j == c:
-                j = 0
+                k -= 1
         out[i, T_COUNT_SHORT] = c1
         out[i, T_RISK_SHORT] = f1 / c1 if c1 > 0 else 0.0
         out[i, T_COUNT_MID] = c7
@@ -474,23 +521,51 @@ def terminal_step(
         out[i, T_COUNT_LONG] = c30
         out[i, T_RISK_LONG] = f30 / c30 if c30 > 0 else 0.0
         out[i, TERMINAL_LAST_LABEL] = last
+
+        # Where t goes: after every kept event at or before it. A transaction delivered
+        # again has its own time, so it is among the events at t if it is held.
+        k_at = (
+            n
+            if n == 0 or ev_time[_at(off, c, h, n - 1)] <= t
+            else (_count_upto(ev_time, off, c, h, 0, n, t))
+        )
+        held = False
+        k = k_at - 1
+        while k >= 0 and ev_time[_at(off, c, h, k)] == t:
+            if ev_key[_at(off, c, h, k)] == keys[i]:
+                held = True
+                break
+            k -= 1
         if reading or held:
             found[i] = held
             continue
 
         if n == c:
+            full = n
             done, off, c, h, n = _room_for_one(
-                ev_time, ev_fraud, ev_key, link, 2, free_head, top,
+                ev_time, ev_fraud, ev_key, ev_cum, link, 2, free_head, top,
                 offset, cap, head, length, overflow, s, max_cap,
             )  # fmt: skip
             if not done:
                 return i
-        k = h + n
-        if k >= c:
-            k -= c
-        ev_time[off + k] = t
-        ev_fraud[off + k] = 0
-        ev_key[off + k] = keys[i]
+            if n < full and k_at > 0:  # at the capacity: the oldest made room
+                k_at -= 1
+        before: Int = 0
+        if n > 0:
+            before = np.int64(ev_cum[off + h]) - np.int64(ev_fraud[off + h])
+        # shift the later events one place on, then write t in its place
+        for m in range(n, k_at, -1):
+            dst = _at(off, c, h, m)
+            src = _at(off, c, h, m - 1)
+            ev_time[dst] = ev_time[src]
+            ev_fraud[dst] = ev_fraud[src]
+            ev_key[dst] = ev_key[src]
+            ev_cum[dst] = ev_cum[src]
+        p = _at(off, c, h, k_at)
+        ev_time[p] = t
+        ev_fraud[p] = 0
+        ev_key[p] = keys[i]
+        ev_cum[p] = before if k_at == 0 else ev_cum[_at(off, c, h, k_at - 1)]
         length[s] = n + 1
     return slots.shape[0]
 

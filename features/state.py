@@ -104,7 +104,7 @@ class RingStore:
         rings = int(cap.sum(dtype=np.int64))
         fitted = int(np.minimum(cap, self._fitted_caps(self.scalars["length"][:n])).sum())
         reclaimable = int(self.top[0]) - fitted
-        slack = 4 * self.capacity
+        slack = self._slack(cap)
         if reclaimable >= max(rings // SLACK_DIVISOR, slack):
             self.compact()
             return
@@ -114,6 +114,12 @@ class RingStore:
             grown = np.empty(size, arr.dtype)
             grown[:used] = arr[:used]
             self.events[k] = grown
+
+    def _slack(self, cap: np.ndarray) -> int:
+        """Spare room an arena keeps: the largest block a kernel may ask for next (the
+        biggest ring grown once), and never less than a few small rings."""
+        biggest = int(cap.max()) if len(cap) else 0
+        return max(16 * kernels.STEP, int(kernels.grown(biggest, self.capacity)))
 
     def _fitted_caps(self, length: np.ndarray) -> np.ndarray:
         """Ring sizes with one growth step of room above the events kept (none when empty)."""
@@ -131,7 +137,7 @@ class RingStore:
         cap = np.minimum(sc["cap"][:n], self._fitted_caps(sc["length"][:n])).astype(np.int64)
         offset = np.cumsum(cap) - cap
         total = int(cap.sum())
-        size = total + total // SLACK_DIVISOR + 4 * self.capacity
+        size = total + total // SLACK_DIVISOR + self._slack(cap)
         fresh = {c: np.empty(size, arr.dtype) for c, arr in self.events.items()}
         for c, arr in self.events.items():
             kernels.pack_rings(
@@ -254,6 +260,7 @@ class RingStore:
             idx = self._kept_positions(chunk)
             owners = np.repeat(chunk, sc["length"][chunk])
             cols = self._export(owners, {c: arr[idx] for c, arr in self.events.items()})
+            cols = {c: cols[c] for c in self.snapshot_columns}  # derived columns stay out
             for c, v in cols.items():
                 parts[c].append(v)
         self.dirty[:n] = False
@@ -346,9 +353,10 @@ class RingStore:
     def _restore(cls, store: RingStore, form: dict[str, Any]) -> None:
         """Fill an empty store from a whole capture: rings packed end to end, sized as
         compaction sizes them."""
-        if int(form["capacity"]) != store.capacity:
+        if int(form["capacity"]) > store.capacity:  # a larger one: rings just grow further
             raise ValueError(
-                f"checkpoint capacity {form['capacity']} != configured {store.capacity}"
+                f"checkpoint capacity {form['capacity']} > configured {store.capacity}: "
+                "restoring would drop kept events"
             )
         if int(form["first"]) != 0 or len(form["ids"]) != int(form["n"]):
             raise ValueError("a store is restored from a whole capture, not a delta")
@@ -375,7 +383,7 @@ class RingStore:
         store.scalars["offset"][:n] = offset
         store.scalars["head"][:n] = 0
         total = int(cap.sum())
-        size = max(1024, total + total // SLACK_DIVISOR + 4 * store.capacity)
+        size = max(1024, total + total // SLACK_DIVISOR + store._slack(cap))
         store.events = {c: np.empty(size, d) for c, d in store.event_dtypes.items()}
         store.top[0] = total
         pos = offset[rows] + _ranks(length)
@@ -493,9 +501,19 @@ def to_cents(amounts: np.ndarray) -> np.ndarray:
 
 
 class TerminalStore(RingStore):
-    """Each terminal's recent transactions with their labels as known so far."""
+    """Each terminal's recent transactions with their labels as known so far, in time order.
 
-    event_dtypes: ClassVar[dict[str, type]] = {"time": np.int64, "fraud": np.int8, "key": np.int64}
+    An event is 21 bytes: its time (ms), its label, its transaction key and the running
+    count of fraud labels up to it in its ring (`cum`: what makes a window two binary
+    searches; derived, so checkpoints leave it out and a restore recounts it).
+    """
+
+    event_dtypes: ClassVar[dict[str, type]] = {
+        "time": np.int64,
+        "fraud": np.int8,
+        "key": np.int64,
+        "cum": np.int32,
+    }
     # Lifetime counts per terminal (kept by the shard), so they move with the terminal.
     scalar_dtypes: ClassVar[dict[str, type]] = {
         "length": np.int32,
@@ -546,7 +564,7 @@ class TerminalStore(RingStore):
         def step(start: int) -> int:
             e = self.events
             return int(kernels.terminal_step(
-                e["time"], e["fraud"], e["key"], e["key"].view(np.int32), self.free_head,
+                e["time"], e["fraud"], e["key"], e["cum"], e["key"].view(np.int32), self.free_head,
                 self.top, s["offset"], s["cap"], s["head"], s["length"], s["overflow"],
                 self.capacity, kinds, slots, times_ms, keys, labels,
                 np.int64(self.label_delay_ms), out, found, start,
@@ -571,7 +589,7 @@ class TerminalStore(RingStore):
         m = len(known)
         feats = np.zeros((m, TERMINAL_WIDTH), dtype=np.float64)
         kernels.terminal_step(
-            e["time"], e["fraud"], e["key"], e["key"].view(np.int32), self.free_head,
+            e["time"], e["fraud"], e["key"], e["cum"], e["key"].view(np.int32), self.free_head,
             self.top, s["offset"], s["cap"], s["head"], s["length"], s["overflow"],
             self.capacity, np.full(m, kernels.READ, np.int8), slots[known],
             np.ascontiguousarray(np.asarray(times_ms, np.int64)[known]), np.zeros(m, np.int64),
@@ -591,4 +609,25 @@ class TerminalStore(RingStore):
         """The store a whole capture (`capture(full=True)`, `merge`) describes."""
         store = cls(capacity, label_delay_ms, lateness_ms=lateness_ms)
         cls._restore(store, form)
+        store._recount()
         return store
+
+    def _import(
+        self, rows: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each ring in time order, ties in their order (a checkpoint written before rings
+        were kept in time order holds them in arrival order)."""
+        times = np.asarray(cols["time"], np.int64)
+        order = np.lexsort((np.arange(len(rows)), times, rows))
+        return np.ones(len(rows), np.bool_), {c: np.asarray(v)[order] for c, v in cols.items()}
+
+    def _recount(self) -> None:
+        """Every ring's running fraud counts, from its labels (after a restore)."""
+        n, sc = len(self), self.scalars
+        length = sc["length"][:n].astype(np.int64)
+        positions = self._kept_positions(np.arange(n))
+        fraud = self.events["fraud"][positions].astype(np.int64)
+        running = np.cumsum(fraud)
+        starts = np.cumsum(length) - length
+        first = np.repeat(starts[length > 0], length[length > 0])
+        self.events["cum"][positions] = (running - running[first] + fraud[first]).astype(np.int32)

@@ -119,9 +119,10 @@ def test_late_transactions_count_until_they_are_beyond_any_window() -> None:
 
 def test_empty_stores_snapshot_and_restore() -> None:
     e = FeatureEngine()
-    users = UserStore.from_form(e.users.capture(full=True), 192)
+    c = e.config
+    users = UserStore.from_form(e.users.capture(full=True), c.user_capacity)
     terminals = type(e.terminals).from_form(
-        e.terminals.capture(full=True), 128, e.config.label_delay_ms
+        e.terminals.capture(full=True), c.terminal_capacity, c.label_delay_ms
     )
     assert len(users) == 0 and len(terminals) == 0
     restored = FeatureEngine()
