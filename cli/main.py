@@ -505,6 +505,61 @@ def replay(
 
 
 @app.command()
+def backfill(
+    input: Annotated[
+        str,
+        typer.Option(help="History: a file, or a partitioned table's directory or URI."),
+    ],
+    url: Annotated[str, typer.Option(help="Service base URL.")] = "http://127.0.0.1:8000",
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Transactions per request.")] = 500,
+    label_delay: Annotated[
+        str, typer.Option(help="When a fraud's label became known, e.g. 7d, 12h.")
+    ] = "7d",
+    labels: Annotated[bool, typer.Option(help="Send is_fraud as delayed labels.")] = True,
+    progress_file: Annotated[
+        Path | None,
+        typer.Option(help="Where progress is kept (default: data/backfill/<input name>.json)."),
+    ] = None,
+    retry_for: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds a request is retried on 429/503 or no connection."),
+    ] = 60.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRAUD_API_KEY", show_default=False, help="A key with the admin scope."
+        ),
+    ] = None,
+) -> None:
+    """Load a history into the service's card and terminal state, deciding nothing (no
+    decision, record or review); resumable: run the same command again after a stop."""
+    import pandas as pd
+
+    from cli.backfill import BackfillError, run
+    from cli.progress import progress_bar
+    from features.transactions import SchemaError, read_transactions
+    from simulator.replay import ReplayOptions
+
+    try:
+        history = read_transactions(input)
+    except (SchemaError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    where = progress_file or Path("data/backfill") / f"{Path(input.rstrip('/')).name}.json"
+    delay = pd.Timedelta(label_delay).total_seconds() / 86_400 if labels else None
+    opts = ReplayOptions(url=url, batch=batch, retry_for_s=retry_for, api_key=api_key)
+    try:
+        with progress_bar("backfilling") as progress:
+            done = run(history, input, where, opts, delay, progress)
+    except BackfillError as e:
+        _fail(str(e))
+    console.print(
+        f"backfilled {done.rows:,} of {done.rows_total:,} transactions: {done.applied:,} "
+        f"applied, {done.duplicates:,} already held, {done.conflicts:,} conflicts; "
+        f"{done.labels:,} labels ({done.labels_not_found:,} not found); progress in {where}"
+    )
+
+
+@app.command()
 def demo(
     input: Annotated[Path, typer.Option(help="Stream to replay.")] = Path("data/demo.parquet"),
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Client lanes.")] = 8,

@@ -144,7 +144,9 @@ def _last_answer(state: RetryCallState) -> httpx.Response:
     return answer
 
 
-class _Client:
+class ServiceClient:
+    """The service over HTTP: every request retried while the service is briefly away."""
+
     def __init__(self, opts: ReplayOptions, result: ReplayResult) -> None:
         headers = {"content-type": "application/json"}
         if opts.api_key:
@@ -165,7 +167,7 @@ class _Client:
     def _retried(self, _: RetryCallState) -> None:
         self.result.retries += 1
 
-    async def _post(
+    async def post(
         self, path: str, body: Any, params: dict[str, str] | None = None
     ) -> httpx.Response:
         """POST `body`, again while the service answers 429/5xx-unavailable or the
@@ -196,7 +198,7 @@ class _Client:
         payload = bodies[0] if single else {"transactions": bodies}
         sent_at, t0 = time.time(), time.perf_counter()
         try:
-            resp = await self._post(path, payload, params)
+            resp = await self.post(path, payload, params)
         except httpx.HTTPError as e:
             self._error(type(e).__name__, len(bodies))
             return
@@ -219,7 +221,7 @@ class _Client:
         params = {"include_features": "true"} if self.opts.include_features else None
         sent_at, t0 = time.time(), time.perf_counter()
         try:
-            resp = await self._post("/v1/transactions", body, params)
+            resp = await self.post("/v1/transactions", body, params)
         except httpx.HTTPError as e:
             self._error(type(e).__name__)
             return
@@ -258,7 +260,7 @@ class _Client:
                 ]
             }
             try:
-                resp = await self._post("/v1/feedback", body)
+                resp = await self.post("/v1/feedback", body)
             except httpx.HTTPError as e:
                 self._error(f"feedback_{type(e).__name__}", len(part))
                 continue
@@ -282,7 +284,7 @@ async def replay_stream(
         raise ValueError("slice_seconds must not exceed the label delay")
     df = sort_by_event_time(with_id_prefix(transactions, opts.id_prefix))
     result = ReplayResult()
-    client = _Client(opts, result)
+    client = ServiceClient(opts, result)
     pacer = _Pacer(opts.rate)
     started = time.perf_counter()
 

@@ -30,6 +30,8 @@ from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
 from deployments.http.schemas import (
     UNKNOWN_FIELDS,
+    BackfillIn,
+    BackfillOut,
     BatchIn,
     BatchOut,
     FeedbackIn,
@@ -201,6 +203,24 @@ class Ingress:
         results = await self.scoring.score(batch.transactions, include_features, deadline)
         self._timed("batch", started)
         return json_response({"results": results})
+
+    @app.post("/v1/backfill", response_model=BackfillOut)
+    async def backfill(self, body: BackfillIn) -> BackfillOut:
+        """History into state, deciding nothing (`fraud backfill`): labels first, then the
+        transactions, through the engine that scores (admin scope)."""
+        limit = self.settings.max_batch_transactions
+        if len(body.transactions) > limit:
+            raise TooLarge(f"transactions: at most {limit} per request")
+        self.pipeline.check_amounts(body.transactions, "transactions.")
+        missing = await self.pipeline.feedback(body.labels) if body.labels else []
+        done = await self.pipeline.backfill(body.transactions) if body.transactions else None
+        return BackfillOut(
+            applied=done.applied if done else 0,
+            duplicates=done.duplicates if done else 0,
+            conflicts=done.conflicts if done else [],
+            labels_applied=len(body.labels) - len(missing),
+            labels_not_found=missing,
+        )
 
     @app.get("/v1/transactions/{transaction_id}")
     async def transaction(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:

@@ -283,6 +283,27 @@ class FeedbackOut(BaseModel):
     )
 
 
+class BackfillIn(_Strict):
+    """History for state: labels (applied first) and transactions, in event-time order."""
+
+    transactions: list[TransactionIn] = Field(default_factory=list)
+    labels: list[LabelIn] = Field(default_factory=list, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _something(self) -> BackfillIn:
+        if not self.transactions and not self.labels:
+            raise ValueError("transactions or labels: at least one item")
+        return self
+
+
+class BackfillOut(BaseModel):
+    applied: int = Field(description="Transactions applied to card and terminal state.")
+    duplicates: int = Field(description="Transactions applied before (a batch sent again).")
+    conflicts: list[str] = Field(description="Ids already applied with another body.")
+    labels_applied: int
+    labels_not_found: list[str] = Field(description="Labelled transactions no longer held.")
+
+
 class ResolveIn(_StrictTypes):
     """An analyst's verdict on a REVIEW; it becomes a label like a chargeback."""
 

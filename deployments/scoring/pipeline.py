@@ -89,6 +89,16 @@ class Featurised:
     degraded: np.ndarray  # int8 per row: CARD_LATE | TERMINAL_LATE, what it was answered without
 
 
+@dataclass(frozen=True)
+class Backfilled:
+    """What a backfill request did: transactions applied to state, ones applied before (a
+    resumed backfill sends its last batch again) and ids refused as another body."""
+
+    applied: int
+    duplicates: int
+    conflicts: list[str]
+
+
 @dataclass(slots=True)
 class Answer:
     """One decision as the pipeline returns it; `deployments.http.schemas.ScoreOut` documents its
@@ -548,6 +558,16 @@ class ScoringPipeline:
         if conflicts:
             raise TransactionConflict(conflicts)
         return out  # type: ignore[return-value]
+
+    async def backfill(self, txs: Sequence[TransactionIn]) -> Backfilled:
+        """Apply history to card and terminal state through the same engine, deciding
+        nothing: no model, no decision, no record, no review. Returns once every state
+        change is applied (the terminal writes too), so a client may count the batch done."""
+        f = await self.features(txs)
+        await self.writes.flush()
+        conflicts = [t.transaction_id for t, c in zip(txs, f.conflict, strict=True) if c]
+        duplicates = int(f.duplicate.sum())
+        return Backfilled(len(txs) - len(conflicts) - duplicates, duplicates, conflicts)
 
     async def feedback(self, labels: Sequence[LabelIn]) -> list[str]:
         """Apply labels to terminal state; returns ids of transactions no longer held."""

@@ -251,7 +251,6 @@ def parity_stream() -> pd.DataFrame:
         card_testing_per_day=1,
     )
     df = pd.concat(list(generate_days(cfg)), ignore_index=True)
-    df = df[df["amount"] > 0]  # the API rejects zero amounts; both sides see the same stream
     df["user_id"] = "p-card-" + df["user_id"].astype(str)
     df["terminal_id"] = "p-term-" + df["terminal_id"].astype(str)
     df["transaction_id"] = "p-tx-" + df["transaction_id"].astype(str)  # unique to this test
@@ -546,3 +545,52 @@ def test_no_card_number_reaches_logs_or_state(
             )
     assert scanned > 10
     assert found_keyed  # the scan reads what the shards wrote
+
+
+def test_backfill_then_score_as_offline_replay_of_the_whole_file(
+    service: str, tmp_path: Path
+) -> None:
+    """`fraud backfill` (stopped after three requests, then run again from its progress
+    file, its last request sent twice) loads history into state deciding nothing; the
+    next transactions then score as `fraud score` over the whole file."""
+    from cli.backfill import run as backfill
+
+    tx = parity_stream()
+    for col in ("transaction_id", "user_id", "terminal_id"):
+        tx[col] = "bf-" + tx[col]
+    cut = int(np.searchsorted(tx["timestamp"], tx["timestamp"].min() + pd.Timedelta(days=12)))
+    history, later = tx.iloc[:cut], tx.iloc[cut : cut + 300]
+    progress = tmp_path / "history.json"
+    opts = ReplayOptions(url=service, batch=200, retry_for_s=60)
+    first = backfill(history, "history", progress, opts, 7.0, max_requests=3)
+    assert 0 < first.rows < len(history)
+    saved = json.loads(progress.read_text())  # stopped after the service applied a request
+    progress.write_text(json.dumps({**saved, "rows": saved["rows"] - 50}))  # ...unsaved
+    done = backfill(history, "history", progress, opts, 7.0)
+    assert (done.rows, done.applied, done.conflicts) == (len(history), len(history), 0)
+    assert done.duplicates >= 50 and done.labels > 10 and done.labels_not_found == 0
+    # Nothing decided: no stored decision, no review.
+    for tx_id in history["transaction_id"].iloc[::700]:
+        assert httpx.get(f"{service}/v1/transactions/{tx_id}").status_code == 404, tx_id
+    page = httpx.get(f"{service}/v1/reviews", params={"limit": 1000}).json()["items"]
+    assert not [r for r in page if str(r["transaction_id"]).startswith("bf-")]
+
+    result = asyncio.run(
+        replay_stream(later, ReplayOptions(url=service, concurrency=2, batch=16,
+                                           include_features=True, label_delay_days=7))
+    )  # fmt: skip
+    assert result.errors == {}
+    online = result.frame().set_index("transaction_id")
+    whole = pd.concat([history, later], ignore_index=True)
+    model = load_model(REPO / "models" / "default")
+    offline = (
+        score_transactions(
+            whole, model, Thresholds(), feedback=feedback_from_labels(whole, 7 * 86_400_000)
+        )
+        .set_index("transaction_id")
+        .loc[online.index]
+    )
+    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]])
+    np.testing.assert_allclose(online_x, offline[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(online["score"].to_numpy(), offline["score"].to_numpy(), atol=1e-6)
+    assert (offline["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] > 1).mean() > 0.5  # history counted
