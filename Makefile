@@ -48,14 +48,16 @@ kafka-jars: $(STAMP)
 ## simulate 14 days of 2,000 cards, replay them with delayed labels, report, shut down.
 demo: setup
 	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 14 --seed 42 \
-		--card-testing-per-day 2 --output $(DATA)/demo.parquet
+		--card-testing-per-day 2 --device-farms-per-day 1 --takeovers-per-day 2 \
+		--cross-border-per-day 2 --output $(DATA)/demo.parquet
 	$(VENV)/bin/fraud demo --input $(DATA)/demo.parquet --json $(DATA)/demo-report.json
 
 ## The main job through Kafka: a broker of the demo's own, the service consuming its topic,
 ## every decision read back from the decisions topic (exactly once).
 demo-kafka: setup
 	$(VENV)/bin/fraud simulate --customers 2000 --terminals 4000 --days 14 --seed 42 \
-		--card-testing-per-day 2 --output $(DATA)/demo.parquet
+		--card-testing-per-day 2 --device-farms-per-day 1 --takeovers-per-day 2 \
+		--cross-border-per-day 2 --output $(DATA)/demo.parquet
 	$(VENV)/bin/fraud demo --source kafka --input $(DATA)/demo.parquet --json $(DATA)/demo-kafka-report.json
 
 ## The offline pipeline on a fresh stream: simulate, train with Ray Train, evaluate.

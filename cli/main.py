@@ -49,6 +49,15 @@ def simulate(
     card_testing_per_day: Annotated[
         int, typer.Option(min=0, help="Cards hit by a card-testing burst per day (scenario 4).")
     ] = 1,
+    device_farms_per_day: Annotated[
+        int, typer.Option(min=0, help="Bot rings testing 10-40 cards each per day (scenario 5).")
+    ] = 0,
+    takeovers_per_day: Annotated[
+        int, typer.Option(min=0, help="Account takeovers per day (scenario 6).")
+    ] = 0,
+    cross_border_per_day: Annotated[
+        int, typer.Option(min=0, help="Cards used abroad per day (scenario 7).")
+    ] = 0,
     handbook: Annotated[
         bool, typer.Option(help="The book's run exactly: scenarios 1-3 only, no card testing.")
     ] = False,
@@ -57,7 +66,10 @@ def simulate(
         typer.Option(min=1, help="Ray tasks, one part each (the stream is the same for any)."),
     ] = 1,
 ) -> None:
-    """Generate a labelled transaction stream (the handbook's model plus card testing)."""
+    """Generate a labelled transaction stream (the handbook's model plus card testing, and
+    on request device farms, account takeovers and cross-border fraud), with the fields a
+    card gateway sends (merchant category and country, channel, entry mode, BIN country,
+    device, IP, email)."""
     from cli.progress import progress_bar
     from features.parts import is_uri
     from simulator.config import SimulationConfig
@@ -71,6 +83,9 @@ def simulate(
         start_date=dt.date.fromisoformat(start),
         seed=seed,
         card_testing_per_day=0 if handbook else card_testing_per_day,
+        device_farms_per_day=0 if handbook else device_farms_per_day,
+        takeovers_per_day=0 if handbook else takeovers_per_day,
+        cross_border_per_day=0 if handbook else cross_border_per_day,
     )
     one_file = output.endswith(".parquet") and not is_uri(output)
     if one_file and workers > 1:

@@ -26,6 +26,9 @@ SCENARIOS: dict[int, str] = {
     2: "compromised terminal",
     3: "compromised card",
     4: "card testing",
+    5: "device farm",
+    6: "account takeover",
+    7: "cross-border",
 }
 REQUIRED: tuple[str, ...] = ("transaction_id", "timestamp", "user_id", "terminal_id", "amount")
 

@@ -29,6 +29,10 @@ class SimulationConfig(BaseModel):
     card_testing_min_tx: int = Field(5, ge=1)
     card_testing_max_tx: int = Field(15, ge=1)
     card_testing_span_minutes: float = Field(30.0, gt=0)
+    # Scenarios 5-7 (ours, simulator/gateway.py): seen only through the gateway's fields.
+    device_farms_per_day: int = Field(0, ge=0)  # bot rings testing 10-40 cards each
+    takeovers_per_day: int = Field(0, ge=0)  # accounts taken over (new device and country)
+    cross_border_per_day: int = Field(0, ge=0)  # cards used abroad after a BIN mismatch
     # The unit of parallel generation: each block of cards has its own random stream, so a
     # stream depends on this (and the seed), never on how many workers generate it.
     cards_per_block: int = Field(250, ge=1)

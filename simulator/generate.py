@@ -5,7 +5,10 @@ radius. Per day each card makes Poisson(mean) payments at normal times of day wi
 amounts. Fraud: (1) every amount > 220; (2) each day a few terminals are compromised for 28
 days; (3) each day a few cards are compromised for 14 days and a third of their payments are
 fraud with amount x5; (4, ours) card testing: a burst of small payments at terminals the card
-never used, within minutes, which only time-aware per-card features can see.
+never used, within minutes, which only time-aware per-card features can see; (5-7, ours,
+off unless asked for) a device farm, an account takeover and cross-border fraud, which only
+a gateway's device, IP, email and country fields reveal (`simulator.gateway`, which also
+gives every payment those fields).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.parts import part_writer
+from simulator import gateway
 from simulator.config import SimulationConfig
+from simulator.gateway import Merchants, Probes
 
 Progress = Callable[[int, int], None] | None
 
@@ -33,8 +38,10 @@ SCHEMA = pa.schema(
         ("amount", pa.float64()),
         ("is_fraud", pa.int8()),
         ("fraud_scenario", pa.int8()),
+        *((name, pa.string()) for name in gateway.COLUMNS),
     ]
 )
+N_SCENARIOS = 8  # 0 genuine, 1-4 the handbook's and card testing, 5-7 the gateway's
 SECONDS_PER_DAY = 86_400
 
 
@@ -52,6 +59,7 @@ class Profiles:
     """One block's card profiles, plus each card's reachable terminals (CSR)."""
 
     first_card: int
+    cust_xy: np.ndarray
     mean_amount: np.ndarray
     std_amount: np.ndarray
     mean_tx_per_day: np.ndarray
@@ -103,7 +111,7 @@ def make_profiles(
     offsets = np.zeros(n_c + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     profiles = Profiles(
-        first, mean_amount, mean_amount / 2, mean_tx, offsets, np.concatenate(chunks)
+        first, cust_xy, mean_amount, mean_amount / 2, mean_tx, offsets, np.concatenate(chunks)
     )
     return profiles, rng
 
@@ -151,13 +159,14 @@ class _DayEvents:
     terminals: np.ndarray  # compromised terminals active today
     cards: np.ndarray  # compromised cards active today
     testing: Rows  # the day's card-testing payments, all cards
+    probes: Probes  # the day's device-farm, takeover and cross-border payments, all cards
 
 
 class _Events:
     """The days' shared events, drawn from one random stream per day."""
 
-    def __init__(self, cfg: SimulationConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: SimulationConfig, merchants: Merchants) -> None:
+        self.cfg, self.merchants = cfg, merchants
         self.terminals, self.cards = _ActiveSet(), _ActiveSet()
 
     def day(self, day: int) -> _DayEvents:
@@ -172,7 +181,16 @@ class _Events:
             rng.choice(cfg.n_customers, n_cc, replace=False), day + cfg.customer_compromise_days
         )
         testing = self._testing(day, rng)
-        return _DayEvents(self.terminals.active(day), self.cards.active(day), testing)
+        probes = gateway.day_probes(
+            day,
+            rng,
+            cfg.n_customers,
+            self.merchants,
+            cfg.device_farms_per_day,
+            cfg.takeovers_per_day,
+            cfg.cross_border_per_day,
+        )  # fmt: skip  (drawn after the handbook's events: those stay the same)
+        return _DayEvents(self.terminals.active(day), self.cards.active(day), testing, probes)
 
     def _testing(self, day: int, rng: np.random.Generator) -> Rows:
         cfg = self.cfg
@@ -190,9 +208,15 @@ class _Events:
 
 
 def _block_day(
-    day: int, events: _DayEvents, p: Profiles, rng: np.random.Generator
-) -> tuple[Rows, np.ndarray]:
-    """One block's payments of one day in time order, and their fraud scenarios."""
+    day: int,
+    events: _DayEvents,
+    p: Profiles,
+    rng: np.random.Generator,
+    merchants: Merchants,
+    gw_rng: np.random.Generator,
+) -> tuple[Rows, np.ndarray, dict[str, np.ndarray]]:
+    """One block's payments of one day: the handbook's in time order, then the gateway
+    scenarios' in time order; their fraud scenarios and gateway fields."""
     g = _genuine_day(day, p, rng)
     last = p.first_card + len(p.mean_amount)
     mine = (events.testing[0] >= p.first_card) & (events.testing[0] < last)
@@ -209,27 +233,80 @@ def _block_day(
     scenario[hit] = 3
     scenario[n_genuine:] = 4
     order = np.argsort(secs, kind="stable")
-    return (cust[order], term[order], secs[order], amount[order]), scenario[order]
+    cust, term, secs, amount, scenario = (a[order] for a in (cust, term, secs, amount, scenario))
+    fields = _gateway_fields(cust, term, p, merchants, gw_rng)
+
+    probes = events.probes.rows((events.probes.cust >= p.first_card) & (events.probes.cust < last))
+    if len(probes.cust):
+        home = gateway.region(p.cust_xy[probes.cust - p.first_card])
+        where = np.where(probes.term >= 0, probes.term, merchants.foreign_online(home, gw_rng))
+        late = np.argsort(probes.secs, kind="stable")
+        own = _gateway_fields(probes.cust[late], where[late], p, merchants, gw_rng)
+        own["device_id"], own["ip"] = probes.device[late], probes.ip[late]
+        email = probes.email[late]
+        own["email"] = np.where(email == None, own["email"], email)  # noqa: E711
+        cust, term, secs, amount, scenario = (
+            np.concatenate([a, b[late]])
+            for a, b in zip(
+                (cust, term, secs, amount, scenario),
+                (probes.cust, where, probes.secs, probes.amount, probes.scenario),
+                strict=True,
+            )
+        )
+        fields = {k: np.concatenate([v, own[k]]) for k, v in fields.items()}
+    return (cust, term, secs, amount), scenario, fields
+
+
+def _gateway_fields(
+    cust: np.ndarray, term: np.ndarray, p: Profiles, m: Merchants, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """What the gateway sends with each payment of these cards at these terminals."""
+    n = len(cust)
+    online = m.ecommerce[term]
+    countries = np.array(gateway.COUNTRIES, object)
+    modes = np.array(gateway.CARD_PRESENT_MODES, object)
+    present = modes[rng.choice(len(modes), n, p=gateway.CARD_PRESENT_WEIGHTS)]
+    remote = np.where(rng.random(n) < 0.3, "credential_on_file", "ecommerce").astype(object)
+    second = (rng.random(n) < 0.2).astype(np.int64)  # a card's second device and address
+    web = np.flatnonzero(online)  # only e-commerce carries a device, an address, an email
+    device, ip, email = (np.full(n, None, object) for _ in range(3))
+    device[web] = [
+        f"dev-{c}-{k}" for c, k in zip(cust[web].tolist(), second[web].tolist(), strict=True)
+    ]
+    ip[web] = gateway.card_ip(cust[web], second[web])
+    email[web] = gateway.card_email(cust[web])
+    return {
+        "mcc": m.mcc[term],
+        "merchant_country": countries[m.country[term]],
+        "bin_country": countries[gateway.region(p.cust_xy[cust - p.first_card])],
+        "channel": np.where(online, "ecommerce", "card_present").astype(object),
+        "entry_mode": np.where(online, remote, present),
+        "device_id": device,
+        "ip": ip,
+        "email": email,
+    }
 
 
 def generate_days(cfg: SimulationConfig, part: int = 0, parts: int = 1) -> Iterator[pd.DataFrame]:
     """Yield one DataFrame per simulated day, in time order (ties by transaction id), holding
     the cards of part `part` of `parts`; all parts together hold the whole stream."""
     term_xy = terminal_positions(cfg)
+    merchants = Merchants.of(cfg.seed, term_xy)
     blocks = [make_profiles(cfg, term_xy, b) for b in part_blocks(cfg, part, parts)]
-    events = _Events(cfg)
+    events = _Events(cfg, merchants)
     next_seq = [0] * len(blocks)
     start = np.datetime64(cfg.start_date, "s")
     for day in range(cfg.n_days):
         shared = events.day(day)
-        cols: list[tuple[Rows, np.ndarray, np.ndarray]] = []
+        cols: list[tuple[Rows, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         for i, (profiles, rng) in enumerate(blocks):
-            rows, scenario = _block_day(day, shared, profiles, rng)
-            n = len(scenario)
             block = profiles.first_card // cfg.cards_per_block
+            gw_rng = np.random.default_rng([cfg.seed, gateway.GATEWAY_BLOCK, block, day])
+            rows, scenario, fields = _block_day(day, shared, profiles, rng, merchants, gw_rng)
+            n = len(scenario)
             ids = block * ID_STRIDE + np.arange(next_seq[i], next_seq[i] + n, dtype=np.int64)
             next_seq[i] += n
-            cols.append((rows, scenario, ids))
+            cols.append((rows, scenario, ids, fields))
         cust, term, secs, amount = (np.concatenate([c[0][k] for c in cols]) for k in range(4))
         scenario = np.concatenate([c[1] for c in cols])
         ids = np.concatenate([c[2] for c in cols])
@@ -243,6 +320,7 @@ def generate_days(cfg: SimulationConfig, part: int = 0, parts: int = 1) -> Itera
                 "amount": amount[order].astype(np.float64),
                 "is_fraud": (scenario[order] > 0).astype(np.int8),
                 "fraud_scenario": scenario[order],
+                **{k: np.concatenate([c[3][k] for c in cols])[order] for k in gateway.COLUMNS},
             }
         )
 
@@ -252,15 +330,15 @@ class _Tally:
 
     def __init__(self) -> None:
         self.rows = self.frauds = 0
-        self.by_scenario = np.zeros(5, dtype=np.int64)
+        self.by_scenario = np.zeros(N_SCENARIOS, dtype=np.int64)
 
     def add(self, frame: pd.DataFrame) -> None:
         self.rows += len(frame)
         self.frauds += int(frame["is_fraud"].sum())
-        self.by_scenario += np.bincount(frame["fraud_scenario"], minlength=5)[:5]
+        self.by_scenario += np.bincount(frame["fraud_scenario"], minlength=N_SCENARIOS)
 
     def counts(self) -> dict[str, int]:
-        scenarios = {f"scenario_{k}": int(self.by_scenario[k]) for k in range(1, 5)}
+        scenarios = {f"scenario_{k}": int(self.by_scenario[k]) for k in range(1, N_SCENARIOS)}
         return {"transactions": self.rows, "frauds": self.frauds, **scenarios}
 
 

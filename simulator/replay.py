@@ -36,6 +36,7 @@ from features.ids import as_id_strings, id_buckets
 from features.offline import feedback_from_labels
 from features.spec import MS_PER_DAY
 from features.transactions import sort_by_event_time
+from simulator import gateway
 
 Progress = Callable[[int, int, dict[str, int]], None]
 # 500 too: the host-loss drill saw 3-8 per run while a node died, with no trace in our code
@@ -43,6 +44,7 @@ Progress = Callable[[int, int, dict[str, int]], None]
 # that died with the node); the service deduplicates by id, so the same body again is safe.
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT_S = 2.0  # longest pause between tries, whatever Retry-After says
+OPTIONAL_FIELDS = ("currency", *gateway.COLUMNS)  # sent when a row has them (docs/api.md)
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,17 @@ def tx_bodies(df: pd.DataFrame) -> list[dict[str, Any]]:
         stamps,
         strict=True,
     )
-    return [
+    bodies = [
         {"transaction_id": t, "user_id": u, "terminal_id": k, "amount": a, "timestamp": s}
         for t, u, k, a, s in columns
     ]
+    for name in OPTIONAL_FIELDS:  # the gateway's fields, where the history has them
+        if name in df.columns:
+            values = df[name].astype(object).where(df[name].notna(), None).tolist()
+            for body, value in zip(bodies, values, strict=True):
+                if value is not None:
+                    body[name] = value
+    return bodies
 
 
 def _retry_after(state: RetryCallState) -> float:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.transactions import COLUMNS
+from simulator import gateway
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days, write_parquet
 
@@ -36,7 +37,8 @@ def test_file_schema_and_time_order(book_run: tuple[Path, dict[str, float]]) -> 
     path, s = book_run
     pf = pq.ParquetFile(path)
     assert pf.metadata.num_row_groups == 183  # one per day: readers can stream it
-    assert tuple(pf.schema_arrow.names) == COLUMNS  # the schema every loader expects
+    # the schema every loader expects, then the gateway's fields
+    assert tuple(pf.schema_arrow.names) == COLUMNS + gateway.COLUMNS
     df = pd.read_parquet(path)
     assert len(df) == s["transactions"]
     assert df["timestamp"].is_monotonic_increasing
@@ -163,3 +165,50 @@ def test_a_partitioned_table_is_refused_unless_complete(tmp_path: Path) -> None:
     (tmp_path / "u" / part_name(0)).unlink()
     with pytest.raises(PartsError, match="missing"):
         read_transactions(tmp_path / "u")
+
+
+GATEWAY_RUN = {"n_customers": 800, "n_terminals": 1_200, "n_days": 10, "seed": 8}
+
+
+def test_gateway_scenarios_leave_the_handbooks_rows_as_they_were() -> None:
+    """Scenarios 5-7 draw from random streams of their own: with them on, every other row
+    (times, cards, terminals, amounts, labels, gateway fields) is the same as without."""
+    off = pd.concat(generate_days(SimulationConfig(**GATEWAY_RUN)), ignore_index=True)
+    on_cfg = SimulationConfig(
+        **GATEWAY_RUN, device_farms_per_day=1, takeovers_per_day=2, cross_border_per_day=2
+    )
+    on = pd.concat(generate_days(on_cfg), ignore_index=True)
+    rest = on[on["fraud_scenario"] < 5].drop(columns="transaction_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(rest, off.drop(columns="transaction_id"))
+    assert on["transaction_id"].is_unique and on["timestamp"].is_monotonic_increasing
+    counts = on["fraud_scenario"].value_counts()
+    assert counts[5] > 100 and counts[6] > 20 and counts[7] > 10
+
+
+def test_gateway_fields_are_what_the_api_takes_and_each_scenario_shows_its_sign() -> None:
+    from deployments.http.schemas import TransactionIn
+    from simulator.replay import tx_bodies
+
+    cfg = SimulationConfig(
+        **GATEWAY_RUN, device_farms_per_day=1, takeovers_per_day=2, cross_border_per_day=2
+    )
+    df = pd.concat(generate_days(cfg), ignore_index=True)
+    for body in tx_bodies(df.sample(2_000, random_state=1)):
+        TransactionIn.model_validate(body)  # every row, its gateway fields too, is valid
+    web = df["channel"] == "ecommerce"
+    assert df.loc[~web, ["device_id", "ip", "email"]].isna().all().all()  # card present
+    assert df.loc[web, ["device_id", "ip", "email"]].notna().all().all()
+    genuine = df[df["fraud_scenario"] == 0]
+    assert (genuine["merchant_country"] == genuine["bin_country"]).mean() > 0.8  # at home
+    farm = df[df["fraud_scenario"] == 5]
+    # a bot ring: many cards from few devices, a $0 verification first for each card
+    assert farm.groupby("device_id")["user_id"].nunique().max() >= 5
+    assert (farm.groupby("user_id")["amount"].first() == 0).all()
+    takeover = df[df["fraud_scenario"] == 6]
+    assert (takeover["merchant_country"] != takeover["bin_country"]).all()
+    own = {f"dev-{c}-{k}" for c in takeover["user_id"] for k in (0, 1)}
+    assert not set(takeover["device_id"]) & own  # never the card's own device
+    assert (takeover["email"] == [f"user{c}@mail.example" for c in takeover["user_id"]]).all()
+    cross = df[df["fraud_scenario"] == 7]
+    assert (cross["merchant_country"] != cross["bin_country"]).all()
+    assert (df.loc[df["fraud_scenario"] >= 5, "is_fraud"] == 1).all()
