@@ -112,7 +112,7 @@ def features(
 ) -> None:
     """Replay history through the feature engine (the code the online actors run)."""
     from cli.progress import progress_bar
-    from features.config import EngineConfig
+    from cli.serve_config import served_engine
     from features.offline import offline_features
     from features.transactions import SchemaError, read_transactions
 
@@ -123,7 +123,7 @@ def features(
     with progress_bar("replaying events") as progress:
         out = offline_features(
             tx,
-            EngineConfig(label_delay_days=label_delay_days),
+            served_engine(label_delay_days=label_delay_days),
             use_labels=labels,
             progress=progress,
         )
@@ -201,8 +201,11 @@ def train(
         ),
         expect_flagged=tuple(expect_flagged or ()),
     )
+    from cli.serve_config import served_engine
+
     try:
-        card = train_model(input, output, opts, say=console.print)
+        config = served_engine(label_delay_days=delay_days)
+        card = train_model(input, output, opts, config, say=console.print)
     except (ValueError, FileNotFoundError) as e:  # BehaviourError and ParityError included
         _fail(str(e))
     _metrics_table(card.metrics, f"model {card.version}")
@@ -327,7 +330,7 @@ def score(
     """Score a file offline with the same engine and model as the live service."""
     import pandas as pd
 
-    from cli.serve_config import served_model_dir, served_thresholds
+    from cli.serve_config import served_engine, served_model_dir, served_thresholds
     from features.transactions import read_transactions
     from models.onnx import load_model
     from training.scoring import score_transactions
@@ -336,7 +339,12 @@ def score(
     m = load_model(model_dir)
     fb = pd.read_parquet(feedback) if feedback else None
     out = score_transactions(
-        read_transactions(input), m, served_thresholds(m.card), feedback=fb, use_labels=labels
+        read_transactions(input),
+        m,
+        served_thresholds(m.card),
+        config=served_engine(),
+        feedback=fb,
+        use_labels=labels,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_parquet(output, index=False)

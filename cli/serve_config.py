@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from actors.paths import REPO_ROOT
+from features.config import EngineConfig
 from models.card import ModelCard
 from policy.decision import Thresholds
 
@@ -28,6 +29,16 @@ def user_config(deployment: str, path: Path = SERVE_CONFIG) -> dict[str, Any]:
         if d.get("name") == deployment:
             return dict(d.get("user_config") or {})
     return {}
+
+
+def served_engine(path: Path = SERVE_CONFIG, **overrides: Any) -> EngineConfig:
+    """The engine settings the service runs with (`args.engine`: label delay, capacities,
+    currency table), so offline features are the service's; the defaults where the file
+    sets none or is absent."""
+    engine: dict[str, Any] = {}
+    if path.exists():
+        engine = fraud_app(path).get("args", {}).get("engine") or {}
+    return EngineConfig.model_validate({**engine, **overrides})
 
 
 def served_model_dir(path: Path = SERVE_CONFIG) -> Path:

@@ -156,3 +156,25 @@ def test_relative_paths_in_the_settings_are_read_from_the_repository_root(
     assert Path(SERVE_CONFIG).resolve().parent == REPO_ROOT
     record = DecisionRecordConfig().open(REPO_ROOT)
     assert record is not None and record.root == str((REPO_ROOT / "data" / "decisions").resolve())
+
+
+def test_offline_commands_take_the_engine_settings_the_service_runs_with(tmp_path: Path) -> None:
+    """`fraud features/train/score` read `args.engine` of serve_config.yaml (its currency
+    table among them), so offline amounts are converted as online ones."""
+    import yaml
+
+    from cli.serve_config import served_engine
+
+    config = tmp_path / "serve_config.yaml"
+    engine = {
+        "terminal_capacity": 5000,
+        "currency": {"reporting": "EUR", "rates": {"EUR": 1.0, "CHF": 1.05}},
+    }
+    app = {"name": "fraud", "import_path": "deployments.app:build_app", "args": {"engine": engine}}
+    config.write_text(yaml.safe_dump({"applications": [app]}))
+    got = served_engine(config, label_delay_days=3)
+    assert (got.terminal_capacity, got.label_delay_days) == (5000, 3)
+    assert got.currency.reporting == "EUR" and got.currency.rate("CHF") == 1.05
+    assert served_engine(tmp_path / "absent.yaml") == served_engine(config.with_name("none"))
+    repo = served_engine()  # the repository's own file sets no engine: the defaults
+    assert repo.currency.reporting == "USD" and repo.label_delay_days == 7
