@@ -14,7 +14,6 @@ recognises its transactions (applied once) and labels (set, not added).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -176,17 +175,3 @@ async def backfill(
     finally:
         await client.http.aclose()
     return done
-
-
-def run(
-    history: pd.DataFrame,
-    source: str,
-    progress_file: Path,
-    opts: ReplayOptions,
-    label_delay_days: float | None = 7.0,
-    progress: Progress | None = None,
-    max_requests: int | None = None,
-) -> Done:
-    return asyncio.run(
-        backfill(history, source, progress_file, opts, label_delay_days, progress, max_requests)
-    )

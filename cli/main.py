@@ -556,9 +556,12 @@ def backfill(
 ) -> None:
     """Load a history into the service's card and terminal state, deciding nothing (no
     decision, record or review); resumable: run the same command again after a stop."""
+    import asyncio
+
     import pandas as pd
 
-    from cli.backfill import BackfillError, run
+    from cli.backfill import BackfillError
+    from cli.backfill import backfill as send
     from cli.progress import progress_bar
     from features.transactions import SchemaError, read_transactions
     from simulator.replay import ReplayOptions
@@ -572,7 +575,7 @@ def backfill(
     opts = ReplayOptions(url=url, batch=batch, retry_for_s=retry_for, api_key=api_key)
     try:
         with progress_bar("backfilling") as progress:
-            done = run(history, input, where, opts, delay, progress)
+            done = asyncio.run(send(history, input, where, opts, delay, progress))
     except BackfillError as e:
         _fail(str(e))
     console.print(

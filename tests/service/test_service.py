@@ -553,7 +553,10 @@ def test_backfill_then_score_as_offline_replay_of_the_whole_file(
     """`fraud backfill` (stopped after three requests, then run again from its progress
     file, its last request sent twice) loads history into state deciding nothing; the
     next transactions then score as `fraud score` over the whole file."""
-    from cli.backfill import run as backfill
+    from cli.backfill import backfill as send
+
+    def backfill(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(send(*args, **kwargs))
 
     tx = parity_stream()
     for col in ("transaction_id", "user_id", "terminal_id"):
