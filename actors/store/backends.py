@@ -520,7 +520,7 @@ class SqliteStore:
             tables = self._archive_tables(conn)
             for table in sorted(tables):
                 if table[:1] == "d" and table[1:].lstrip("-").isdigit() and int(table[1:]) < first:
-                    conn.execute(f"DROP TABLE {table}")
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")  # another may have
             if "archive" in tables:  # the one-table form
                 conn.execute("DELETE FROM archive WHERE day < ?", (first,))
         except sqlite3.Error as e:

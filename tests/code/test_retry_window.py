@@ -148,3 +148,23 @@ def test_a_sqlite_archive_of_the_one_table_form_is_still_read_and_expired(
     assert got[1] is not None and got[1][0] == 8
     archive.expire(t0 + 9 * day)  # both days are more than 7 behind the newest: both go
     assert archive.get(["old", "new"], np.array([t0, t0 + day])) == [None, None]
+
+
+def test_a_sqlite_day_table_another_connection_dropped_first_expires_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread has its own connection: a table listed by one may be gone (expired by
+    another) by the time it drops it. Seen in `benchmarks compare`: a card shard's
+    checkpoint failed on "no such table: d17643"."""
+    day = 86_400_000
+    store = SqliteStore(tmp_path)
+    store.archive("user-0-of-1", [("k", 5 * day, b"v")])
+    listed = SqliteStore._archive_tables
+
+    def stale(conn: object) -> set[str]:
+        return {*listed(conn), "d3"}  # type: ignore[arg-type]  # listed, then dropped elsewhere
+
+    monkeypatch.setattr(SqliteStore, "_archive_tables", staticmethod(stale))
+    store.expire_archive("user-0-of-1", 20 * day)  # drops d5, and d3 is already gone
+    monkeypatch.undo()
+    assert store.archived("user-0-of-1", [("k", 5 * day)]) == [None]
