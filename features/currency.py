@@ -138,7 +138,8 @@ class CurrencyConfig(BaseModel):
         return rules
 
     def problem(self, currency: str | None, amount: float) -> AmountProblem | None:
-        """Why this amount cannot be taken, or None. `amount` is finite and >= 0 already."""
+        """Why this amount cannot be taken, or None. `amount` is finite and >= 0 already. The
+        message names no value of the request (the limit and decimal places are the table's)."""
         code = self.reporting if currency is None else currency
         rule = self._rules.get(code)
         if rule is None:
@@ -146,14 +147,14 @@ class CurrencyConfig(BaseModel):
                 minor_units(code)
             except KeyError:
                 return AmountProblem("currency", "not an ISO 4217 currency code")
-            return AmountProblem("currency", f"no exchange rate configured for {code}")
+            return AmountProblem("currency", "no exchange rate configured for this currency")
         if amount >= rule.limit:
-            return AmountProblem("amount", f"{code} amounts must be below {rule.limit:,.0f}")
+            return AmountProblem("amount", f"must be below {rule.limit:,.0f} in its currency")
         if currency is not None and rule.scale is not None:
             units = amount * rule.scale
             if abs(units - round(units)) > 1e-6 * max(1.0, units):
                 places = round(math.log10(rule.scale))
-                return AmountProblem("amount", f"{code} amounts have {places} decimal places")
+                return AmountProblem("amount", f"its currency has {places} decimal places")
         return None
 
     def rate(self, currency: str | None) -> float:

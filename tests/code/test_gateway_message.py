@@ -100,19 +100,19 @@ def test_unknown_fields_are_taken_dropped_and_counted() -> None:
     ("currency", "amount", "problem"),
     [
         ("JPY", 100.0, None),
-        ("JPY", 100.5, ("amount", "JPY amounts have 0 decimal places")),
+        ("JPY", 100.5, ("amount", "its currency has 0 decimal places")),
         ("KWD", 1.125, None),  # three decimal places
         ("USD", 19.99, None),
         ("USD", 0.1 + 0.2, None),  # 0.30000000000000004 is 30 cents
-        ("USD", 10.125, ("amount", "USD amounts have 2 decimal places")),
+        ("USD", 10.125, ("amount", "its currency has 2 decimal places")),
         ("KRW", 1_000_000.0, None),  # about 730 USD
         ("IDR", 5_000_000.0, None),
-        ("USD", 1_000_000.0, ("amount", "USD amounts must be below 1,000,000")),
+        ("USD", 1_000_000.0, ("amount", "must be below 1,000,000 in its currency")),
         ("EUR", 0.0, None),  # an account verification
-        ("XAF", 10.0, ("currency", "no exchange rate configured for XAF")),
+        ("XAF", 10.0, ("currency", "no exchange rate configured for this currency")),
         ("QQQ", 10.0, ("currency", "not an ISO 4217 currency code")),
         (None, 123.456, None),  # the reporting currency, any precision (the handbook's)
-        (None, 1e6, ("amount", "USD amounts must be below 1,000,000")),
+        (None, 1e6, ("amount", "must be below 1,000,000 in its currency")),
     ],
 )
 def test_amounts_are_checked_per_currency(
@@ -239,5 +239,7 @@ def test_a_stream_entry_with_an_unconvertible_currency_is_answered_invalid() -> 
     ]
     answers, dead = asyncio.run(decider.decide([Entry("1-0", "txs", orjson.dumps(items))]))
     assert [a["decision"] for a in answers[0]] == ["LEGIT", "INVALID", "LEGIT"]
-    assert answers[0][1]["error"] == "invalid currency: no exchange rate configured for XAF"
+    assert (
+        answers[0][1]["error"] == "invalid currency: no exchange rate configured for this currency"
+    )
     assert not dead and decider.stats()["invalid"] == 1
