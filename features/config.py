@@ -25,6 +25,13 @@ class EngineConfig(BaseModel):
     label_delay_days: int = Field(7, ge=0, le=90)
     user_capacity: int = Field(1024, ge=8, le=65_536)
     terminal_capacity: int = Field(400_000, ge=8, le=4_000_000)
+    link_capacity: int = Field(
+        400_000,
+        ge=8,
+        le=4_000_000,
+        description="Events kept per device, IP address, email or card-and-country (30 days "
+        "of a shared IP address taking 10,000 transactions a day).",
+    )
     lateness_days: float | None = Field(
         7.0,
         ge=0,

@@ -9,6 +9,7 @@ history. Same code either way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,37 +18,130 @@ from features.config import EngineConfig
 from features.ids import OFFLINE, terminal_identity
 from features.spec import (
     CARD_COLUMNS,
+    EARLIER,
+    LINKS,
     MS_PER_DAY,
     MS_PER_HOUR,
     N_FEATURES,
     TERMINAL_COLUMNS,
     TRANSACTION_COLUMNS,
+    link_columns,
 )
-from features.state import TerminalStore, UserStore
+from features.state import LinkStore, TerminalStore, UserStore
 
 TX = 0
 LABEL = 1
 READ = kernels.READ  # a transaction's terminal features, not recorded (the answer path's)
 
 
-def stateless_features(times_ms: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-    """Amount, weekend (Sat/Sun) and night (hour <= 6), all in UTC: columns 0-2."""
+CARD_NOT_PRESENT = {"card_present": 0.0, "ecommerce": 1.0, "mail_telephone": 1.0}
+Text = Sequence[str | None]  # one optional gateway field per transaction
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway's optional fields of a batch of transactions (None where absent)."""
+
+    channel: Text
+    bin_country: Text
+    merchant_country: Text
+    device_id: Text
+    ip: Text
+    email: Text
+
+    @classmethod
+    def absent(cls, n: int) -> Gateway:
+        none: list[str | None] = [None] * n
+        return cls(none, none, none, none, none, none)
+
+    def flags(self) -> np.ndarray:
+        """Card not present, and BIN country not the merchant's (NaN where unknown)."""
+        n = len(self.channel)
+        out = np.full((n, 2), np.nan)
+        for i, (ch, bin_c, merchant) in enumerate(
+            zip(self.channel, self.bin_country, self.merchant_country, strict=True)
+        ):
+            if ch is not None:
+                out[i, 0] = CARD_NOT_PRESENT[ch]
+            if bin_c is not None and merchant is not None:
+                out[i, 1] = float(bin_c != merchant)
+        return out
+
+    def links(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The link events of these transactions, in order (for each transaction, its
+        entities in `features.spec.LINKS` order): the transaction's row, the entity's index
+        in `LINKS`, and the text the link's id is hashed from (entity-qualified, so two
+        entities never share a ring)."""
+        rows: list[int] = []
+        kinds: list[int] = []
+        texts: list[str] = []
+        columns = (self.device_id, self.ip, self.email, self.merchant_country)
+        for i, user in enumerate(user_ids):
+            for e, column in enumerate(columns):
+                value = column[i]
+                if value is None:
+                    continue
+                rows.append(i)
+                kinds.append(e)
+                texts.append(
+                    f"{LINKS[e]}\x1f{user}\x1f{value}" if e == 3 else f"{LINKS[e]}\x1f{value}"
+                )
+        return np.asarray(rows, np.int64), np.asarray(kinds, np.int8), texts
+
+
+def stateless_features(
+    times_ms: np.ndarray, amounts: np.ndarray, flags: np.ndarray | None = None
+) -> np.ndarray:
+    """Amount, weekend (Sat/Sun) and night (hour <= 6), all in UTC, then the gateway's
+    `flags` (`Gateway.flags`; missing when not given)."""
     times_ms = np.asarray(times_ms, dtype=np.int64)
     days = times_ms // MS_PER_DAY
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     hour = (times_ms - days * MS_PER_DAY) // MS_PER_HOUR
-    return np.column_stack([np.asarray(amounts, dtype=np.float64), weekday >= 5, hour <= 6]).astype(
-        np.float64
-    )
+    if flags is None:
+        flags = np.full((len(times_ms), 2), np.nan)
+    return np.column_stack(
+        [np.asarray(amounts, dtype=np.float64), weekday >= 5, hour <= 6, flags]
+    ).astype(np.float64)
 
 
-def assemble(stateless: np.ndarray, user: np.ndarray, terminal: np.ndarray) -> np.ndarray:
-    """Put the three parts into model-input order (`features.spec.FEATURE_NAMES`)."""
+def assemble(
+    stateless: np.ndarray,
+    user: np.ndarray,
+    terminal: np.ndarray,
+    links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Put the parts into model-input order (`features.spec.FEATURE_NAMES`). `links`: each
+    link event's transaction row, entity index and `LINK_STATS` columns; a transaction's
+    link features without an event stay missing (NaN), never zero."""
     out = np.empty((stateless.shape[0], N_FEATURES), dtype=np.float64)
     out[:, TRANSACTION_COLUMNS] = stateless
     out[:, CARD_COLUMNS] = user
     out[:, TERMINAL_COLUMNS] = terminal
+    for columns, _ in _LINK_COLUMNS:
+        out[:, columns] = np.nan
+    if links is not None:
+        rows, kinds, values = links
+        for e, (columns, slots) in enumerate(_LINK_COLUMNS):
+            mine = kinds == e
+            if mine.any():
+                out[np.ix_(rows[mine], columns)] = values[mine][:, slots]
     return out
+
+
+_LINK_COLUMNS = [link_columns(e) for e in LINKS]
+
+
+def needs_earlier(kinds: np.ndarray) -> np.ndarray:
+    """Which link events (by entity index) need the card's earlier events counted."""
+    out: np.ndarray = np.asarray(EARLIER, np.bool_)[np.asarray(kinds, np.int64)]
+    return out
+
+
+def card_identity(keys64: np.ndarray) -> np.ndarray:
+    """The 32-bit card identity a link's ring records: the low 32 bits of the card's
+    64-bit id key (as `terminal_identity` for terminals)."""
+    return np.asarray(keys64, dtype=np.int64).astype(np.int32)
 
 
 def terminal_hashes(terminal_ids: Sequence[str]) -> np.ndarray:
@@ -89,6 +183,21 @@ class FeatureEngine:
         self.terminals = TerminalStore(
             c.terminal_capacity, c.label_delay_ms, lateness_ms=c.lateness_ms
         )
+        self.links = LinkStore(c.link_capacity, lateness_ms=c.lateness_ms)
+
+    def link_step(
+        self, gateway: Gateway, user_ids: Sequence[str], times_ms: np.ndarray, tx_keys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Record these transactions' link events (`Gateway.links`), in order; returns
+        what `assemble` takes as `links`."""
+        rows, kinds, texts = gateway.links(user_ids)
+        digests = OFFLINE.keys_many(texts)[0]
+        cards = card_identity(OFFLINE.keys_many([user_ids[i] for i in rows.tolist()])[1])
+        values, _ = self.links.step(
+            self.links.slots_for(digests), np.asarray(times_ms, np.int64)[rows], cards,
+            np.asarray(tx_keys, np.int64)[rows], needs_earlier(kinds),
+        )  # fmt: skip
+        return rows, kinds, values
 
     def transact(
         self,
@@ -97,6 +206,7 @@ class FeatureEngine:
         times_ms: np.ndarray,
         amounts: np.ndarray,
         tx_keys: np.ndarray,
+        gateway: Gateway | None = None,
     ) -> np.ndarray:
         """Features of transactions given in arrival order; each then joins the state."""
         times_ms = np.asarray(times_ms, dtype=np.int64)
@@ -112,7 +222,11 @@ class FeatureEngine:
             np.asarray(tx_keys, dtype=np.int64),
             np.zeros(n, np.int8),
         )
-        return assemble(stateless_features(times_ms, amounts), user, terminal)
+        gateway = gateway or Gateway.absent(n)
+        links = self.link_step(gateway, user_ids, times_ms, tx_keys)
+        return assemble(
+            stateless_features(times_ms, amounts, gateway.flags()), user, terminal, links
+        )
 
     def label(
         self, terminal_ids: Sequence[str], tx_keys: np.ndarray, labels: np.ndarray

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from features.spec import MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS, slot
+from features.spec import LINK_STATS, MS_PER_DAY, MS_PER_HOUR, VELOCITY_HOURS, WINDOW_DAYS, slot
 
 NO_TIME = np.int64(-(2**62))
 # Indices and times inside the loops: Python ints or NumPy int64 scalars (numba compiles both
@@ -54,6 +54,10 @@ CARD_MAX_DEVIATION_MID, CARD_MAX_DEVIATION_LONG = (
 T_COUNT_SHORT, T_COUNT_MID, T_COUNT_LONG = (slot(f"terminal_tx_count_{n}d") for n in WINDOW_DAYS)
 T_RISK_SHORT, T_RISK_MID, T_RISK_LONG = (slot(f"terminal_risk_{n}d") for n in WINDOW_DAYS)
 TERMINAL_LAST_LABEL = slot("terminal_last_label")
+L_COUNT_HOUR, L_COUNT_DAY, L_CARDS_HOUR, L_CARDS_DAY, L_CARD_EARLIER = (
+    LINK_STATS.index(name)
+    for name in ("count_1h", "count_1d", "cards_1h", "cards_1d", "card_earlier")
+)
 
 
 @njit(cache=True, nogil=True)
@@ -567,6 +571,144 @@ def terminal_step(
         ev_key[p] = keys[i]
         ev_cum[p] = before if k_at == 0 else ev_cum[_at(off, c, h, k_at - 1)]
         length[s] = n + 1
+    return slots.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def link_step(
+    ev_time: np.ndarray,
+    ev_card: np.ndarray,
+    ev_key: np.ndarray,
+    ev_prev: np.ndarray,
+    link: np.ndarray,
+    free_head: np.ndarray,
+    top: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
+    head: np.ndarray,
+    length: np.ndarray,
+    overflow: np.ndarray,
+    max_cap: Int,
+    slots: np.ndarray,
+    times: np.ndarray,
+    cards: np.ndarray,
+    keys: np.ndarray,
+    earlier: np.ndarray,
+    out: np.ndarray,
+    found: np.ndarray,
+    start: Int,
+) -> Int:
+    """Record each transaction in its link's ring (a device, IP address, email, or a card's
+    merchant country) and compute its link features as of its own place there.
+
+    A ring is kept in time order (ties in arrival order). A transaction at t is put after
+    every kept event at or before t, then gets, over the events up to and including it:
+    how many are in (t - 1 h, t] and (t - 1 d, t], how many distinct cards those hold, and
+    (where `earlier[i]`: the entities whose features use it) how many earlier events in
+    (t - 30 d, t) are of its own card. A transaction whose key the ring already holds at t
+    (delivered again) is not recorded twice: it gets the same features as of its recorded
+    place, and `found[i]` says so.
+
+    Distinct cards are counted without a set: each event keeps `prev`, the time of the
+    nearest event of the same card before it in the ring (looked for a day back; further
+    is as good as none), so an event is its card's first in a window when its `prev` is
+    outside it: one pass over the window (a shared IP address's busy day costs
+    microseconds, not a sort). `prev` is derived: checkpoints leave it out and a restore
+    recomputes it. `link` is `ev_key` seen as int32 (free blocks are linked through it).
+    Returns the number of events done, as `user_step` does.
+    """
+    for i in range(start, slots.shape[0]):
+        s = slots[i]
+        t = times[i]
+        card = cards[i]
+        off = offset[s]
+        c: Int = np.int64(cap[s])
+        h: Int = np.int64(head[s])
+        n: Int = np.int64(length[s])
+        h, n = _expire(ev_time, 0, off, c, h, n, t - WINDOW_LONG)
+        head[s] = h
+        length[s] = n
+        k_at = (
+            n
+            if n == 0 or ev_time[_at(off, c, h, n - 1)] <= t
+            else (_count_upto(ev_time, off, c, h, 0, n, t))
+        )
+        held: Int = -1
+        k = k_at - 1
+        while k >= 0 and ev_time[_at(off, c, h, k)] == t:
+            if ev_key[_at(off, c, h, k)] == keys[i]:
+                held = k
+                break
+            k -= 1
+        found[i] = held >= 0
+        if held < 0:
+            if n == c:
+                full = n
+                done, off, c, h, n = _room_for_one(
+                    ev_time, ev_card, ev_key, ev_prev, link, 2, free_head, top,
+                    offset, cap, head, length, overflow, s, max_cap,
+                )  # fmt: skip
+                if not done:
+                    return i
+                if n < full and k_at > 0:  # at the capacity: the oldest made room
+                    k_at -= 1
+            prev = NO_TIME  # the card's nearest event before this one, a day back at most
+            k = k_at - 1
+            while k >= 0:
+                p = _at(off, c, h, k)
+                if ev_time[p] <= t - MS_PER_DAY:
+                    break
+                if ev_card[p] == card:
+                    prev = ev_time[p]
+                    break
+                k -= 1
+            for m in range(n, k_at, -1):  # the later events one place on
+                dst = _at(off, c, h, m)
+                src = _at(off, c, h, m - 1)
+                ev_time[dst] = ev_time[src]
+                ev_card[dst] = ev_card[src]
+                ev_key[dst] = ev_key[src]
+                ev_prev[dst] = ev_prev[src]
+            p = _at(off, c, h, k_at)
+            ev_time[p] = t
+            ev_card[p] = card
+            ev_key[p] = keys[i]
+            ev_prev[p] = prev
+            n += 1
+            length[s] = n
+            for m in range(k_at + 1, n):  # out of order: the card's next event follows it now
+                q = _at(off, c, h, m)
+                if ev_time[q] >= t + MS_PER_DAY:
+                    break
+                if ev_card[q] == card:
+                    ev_prev[q] = t
+                    break
+            held = k_at
+        upto = held + 1  # the events up to and including this transaction
+        day_start = t - MS_PER_DAY
+        hour_start = t - MS_PER_HOUR
+        k_day = _count_upto(ev_time, off, c, h, 0, upto, day_start)
+        k_hour = _count_upto(ev_time, off, c, h, k_day, upto, hour_start)
+        cards_day = 0
+        cards_hour = 0
+        for k in range(k_day, upto):
+            p = _at(off, c, h, k)
+            if ev_prev[p] <= day_start:
+                cards_day += 1
+            if k >= k_hour and ev_prev[p] <= hour_start:
+                cards_hour += 1
+        out[i, L_COUNT_HOUR] = upto - k_hour
+        out[i, L_COUNT_DAY] = upto - k_day
+        out[i, L_CARDS_HOUR] = cards_hour
+        out[i, L_CARDS_DAY] = cards_day
+        same = 0
+        if earlier[i]:
+            k_month = _count_upto(ev_time, off, c, h, 0, upto, t - WINDOW_LONG)
+            for k in range(k_month, held):
+                p = _at(off, c, h, k)
+                if ev_card[p] == card and ev_time[p] < t:
+                    same += 1
+        out[i, L_CARD_EARLIER] = same
     return slots.shape[0]
 
 

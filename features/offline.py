@@ -8,13 +8,24 @@ events arrive, so both produce the same numbers for the same stream.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from features.config import EngineConfig
-from features.engine import LABEL, TX, FeatureEngine, assemble, stateless_features, terminal_hashes
+from features.engine import (
+    LABEL,
+    TX,
+    FeatureEngine,
+    Gateway,
+    assemble,
+    card_identity,
+    needs_earlier,
+    stateless_features,
+    terminal_hashes,
+)
 from features.ids import OFFLINE, as_id_strings
 from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
 from features.transactions import sort_by_event_time, times_ms
@@ -40,6 +51,26 @@ def feedback_from_labels(transactions: pd.DataFrame, delay_ms: int) -> pd.DataFr
             "timestamp": fraud["timestamp"].to_numpy() + np.timedelta64(delay_ms, "ms"),
         }
     )
+
+
+def gateway_columns(df: pd.DataFrame) -> Gateway:
+    """The gateway's optional columns of a table (None where a value, or the column, is
+    missing)."""
+    n = len(df)
+
+    def column(name: str, normal: Callable[[str], str] = str) -> list[str | None]:
+        if name not in df.columns:
+            return [None] * n
+        values = df[name].astype(object).where(df[name].notna(), None)
+        return [None if v is None or v == "" else normal(str(v)) for v in values.tolist()]
+
+    # As the service's schema reads them (`deployments.http.schemas.TransactionIn`).
+    return Gateway(
+        column("channel"), column("bin_country", str.upper),
+        column("merchant_country", str.upper), column("device_id"),
+        column("ip", lambda v: str(ipaddress.ip_address(v))),
+        column("email", lambda v: v.strip().lower()),
+    )  # fmt: skip
 
 
 def _codes_and_ids(column: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -126,7 +157,26 @@ def offline_features(
         if progress:
             progress(done, total_work)
 
-    matrix = assemble(stateless_features(t, amounts), user, terminal)
+    gateway = gateway_columns(df)
+    link_rows, link_kinds, texts = gateway.links(as_id_strings(df["user_id"].to_numpy()))
+    link_values = np.empty((len(link_rows), 0))
+    if len(link_rows):
+        l_codes, l_ids = _codes_and_ids(pd.Series(texts))
+        l_slots = engine.links.slots_for(OFFLINE.keys_many(l_ids)[0])[l_codes]
+        cards = card_identity(OFFLINE.keys_many(u_ids)[1])[u_codes]
+        parts = []
+        for a in range(0, len(link_rows), chunk_rows):
+            rows = link_rows[a : a + chunk_rows]
+            values, _ = engine.links.step(
+                l_slots[a : a + len(rows)], t[rows], cards[rows], keys[rows],
+                needs_earlier(link_kinds[a : a + len(rows)]),
+            )  # fmt: skip
+            parts.append(values)
+        link_values = np.concatenate(parts)
+    matrix = assemble(
+        stateless_features(t, amounts, gateway.flags()), user, terminal,
+        (link_rows, link_kinds, link_values),
+    )  # fmt: skip
     out_df = df[[c for c in META_COLUMNS if c in df.columns]].copy()
     features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), index=out_df.index)
     return pd.concat([out_df, features], axis=1)

@@ -19,7 +19,13 @@ MS_PER_DAY = 24 * MS_PER_HOUR
 WINDOW_DAYS: tuple[int, ...] = (1, 7, 30)  # card and terminal windows, shortest first
 VELOCITY_HOURS = 1  # the card's short burst window
 
-Entity = Literal["transaction", "card", "terminal"]
+Entity = Literal["transaction", "card", "terminal", "device", "ip", "email", "card_country"]
+# Entities beyond card and terminal, keyed by a field of the gateway's message (the card and
+# its merchant country for "card_country"): each a ring of (time, card, transaction) in
+# one link store, through one kernel (`features.kernels.link_step`), whose output columns
+# are `LINK_STATS`. A transaction without the field has none of that entity's features.
+LINKS: tuple[Entity, ...] = ("device", "ip", "email", "card_country")
+LINK_STATS: tuple[str, ...] = ("count_1h", "count_1d", "cards_1h", "cards_1d", "card_earlier")
 Statistic = Literal[
     "amount",
     "weekend",
@@ -33,6 +39,11 @@ Statistic = Literal[
     "new_terminal",
     "max_amount_deviation",
     "last_label",
+    "card_not_present",
+    "country_mismatch",
+    "link_count",
+    "distinct_cards",
+    "card_earlier",
 ]
 
 
@@ -150,12 +161,71 @@ def _build() -> tuple[FeatureSpec, ...]:
     # windows, then its extras; the model sees the handbook's 15 first.
     card = [replace(s, slot=i) for i, s in enumerate(card_windows + card_extra)]
     term = [replace(s, slot=i) for i, s in enumerate(terminal + terminal_extra)]
+    # The gateway's message: features a handbook transaction (no such fields) has missing.
+    gateway = [
+        FeatureSpec(
+            "TX_CARD_NOT_PRESENT", "card_not_present", "transaction", "card_not_present",
+            "1 if the channel is e-commerce or mail/telephone, 0 if card present "
+            "(missing without a channel)", slot=3,
+        ),
+        FeatureSpec(
+            "TX_BIN_COUNTRY_MISMATCH", "bin_country_mismatch", "transaction", "country_mismatch",
+            "1 if the card's BIN country is not the merchant's country (missing without "
+            "both)", slot=4,
+        ),
+    ]  # fmt: skip
+    stat = LINK_STATS.index
+    links = [
+        FeatureSpec(
+            "DEVICE_NB_CARDS_1HOUR_WINDOW", "device_cards_1h", "device", "distinct_cards",
+            "distinct cards on the device in (t - 1 h, t], current included", "1h",
+            stat("cards_1h"),
+        ),
+        FeatureSpec(
+            "DEVICE_NB_CARDS_1DAY_WINDOW", "device_cards_1d", "device", "distinct_cards",
+            "distinct cards on the device in (t - 1 d, t], current included", "1d",
+            stat("cards_1d"),
+        ),
+        FeatureSpec(
+            "USER_DEVICE_NB_TX_30DAY_WINDOW", "card_device_tx_30d", "device", "card_earlier",
+            "the card's earlier transactions on the device in (t - 30 d, t) (0: its first "
+            "time there)", "30d", stat("card_earlier"),
+        ),
+        FeatureSpec(
+            "IP_NB_CARDS_1HOUR_WINDOW", "ip_cards_1h", "ip", "distinct_cards",
+            "distinct cards from the IP address in (t - 1 h, t], current included", "1h",
+            stat("cards_1h"),
+        ),
+        FeatureSpec(
+            "IP_NB_CARDS_1DAY_WINDOW", "ip_cards_1d", "ip", "distinct_cards",
+            "distinct cards from the IP address in (t - 1 d, t], current included", "1d",
+            stat("cards_1d"),
+        ),
+        FeatureSpec(
+            "EMAIL_NB_TX_1DAY_WINDOW", "email_tx_1d", "email", "link_count",
+            "transactions with the email in (t - 1 d, t], current included", "1d",
+            stat("count_1d"),
+        ),
+        FeatureSpec(
+            "EMAIL_NB_CARDS_1DAY_WINDOW", "email_cards_1d", "email", "distinct_cards",
+            "distinct cards with the email in (t - 1 d, t], current included", "1d",
+            stat("cards_1d"),
+        ),
+        FeatureSpec(
+            "USER_COUNTRY_NB_TX_30DAY_WINDOW", "card_country_tx_30d", "card_country",
+            "card_earlier",
+            "the card's earlier transactions in the merchant's country in (t - 30 d, t) "
+            "(0: its first time there)", "30d", stat("card_earlier"),
+        ),
+    ]  # fmt: skip
     return (
         *tx,
         *card[: len(card_windows)],
         *term[: len(terminal)],
         *card[len(card_windows) :],
         *term[len(terminal) :],
+        *gateway,
+        *links,
     )
 
 
@@ -168,6 +238,13 @@ def _columns(entity: Entity) -> list[int]:
     """Model-input columns of an entity's features, in the order its kernel writes them."""
     columns = [i for i, s in enumerate(FEATURES) if s.entity == entity]
     return sorted(columns, key=lambda i: FEATURES[i].slot)
+
+
+def link_columns(entity: Entity) -> tuple[list[int], list[int]]:
+    """A link entity's model-input columns and, for each, its column in the link kernel's
+    output (`LINK_STATS`)."""
+    specs = [(i, s) for i, s in enumerate(FEATURES) if s.entity == entity]
+    return [i for i, _ in specs], [s.slot for _, s in specs]
 
 
 def slot(alias: str) -> int:
@@ -184,6 +261,12 @@ CARD_COLUMNS: list[int] = _columns("card")
 TERMINAL_COLUMNS: list[int] = _columns("terminal")
 CARD_WIDTH = len(CARD_COLUMNS)  # columns a card shard answers with
 TERMINAL_WIDTH = len(TERMINAL_COLUMNS)  # columns a terminal shard answers with
+LINK_WIDTH = len(LINK_STATS)  # columns a link step answers with
+# Per link entity (in `LINKS` order): whether its features count the card's earlier events
+# there (the kernel skips that walk for the others: a shared IP's 30 days are long).
+EARLIER: tuple[bool, ...] = tuple(
+    LINK_STATS.index("card_earlier") in link_columns(e)[1] for e in LINKS
+)
 N_FEATURES = len(FEATURES)
 
 # The handbook's 15 baseline inputs, under the book's column names and in the book's order.

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from features import kernels
-from features.spec import CARD_WIDTH, TERMINAL_WIDTH
+from features.spec import CARD_WIDTH, LINK_WIDTH, MS_PER_DAY, TERMINAL_WIDTH
 
 _CHUNK_ROWS = 8192  # bounds temporaries when a large shard is snapshotted
 # Arena slack as a fraction of the rings (1/16): spare room kept after growing or compacting,
@@ -631,3 +631,94 @@ class TerminalStore(RingStore):
         starts = np.cumsum(length) - length
         first = np.repeat(starts[length > 0], length[length > 0])
         self.events["cum"][positions] = (running - running[first] + fraud[first]).astype(np.int32)
+
+
+class LinkStore(RingStore):
+    """Each link's recent transactions (a device's, an IP address's, an email's, or a
+    card's in one merchant country), in time order: time (ms), card identity, transaction
+    key, and the time of the same card's previous event there (`prev`: derived, what
+    counts distinct cards in one pass; checkpoints leave it out). 28 bytes an event
+    (`features.kernels.link_step`)."""
+
+    event_dtypes: ClassVar[dict[str, type]] = {
+        "time": np.int64,
+        "card": np.int32,
+        "key": np.int64,
+        "prev": np.int64,
+    }
+    scalar_dtypes: ClassVar[dict[str, type]] = {
+        "length": np.int32,
+        "overflow": np.int32,
+        "count_total": np.int64,
+    }
+    snapshot_columns: ClassVar[tuple[str, ...]] = ("time", "card", "key")
+    snapshot_dtypes: ClassVar[tuple[type, ...]] = (np.int64, np.int32, np.int64)
+
+    def step(
+        self,
+        slots: np.ndarray,
+        times_ms: np.ndarray,
+        cards: np.ndarray,
+        keys: np.ndarray,
+        earlier: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Link features of each transaction, in order, each recorded once (`LINK_STATS`
+        columns), and whether its link already held it (a retry: recorded once).
+        `earlier`: the rows that need the card's earlier events counted (all by default;
+        `features.spec.needs_earlier`)."""
+        n = len(slots)
+        out = np.zeros((n, LINK_WIDTH), dtype=np.float64)
+        found = np.zeros(n, dtype=np.bool_)
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        times_ms = np.ascontiguousarray(times_ms, dtype=np.int64)
+        cards = np.ascontiguousarray(cards, dtype=np.int32)
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        earlier = (
+            np.ones(n, np.bool_) if earlier is None else np.ascontiguousarray(earlier, np.bool_)
+        )
+        s = self.scalars
+        self.dirty[slots] = True
+
+        def step(start: int) -> int:
+            e = self.events
+            return int(kernels.link_step(
+                e["time"], e["card"], e["key"], e["prev"], e["key"].view(np.int32),
+                self.free_head, self.top, s["offset"], s["cap"], s["head"], s["length"],
+                s["overflow"], self.capacity, slots, times_ms, cards, keys, earlier, out,
+                found, start,
+            ))  # fmt: skip
+
+        self._run(step, n)
+        np.add.at(s["count_total"], slots[~found], 1)
+        self._advance(times_ms)
+        return out, found
+
+    @classmethod
+    def from_form(
+        cls, form: dict[str, Any], capacity: int, lateness_ms: int | None = None
+    ) -> LinkStore:
+        """The store a whole capture (`capture(full=True)`, `merge`) describes."""
+        store = cls(capacity, lateness_ms=lateness_ms)
+        cls._restore(store, form)
+        store._relink()
+        return store
+
+    def _relink(self) -> None:
+        """Every event's `prev` (the same card's previous event in its ring, a day back at
+        most), after a restore: what the kernel keeps as events arrive."""
+        n = len(self)
+        length = self.scalars["length"][:n].astype(np.int64)
+        positions = self._kept_positions(np.arange(n))
+        rows = np.repeat(np.arange(n), length)
+        times = self.events["time"][positions]
+        cards = self.events["card"][positions].astype(np.int64)
+        order = np.lexsort((np.arange(len(rows)), cards, rows))  # by ring, card, then place
+        same = np.zeros(len(order), np.bool_)
+        same[1:] = (rows[order][1:] == rows[order][:-1]) & (cards[order][1:] == cards[order][:-1])
+        prev = np.full(len(order), NO_TIME, np.int64)
+        before = np.roll(times[order], 1)
+        near = same & (before > times[order] - MS_PER_DAY)
+        prev[near] = before[near]
+        out = np.empty(len(order), np.int64)
+        out[order] = prev
+        self.events["prev"][positions] = out

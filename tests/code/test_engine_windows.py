@@ -181,7 +181,8 @@ def test_stateless_weekend_and_night_in_utc() -> None:
     saturday_5am = 1_530_334_800_000  # 2018-06-30 05:00 UTC
     monday_7am = saturday_5am + 2 * DAY + 2 * HOUR
     out = stateless_features(np.array([saturday_5am, monday_7am]), np.array([1.0, 2.0]))
-    assert out.tolist() == [[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]]
+    assert out[:, :3].tolist() == [[1.0, 1.0, 1.0], [2.0, 0.0, 0.0]]
+    assert np.isnan(out[:, 3:]).all()  # no gateway fields: missing, never zero
 
 
 def test_snapshot_round_trip_continues_identically() -> None:

@@ -15,6 +15,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 def test_every_column_is_owned_by_exactly_one_entity() -> None:
     owned = spec.TRANSACTION_COLUMNS + spec.CARD_COLUMNS + spec.TERMINAL_COLUMNS
+    owned += [c for e in spec.LINKS for c in spec.link_columns(e)[0]]
     assert sorted(owned) == list(range(spec.N_FEATURES))
     assert len(set(spec.FEATURE_NAMES)) == spec.N_FEATURES
     assert len(spec.ALIASES) == spec.N_FEATURES  # one short name per feature
@@ -41,6 +42,19 @@ def test_engine_output_lands_in_the_spec_columns() -> None:
             assert y[0, i] == s.slot
         elif s.entity == "terminal":
             assert y[0, i] == 100 + s.slot
+        elif s.entity in spec.LINKS:  # no link events given: missing, never zero
+            assert np.isnan(y[0, i])
+    links = 1000 + np.arange(spec.LINK_WIDTH, dtype=np.float64)[None, :]
+    for e, entity in enumerate(spec.LINKS):
+        z = assemble(
+            stateless_features(times[:1], np.array([1.0])), user, term,
+            (np.zeros(1, np.int64), np.array([e], np.int8), links),
+        )  # fmt: skip
+        for i, s in enumerate(spec.FEATURES):
+            if s.entity == entity:
+                assert z[0, i] == 1000 + s.slot
+            elif s.entity in spec.LINKS:
+                assert np.isnan(z[0, i])
 
 
 def test_rule_language_knows_every_alias_and_name() -> None:
