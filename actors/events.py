@@ -1,12 +1,13 @@
 """The typed contract into the shards: event batches in, answers out, journal operations.
 
 What the scoring pipeline sends a shard is one batch per entity kind (`CardEvents`,
-`TerminalEvents`), a frozen dataclass of columns, one row per event; what comes back is a
-typed answer (`CardAnswer`, `TerminalAnswer`). Every batch and answer has one encoding,
-`items()` / `from_items()`: its columns in field order, each a NumPy array of a fixed dtype or
-a list of digests. The wire's frames carry exactly these items (`actors.wire`), and the
-journal stores an applied batch as its tag, its version and the same items
-(`journal_record`, `journal_op`), so a column added to a batch is added here, once.
+`TerminalEvents`, `LinkEvents`), a frozen dataclass of columns, one row per event; what
+comes back is a typed answer (`CardAnswer`, `TerminalAnswer`, `LinkAnswer`). Every batch
+and answer has one encoding, `items()` / `from_items()`: its columns in field order, each a
+NumPy array of a fixed dtype or a list of digests. The wire's frames carry exactly these
+items (`actors.wire`), and the journal stores an applied batch as its tag, its version and
+the same items (`journal_record`, `journal_op`), so a column added to a batch is added
+here, once.
 
 Client and actor processes both import this module; it imports neither side.
 """
@@ -196,6 +197,40 @@ class TerminalEvents(Columns):
 
 
 @dataclass(frozen=True)
+class LinkEvents(Columns):
+    """Transactions for one shard's links (devices, IP addresses, emails, a card's merchant
+    countries: `features.spec.LINKS`), each recorded once in its link's state, which
+    answers its link features. Terminal shards hold links: the same key groups route them.
+    On the wire a link request's first item is `LINK_FRAME` (a terminal request's never
+    is a list)."""
+
+    link_keys: Text  # the link digests that stand for them in state
+    kinds: Int8  # each link's entity: its index in `features.spec.LINKS`
+    times: Int64
+    cards: Int32  # `features.engine.card_identity`
+    tx_keys: Int64
+
+    @classmethod
+    def from_frame(cls, items: Sequence[Any]) -> LinkEvents:
+        return cls.from_items(items[1:])
+
+    def frame(self) -> list[Item]:
+        return [list(LINK_FRAME), *self.items()]
+
+
+LINK_FRAME: Final = ("link",)
+
+
+@dataclass(frozen=True)
+class LinkAnswer(Columns):
+    """A link step's answer, row for row: link features (`features.spec.LINK_STATS`), and
+    whether each transaction was already recorded (a retry: recorded once)."""
+
+    features: Float64  # (rows, features.spec.LINK_WIDTH)
+    held: Bools
+
+
+@dataclass(frozen=True)
 class CardAnswer(Columns):
     """A card shard's answer, row for row: card features, and `actors.actor.dedup.Seen` status."""
 
@@ -213,10 +248,11 @@ class TerminalAnswer(Columns):
 
 
 # -- the journal: a closed union of operations, each tagged and versioned ---------------------
-Operation = CardEvents | TerminalEvents
+Operation = CardEvents | TerminalEvents | LinkEvents
 OPERATIONS: Final[dict[str, tuple[int, type[Operation]]]] = {
     "card": (1, CardEvents),
     "terminal": (1, TerminalEvents),
+    "link": (1, LinkEvents),
 }
 _TAGS: Final[dict[type[Operation], str]] = {cls: tag for tag, (_, cls) in OPERATIONS.items()}
 # Records written before the contract was typed: ("tx", *six card columns) and

@@ -28,6 +28,8 @@ from actors.events import (
     CardEvents,
     Columns,
     Item,
+    LinkAnswer,
+    LinkEvents,
     Operation,
     TerminalAnswer,
     TerminalEvents,
@@ -38,8 +40,8 @@ from actors.events import (
 from actors.store.backends import StoreUnavailable
 from features.engine import TX
 from features.groups import digest_keys, group_of, group_range
-from features.spec import CARD_WIDTH, MS_PER_DAY, MS_PER_HOUR, TERMINAL_WIDTH
-from features.state import RingStore, TerminalStore, UserStore
+from features.spec import CARD_WIDTH, EARLIER, MS_PER_DAY, MS_PER_HOUR, TERMINAL_WIDTH
+from features.state import LinkStore, RingStore, TerminalStore, UserStore
 
 
 def _first_of_each(
@@ -73,8 +75,9 @@ class KeyedShard(Journaled):
     the shards of another layout (`actors.actor.layout.ensure_layout`). A shard whose layout the
     store's record does not name for writes starts sealed."""
 
-    part: ClassVar[str]  # the ring store's attribute, and its entry in a capture
-    ring_class: ClassVar[type[RingStore]]
+    # Each ring store's attribute (its entry in a capture): its class, and the engine
+    # setting that sizes it. The first is the shard's own kind.
+    parts: ClassVar[dict[str, tuple[type[RingStore], str]]]
     events: ClassVar[type[Columns]]  # what `process` takes (`actors.events`)
     dedup: DedupIndex
 
@@ -140,13 +143,14 @@ class KeyedShard(Journaled):
     def _exported(self, lo: int, hi: int) -> dict[str, Any]:
         """This shard's whole state restricted to key groups [lo, hi)."""
         form = self._capture(full=True)
-        rows = form[self.part]
-        mine = group_of(digest_keys(rows["ids"]), self.groups)
+        out: dict[str, Any] = {}
+        for part, (ring_class, _) in self.parts.items():
+            rows = form[part]
+            mine = group_of(digest_keys(rows["ids"]), self.groups)
+            out[part] = ring_class.select(rows, (mine >= lo) & (mine < hi))
         owners = group_of(digest_keys(form["dedup"]["owners"]), self.groups)
-        return {
-            self.part: self.ring_class.select(rows, (mine >= lo) & (mine < hi)),
-            "dedup": DedupIndex.select(form["dedup"], (owners >= lo) & (owners < hi)),
-        }
+        out["dedup"] = DedupIndex.select(form["dedup"], (owners >= lo) & (owners < hi))
+        return out
 
     def take_over(self, old_n: int) -> int:
         """Build this shard's state from its key groups' part of what the `old_n` shards
@@ -165,17 +169,23 @@ class KeyedShard(Journaled):
             self.flush()
             self.store.delete(self.name)
             self._init_state()
-            form = self.ring_class.concat([p[self.part] for p in parts], self._capacity())
-            self._load({self.part: form, "dedup": self.dedup.concat([p["dedup"] for p in parts])})
+            form: dict[str, Any] = {
+                part: ring_class.concat([p[part] for p in parts], self._capacity(part))
+                for part, (ring_class, _) in self.parts.items()
+            }
+            form["dedup"] = self.dedup.concat([p["dedup"] for p in parts])
+            self._load(form)
             self.seq = self.snapshot_seq = 0
             self._deltas = 0
         self.checkpoint()
-        rings: RingStore = getattr(self, self.part)
+        rings: RingStore = getattr(self, next(iter(self.parts)))
         return len(rings)
 
-    def _capacity(self) -> int:
-        """Events kept per id (`engine.user_capacity` / `engine.terminal_capacity`)."""
-        capacity: int = getattr(self.settings.engine, f"{self.kind}_capacity")
+    def _capacity(self, part: str | None = None) -> int:
+        """Events kept per id of a part (`engine.user_capacity`, `terminal_capacity`,
+        `link_capacity`); the shard's own kind's by default."""
+        setting = self.parts[part or next(iter(self.parts))][1]
+        capacity: int = getattr(self.settings.engine, setting)
         return capacity
 
 
@@ -184,8 +194,9 @@ class UserShard(KeyedShard):
 
     kind = "user"
     incremental = True  # checkpoints hold the cards and entries changed since the last
-    part = "users"
-    ring_class = UserStore
+    parts: ClassVar[dict[str, tuple[type[RingStore], str]]] = {
+        "users": (UserStore, "user_capacity")
+    }
     events = CardEvents
 
     def _init_state(self) -> None:
@@ -282,12 +293,16 @@ class UserShard(KeyedShard):
 
 
 class TerminalShard(KeyedShard):
-    """Terminal state for one shard: per-terminal rings with labels as known so far."""
+    """Terminal state for one shard: per-terminal rings with labels as known so far, and
+    the links (devices, IP addresses, emails, a card's merchant countries) whose keys fall
+    in the same key groups: one pool of shards for every entity not keyed by card."""
 
     kind = "terminal"
     incremental = True
-    part = "terminals"
-    ring_class = TerminalStore
+    parts: ClassVar[dict[str, tuple[type[RingStore], str]]] = {
+        "terminals": (TerminalStore, "terminal_capacity"),
+        "links": (LinkStore, "link_capacity"),
+    }
     events = TerminalEvents
 
     def _init_state(self) -> None:
@@ -295,9 +310,23 @@ class TerminalShard(KeyedShard):
         self.terminals = TerminalStore(
             e.terminal_capacity, e.label_delay_ms, lateness_ms=e.lateness_ms
         )
+        self.links = LinkStore(e.link_capacity, lateness_ms=e.lateness_ms)
+        self.link_events = 0
         self.dedup = self._dedup(TERMINAL_WIDTH)
         self.transactions = 0
         self.labels = 0
+
+    def serve(self, items: list[Item]) -> list[Item]:
+        """A wire frame: a link request (`LinkEvents.frame`) or a terminal one."""
+        if items and isinstance(items[0], list):
+            return self.process_links(LinkEvents.from_frame(items)).items()
+        return super().serve(items)
+
+    def process_links(self, events: LinkEvents) -> LinkAnswer:
+        """Record each transaction once in its link's state (journaled first, as every
+        write) and answer its link features (`features.state.LinkStore.step`)."""
+        answer: LinkAnswer = self._submit(events)
+        return answer
 
     def process(self, events: TerminalEvents) -> TerminalAnswer:
         """Transactions (`TX`) get terminal features, once per key; labels (`LABEL`) set
@@ -327,7 +356,13 @@ class TerminalShard(KeyedShard):
         out[applied] = stored[applied]
         return TerminalAnswer(out, applied)
 
-    def _apply(self, op: TerminalEvents) -> TerminalAnswer:
+    def _apply(self, op: TerminalEvents | LinkEvents) -> TerminalAnswer | LinkAnswer:
+        if isinstance(op, LinkEvents):
+            slots = self.links.slots_for(op.link_keys)
+            earlier = np.asarray(EARLIER, np.bool_)[op.kinds]
+            features, held = self.links.step(slots, op.times, op.cards, op.tx_keys, earlier)
+            self.link_events += int((~held).sum())
+            return LinkAnswer(features, held)
         kinds, terminal_keys, times, tx_keys, labels = (
             op.kinds, op.terminal_keys, op.times, op.tx_keys, op.labels
         )  # fmt: skip
@@ -368,26 +403,41 @@ class TerminalShard(KeyedShard):
         TerminalStore(8, e.label_delay_ms, initial_rows=1).step(
             np.empty(0, np.int8), none, none, none, np.empty(0, np.int8)
         )
+        LinkStore(8, initial_rows=1).step(
+            none, none, np.empty(0, np.int32), none, np.empty(0, np.bool_)
+        )
 
     def _capture(self, full: bool) -> dict[str, Any]:
-        return {"terminals": self.terminals.capture(full), "dedup": self.dedup.capture(full)}
+        return {
+            "terminals": self.terminals.capture(full),
+            "links": self.links.capture(full),
+            "dedup": self.dedup.capture(full),
+        }
 
     @classmethod
     def _merge(cls, base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-        return {
+        merged = {
             "terminals": TerminalStore.merge(base["terminals"], delta["terminals"]),
             "dedup": DedupIndex.merge(base["dedup"], delta["dedup"]),
         }
+        if "links" in delta:  # a checkpoint from before links has none
+            links = base.get("links") or _NO_LINKS
+            merged["links"] = LinkStore.merge(links, delta["links"])
+        return merged
 
     def _load(self, form: dict[str, Any]) -> None:
         e = self.settings.engine
         self.terminals = TerminalStore.from_form(
             form["terminals"], self._capacity(), e.label_delay_ms, e.lateness_ms
         )
+        self.links = LinkStore.from_form(
+            form.get("links") or _NO_LINKS, self._capacity("links"), e.lateness_ms
+        )
         self.dedup.load(form["dedup"])
         sc, n = self.terminals.scalars, len(self.terminals)
         self.transactions = int(sc["count_total"][:n].sum())
         self.labels = int(sc["label_total"][:n].sum())
+        self.link_events = int(self.links.scalars["count_total"][: len(self.links)].sum())
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -396,8 +446,10 @@ class TerminalShard(KeyedShard):
             "terminals": len(self.terminals),
             "transactions": self.transactions,
             "labels": self.labels,
-            "state_bytes": self.terminals.state_nbytes(),
-            "overflow_events": self.terminals.overflow_total,
+            "links": len(self.links),
+            "link_events": self.link_events,
+            "state_bytes": self.terminals.state_nbytes() + self.links.state_nbytes(),
+            "overflow_events": self.terminals.overflow_total + self.links.overflow_total,
             "dedup_hits": self.dedup.hits,
             "dedup_archive_reads": self.dedup.archive_reads,
             "seq": self.seq,
@@ -406,6 +458,8 @@ class TerminalShard(KeyedShard):
             **self.checkpoint_stats(),
         }
 
+
+_NO_LINKS: dict[str, Any] = LinkStore(2, initial_rows=1).capture(full=True)
 
 # The plain class of each kind: an old layout's shard is rebuilt from the store with it.
 SHARDS: dict[str, type[KeyedShard]] = {"user": UserShard, "terminal": TerminalShard}

@@ -16,7 +16,15 @@ from actors.actor.journal import ShardSettings
 from actors.actor.layout import Kind, ensure_layout
 from actors.actor.shards import SHARDS, KeyedShard, TerminalShard, UserShard
 from actors.client.desk import DeskClient, local_call
-from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
+from actors.events import (
+    CardAnswer,
+    CardEvents,
+    LinkAnswer,
+    LinkEvents,
+    TerminalAnswer,
+    TerminalEvents,
+    TerminalWrite,
+)
 from actors.paths import REPO_ROOT
 from actors.store.backends import StateStore
 
@@ -80,6 +88,9 @@ class LocalShardClient:
 
     async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
         return self.terminals[shard].process(events)
+
+    async def link_step(self, shard: int, events: LinkEvents) -> LinkAnswer:
+        return self.terminals[shard].process_links(events)
 
     def start_terminal_step(
         self, shard: int, events: TerminalEvents

@@ -11,7 +11,15 @@ import asyncio
 from typing import Any, Protocol
 
 from actors.errors import Unavailable
-from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
+from actors.events import (
+    CardAnswer,
+    CardEvents,
+    LinkAnswer,
+    LinkEvents,
+    TerminalAnswer,
+    TerminalEvents,
+    TerminalWrite,
+)
 
 
 class ShardUnavailable(Unavailable):
@@ -43,6 +51,11 @@ class ShardClient(Protocol):
 
     async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
         """`actors.actor.shards.TerminalShard.process` on one terminal shard."""
+        ...
+
+    async def link_step(self, shard: int, events: LinkEvents) -> LinkAnswer:
+        """`actors.actor.shards.TerminalShard.process_links` on one terminal shard (links
+        share the terminal shards' key groups)."""
         ...
 
     def start_terminal_step(

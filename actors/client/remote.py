@@ -28,6 +28,8 @@ from actors.events import (
     CardEvents,
     Columns,
     Item,
+    LinkAnswer,
+    LinkEvents,
     TerminalAnswer,
     TerminalEvents,
     TerminalWrite,
@@ -190,12 +192,21 @@ class RayShardClient:
         result: R = await self._ray_call("desk", 0, method.__name__, *args)
         return result
 
-    async def _process(self, kind: Kind, shard: int, events: Columns, answer: type[A]) -> A:
-        """`process` on a shard: over its socket (`transport: direct`) or as a Ray call."""
+    async def _process(
+        self,
+        kind: Kind,
+        shard: int,
+        events: Columns,
+        answer: type[A],
+        method: str = "process",
+        items: list[Item] | None = None,
+    ) -> A:
+        """`process` (or `method`) on a shard: over its socket (`transport: direct`, as
+        `items`, the batch's own by default) or as a Ray call."""
         if self.transport == "ray":
-            got: A = await self._ray_call(kind, shard, "process", events)
+            got: A = await self._ray_call(kind, shard, method, events)
             return got
-        items = events.items()
+        items = events.items() if items is None else items
 
         async def attempt() -> A:
             return await _answer((await self.wires.get(kind, shard)).call(items), answer)
@@ -227,6 +238,11 @@ class RayShardClient:
 
     async def terminal_step(self, shard: int, events: TerminalEvents) -> TerminalAnswer:
         return await self._process("terminal", shard, events, TerminalAnswer)
+
+    async def link_step(self, shard: int, events: LinkEvents) -> LinkAnswer:
+        return await self._process(
+            "terminal", shard, events, LinkAnswer, "process_links", events.frame()
+        )
 
     async def stats(self) -> list[dict[str, Any]]:
         shards = self.directory.shards()

@@ -248,7 +248,10 @@ class ScoreOut(BaseModel):
         None, description="REVIEW and BLOCK only: the features that raised the score most."
     )
     rules: list[str] | None = Field(None, description="Rules and lists that fired, by id.")
-    features: dict[str, float] | None = None
+    features: dict[str, float | None] | None = Field(
+        None, description="Every model input by name; null where the transaction lacks the "
+        "field it needs (missing, not zero)."
+    )
     degraded: bool | None = Field(
         None,
         description="Present (true) when the answer was given without some state, which "

@@ -22,17 +22,32 @@ from actors.client.late_steps import Held, LateSteps
 from actors.client.protocol import ShardClient
 from actors.client.recorder import DecisionRecorder
 from actors.errors import InvalidFields, TransactionConflict
-from actors.events import CardAnswer, CardEvents, TerminalAnswer, TerminalEvents, TerminalWrite
+from actors.events import (
+    CardAnswer,
+    CardEvents,
+    LinkAnswer,
+    LinkEvents,
+    TerminalAnswer,
+    TerminalEvents,
+    TerminalWrite,
+)
 from deployments.http.schemas import LabelIn, TransactionIn
 from deployments.model.versions import Scored
 from deployments.scoring import stages
 from deployments.scoring.late_cards import CardBacklog
 from deployments.scoring.terminal_writes import TerminalWrites
 from features.currency import CurrencyConfig
-from features.engine import assemble, first_card, first_terminal, stateless_features
+from features.engine import (
+    Gateway,
+    assemble,
+    card_identity,
+    first_card,
+    first_terminal,
+    stateless_features,
+)
 from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
-from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
+from features.spec import CARD_WIDTH, FEATURE_NAMES, LINK_WIDTH, TERMINAL_WIDTH
 from policy.decision import DECISIONS, TIER_NAMES, Thresholds, tiers
 from policy.reasons import top_reasons
 from policy.rules import Policy
@@ -111,7 +126,7 @@ class Answer:
     model_version: str
     reasons: list[dict[str, Any]] | None = None
     rules: list[str] | None = None
-    features: dict[str, float] | None = None
+    features: dict[str, float | None] | None = None  # None: missing (a field not sent)
     degraded: str | None = None  # answered without some state: why (`DEGRADED_REASONS`)
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,6 +163,18 @@ def body_text(t: TransactionIn, time_ms: int) -> str:
     """What makes two requests with one transaction_id the same request (`time_ms`: the
     transaction's, computed once by the caller); hashed by `body_hashes`."""
     return f"{t.user_id}|{t.terminal_id}|{t.amount!r}|{time_ms}|{t.currency}"
+
+
+def gateway(txs: Sequence[TransactionIn]) -> Gateway:
+    """The gateway's optional fields of these transactions, as the engine takes them."""
+    return Gateway(
+        [t.channel for t in txs],
+        [t.bin_country for t in txs],
+        [t.merchant_country for t in txs],
+        [t.device_id for t in txs],
+        [None if t.ip is None else str(t.ip) for t in txs],
+        [t.email for t in txs],
+    )
 
 
 def body_hashes(ids: IdHasher, txs: Sequence[TransactionIn], times_ms: list[int]) -> np.ndarray:
@@ -221,9 +248,11 @@ class ScoringPipeline:
         takes as missing) and marked `degraded`; a late card step is applied, in order, once
         its shard answers (`late_cards`), and a late read is dropped (reads change nothing).
 
-        One round trip: each card shard's step (dedup, card features, its journal) and each
-        terminal shard's read go out together; the terminal write of every transaction the
-        card shards did not refuse as a conflict follows off the answer path
+        One round trip: each card shard's step (dedup, card features, its journal), each
+        terminal shard's read and each link step (devices, IPs, emails, card-and-country:
+        recorded once per transaction, `_link_steps`) go out together; the terminal write
+        of every transaction the card shards did not refuse as a conflict follows off the
+        answer path
         (`terminal_writes`). A batch that spans more than the label delay reads its own
         writes, so it takes two: card steps, then terminal steps.
         """
@@ -237,6 +266,8 @@ class ScoringPipeline:
         )
         bodies = body_hashes(self.ids, txs, times.tolist())
         hashes = terminal_identity(terminal_routes)
+        fields = gateway(txs)
+        link_rows, link_kinds, link_texts = fields.links([t.user_id for t in txs])
         first, last = int(times.min()), int(times.max())
         delay = self.shards.label_delay_ms
         ticket, sent = self.writes.open(first), False
@@ -273,7 +304,10 @@ class ScoringPipeline:
                 )
                 read_calls.append(call)
                 carried.append(skip)
-            calls: list[asyncio.Future[Any]] = [*card_calls, *read_calls]
+            link_groups, link_calls = self._link_steps(
+                link_rows, link_kinds, link_texts, times, label_keys, user_routes
+            )
+            calls: list[asyncio.Future[Any]] = [*card_calls, *read_calls, *link_calls]
             if deadline is None:
                 await asyncio.wait(calls)
             elif (wait := deadline - asyncio.get_running_loop().time()) > 0:
@@ -307,6 +341,13 @@ class ScoringPipeline:
                         terminal[idx] = first_terminal(times[idx], delay)
                     elif read.exception() is None:
                         terminal[idx] = read.result().features[skip:]
+            links = np.full((len(link_rows), LINK_WIDTH), np.nan)  # missing until answered
+            for idx, step in zip(link_groups.values(), link_calls, strict=True):
+                if not step.done():  # a write in flight: applied when its shard answers
+                    step.add_done_callback(_retrieved)
+                    degraded[link_rows[idx]] |= TERMINAL_LATE
+                elif step.exception() is None:
+                    links[idx] = step.result().features
             failed = next((c.exception() for c in calls if c.done() and c.exception()), None)
             if failed is not None:
                 raise failed
@@ -315,12 +356,39 @@ class ScoringPipeline:
         finally:
             if not sent:
                 self.writes.close(ticket)
-        x = assemble(stateless_features(times, amounts), user, terminal)
+        x = assemble(
+            stateless_features(times, amounts, fields.flags()), user, terminal,
+            (link_rows, link_kinds, links),
+        )  # fmt: skip
         return Featurised(
             x, status == Seen.CONFLICT, status == Seen.DUPLICATE, user_routes, terminal_routes,
             user_keys, terminal_keys, label_keys, times, amounts,
             {s: len(idx) for s, idx in user_groups.items()}, degraded,
         )  # fmt: skip
+
+    def _link_steps(
+        self,
+        rows: np.ndarray,
+        kinds: np.ndarray,
+        texts: list[str],
+        times: np.ndarray,
+        tx_keys: np.ndarray,
+        user_routes: np.ndarray,
+    ) -> tuple[dict[int, np.ndarray], list[asyncio.Future[LinkAnswer]]]:
+        """Each terminal shard's link step for these link events (`Gateway.links`): sent
+        with the card steps, in the same round trip. A link records a transaction once
+        (by its key), so a retry's step changes nothing."""
+        if not len(rows):
+            return {}, []
+        digests, routes = self._keys(texts)
+        cards = card_identity(user_routes[rows])
+        events = LinkEvents(digests, kinds, times[rows], cards, tx_keys[rows])
+        groups = group_by_route(routes, self.shards.n_terminal_shards, self.shards.key_groups)
+        calls: list[asyncio.Future[LinkAnswer]] = [
+            asyncio.ensure_future(self.shards.link_step(s, events.rows(idx)))
+            for s, idx in groups.items()
+        ]
+        return groups, calls
 
     def _write_when_applied(
         self, applied: asyncio.Future[CardAnswer], events: CardEvents, held: Held | None
@@ -426,7 +494,7 @@ class ScoringPipeline:
                 scored.version,
                 reasons.get(i),
                 (fired[i] or None) if fired else None,
-                dict(zip(FEATURE_NAMES, f.x[i].tolist(), strict=True))
+                {n: None if v != v else v for n, v in zip(FEATURE_NAMES, f.x[i].tolist())}
                 if include_features
                 else None,
                 DEGRADED_REASONS[degraded[i]] if degraded and degraded[i] else None,

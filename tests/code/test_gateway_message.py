@@ -23,7 +23,7 @@ from deployments.stream.worker import BatchDecider
 from features.config import EngineConfig
 from features.currency import CurrencyConfig
 from features.offline import offline_features
-from features.spec import FEATURE_NAMES
+from features.spec import FEATURE_NAMES, FEATURES, LINKS
 from features.transactions import normalise
 from policy.decision import Thresholds
 from tests.code.test_pipeline import FakeModel
@@ -164,7 +164,10 @@ def test_zero_amount_verifications_are_scored() -> None:
     last = out[-1].features
     assert last is not None and last["USER_NB_TX_1HOUR_WINDOW"] == 3.0
     assert last["AMOUNT_DEVIATION"] == 1.0  # no mean to compare with: the "none" value
-    assert all(np.isfinite(v) for v in last.values())
+    missing = {n for n, v in last.items() if v is None}  # no gateway fields were sent
+    gateway = {"TX_CARD_NOT_PRESENT", "TX_BIN_COUNTRY_MISMATCH"}
+    assert missing == {s.name for s in FEATURES if s.entity in LINKS} | gateway
+    assert all(np.isfinite(v) for v in last.values() if v is not None)
 
 
 def _stream(n: int = 240, seed: int = 3) -> pd.DataFrame:
@@ -212,7 +215,7 @@ def test_amount_features_are_in_the_reporting_currency_online_as_offline() -> No
 
     online = pd.DataFrame(asyncio.run(go()), index=df["transaction_id"])
     np.testing.assert_allclose(
-        online[list(FEATURE_NAMES)].to_numpy(),
+        online[list(FEATURE_NAMES)].to_numpy(dtype=float),  # None (missing) as NaN
         offline.loc[online.index, list(FEATURE_NAMES)].to_numpy(),
         rtol=1e-9,
         atol=1e-9,
