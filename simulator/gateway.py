@@ -51,12 +51,15 @@ def region(xy: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Merchants:
-    """Every terminal's country, channel and category."""
+    """Every terminal's country, channel and category, and the stream's `population`: its
+    seed, in every device name, email and home address, so streams of two seeds (played
+    against one service) share no device, email or home address."""
 
     country: np.ndarray  # index into COUNTRIES
     ecommerce: np.ndarray  # bool
     mcc: np.ndarray  # object (str)
     online_by_country: list[np.ndarray]  # e-commerce terminal ids per country
+    population: int = 0
 
     @classmethod
     def of(cls, seed: int, term_xy: np.ndarray) -> Merchants:
@@ -70,7 +73,7 @@ class Merchants:
         )
         country = region(term_xy)
         by_country = [np.flatnonzero(online & (country == c)) for c in range(len(COUNTRIES))]
-        return cls(country, online, mcc, by_country)
+        return cls(country, online, mcc, by_country, seed)
 
     def foreign_online(self, home: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """An e-commerce terminal in a country other than each card's `home`."""
@@ -102,13 +105,22 @@ class Probes:
         return Probes(*(getattr(self, f)[mine] for f in self.__dataclass_fields__))
 
 
-def card_email(cust: np.ndarray) -> np.ndarray:
-    return np.array([f"user{c}@mail.example" for c in cust.tolist()], object)
+def card_email(cust: np.ndarray, population: int) -> np.ndarray:
+    return np.array([f"user{c}.p{population}@mail.example" for c in cust.tolist()], object)
 
 
-def card_ip(cust: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """A card's home addresses: 100.64.0.0/10 (shared address space), four per card."""
-    n = (100 << 24 | 64 << 16) + (cust % (1 << 20)) * 4 + k
+def card_ip(cust: np.ndarray, k: np.ndarray, population: int) -> np.ndarray:
+    """A card's home addresses: 100.64.0.0/10 (shared address space), four per card, in a
+    /16 of the population's (64 of them: cards 16,384 apart share addresses)."""
+    n = (100 << 24 | 64 << 16) + ((population % 64) << 16) + (cust % (1 << 14)) * 4 + k
+    return np.array(
+        [f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}" for a in n.tolist()], object
+    )
+
+
+def remote_ip(k: np.ndarray, population: int) -> np.ndarray:
+    """Fraudsters' addresses (proxies, hosting): 198.18.0.0/15, 4,096 per population."""
+    n = (198 << 24 | 18 << 16) + ((population % 32) << 12) + np.asarray(k, np.int64)
     return np.array(
         [f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}" for a in n.tolist()], object
     )
@@ -136,8 +148,13 @@ def day_probes(
         secs = secs[np.lexsort((secs, group))]  # each card's tries in time order
         first = np.r_[True, cust[1:] != cust[:-1]]  # its earliest try: the $0 verification
         amount = np.where(first, 0.0, np.round(rng.uniform(0.5, 3.0, len(cust)), 2))
-        devices = np.array([f"farm-{day}-{f}-{k}" for k in range(int(rng.integers(1, 3)))], object)
-        ips = np.array([f"198.51.100.{(day * 7 + f * 3 + k) % 250 + 1}" for k in range(3)], object)
+        devices = np.array(
+            [f"farm-{merchants.population}-{day}-{f}-{k}" for k in range(int(rng.integers(1, 3)))],
+            object,
+        )
+        ips = remote_ip(
+            np.array([(day * 7 + f * 3 + k) % 250 + 1 for k in range(3)]), merchants.population
+        )
         parts.append(Probes(
             cust, online[rng.integers(0, len(online), len(cust))],
             secs + day * 86_400, amount,
@@ -159,9 +176,18 @@ def day_probes(
         starts = np.repeat(rng.uniform(0, 86_400 - span, len(cards)), sizes)
         secs = (starts + rng.uniform(0, span, len(cust))).astype(np.int64) + day * 86_400
         tag = "ato" if kind == TAKEOVER else "cb"
-        device = np.repeat(np.array([f"{tag}-{day}-{i}" for i in range(len(cards))], object), sizes)
+        device = np.repeat(
+            np.array(
+                [f"{tag}-{merchants.population}-{day}-{i}" for i in range(len(cards))], object
+            ),
+            sizes,
+        )
         ip = np.repeat(
-            np.array([f"203.0.113.{rng.integers(1, 255)}" for _ in cards], object), sizes
+            remote_ip(
+                np.array([1024 + int(rng.integers(1, 255)) for _ in cards], np.int64),
+                merchants.population,
+            ),
+            sizes,
         )
         email = (
             np.full(len(cust), None, object)  # the account's own: a takeover

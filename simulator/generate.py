@@ -271,10 +271,11 @@ def _gateway_fields(
     web = np.flatnonzero(online)  # only e-commerce carries a device, an address, an email
     device, ip, email = (np.full(n, None, object) for _ in range(3))
     device[web] = [
-        f"dev-{c}-{k}" for c, k in zip(cust[web].tolist(), second[web].tolist(), strict=True)
+        f"dev-{m.population}-{c}-{k}"
+        for c, k in zip(cust[web].tolist(), second[web].tolist(), strict=True)
     ]
-    ip[web] = gateway.card_ip(cust[web], second[web])
-    email[web] = gateway.card_email(cust[web])
+    ip[web] = gateway.card_ip(cust[web], second[web], m.population)
+    email[web] = gateway.card_email(cust[web], m.population)
     return {
         "mcc": m.mcc[term],
         "merchant_country": countries[m.country[term]],

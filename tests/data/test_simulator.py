@@ -206,9 +206,14 @@ def test_gateway_fields_are_what_the_api_takes_and_each_scenario_shows_its_sign(
     assert (farm.groupby("user_id")["amount"].first() == 0).all()
     takeover = df[df["fraud_scenario"] == 6]
     assert (takeover["merchant_country"] != takeover["bin_country"]).all()
-    own = {f"dev-{c}-{k}" for c in takeover["user_id"] for k in (0, 1)}
+    own = {f"dev-{cfg.seed}-{c}-{k}" for c in takeover["user_id"] for k in (0, 1)}
+    assert own & set(df["device_id"].dropna())  # the cards' own devices, as named
     assert not set(takeover["device_id"]) & own  # never the card's own device
-    assert (takeover["email"] == [f"user{c}@mail.example" for c in takeover["user_id"]]).all()
+    mine = [f"user{c}.p{cfg.seed}@mail.example" for c in takeover["user_id"]]
+    assert (takeover["email"] == mine).all()  # the account's own email
+    other = pd.concat(generate_days(cfg.model_copy(update={"seed": cfg.seed + 1})))
+    for field in ("device_id", "ip", "email"):  # another seed: another population
+        assert not set(df[field].dropna()) & set(other[field].dropna()), field
     cross = df[df["fraud_scenario"] == 7]
     assert (cross["merchant_country"] != cross["bin_country"]).all()
     assert (df.loc[df["fraud_scenario"] >= 5, "is_fraud"] == 1).all()
