@@ -81,8 +81,11 @@ lint: setup
 
 ## Retrain the committed default model (models/default) exactly as it was made.
 model: setup
-	$(VENV)/bin/fraud simulate --days 120 --seed 7 --card-testing-per-day 2 --output $(DATA)/train.parquet
-	$(VENV)/bin/fraud train --input $(DATA)/train.parquet --output models/default --engine ray
+	$(VENV)/bin/fraud simulate --days 120 --seed 7 --card-testing-per-day 2 \
+		--device-farms-per-day 1 --takeovers-per-day 2 --cross-border-per-day 2 \
+		--output $(DATA)/train.parquet
+	$(VENV)/bin/fraud train --input $(DATA)/train.parquet --output models/default --engine ray \
+		--review-recall 0.9
 
 ## The handbook's two evaluation protocols against the book's published results.
 evaluate: setup
