@@ -13,7 +13,11 @@ beside `--quiet-terminals` terminals at the handbook's ~3 a day, for 38 days (th
 windows plus the label delay) with 0.2 % labelled fraud a week later, through
 `TerminalStore.step`: bytes of the busy ring and per quiet terminal, events dropped (none
 at the default capacity), and the step's time per transaction, busy and quiet.
-Run: python -m benchmarks memory [--users 1000000] [--days 31] [--busy-per-day 10000].
+Links: a shared IP address taking `--busy-per-day` transactions a day from 5,000 cards
+beside `--quiet-terminals` devices at ~3 a day from one or two cards, for 31 days, through
+`LinkStore.step`: the same measures (`--links-only` runs just this part).
+Run: python -m benchmarks memory [--users 1000000] [--days 31] [--busy-per-day 10000]
+[--links-only].
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from actors.store import records
 from benchmarks.common import save
 from features.config import EngineConfig
 from features.spec import MS_PER_DAY
-from features.state import TerminalStore, UserStore
+from features.state import LinkStore, TerminalStore, UserStore
 
 DAY_MS = MS_PER_DAY
 TX_PER_DAY = 1.95
@@ -154,13 +158,69 @@ def terminals(per_day: int, quiet: int, days: int = 38, seed: int = 7) -> dict[s
     }
 
 
+def links(per_day: int, quiet: int, days: int = 31, seed: int = 9) -> dict[str, Any]:
+    """One busy shared IP address beside many quiet devices: bytes per ring, time per step."""
+    store = LinkStore(EngineConfig().link_capacity, lateness_ms=None)
+    rng = np.random.default_rng(seed)
+    start = 1_525_000_000_000
+    who = np.concatenate([np.zeros(per_day * days, np.int64),
+                          rng.integers(1, quiet + 1, 3 * quiet * days)])  # fmt: skip
+    cards = np.where(who == 0, rng.integers(0, 5_000, len(who)), who * 2 + rng.integers(0, 2))
+    times = start + rng.integers(0, days * DAY_MS, len(who))
+    order = np.argsort(times, kind="stable")
+    slots = store.slots_for([f"l{i}" for i in range(quiet + 1)])[who[order]]
+    is_busy = who[order] == 0
+    keys = np.arange(len(who), dtype=np.int64)
+    seconds = {}
+    for name, part in (("busy", is_busy), ("quiet", ~is_busy)):
+        t0 = time.perf_counter()
+        store.step(slots[part], times[order][part], cards[order][part].astype(np.int32),
+                   keys[part], np.zeros(int(part.sum()), np.bool_))  # fmt: skip
+        seconds[name] = time.perf_counter() - t0
+    event_bytes = sum(a.dtype.itemsize for a in store.events.values())
+    scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
+    caps = store.scalars["cap"][: quiet + 1].astype(np.int64)
+    kept = store.scalars["length"][: quiet + 1].astype(np.int64)
+    n_busy = int(is_busy.sum())
+    return {
+        "busy_per_day": per_day,
+        "quiet_links": quiet,
+        "days": days,
+        "busy_events_kept": int(kept[0]),
+        "busy_ring_bytes": int(caps[0]) * event_bytes + scalar_bytes,
+        "quiet_ring_bytes_per_link": float(caps[1:].mean()) * event_bytes + scalar_bytes,
+        "quiet_events_kept_per_link": float(kept[1:].mean()),
+        "event_bytes": event_bytes,
+        "overflow_events": store.overflow_total,
+        "busy_us_per_event": seconds["busy"] / n_busy * 1e6,
+        "quiet_us_per_event": seconds["quiet"] / (len(order) - n_busy) * 1e6,
+    }
+
+
+def _print_links(link: dict[str, Any]) -> None:
+    print(
+        f"links: a shared IP at {link['busy_per_day']:,}/day keeps "
+        f"{link['busy_events_kept']:,} events in {link['busy_ring_bytes'] / 1e6:,.1f} MB "
+        f"({link['event_bytes']} B/event), {link['busy_us_per_event']:.2f} us per event; a "
+        f"quiet device {link['quiet_ring_bytes_per_link']:,.0f} B "
+        f"({link['quiet_events_kept_per_link']:.0f} events), "
+        f"{link['quiet_us_per_event']:.2f} us per event; {link['overflow_events']} dropped"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks memory")
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=31, help="31: every 30-day window is full")
     ap.add_argument("--busy-per-day", type=int, default=10_000)
     ap.add_argument("--quiet-terminals", type=int, default=10_000)
+    ap.add_argument("--links-only", action="store_true", help="only the link stores' part")
     args = ap.parse_args(argv)
+    if args.links_only:
+        link = links(args.busy_per_day, args.quiet_terminals)
+        _print_links(link)
+        save("memory-links", {"links": link})
+        return
     out = run(args.users, args.days)
     print(
         f"{out['users']:,} cards, {out['events']:,} events in {out['seconds']:.0f} s: state "
@@ -183,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         f"({term['quiet_events_kept_per_terminal']:.0f} events), "
         f"{term['quiet_us_per_event']:.2f} us per event; {term['overflow_events']} dropped"
     )
+    link = out["links"] = links(args.busy_per_day, args.quiet_terminals)
+    _print_links(link)
     save("memory", out)
 
 

@@ -457,7 +457,8 @@ def wrong_features(
     degraded = replayed["degraded_reason"].notna()
     touched = card_of.reindex(degraded.index[degraded])
     cards, terminals = set(touched["card"]), set(touched["terminal"])
-    for tx_id, features in answers["features"].items():
+    for tx_id, answered in answers["features"].items():
+        features = {k: float("nan") if v is None else v for k, v in answered.items()}
         want = offline.loc[str(tx_id)]
         diff = {
             k: [v, float(want[k])]

@@ -37,10 +37,10 @@ def test_exact_and_approximate_reasons_both_add_up_to_the_score() -> None:
     from models.explain import Explainer
     from models.onnx import load_model
 
-    x = np.random.default_rng(3).gamma(2.0, 20.0, size=(50, len(FEATURE_NAMES)))
+    x = np.random.default_rng(3).gamma(2.0, 20.0, size=(200, len(FEATURE_NAMES)))
     explainer = Explainer(REPO / "models" / "default")
     exact, approx = explainer.contributions(x), explainer.contributions(x, approx=True)
-    assert exact.shape == approx.shape == (50, len(FEATURE_NAMES))
+    assert exact.shape == approx.shape == (200, len(FEATURE_NAMES))
     assert np.allclose(exact.sum(1) - approx.sum(1), 0.0, atol=1e-4)  # same bias, same margin
     assert not np.allclose(exact, approx)
     p = load_model(REPO / "models" / "default").score(x).astype(np.float64)

@@ -204,7 +204,7 @@ def test_rescale_4_7_3_under_traffic_scores_as_offline(
     offline = score_transactions(tx, model, Thresholds(), feedback=feedback)
     offline = offline.set_index("transaction_id")
     online = pd.DataFrame.from_dict(sender.answers, orient="index").loc[offline.index]
-    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]])
+    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]], float)
     np.testing.assert_allclose(online_x, offline[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(online["score"].to_numpy(), offline["score"].to_numpy(), atol=1e-6)
     assert (offline["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0).sum() > 10  # the labels counted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import json
 import shutil
 import threading
@@ -242,6 +243,10 @@ def test_hot_swap_under_traffic_loses_nothing(
 
 
 def parity_stream() -> pd.DataFrame:
+    """16 days with the gateway's fields. No device farm: its cards share devices within
+    the hour, and the replay's concurrent lanes would apply them in another order than
+    offline's time order (link features follow arrival order; `tests/code/test_links.py`
+    checks a farm in order)."""
     cfg = SimulationConfig(
         n_customers=150,
         n_terminals=250,
@@ -249,12 +254,28 @@ def parity_stream() -> pd.DataFrame:
         seed=21,
         compromised_terminals_per_day=1,
         card_testing_per_day=1,
+        takeovers_per_day=1,
+        cross_border_per_day=1,
     )
     df = pd.concat(list(generate_days(cfg)), ignore_index=True)
     df["user_id"] = "p-card-" + df["user_id"].astype(str)
     df["terminal_id"] = "p-term-" + df["terminal_id"].astype(str)
     df["transaction_id"] = "p-tx-" + df["transaction_id"].astype(str)  # unique to this test
     return normalise(df)
+
+
+def apart(tx: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """The stream with every id, device, email and IP address its own (`prefix`), so runs
+    against one service share no card, terminal or link state."""
+    tx = tx.copy()
+    for col in ("transaction_id", "user_id", "terminal_id", "device_id", "email"):
+        tx[col] = tx[col].where(tx[col].isna(), prefix + tx[col].astype(str))
+    if prefix:  # the simulator's addresses are in 100.64.0.0/10: another /10 per prefix
+        shift = (1 + int(hashlib.blake2b(prefix.encode()).hexdigest(), 16) % 60) << 22
+        tx["ip"] = tx["ip"].map(
+            lambda v: v if v is None or v != v else str(ipaddress.ip_address(v) + shift)
+        )
+    return tx
 
 
 def test_ingress_restart_keeps_routing_and_state(service: str) -> None:
@@ -324,9 +345,7 @@ def test_replay_as_ray_tasks_matches_one_worker(service: str, tmp_path: Path) ->
     opts = ReplayOptions(url=service, concurrency=2, batch=8, include_features=True)
     frames = {}
     for workers in (1, 3):
-        run = tx.copy()
-        for col in ("transaction_id", "user_id", "terminal_id"):
-            run[col] = f"job{workers}-" + run[col]  # each run its own cards: fresh state
+        run = apart(tx, f"job{workers}-")  # each run its own cards: fresh state
         if workers == 1:
             path = tmp_path / "one.parquet"
             run.to_parquet(path)
@@ -339,7 +358,7 @@ def test_replay_as_ray_tasks_matches_one_worker(service: str, tmp_path: Path) ->
         frame.index = frame["transaction_id"].str.split("-", n=1).str[1]
         frames[workers] = frame.loc[tx["transaction_id"]]
     one, many = frames[1], frames[3]
-    x1, xk = (np.array([[f[n] for n in FEATURE_NAMES] for f in d["features"]]) for d in (one, many))
+    x1, xk = (np.array([[f[n] for n in FEATURE_NAMES] for f in d["features"]], float) for d in (one, many))
     card = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("CUSTOMER_ID")]
     np.testing.assert_allclose(xk[:, card], x1[:, card], rtol=0, atol=1e-9)
     same_terminal = float(np.mean(np.all(np.isclose(x1, xk, rtol=0, atol=1e-9), axis=1)))
@@ -377,9 +396,7 @@ def test_online_equals_offline(scoring_url: tuple[str, str]) -> None:
     """Replay a stream with labels through HTTP; `fraud score` on the same stream agrees,
     whether the model runs in the deciding replica or in the ModelScorer deployment."""
     url, prefix = scoring_url
-    tx = parity_stream()
-    for col in ("transaction_id", "user_id", "terminal_id"):
-        tx[col] = prefix + tx[col]
+    tx = apart(parity_stream(), prefix)
     assert 3_000 < len(tx) < 6_000 and tx["is_fraud"].sum() > 20
     opts = ReplayOptions(
         url=url,
@@ -402,12 +419,16 @@ def test_online_equals_offline(scoring_url: tuple[str, str]) -> None:
         tx, model, Thresholds(), feedback=feedback_from_labels(tx, 7 * 86_400_000)
     )
     offline = offline.set_index("transaction_id").loc[online.index]
-    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]])
+    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]], float)
     np.testing.assert_allclose(online_x, offline[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(online["score"].to_numpy(), offline["score"].to_numpy(), atol=1e-6)
     assert (online["decision"] == offline["decision"]).all()
     # Labels mattered: some terminal risk is non-zero on both sides.
     assert (offline["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0).sum() > 10
+    # The links crossed the shards' sockets: devices and emails seen again, others missing.
+    assert (offline["USER_DEVICE_NB_TX_30DAY_WINDOW"] > 0).sum() > 100
+    assert (offline["EMAIL_NB_TX_1DAY_WINDOW"] > 1).sum() > 10
+    assert offline["DEVICE_NB_CARDS_1HOUR_WINDOW"].isna().sum() > 100  # card present
     in_process = httpx.get(f"{url}/v1/stats", timeout=30).json()["model_in_process"]
     assert in_process == (prefix == "")  # each app scored where it says
 
@@ -558,9 +579,7 @@ def test_backfill_then_score_as_offline_replay_of_the_whole_file(
     def backfill(*args: Any, **kwargs: Any) -> Any:
         return asyncio.run(send(*args, **kwargs))
 
-    tx = parity_stream()
-    for col in ("transaction_id", "user_id", "terminal_id"):
-        tx[col] = "bf-" + tx[col]
+    tx = apart(parity_stream(), "bf-")
     cut = int(np.searchsorted(tx["timestamp"], tx["timestamp"].min() + pd.Timedelta(days=12)))
     history, later = tx.iloc[:cut], tx.iloc[cut : cut + 300]
     progress = tmp_path / "history.json"
@@ -593,7 +612,7 @@ def test_backfill_then_score_as_offline_replay_of_the_whole_file(
         .set_index("transaction_id")
         .loc[online.index]
     )
-    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]])
+    online_x = np.array([[f[n] for n in FEATURE_NAMES] for f in online["features"]], float)
     np.testing.assert_allclose(online_x, offline[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(online["score"].to_numpy(), offline["score"].to_numpy(), atol=1e-6)
     assert (offline["CUSTOMER_ID_NB_TX_30DAY_WINDOW"] > 1).mean() > 0.5  # history counted
