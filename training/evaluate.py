@@ -105,7 +105,8 @@ def mean_measures(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in results])) for k in HEADLINE}
 
 
-def _mean_by_scenario(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def mean_by_scenario(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each scenario's measures averaged over the folds that hold it."""
     names = sorted({n for r in results for n in r["by_scenario"]})
     return {
         n: {
@@ -179,7 +180,7 @@ def model_selection_protocol(
         f"model selection: test AUC {test['auc']:.3f} AP {test['average_precision']:.3f} "
         f"CP@100 {test['card_precision_at_100']:.3f}"
     )
-    return {**selection, "test": test, "by_scenario": _mean_by_scenario(results)}
+    return {**selection, "test": test, "by_scenario": mean_by_scenario(results)}
 
 
 def handbook_protocols(data: Path, say: Say = print) -> dict[str, Any]:
