@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from deployments.http.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
+from deployments.scoring.pipeline import gateway
 from features.engine import FeatureEngine
 from features.ids import OFFLINE
 from models.card import ModelDir
@@ -38,6 +39,7 @@ def build_app(model_dir: Path) -> FastAPI:
             np.fromiter((t.time_ms for t in txs), np.int64, n),
             np.fromiter((t.amount for t in txs), np.float64, n),
             np.fromiter((OFFLINE.hash64(t.transaction_id) for t in txs), np.int64, n),
+            gateway(txs),
         )
         scores = model.score(x)
         decisions = decide(scores, thresholds)

@@ -2,9 +2,11 @@
 JSON lines, so wrk (`wrk_traffic.lua`) and the open-loop client (`openloop.py`) can seek to
 any transaction without parsing the file.
 
-Two streams, each cached under data/bench/ by its settings:
-- `normal`: the handbook's model with the simulator's card testing (5,000 cards, 183 days),
-  flagged by the default model at about the handbook's fraud rate;
+Two streams, each cached under data/bench/ by its settings, each payment with the gateway's
+fields (channel, countries, and for e-commerce the device, IP address and email):
+- `normal`: the handbook's model with the simulator's card testing and the gateway's
+  scenarios (a device farm a day, two account takeovers, two cross-border frauds; 5,000
+  cards, 183 days), flagged by the default model at about the handbook's fraud rate;
 - `attack`: the same cards' behaviour with a card-testing burst on about 10 % of the
   transactions (its ids are apart from `normal`'s, so both can run against one server).
 
@@ -24,12 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator import gateway
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days
 
 DIRECTORY = Path("data") / "bench"
 STREAMS: dict[str, SimulationConfig] = {
-    "normal": SimulationConfig(seed=7),
+    "normal": SimulationConfig(
+        seed=7, device_farms_per_day=1, takeovers_per_day=2, cross_border_per_day=2
+    ),
     "attack": SimulationConfig(n_days=40, seed=8, card_testing_per_day=100),
 }
 
@@ -69,9 +74,17 @@ def render(frame: pd.DataFrame, name: str) -> pd.Series:
         + '","user_id":"' + tag + "c" + frame["user_id"].astype(str)
         + '","terminal_id":"' + tag + "m" + frame["terminal_id"].astype(str)
         + '","amount":' + frame["amount"].map("{:.2f}".format)
-        + ',"timestamp":"' + ts + '"},'
+        + ',"timestamp":"' + ts + '"'
     )  # fmt: skip
-    return out
+    for name in gateway.COLUMNS:  # the gateway's fields, where the row has them
+        if name in frame.columns:
+            values = frame[name].astype(object)
+            if name in ("device_id", "email"):  # apart per stream, as the ids are
+                values = values.where(values.isna(), tag + values.astype(str))
+            text = values.map(lambda v: "" if v is None or v != v else json.dumps(v))
+            out = out + np.where(text != "", f',"{name}":' + text, "")
+    result: pd.Series = out + "},"
+    return result
 
 
 def build(
