@@ -425,6 +425,60 @@ def _frauds_in_first(
     return np.int64(ev_cum[_at(off, c, h, k - 1)]) - before_head
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _place(
+    ev_time: np.ndarray, ev_key: np.ndarray, off: Int, c: Int, h: Int, n: Int, t: Int, key: Int
+) -> tuple[Int, Int]:
+    """Where an event at t goes in a time-ordered ring (after every kept event at or before
+    t), and the place of the event with this key already held at t (-1 if none: an event
+    delivered again has its own time, so it is among the events at t if it is held)."""
+    k_at = (
+        n
+        if n == 0 or ev_time[_at(off, c, h, n - 1)] <= t
+        else _count_upto(ev_time, off, c, h, 0, n, t)
+    )
+    k = k_at - 1
+    while k >= 0 and ev_time[_at(off, c, h, k)] == t:
+        if ev_key[_at(off, c, h, k)] == key:
+            return k_at, k
+        k -= 1
+    return k_at, -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _room_at(
+    col_a: np.ndarray,
+    col_b: np.ndarray,
+    col_c: np.ndarray,
+    col_d: np.ndarray,
+    link: np.ndarray,
+    free_head: np.ndarray,
+    top: np.ndarray,
+    offset: np.ndarray,
+    cap: np.ndarray,
+    head: np.ndarray,
+    length: np.ndarray,
+    overflow: np.ndarray,
+    s: Int,
+    max_cap: Int,
+    n: Int,
+    k_at: Int,
+) -> tuple[bool, Int, Int, Int, Int, Int]:
+    """Room for one more event in row s's time-ordered ring (`_room_for_one` when it is
+    full; `link` is `col_c` seen as int32) and where the event at `k_at` goes then (one
+    place back when the oldest made room). Returns (done, offset, cap, head, length,
+    k_at); done is False when the arena has no block to grow into."""
+    if n < cap[s]:
+        return True, offset[s], np.int64(cap[s]), np.int64(head[s]), n, k_at
+    done, off, c, h, m = _room_for_one(
+        col_a, col_b, col_c, col_d, link, 2, free_head, top,
+        offset, cap, head, length, overflow, s, max_cap,
+    )  # fmt: skip
+    if done and m < n and k_at > 0:
+        k_at -= 1
+    return done, off, c, h, m, k_at
+
+
 @njit(cache=True, nogil=True)
 def terminal_step(
     ev_time: np.ndarray,
@@ -526,34 +580,18 @@ def terminal_step(
         out[i, T_RISK_LONG] = f30 / c30 if c30 > 0 else 0.0
         out[i, TERMINAL_LAST_LABEL] = last
 
-        # Where t goes: after every kept event at or before it. A transaction delivered
-        # again has its own time, so it is among the events at t if it is held.
-        k_at = (
-            n
-            if n == 0 or ev_time[_at(off, c, h, n - 1)] <= t
-            else (_count_upto(ev_time, off, c, h, 0, n, t))
-        )
-        held = False
-        k = k_at - 1
-        while k >= 0 and ev_time[_at(off, c, h, k)] == t:
-            if ev_key[_at(off, c, h, k)] == keys[i]:
-                held = True
-                break
-            k -= 1
+        k_at, at_t = _place(ev_time, ev_key, off, c, h, n, t, keys[i])
+        held = at_t >= 0
         if reading or held:
             found[i] = held
             continue
 
-        if n == c:
-            full = n
-            done, off, c, h, n = _room_for_one(
-                ev_time, ev_fraud, ev_key, ev_cum, link, 2, free_head, top,
-                offset, cap, head, length, overflow, s, max_cap,
-            )  # fmt: skip
-            if not done:
-                return i
-            if n < full and k_at > 0:  # at the capacity: the oldest made room
-                k_at -= 1
+        done, off, c, h, n, k_at = _room_at(
+            ev_time, ev_fraud, ev_key, ev_cum, link, free_head, top, offset, cap, head,
+            length, overflow, s, max_cap, n, k_at,
+        )  # fmt: skip
+        if not done:
+            return i
         before: Int = 0
         if n > 0:
             before = np.int64(ev_cum[off + h]) - np.int64(ev_fraud[off + h])
@@ -628,30 +666,15 @@ def link_step(
         h, n = _expire(ev_time, 0, off, c, h, n, t - WINDOW_LONG)
         head[s] = h
         length[s] = n
-        k_at = (
-            n
-            if n == 0 or ev_time[_at(off, c, h, n - 1)] <= t
-            else (_count_upto(ev_time, off, c, h, 0, n, t))
-        )
-        held: Int = -1
-        k = k_at - 1
-        while k >= 0 and ev_time[_at(off, c, h, k)] == t:
-            if ev_key[_at(off, c, h, k)] == keys[i]:
-                held = k
-                break
-            k -= 1
+        k_at, held = _place(ev_time, ev_key, off, c, h, n, t, keys[i])
         found[i] = held >= 0
         if held < 0:
-            if n == c:
-                full = n
-                done, off, c, h, n = _room_for_one(
-                    ev_time, ev_card, ev_key, ev_prev, link, 2, free_head, top,
-                    offset, cap, head, length, overflow, s, max_cap,
-                )  # fmt: skip
-                if not done:
-                    return i
-                if n < full and k_at > 0:  # at the capacity: the oldest made room
-                    k_at -= 1
+            done, off, c, h, n, k_at = _room_at(
+                ev_time, ev_card, ev_key, ev_prev, link, free_head, top, offset, cap, head,
+                length, overflow, s, max_cap, n, k_at,
+            )  # fmt: skip
+            if not done:
+                return i
             prev = NO_TIME  # the card's nearest event before this one, a day back at most
             k = k_at - 1
             while k >= 0:

@@ -249,8 +249,9 @@ class ScoreOut(BaseModel):
     )
     rules: list[str] | None = Field(None, description="Rules and lists that fired, by id.")
     features: dict[str, float | None] | None = Field(
-        None, description="Every model input by name; null where the transaction lacks the "
-        "field it needs (missing, not zero)."
+        None,
+        description="Every model input by name; null where the transaction lacks the "
+        "field it needs (missing, not zero).",
     )
     degraded: bool | None = Field(
         None,

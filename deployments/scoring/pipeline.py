@@ -494,7 +494,10 @@ class ScoringPipeline:
                 scored.version,
                 reasons.get(i),
                 (fired[i] or None) if fired else None,
-                {n: None if v != v else v for n, v in zip(FEATURE_NAMES, f.x[i].tolist())}
+                {
+                    n: None if v != v else v
+                    for n, v in zip(FEATURE_NAMES, f.x[i].tolist(), strict=True)
+                }
                 if include_features
                 else None,
                 DEGRADED_REASONS[degraded[i]] if degraded and degraded[i] else None,
