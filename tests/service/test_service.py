@@ -358,7 +358,9 @@ def test_replay_as_ray_tasks_matches_one_worker(service: str, tmp_path: Path) ->
         frame.index = frame["transaction_id"].str.split("-", n=1).str[1]
         frames[workers] = frame.loc[tx["transaction_id"]]
     one, many = frames[1], frames[3]
-    x1, xk = (np.array([[f[n] for n in FEATURE_NAMES] for f in d["features"]], float) for d in (one, many))
+    x1, xk = (
+        np.array([[f[n] for n in FEATURE_NAMES] for f in d["features"]], float) for d in (one, many)
+    )
     card = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("CUSTOMER_ID")]
     np.testing.assert_allclose(xk[:, card], x1[:, card], rtol=0, atol=1e-9)
     same_terminal = float(np.mean(np.all(np.isclose(x1, xk, rtol=0, atol=1e-9), axis=1)))
