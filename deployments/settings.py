@@ -17,6 +17,7 @@ from deployments.stream.contract import StreamConfig
 from features.config import EngineConfig
 from features.groups import DEFAULT_GROUPS
 from features.id_key import IdKeyConfig
+from policy.drift import DriftSettings
 
 
 class MicroBatchConfig(BaseModel):
@@ -69,6 +70,11 @@ class AppArgs(BaseModel):
     )
     decision_record: DecisionRecordConfig = DecisionRecordConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
+    drift: DriftSettings = Field(
+        default_factory=DriftSettings,
+        description="How scores and features are compared with each model's first "
+        "transactions (policy/drift.py).",
+    )
     stream: StreamConfig = StreamConfig()
     score_in_process: bool = Field(
         True,

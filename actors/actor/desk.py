@@ -112,13 +112,17 @@ class Desk(Journaled):
         batches: list[DecidedBatch],
         latencies_ms: np.ndarray,
         shadow: dict[str, Any],
+        drift: dict[str, Any] | None = None,
     ) -> dict[str, int]:
-        """An ingress replica's periodic report: its LEGIT-only batches, request latencies and
-        shadow agreement since the last one. Answers what the replica needs back."""
+        """An ingress replica's periodic report: its LEGIT-only batches, request latencies,
+        shadow agreement since the last one and its drift (`policy.drift`). Answers what
+        the replica needs back."""
         for batch in batches:
             self.record(batch)
         self.live.observe(latencies_ms, time.time())
         self.live.compare(replica, shadow)
+        if drift is not None:
+            self.live.drifted(replica, drift)
         return {"policy_version": self.policies.version, "reviews_open": len(self.reviews.open)}
 
     def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:

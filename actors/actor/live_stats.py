@@ -26,6 +26,7 @@ class LiveStats:
     latencies: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     recent: deque[dict[str, Any]] = field(default_factory=deque)
     shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # by replica
 
     def add(self, tiers: np.ndarray, scores: np.ndarray, now: float) -> None:
         n = len(tiers)
@@ -60,6 +61,24 @@ class LiveStats:
         """The latest shadow agreement a replica reported (each replica counts its own)."""
         self.shadow[replica] = shadow
 
+    def drifted(self, replica: str, report: dict[str, Any]) -> None:
+        """A replica's latest drift report (`policy.drift.DriftMonitor.report`)."""
+        self.drift[replica] = report
+
+    def drift_summary(self) -> dict[str, Any]:
+        """The service's drift: in alert when any replica is; each column's largest PSI
+        over the replicas whose window is ready (each compares its own share of traffic
+        with its own reference); and every replica's report."""
+        reports = list(self.drift.values())
+        ready = [r for r in reports if r.get("psi")]
+        worst: dict[str, float] = {}
+        for r in ready:
+            for column, value in r["psi"].items():
+                worst[column] = max(worst.get(column, 0.0), value)
+        over = sorted({c for r in ready for c in r.get("over", [])})
+        state = "alert" if over else "ok" if ready else "warming"
+        return {"state": state, "over": over, "psi": worst or None, "replicas": self.drift}
+
     def snapshot(self, now: float) -> dict[str, Any]:
         self.observe(np.empty(0), now)
         lat = np.concatenate([a for _, a in self.latencies]) if self.latencies else np.empty(0)
@@ -79,6 +98,7 @@ class LiveStats:
             "score_histogram": {"edges": SCORE_BINS.tolist(), "counts": self.score_counts.tolist()},
             "timeline": [list(r) for r in self.timeline],
             "recent_flagged": list(self.recent),
+            "drift": self.drift_summary(),
             "shadow": {
                 "versions": sorted({s["version"] for s in shadow}),
                 "compared": compared,

@@ -74,8 +74,9 @@ class DeskClient:
         batches: list[DecidedBatch],
         latencies_ms: np.ndarray,
         shadow: dict[str, Any],
+        drift: dict[str, Any] | None = None,
     ) -> dict[str, int]:
-        return await self._call(Desk.tick, replica, batches, latencies_ms, shadow)
+        return await self._call(Desk.tick, replica, batches, latencies_ms, shadow, drift)
 
     async def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
         return await self._call(Desk.label, ids, is_fraud, source)

@@ -374,6 +374,14 @@ class Ingress:
         """What the dashboard shows: rates, mix, latency, scores, flags, reviews, outcomes."""
         return await self._live()
 
+    @app.get("/v1/drift")
+    async def drift(self) -> dict[str, Any]:
+        """Scores and features against each model's reference (`policy.drift`): the
+        service's state, each column's largest PSI, and every replica's report."""
+        self.reporter.ensure_running()
+        summary: dict[str, Any] = (await self.desk.snapshot())["drift"]
+        return summary
+
     async def _live(self) -> dict[str, Any]:
         snap = await self.desk.snapshot()
         served = self.scoring.served

@@ -10,6 +10,7 @@ tier, score bin, shard and status however many answers it covers.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 from ray.util import metrics
@@ -44,6 +45,15 @@ class ServiceMetrics:
             "fraud_model_info", "1 for the model version serving.", tag_keys=("version", "role")
         )
         self.review_queue = metrics.Gauge("fraud_review_queue_length", "Open reviews.")
+        self.drift_psi = metrics.Gauge(
+            "fraud_drift_psi",
+            "PSI of the replica's recent window against its model's reference, by column "
+            "(each feature, and score).",
+            tag_keys=("column",),
+        )
+        self.drift_alert = metrics.Gauge(
+            "fraud_drift_alert", "1 while some column's PSI is past the alert bound."
+        )
         self.policy_version = metrics.Gauge("fraud_policy_version", "Rules/lists version.")
         self.responses = metrics.Counter(
             "fraud_responses",
@@ -136,6 +146,12 @@ class ServiceMetrics:
         self._unknown = unknown
         self.outbox.set(unsent)
         self.late.set(late)
+
+    def drift(self, report: dict[str, Any]) -> None:
+        """This replica's drift: PSI per column once its window is ready, and the alert."""
+        for column, value in (report.get("psi") or {}).items():
+            self.drift_psi.set(value, {"column": column})
+        self.drift_alert.set(1 if report.get("state") == "alert" else 0)
 
     def record(self, written: int, held: int) -> None:
         """The decision record's running total of rows written, and the rows held."""

@@ -49,6 +49,7 @@ from features.groups import group_by_route
 from features.ids import OFFLINE, IdHasher, terminal_identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, LINK_WIDTH, TERMINAL_WIDTH
 from policy.decision import DECISIONS, TIER_NAMES, Thresholds, tiers
+from policy.drift import DriftMonitor
 from policy.reasons import top_reasons
 from policy.rules import Policy
 
@@ -197,6 +198,7 @@ class ScoringPipeline:
         recorder: DecisionRecorder | None = None,
         late_steps: LateSteps | None = None,
         currency: CurrencyConfig | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
         benchmarks may use the public `OFFLINE` one). `recorder`: the decision record; every
@@ -205,6 +207,7 @@ class ScoringPipeline:
         `currency`: the engine's table; amounts are in its reporting currency from here on."""
         self.ids = ids or OFFLINE
         self.currency = currency or CurrencyConfig()
+        self.drift = drift  # scored rows are buffered for it; the report tick bins them
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink, self.recorder = sink, recorder
         self.on_batch = on_batch
@@ -456,6 +459,12 @@ class ScoringPipeline:
             return [None] * len(txs)
         scored = await self.model.score(f.x)
         stages.mark("model")
+        if self.drift is not None:  # first answers with all their state: what drift compares
+            fresh = ~(f.conflict | f.duplicate) & (f.degraded == 0)
+            if fresh.all():
+                self.drift.add(f.x, scored.scores, scored.version)
+            elif fresh.any():
+                self.drift.add(f.x[fresh], scored.scores[fresh], scored.version)
         policy, thresholds = self.policy, self.thresholds  # one version for the whole batch
         tier = tiers(scored.scores, thresholds)
         degraded = f.degraded.tolist() if f.degraded.any() else None

@@ -76,6 +76,11 @@ class Reporter:
                 pipeline.late.pending,
                 UNKNOWN_FIELDS.dropped,
             )
+            drift = None
+            if pipeline.drift is not None:  # bins what the answers buffered since the last tick
+                pipeline.drift.update()
+                drift = pipeline.drift.report()
+                self.metrics.drift(drift)
             recorder = pipeline.recorder
             if recorder is not None:
                 try:
@@ -94,7 +99,9 @@ class Reporter:
             try:
                 await self.sink.deliver()
                 shadow = vars(self.pipeline.shadow).copy()
-                state = await self.sink.desk.tick(self.replica, batches, np.asarray(lat), shadow)
+                state = await self.sink.desk.tick(
+                    self.replica, batches, np.asarray(lat), shadow, drift
+                )
             except Exception as e:  # the desk restarting: its batches go with the next tick
                 self.sink.pending.put_back(batches)
                 log.warning("reporter: desk %s", type(e).__name__)

@@ -25,7 +25,9 @@ from deployments.scoring.metrics import ServiceMetrics
 from deployments.scoring.pipeline import Answer, ScoringPipeline
 from deployments.scoring.reporter import Reporter
 from deployments.settings import AppArgs
+from features.spec import FEATURE_NAMES
 from policy.decision import Thresholds
+from policy.drift import DriftMonitor
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ScoringService:
             recorder=self.recorder,
             late_steps=LateSteps(journal),
             currency=settings.engine.currency,
+            drift=DriftMonitor(FEATURE_NAMES, settings.drift),
         )
         self.desk = self.shards.desk
         self.desk_service = DeskService(self.desk, self.pipeline, store)

@@ -61,6 +61,7 @@ class Pipeline:
     late = Late()
     degraded: ClassVar[dict[str, int]] = {}
     recorder = None  # no decision record
+    drift = None  # no drift monitor
 
     async def resend_recent(self) -> int:
         return 0

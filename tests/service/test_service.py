@@ -431,6 +431,10 @@ def test_online_equals_offline(scoring_url: tuple[str, str]) -> None:
     assert (offline["USER_DEVICE_NB_TX_30DAY_WINDOW"] > 0).sum() > 100
     assert (offline["EMAIL_NB_TX_1DAY_WINDOW"] > 1).sum() > 10
     assert offline["DEVICE_NB_CARDS_1HOUR_WINDOW"].isna().sum() > 100  # card present
+    time.sleep(1.5)  # a report tick: the replicas' drift monitors have binned the replay
+    drift = httpx.get(f"{url}/v1/drift", timeout=30).json()
+    assert drift["state"] in ("warming", "ok", "alert")  # 20,000 first answers: a reference
+    assert max(r["reference"] for r in drift["replicas"].values()) >= len(tx) - 100
     in_process = httpx.get(f"{url}/v1/stats", timeout=30).json()["model_in_process"]
     assert in_process == (prefix == "")  # each app scored where it says
 
