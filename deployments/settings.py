@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.actor.journal import DedupConfig, ShardSettings
+from actors.actor.webhooks import WebhookSettings
 from actors.store.backends import SqliteStoreConfig, StoreConfig
 from actors.store.decisions import DecisionRecordConfig
 from actors.tls import WireTlsConfig
@@ -70,6 +71,11 @@ class AppArgs(BaseModel):
     )
     decision_record: DecisionRecordConfig = DecisionRecordConfig()
     micro_batch: MicroBatchConfig = MicroBatchConfig()
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="Signed deliveries of the desk's events to your URLs "
+        "(actors/actor/webhooks.py).",
+    )
     drift: DriftSettings = Field(
         default_factory=DriftSettings,
         description="How scores and features are compared with each model's first "
@@ -139,5 +145,5 @@ class AppArgs(BaseModel):
         """What every shard and desk actor is built from."""
         return ShardSettings(
             engine=self.engine, state=self.state, dedup=self.dedup, wire_tls=self.shard_tls,
-            key_groups=self.key_groups, actor_cpus=self.actor_cpus,
+            key_groups=self.key_groups, actor_cpus=self.actor_cpus, webhooks=self.webhooks,
         )  # fmt: skip

@@ -23,6 +23,7 @@ from actors.actor.journal import Journaled
 from actors.actor.live_stats import LiveStats
 from actors.actor.policy_store import PolicyStore
 from actors.actor.review_queue import OUTCOMES, AlreadyResolved, ReviewQueue
+from actors.actor.webhooks import Webhooks
 from policy.decision import LEGIT, REVIEW
 
 
@@ -50,6 +51,16 @@ class Desk(Journaled):
         self.live = LiveStats()
         self.audit = AuditLog()
         self.duplicates = 0
+        self.hooks = Webhooks(self.settings.webhooks, self._hooked)
+
+    def _started(self) -> None:
+        if not self.reader:
+            self.hooks.start()
+
+    def _hooked(self, delivery_id: str, status: str, attempts: int, last: str | None) -> None:
+        """A delivery ended (the sender's callback): journaled, so a restart sends it no
+        more."""
+        self._submit(("webhooked", delivery_id, status, attempts, last))
 
     # -- writes from the scoring path ---------------------------------------------------------
     def record(self, batch: DecidedBatch) -> int:
@@ -122,7 +133,12 @@ class Desk(Journaled):
         self.live.observe(latencies_ms, time.time())
         self.live.compare(replica, shadow)
         if drift is not None:
+            was = self.live.drift_summary()["state"]
             self.live.drifted(replica, drift)
+            summary = self.live.drift_summary()
+            if summary["state"] == "alert" and was != "alert" and self.hooks.wanted("drift.alert"):
+                alert = {k: summary[k] for k in ("state", "over", "psi")}
+                self._submit(("drift", now_ms(), alert))  # its webhook, made once
         return {"policy_version": self.policies.version, "reviews_open": len(self.reviews.open)}
 
     def label(self, ids: list[str], is_fraud: list[bool], source: str) -> int:
@@ -180,15 +196,23 @@ class Desk(Journaled):
     def audit_page(self, offset: int, limit: int) -> dict[str, Any]:
         return self.audit.page(offset, limit)
 
+    def webhooks(self) -> dict[str, Any]:
+        """Configured endpoints (never their secrets), pending and recent deliveries."""
+        return self.hooks.report()
+
     # -- the journal --------------------------------------------------------------------------
     def _apply(self, op: tuple[Any, ...]) -> Any:
         kind = op[0]
         if kind == "flagged":
+            wanted = self.hooks.wanted("decision.flagged")
             for tx_id, row in op[1]:
                 held = tuple(row)
                 self.log.add(tx_id, held)
                 if held[TIER] == REVIEW:
                     self.reviews.add(as_record(tx_id, held))
+                if wanted:
+                    record = as_record(tx_id, held)
+                    self.hooks.emit("decision.flagged", tx_id, record, record["recorded_ms"])
             return None
         if kind == "label":
             _, ids, values, source, at = op
@@ -203,6 +227,9 @@ class Desk(Journaled):
             self.audit.add(
                 at, who[0] if who else None, "review.resolve", tx_id, "open", outcome, note
             )
+            payload = {"transaction_id": tx_id, "outcome": outcome, "analyst": analyst,
+                       "note": note}  # fmt: skip
+            self.hooks.emit("review.resolved", f"{tx_id}:{at}", payload, at)
             return review
         if kind == "policy":
             _, rules, lists, comment, at, *who = op
@@ -214,7 +241,18 @@ class Desk(Journaled):
             return version
         if kind == "audit":
             _, at, key_id, action, target, before, after = op
+            if action == "model.served":
+                change = {"before": before, "after": after}
+                self.hooks.emit("model.changed", str(at), change, at)
             return self.audit.add(at, key_id, action, target, before, after)
+        if kind == "drift":
+            _, at, alert = op
+            self.hooks.emit("drift.alert", str(at), alert, at)
+            return None
+        if kind == "webhooked":
+            _, delivery_id, status, attempts, last = op
+            self.hooks.finished(delivery_id, status, attempts, last)
+            return None
         raise ValueError(f"unknown desk operation {kind!r}")
 
     def _capture(self, full: bool) -> dict[str, Any]:
@@ -235,6 +273,7 @@ class Desk(Journaled):
             },
             "policies": list(self.policies.versions),
             "audit": list(self.audit.entries),
+            "webhooks": self.hooks.capture(),
         }
 
     def _load(self, form: dict[str, Any]) -> None:
@@ -253,6 +292,7 @@ class Desk(Journaled):
         )  # fmt: skip
         self.policies = PolicyStore(list(form["policies"]))
         self.audit = AuditLog(list(form["audit"]))
+        self.hooks.load(form.get("webhooks"))  # a checkpoint from before webhooks has none
 
     # -- reads --------------------------------------------------------------------------------
     def transaction(self, tx_id: str) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.actor.compactor import CompactJob, run_child
 from actors.actor.layout import ShardMoved
+from actors.actor.webhooks import WebhookSettings
 from actors.paths import REPO_ROOT
 from actors.store import records
 from actors.store.backends import (
@@ -66,6 +67,7 @@ class ShardSettings(BaseModel):
     wire_tls: WireTlsConfig | None = None
     key_groups: int = Field(DEFAULT_GROUPS, ge=1, le=1 << 20)
     actor_cpus: float = Field(0.0, ge=0, le=64)
+    webhooks: WebhookSettings = WebhookSettings()  # the desk's (actors.actor.webhooks)
 
 
 class Journaled(ABC):

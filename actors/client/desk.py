@@ -142,6 +142,9 @@ class DeskClient:
     async def audit_page(self, offset: int, limit: int) -> dict[str, Any]:
         return await self._read(Desk.audit_page, offset, limit)
 
+    async def webhooks(self) -> dict[str, Any]:
+        return await self._read(Desk.webhooks)
+
 
 class PendingDecisions:
     """LEGIT-only batches waiting for the next report to the desk (one desk call per tick,

@@ -313,6 +313,11 @@ class Ingress:
         """Every change to policy, lists, reviews and the served model, oldest first."""
         return await self.desk.audit_page(offset, limit)
 
+    @app.get("/v1/webhooks")
+    async def webhooks(self) -> dict[str, Any]:
+        """Webhook endpoints (names and URLs), pending deliveries and the latest ones."""
+        return await self.desk.webhooks()
+
     # -- model, health, stats, live view --------------------------------------------------------
     @app.get("/v1/model")
     async def model_card(self) -> dict[str, Any]:
