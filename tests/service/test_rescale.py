@@ -20,6 +20,7 @@ from models.onnx import load_model
 from policy.decision import Thresholds
 from simulator.config import SimulationConfig
 from simulator.generate import generate_days
+from simulator.replay import tx_bodies
 from training.scoring import score_transactions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,11 +139,7 @@ def test_rescale_4_7_3_under_traffic_scores_as_offline(
 
     tx = rescale_stream()
     assert 1_000 < len(tx) < 3_000
-    bodies = [
-        {"transaction_id": r.transaction_id, "user_id": r.user_id, "terminal_id": r.terminal_id,
-         "amount": float(r.amount), "timestamp": r.timestamp.isoformat()}
-        for r in tx.itertuples()
-    ]  # fmt: skip
+    bodies = tx_bodies(tx)  # with the gateway's fields: links move with their key groups
     args = {
         "n_user_shards": 4,
         "n_terminal_shards": 2,
@@ -184,6 +181,8 @@ def test_rescale_4_7_3_under_traffic_scores_as_offline(
         assert (len(users), len(terminals)) == layouts[-1]
         assert sum(s["transactions"] for s in users) == len(tx)  # nothing lost or doubled
         assert sum(s["transactions"] for s in terminals) == len(tx)
+        links = tx[["device_id", "ip", "email", "merchant_country"]].notna().to_numpy().sum()
+        assert sum(s["link_events"] for s in terminals) == links  # each once, moved whole
         took = [round(b - a, 1) for a, b in moves]
         print(f"\nrescale 4->7->3 under traffic: serve.run took {took} s; longest request "
               f"{max(waits)} s; statuses {sender.statuses}")  # fmt: skip
@@ -208,3 +207,4 @@ def test_rescale_4_7_3_under_traffic_scores_as_offline(
     np.testing.assert_allclose(online_x, offline[list(FEATURE_NAMES)].to_numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(online["score"].to_numpy(), offline["score"].to_numpy(), atol=1e-6)
     assert (offline["TERMINAL_ID_RISK_30DAY_WINDOW"] > 0).sum() > 10  # the labels counted
+    assert (offline["USER_DEVICE_NB_TX_30DAY_WINDOW"] > 0).sum() > 50  # links kept history
