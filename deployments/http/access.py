@@ -286,6 +286,7 @@ _ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/live"): Scope.analyst,
     ("GET", "/v1/drift"): Scope.analyst,
     ("GET", "/v1/live/stream"): Scope.analyst,
+    ("GET", "/v1/live/ws"): Scope.analyst,  # checked by the channel itself (live_socket.py)
     ("GET", "/v1/model"): Scope.analyst,
     ("POST", "/v1/session"): Scope.analyst,
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi import FastAPI, Header, Query, Request, Response, WebSocket
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
@@ -28,6 +28,7 @@ from deployments.http.deadline import HEADER as DEADLINE_HEADER
 from deployments.http.deadline import deadline_for
 from deployments.http.fast_route import SingleTransactionRoute, serving_replica
 from deployments.http.limits import BodySizeLimit
+from deployments.http.live_socket import LiveChannel
 from deployments.http.schemas import (
     UNKNOWN_FIELDS,
     BackfillIn,
@@ -422,6 +423,13 @@ class Ingress:
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    @app.websocket("/v1/live/ws")
+    async def live_ws(self, ws: WebSocket) -> None:
+        """The live view pushed over a WebSocket, sampled for a slow reader; the first
+        message carries a session token (`deployments.http.live_socket`)."""
+        self.reporter.ensure_running()
+        await LiveChannel(self._live, self.access).run(ws)
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard(self) -> FileResponse:

@@ -70,6 +70,14 @@ def test_health_model_and_docs(service: str) -> None:
     assert httpx.get(f"{service}/docs").status_code == 200
     spec = httpx.get(f"{service}/openapi.json").json()
     assert {"/v1/transactions", "/v1/transactions/batch", "/v1/feedback"} <= set(spec["paths"])
+    # The live view over a WebSocket through Serve's proxy (keys are off here: a null token).
+    from websockets.sync.client import connect
+
+    with connect(service.replace("http://", "ws://") + "/v1/live/ws", open_timeout=30) as ws:
+        ws.send(json.dumps({"token": None}))
+        frames = [json.loads(ws.recv(timeout=30)) for _ in range(2)]
+    assert [f["type"] for f in frames] == ["live", "live"] and frames[1]["seq"] > frames[0]["seq"]
+    assert {"transactions", "decisions", "drift"} <= set(frames[0]["data"])
 
 
 def test_routing_tiers_batches_feedback_and_validation(service: str) -> None:
