@@ -37,7 +37,7 @@ from actors.store import records
 from benchmarks.common import save
 from features.config import EngineConfig
 from features.spec import MS_PER_DAY
-from features.state import LinkStore, TerminalStore, UserStore
+from features.state import LinkStore, RingStore, TerminalStore, UserStore
 
 DAY_MS = MS_PER_DAY
 TX_PER_DAY = 1.95
@@ -138,23 +138,29 @@ def terminals(per_day: int, quiet: int, days: int = 38, seed: int = 7) -> dict[s
         store.step(kinds[order][part], slots[part], ev_times[order][part], ev_keys[part],
                    kinds[order][part])  # fmt: skip
         seconds[name] = time.perf_counter() - t0
+    out = {"busy_per_day": per_day, "quiet_terminals": quiet, "days": days}
+    return {**out, **_ring_measures(store, quiet, is_busy, seconds, "terminal")}
+
+
+def _ring_measures(
+    store: RingStore, quiet: int, is_busy: np.ndarray, seconds: dict[str, float], what: str
+) -> dict[str, Any]:
+    """Row 0 is the busy one, rows 1..quiet the quiet ones: their rings' bytes and events,
+    and the step's time per event of each."""
     event_bytes = sum(a.dtype.itemsize for a in store.events.values())
     scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
     caps = store.scalars["cap"][: quiet + 1].astype(np.int64)
     kept = store.scalars["length"][: quiet + 1].astype(np.int64)
     n_busy = int(is_busy.sum())
     return {
-        "busy_per_day": per_day,
-        "quiet_terminals": quiet,
-        "days": days,
         "busy_events_kept": int(kept[0]),
         "busy_ring_bytes": int(caps[0]) * event_bytes + scalar_bytes,
-        "quiet_ring_bytes_per_terminal": float(caps[1:].mean()) * event_bytes + scalar_bytes,
-        "quiet_events_kept_per_terminal": float(kept[1:].mean()),
+        f"quiet_ring_bytes_per_{what}": float(caps[1:].mean()) * event_bytes + scalar_bytes,
+        f"quiet_events_kept_per_{what}": float(kept[1:].mean()),
         "event_bytes": event_bytes,
         "overflow_events": store.overflow_total,
         "busy_us_per_event": seconds["busy"] / n_busy * 1e6,
-        "quiet_us_per_event": seconds["quiet"] / (len(order) - n_busy) * 1e6,
+        "quiet_us_per_event": seconds["quiet"] / (len(is_busy) - n_busy) * 1e6,
     }
 
 
@@ -177,24 +183,8 @@ def links(per_day: int, quiet: int, days: int = 31, seed: int = 9) -> dict[str, 
         store.step(slots[part], times[order][part], cards[order][part].astype(np.int32),
                    keys[part], np.zeros(int(part.sum()), np.bool_))  # fmt: skip
         seconds[name] = time.perf_counter() - t0
-    event_bytes = sum(a.dtype.itemsize for a in store.events.values())
-    scalar_bytes = sum(a.dtype.itemsize for a in store.scalars.values())
-    caps = store.scalars["cap"][: quiet + 1].astype(np.int64)
-    kept = store.scalars["length"][: quiet + 1].astype(np.int64)
-    n_busy = int(is_busy.sum())
-    return {
-        "busy_per_day": per_day,
-        "quiet_links": quiet,
-        "days": days,
-        "busy_events_kept": int(kept[0]),
-        "busy_ring_bytes": int(caps[0]) * event_bytes + scalar_bytes,
-        "quiet_ring_bytes_per_link": float(caps[1:].mean()) * event_bytes + scalar_bytes,
-        "quiet_events_kept_per_link": float(kept[1:].mean()),
-        "event_bytes": event_bytes,
-        "overflow_events": store.overflow_total,
-        "busy_us_per_event": seconds["busy"] / n_busy * 1e6,
-        "quiet_us_per_event": seconds["quiet"] / (len(order) - n_busy) * 1e6,
-    }
+    out = {"busy_per_day": per_day, "quiet_links": quiet, "days": days}
+    return {**out, **_ring_measures(store, quiet, is_busy, seconds, "link")}
 
 
 def _print_links(link: dict[str, Any]) -> None:
