@@ -71,6 +71,47 @@ def _days(n: int) -> str:
     return f"{n}d"
 
 
+# How a link entity is named and phrased in its features' names, rule names and definitions.
+_LINK_WORDS: dict[str, tuple[str, str, str]] = {  # entity: (NAME, alias word, where)
+    "device": ("DEVICE", "device", "on the device"),
+    "ip": ("IP", "ip", "from the IP address"),
+    "email": ("EMAIL", "email", "with the email"),
+    "card_country": ("COUNTRY", "country", "in the merchant's country"),
+}
+_WINDOW_WORDS = {"1h": ("1HOUR", "1 h"), "1d": ("1DAY", "1 d")}
+# Each link entity's features, by their column of the link kernel's output.
+_LINK_FEATURES: tuple[tuple[Entity, tuple[str, ...]], ...] = (
+    ("device", ("cards_1h", "cards_1d", "card_earlier")),
+    ("ip", ("cards_1h", "cards_1d")),
+    ("email", ("count_1d", "cards_1d")),
+    ("card_country", ("card_earlier",)),
+)
+
+
+def _link(entity: Entity, stat: str) -> FeatureSpec:
+    """A link feature, its name, rule name, definition and window derived from its entity
+    and its column of the link kernel's output (`LINK_STATS`)."""
+    upper, word, where = _LINK_WORDS[entity]
+    slot = LINK_STATS.index(stat)
+    if stat == "card_earlier":
+        return FeatureSpec(
+            f"USER_{upper}_NB_TX_30DAY_WINDOW", f"card_{word}_tx_30d", entity, "card_earlier",
+            f"the card's earlier transactions {where} in (t - 30 d, t) (0: its first time "
+            "there)", "30d", slot,
+        )  # fmt: skip
+    what, window = stat.split("_")
+    big, text = _WINDOW_WORDS[window]
+    if what == "cards":
+        return FeatureSpec(
+            f"{upper}_NB_CARDS_{big}_WINDOW", f"{word}_cards_{window}", entity, "distinct_cards",
+            f"distinct cards {where} in (t - {text}, t], current included", window, slot,
+        )  # fmt: skip
+    return FeatureSpec(
+        f"{upper}_NB_TX_{big}_WINDOW", f"{word}_tx_{window}", entity, "link_count",
+        f"transactions {where} in (t - {text}, t], current included", window, slot,
+    )  # fmt: skip
+
+
 def _build() -> tuple[FeatureSpec, ...]:
     tx: list[FeatureSpec] = [
         FeatureSpec("TX_AMOUNT", "amount", "transaction", "amount", "amount", slot=0),
@@ -174,50 +215,7 @@ def _build() -> tuple[FeatureSpec, ...]:
             "both)", slot=4,
         ),
     ]  # fmt: skip
-    stat = LINK_STATS.index
-    links = [
-        FeatureSpec(
-            "DEVICE_NB_CARDS_1HOUR_WINDOW", "device_cards_1h", "device", "distinct_cards",
-            "distinct cards on the device in (t - 1 h, t], current included", "1h",
-            stat("cards_1h"),
-        ),
-        FeatureSpec(
-            "DEVICE_NB_CARDS_1DAY_WINDOW", "device_cards_1d", "device", "distinct_cards",
-            "distinct cards on the device in (t - 1 d, t], current included", "1d",
-            stat("cards_1d"),
-        ),
-        FeatureSpec(
-            "USER_DEVICE_NB_TX_30DAY_WINDOW", "card_device_tx_30d", "device", "card_earlier",
-            "the card's earlier transactions on the device in (t - 30 d, t) (0: its first "
-            "time there)", "30d", stat("card_earlier"),
-        ),
-        FeatureSpec(
-            "IP_NB_CARDS_1HOUR_WINDOW", "ip_cards_1h", "ip", "distinct_cards",
-            "distinct cards from the IP address in (t - 1 h, t], current included", "1h",
-            stat("cards_1h"),
-        ),
-        FeatureSpec(
-            "IP_NB_CARDS_1DAY_WINDOW", "ip_cards_1d", "ip", "distinct_cards",
-            "distinct cards from the IP address in (t - 1 d, t], current included", "1d",
-            stat("cards_1d"),
-        ),
-        FeatureSpec(
-            "EMAIL_NB_TX_1DAY_WINDOW", "email_tx_1d", "email", "link_count",
-            "transactions with the email in (t - 1 d, t], current included", "1d",
-            stat("count_1d"),
-        ),
-        FeatureSpec(
-            "EMAIL_NB_CARDS_1DAY_WINDOW", "email_cards_1d", "email", "distinct_cards",
-            "distinct cards with the email in (t - 1 d, t], current included", "1d",
-            stat("cards_1d"),
-        ),
-        FeatureSpec(
-            "USER_COUNTRY_NB_TX_30DAY_WINDOW", "card_country_tx_30d", "card_country",
-            "card_earlier",
-            "the card's earlier transactions in the merchant's country in (t - 30 d, t) "
-            "(0: its first time there)", "30d", stat("card_earlier"),
-        ),
-    ]  # fmt: skip
+    links = [_link(entity, stat) for entity, stats in _LINK_FEATURES for stat in stats]
     return (
         *tx,
         *card[: len(card_windows)],
