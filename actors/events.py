@@ -126,7 +126,7 @@ class CardEvents(Columns):
     card_keys: Text
     times: Int64  # ms
     amounts: Float64
-    terminal_hashes: Int32  # `features.ids.terminal_identity`
+    terminal_hashes: Int32  # `features.ids.identity`
     terminal_routes: Int64
     terminal_keys: Text
     tx_keys: Int64
@@ -207,7 +207,7 @@ class LinkEvents(Columns):
     link_keys: Text  # the link digests that stand for them in state
     kinds: Int8  # each link's entity: its index in `features.spec.LINKS`
     times: Int64
-    cards: Int32  # `features.engine.card_identity`
+    cards: Int32  # `features.ids.identity`
     tx_keys: Int64
 
     @classmethod

@@ -9,16 +9,17 @@ history. Same code either way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from features import kernels
 from features.config import EngineConfig
-from features.ids import OFFLINE, terminal_identity
+from features.gateway import Gateway
+from features.ids import OFFLINE, identity
 from features.spec import (
     CARD_COLUMNS,
     EARLIER,
+    LINK_WIDTH,
     LINKS,
     MS_PER_DAY,
     MS_PER_HOUR,
@@ -32,61 +33,6 @@ from features.state import LinkStore, TerminalStore, UserStore
 TX = 0
 LABEL = 1
 READ = kernels.READ  # a transaction's terminal features, not recorded (the answer path's)
-
-
-CARD_NOT_PRESENT = {"card_present": 0.0, "ecommerce": 1.0, "mail_telephone": 1.0}
-Text = Sequence[str | None]  # one optional gateway field per transaction
-
-
-@dataclass(frozen=True)
-class Gateway:
-    """The gateway's optional fields of a batch of transactions (None where absent)."""
-
-    channel: Text
-    bin_country: Text
-    merchant_country: Text
-    device_id: Text
-    ip: Text
-    email: Text
-
-    @classmethod
-    def absent(cls, n: int) -> Gateway:
-        none: list[str | None] = [None] * n
-        return cls(none, none, none, none, none, none)
-
-    def flags(self) -> np.ndarray:
-        """Card not present, and BIN country not the merchant's (NaN where unknown)."""
-        n = len(self.channel)
-        out = np.full((n, 2), np.nan)
-        for i, (ch, bin_c, merchant) in enumerate(
-            zip(self.channel, self.bin_country, self.merchant_country, strict=True)
-        ):
-            if ch is not None:
-                out[i, 0] = CARD_NOT_PRESENT[ch]
-            if bin_c is not None and merchant is not None:
-                out[i, 1] = float(bin_c != merchant)
-        return out
-
-    def links(self, user_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """The link events of these transactions, in order (for each transaction, its
-        entities in `features.spec.LINKS` order): the transaction's row, the entity's index
-        in `LINKS`, and the text the link's id is hashed from (entity-qualified, so two
-        entities never share a ring)."""
-        rows: list[int] = []
-        kinds: list[int] = []
-        texts: list[str] = []
-        columns = (self.device_id, self.ip, self.email, self.merchant_country)
-        for i, user in enumerate(user_ids):
-            for e, column in enumerate(columns):
-                value = column[i]
-                if value is None:
-                    continue
-                rows.append(i)
-                kinds.append(e)
-                texts.append(
-                    f"{LINKS[e]}\x1f{user}\x1f{value}" if e == 3 else f"{LINKS[e]}\x1f{value}"
-                )
-        return np.asarray(rows, np.int64), np.asarray(kinds, np.int8), texts
 
 
 def stateless_features(
@@ -132,22 +78,23 @@ def assemble(
 _LINK_COLUMNS = [link_columns(e) for e in LINKS]
 
 
+def _distinct(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each value's index among the distinct values, and those values in first-seen order."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64, len(values))
+    return codes, list(index)
+
+
 def needs_earlier(kinds: np.ndarray) -> np.ndarray:
     """Which link events (by entity index) need the card's earlier events counted."""
     out: np.ndarray = np.asarray(EARLIER, np.bool_)[np.asarray(kinds, np.int64)]
     return out
 
 
-def card_identity(keys64: np.ndarray) -> np.ndarray:
-    """The 32-bit card identity a link's ring records: the low 32 bits of the card's
-    64-bit id key (as `terminal_identity` for terminals)."""
-    return np.asarray(keys64, dtype=np.int64).astype(np.int32)
-
-
 def terminal_hashes(terminal_ids: Sequence[str]) -> np.ndarray:
     """The 32-bit terminal identity a user's history records (from the id's one digest)."""
     keys = OFFLINE.keys_many(terminal_ids)[1]
-    return terminal_identity(keys)
+    return identity(keys)
 
 
 def first_card(times_ms: np.ndarray, amounts: np.ndarray, hashes: np.ndarray) -> np.ndarray:
@@ -191,11 +138,16 @@ class FeatureEngine:
         """Record these transactions' link events (`Gateway.links`), in order; returns
         what `assemble` takes as `links`."""
         rows, kinds, texts = gateway.links(user_ids)
-        digests = OFFLINE.keys_many(texts)[0]
-        cards = card_identity(OFFLINE.keys_many([user_ids[i] for i in rows.tolist()])[1])
+        if not len(rows):
+            return rows, kinds, np.empty((0, LINK_WIDTH))
+        links, link_ids = _distinct(texts)  # each id hashed once, however often it recurs
+        cards, card_ids = _distinct([user_ids[i] for i in rows.tolist()])
         values, _ = self.links.step(
-            self.links.slots_for(digests), np.asarray(times_ms, np.int64)[rows], cards,
-            np.asarray(tx_keys, np.int64)[rows], needs_earlier(kinds),
+            self.links.slots_for(OFFLINE.keys_many(link_ids)[0])[links],
+            np.asarray(times_ms, np.int64)[rows],
+            identity(OFFLINE.keys_many(card_ids)[1])[cards],
+            np.asarray(tx_keys, np.int64)[rows],
+            needs_earlier(kinds),
         )  # fmt: skip
         return rows, kinds, values
 

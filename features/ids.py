@@ -162,9 +162,10 @@ def as_id_strings(values: Iterable[object]) -> list[str]:
     return [str(v) for v in values]
 
 
-def terminal_identity(keys64: np.ndarray) -> np.ndarray:
-    """The 32-bit terminal identity a card's history records: the low 32 bits of the
-    terminal's 64-bit id key. The one definition, used online and offline."""
+def identity(keys64: np.ndarray) -> np.ndarray:
+    """The 32-bit identity a ring records of another entity's id (a card's history its
+    terminals, a link's history its cards): the low 32 bits of the id's 64-bit key. The
+    one definition, used online and offline."""
     return np.asarray(keys64, dtype=np.int64).astype(np.int32)
 
 

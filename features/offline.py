@@ -8,7 +8,6 @@ events arrive, so both produce the same numbers for the same stream.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 
 import numpy as np
@@ -19,15 +18,13 @@ from features.engine import (
     LABEL,
     TX,
     FeatureEngine,
-    Gateway,
     assemble,
-    card_identity,
-    needs_earlier,
     stateless_features,
     terminal_hashes,
 )
+from features.gateway import Gateway, normal_country, normal_email, normal_ip
 from features.ids import OFFLINE, as_id_strings
-from features.spec import CARD_WIDTH, FEATURE_NAMES, TERMINAL_WIDTH
+from features.spec import CARD_WIDTH, FEATURE_NAMES, LINK_WIDTH, TERMINAL_WIDTH
 from features.transactions import sort_by_event_time, times_ms
 
 META_COLUMNS = (
@@ -66,10 +63,9 @@ def gateway_columns(df: pd.DataFrame) -> Gateway:
 
     # As the service's schema reads them (`deployments.http.schemas.TransactionIn`).
     return Gateway(
-        column("channel"), column("bin_country", str.upper),
-        column("merchant_country", str.upper), column("device_id"),
-        column("ip", lambda v: str(ipaddress.ip_address(v))),
-        column("email", lambda v: v.strip().lower()),
+        column("channel"), column("bin_country", normal_country),
+        column("merchant_country", normal_country), column("device_id"),
+        column("ip", normal_ip), column("email", normal_email),
     )  # fmt: skip
 
 
@@ -121,7 +117,7 @@ def offline_features(
         label_times = np.empty(0, np.int64)
         label_values = np.empty(0, np.int8)
 
-    total_work = 2 * n + len(label_rows)
+    total_work = 3 * n + len(label_rows)
     done = 0
 
     user = np.empty((n, CARD_WIDTH), dtype=np.float64)
@@ -158,21 +154,16 @@ def offline_features(
             progress(done, total_work)
 
     gateway = gateway_columns(df)
-    link_rows, link_kinds, texts = gateway.links(as_id_strings(df["user_id"].to_numpy()))
-    link_values = np.empty((len(link_rows), 0))
-    if len(link_rows):
-        l_codes, l_ids = _codes_and_ids(pd.Series(texts))
-        l_slots = engine.links.slots_for(OFFLINE.keys_many(l_ids)[0])[l_codes]
-        cards = card_identity(OFFLINE.keys_many(u_ids)[1])[u_codes]
-        parts = []
-        for a in range(0, len(link_rows), chunk_rows):
-            rows = link_rows[a : a + chunk_rows]
-            values, _ = engine.links.step(
-                l_slots[a : a + len(rows)], t[rows], cards[rows], keys[rows],
-                needs_earlier(link_kinds[a : a + len(rows)]),
-            )  # fmt: skip
-            parts.append(values)
-        link_values = np.concatenate(parts)
+    user_ids = as_id_strings(df["user_id"].to_numpy())
+    link_parts = [(np.empty(0, np.int64), np.empty(0, np.int8), np.empty((0, LINK_WIDTH)))]
+    for a in range(0, n, chunk_rows):  # the engine's own link step, a chunk at a time
+        b = min(a + chunk_rows, n)
+        rows, kinds, values = engine.link_step(gateway.part(a, b), user_ids[a:b], t[a:b], keys[a:b])
+        link_parts.append((rows + a, kinds, values))
+        done += b - a
+        if progress:
+            progress(done, total_work)
+    link_rows, link_kinds, link_values = (np.concatenate(p) for p in zip(*link_parts, strict=True))
     matrix = assemble(
         stateless_features(t, amounts, gateway.flags()), user, terminal,
         (link_rows, link_kinds, link_values),

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from features.gateway import normal_country, normal_email
 from policy.rules import Rule
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -103,7 +104,7 @@ def _upper(value: object) -> object:
 def _country(value: object) -> object:
     """ISO 3166-1 alpha-2, any case in, upper case out."""
     if isinstance(value, str):
-        value = value.upper()
+        value = normal_country(value)
         if len(value) == 2 and pycountry.countries.get(alpha_2=value) is not None:
             return value
     raise ValueError("not an ISO 3166-1 alpha-2 country code")
@@ -119,7 +120,7 @@ def _mcc(value: object) -> object:
 Country = Annotated[str, BeforeValidator(_country), WithJsonSchema({"type": "string"})]
 Email = Annotated[
     str,
-    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+    BeforeValidator(lambda v: normal_email(v) if isinstance(v, str) else v),
     StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"),
 ]
 Channel = Literal["card_present", "ecommerce", "mail_telephone"]
@@ -167,7 +168,11 @@ class TransactionIn(_Strict):
     channel: Channel | None = None
     entry_mode: EntryMode | None = None
     device_id: Id | None = Field(None, description="The payer's device; hashed like card ids.")
-    ip: IPvAnyAddress | None = Field(None, description="The payer's IPv4 or IPv6 address.")
+    ip: IPvAnyAddress | None = Field(
+        None,
+        description="The payer's IPv4 or IPv6 address (its canonical text, as "
+        "`features.gateway.normal_ip` writes it, keys its state).",
+    )
     email: Email | None = Field(
         None, description="The payer's email, case-insensitive; hashed like card ids."
     )

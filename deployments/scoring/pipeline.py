@@ -38,15 +38,14 @@ from deployments.scoring.late_cards import CardBacklog
 from deployments.scoring.terminal_writes import TerminalWrites
 from features.currency import CurrencyConfig
 from features.engine import (
-    Gateway,
     assemble,
-    card_identity,
     first_card,
     first_terminal,
     stateless_features,
 )
+from features.gateway import Gateway
 from features.groups import group_by_route
-from features.ids import OFFLINE, IdHasher, terminal_identity
+from features.ids import OFFLINE, IdHasher, identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, LINK_WIDTH, TERMINAL_WIDTH
 from policy.decision import DECISIONS, TIER_NAMES, Thresholds, tiers
 from policy.drift import DriftMonitor
@@ -268,7 +267,7 @@ class ScoringPipeline:
             np.fromiter((t.amount for t in txs), np.float64, n), (t.currency for t in txs)
         )
         bodies = body_hashes(self.ids, txs, times.tolist())
-        hashes = terminal_identity(terminal_routes)
+        hashes = identity(terminal_routes)
         fields = gateway(txs)
         link_rows, link_kinds, link_texts = fields.links([t.user_id for t in txs])
         first, last = int(times.min()), int(times.max())
@@ -384,7 +383,7 @@ class ScoringPipeline:
         if not len(rows):
             return {}, []
         digests, routes = self._keys(texts)
-        cards = card_identity(user_routes[rows])
+        cards = identity(user_routes[rows])
         events = LinkEvents(digests, kinds, times[rows], cards, tx_keys[rows])
         groups = group_by_route(routes, self.shards.n_terminal_shards, self.shards.key_groups)
         calls: list[asyncio.Future[LinkAnswer]] = [

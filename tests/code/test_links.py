@@ -15,7 +15,8 @@ from actors.events import LinkEvents, journal_op, journal_record
 from actors.store.backends import MemoryStore
 from deployments.http.schemas import TransactionIn
 from deployments.scoring.pipeline import ScoringPipeline
-from features.engine import FeatureEngine, Gateway
+from features.engine import FeatureEngine
+from features.gateway import Gateway
 from features.offline import offline_features
 from features.spec import FEATURE_NAMES, FEATURES, LINK_STATS, LINKS
 from features.state import LinkStore
