@@ -58,8 +58,13 @@ def fetch_jars(lib: Path = LIB, quiet: bool = True) -> Path:
 
 def cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what Kafka's
-    `StorageTool random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    `StorageTool random-uuid` prints), never starting with '-': Kafka's own `Uuid` draws
+    again then, since the storage tool's parser reads `-t -x...` as a missing value (one id
+    in 64: a CI run's broker failed to format that way)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 _LOG4J = """status = warn

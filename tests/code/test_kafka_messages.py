@@ -42,3 +42,14 @@ def test_the_password_comes_from_the_environment_not_the_config(
     settings = client_settings(config)
     assert settings["sasl.password"] == "s3cret"
     assert settings["security.protocol"] == "SASL_SSL"
+
+
+def test_a_cluster_id_never_reads_as_an_option() -> None:
+    """The storage tool's parser took `-t -x...` for a missing value (1 id in 64)."""
+    import base64
+
+    from cli.kafka import cluster_id
+
+    ids = [cluster_id() for _ in range(2_000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
