@@ -49,6 +49,7 @@ from features.ids import OFFLINE, IdHasher, identity
 from features.spec import CARD_WIDTH, FEATURE_NAMES, LINK_WIDTH, TERMINAL_WIDTH
 from policy.decision import DECISIONS, TIER_NAMES, Thresholds, tiers
 from policy.drift import DriftMonitor
+from policy.preview import RecentDecisions
 from policy.reasons import top_reasons
 from policy.rules import Policy
 
@@ -198,6 +199,7 @@ class ScoringPipeline:
         late_steps: LateSteps | None = None,
         currency: CurrencyConfig | None = None,
         drift: DriftMonitor | None = None,
+        recent: RecentDecisions | None = None,
     ) -> None:
         """`ids`: the service's keyed hasher (`ScoringService` always passes it; tests and
         benchmarks may use the public `OFFLINE` one). `recorder`: the decision record; every
@@ -207,6 +209,7 @@ class ScoringPipeline:
         self.ids = ids or OFFLINE
         self.currency = currency or CurrencyConfig()
         self.drift = drift  # scored rows are buffered for it; the report tick bins them
+        self.recent = recent  # the newest first answers, for a rule change's preview
         self.shards, self.model, self.thresholds = shards, model, thresholds
         self.sink, self.recorder = sink, recorder
         self.on_batch = on_batch
@@ -458,12 +461,6 @@ class ScoringPipeline:
             return [None] * len(txs)
         scored = await self.model.score(f.x)
         stages.mark("model")
-        if self.drift is not None:  # first answers with all their state: what drift compares
-            fresh = ~(f.conflict | f.duplicate) & (f.degraded == 0)
-            if fresh.all():
-                self.drift.add(f.x, scored.scores, scored.version)
-            elif fresh.any():
-                self.drift.add(f.x[fresh], scored.scores[fresh], scored.version)
         policy, thresholds = self.policy, self.thresholds  # one version for the whole batch
         tier = tiers(scored.scores, thresholds)
         degraded = f.degraded.tolist() if f.degraded.any() else None
@@ -471,6 +468,8 @@ class ScoringPipeline:
             if self.fallback != "model":
                 tier[f.degraded > 0] = TIER_NAMES.index(self.fallback)
             self.degraded.update(DEGRADED_REASONS[d] for d in degraded if d)
+        if self.drift is not None or self.recent is not None:
+            self._keep_first_answers(f, scored, tier)
         final, fired = policy.apply(tier, f.x, scored.scores, f.user_routes, f.terminal_routes)
         flagged = np.flatnonzero((final > 0) & ~f.conflict)
         reasons = await self._reasons(f.x, flagged)
@@ -584,6 +583,21 @@ class ScoringPipeline:
         self.shadow.agreed += int(np.sum(shadow_final[ok] == final[ok]))
         diff = np.abs(scored.shadow_scores[ok] - scored.scores[ok])
         self.shadow.abs_diff_sum += float(diff.sum())
+
+    def _keep_first_answers(self, f: Featurised, scored: Scored, tier: np.ndarray) -> None:
+        """First answers with all their state, buffered for drift (what it compares) and for
+        a rule change's preview (`policy.preview`)."""
+        fresh = ~(f.conflict | f.duplicate) & (f.degraded == 0)
+        if not fresh.any():
+            return
+        every = bool(fresh.all())
+        x, scores = (f.x, scored.scores) if every else (f.x[fresh], scored.scores[fresh])
+        if self.drift is not None:
+            self.drift.add(x, scores, scored.version)
+        if self.recent is not None:
+            rows = (f.user_routes, f.terminal_routes, f.tx_keys64, tier)
+            users, terminals, keys, kept = rows if every else tuple(r[fresh] for r in rows)
+            self.recent.add(x, scores, kept, users, terminals, keys)
 
     def _decided(
         self,

@@ -28,6 +28,7 @@ from deployments.settings import AppArgs
 from features.spec import FEATURE_NAMES
 from policy.decision import Thresholds
 from policy.drift import DriftMonitor
+from policy.preview import RecentDecisions
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ class ScoringService:
             late_steps=LateSteps(journal),
             currency=settings.engine.currency,
             drift=DriftMonitor(FEATURE_NAMES, settings.drift),
+            recent=RecentDecisions(len(FEATURE_NAMES)),
         )
         self.desk = self.shards.desk
-        self.desk_service = DeskService(self.desk, self.pipeline, store)
+        self.desk_service = DeskService(self.desk, self.pipeline, store, settings.engine)
         self.config = IngressConfig()
         self.served: ServedModel | None = None  # what the ModelScorer serves, once read
         self._reading = asyncio.Lock()
