@@ -301,6 +301,23 @@ class Desk(Journaled):
     def label_of(self, tx_id: str) -> dict[str, Any] | None:
         return self.log.label_of(tx_id)
 
+    def case(self, tx_id: str, card_limit: int, terminal_limit: int) -> dict[str, Any] | None:
+        """A held decision with its review and the recent decisions of its card and its
+        terminal (`DecisionLog.related`); None when the decision is no longer held."""
+        record = self.log.get(tx_id)
+        if record is None:
+            return None
+        cards, terminals = self.log.related(tx_id, card_limit, terminal_limit)
+        return {
+            "transaction": record,
+            "review": self.reviews.get(tx_id),
+            "card_history": cards,
+            "terminal_history": terminals,
+        }
+
+    def labels_by_key(self, keys: list[int]) -> dict[int, bool]:
+        return self.log.labels_by_key(keys)
+
     def review_page(
         self, status: str, limit: int, offset: int, min_score: float, rule: str | None
     ) -> dict[str, Any]:

@@ -107,6 +107,12 @@ class DeskClient:
     async def label_of(self, tx_id: str) -> dict[str, Any] | None:
         return await self._read(Desk.label_of, tx_id)
 
+    async def case(self, tx_id: str, card_limit: int, terminal_limit: int) -> dict[str, Any] | None:
+        return await self._read(Desk.case, tx_id, card_limit, terminal_limit)
+
+    async def labels_by_key(self, keys: list[int]) -> dict[int, bool]:
+        return await self._read(Desk.labels_by_key, keys)
+
     async def review_page(
         self, status: str, limit: int, offset: int, min_score: float, rule: str | None
     ) -> dict[str, Any]:

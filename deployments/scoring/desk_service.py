@@ -18,9 +18,14 @@ from actors.errors import Conflict, NotFound, Stale
 from actors.store.decisions import DecisionStore
 from deployments.http.schemas import LabelIn
 from deployments.scoring.pipeline import ScoringPipeline
+from features.config import EngineConfig
+from features.normals import Past, card_normals
+from policy.case import assemble
+from policy.preview import preview
 from policy.rules import LIST_NAMES, Policy, Rule, list_keys
 
 REPORT_INTERVAL_S = 0.5  # each ingress replica reports to the desk and checks the policy
+CARD_HISTORY = 500  # a card's held decisions a case reads: its history and its normal
 MAX_WRITE_TRIES = 20  # a policy write that keeps losing races to other editors gives up
 Lists = dict[str, np.ndarray]
 
@@ -40,9 +45,14 @@ class ReviewConflict(Conflict):
 
 class DeskService:
     def __init__(
-        self, desk: DeskClient, pipeline: ScoringPipeline, record: DecisionStore | None = None
+        self,
+        desk: DeskClient,
+        pipeline: ScoringPipeline,
+        record: DecisionStore | None = None,
+        engine: EngineConfig | None = None,
     ) -> None:
-        self.desk, self.pipeline, self.record = desk, pipeline, record
+        """`engine`: the service's engine settings, with which a card's normal is replayed."""
+        self.desk, self.pipeline, self.record, self.engine = desk, pipeline, record, engine
 
     # -- decisions ----------------------------------------------------------------------------
     async def transaction(self, tx_id: str) -> dict[str, Any] | None:
@@ -56,6 +66,34 @@ class DeskService:
         if row is None:
             return None
         return {**row, "label": await self.desk.label_of(tx_id), "source": "decision_record"}
+
+    async def case(self, tx_id: str) -> dict[str, Any] | None:
+        """What an analyst decides a case on (`policy.case`): the decision, its review, the
+        recent decisions of its card and terminal, each reason beside the card's normal."""
+        found = await self.desk.case(self.pipeline.ids.redact(tx_id), CARD_HISTORY, 20)
+        if found is None:
+            return None
+        history = [
+            Past(int(r["time_ms"]), float(r["amount"]), str(r["terminal"]))
+            for r in reversed(found["card_history"])  # oldest first
+            if r["time_ms"] < found["transaction"]["time_ms"]
+        ]
+        loop = asyncio.get_running_loop()
+        normals = await loop.run_in_executor(None, card_normals, history, self.engine)
+        return assemble(found, normals)
+
+    async def preview_rules(self, rules: Sequence[Rule]) -> dict[str, Any]:
+        """What these rules would do, in place of the ones in force, to this replica's
+        newest first answers (`policy.preview`); nothing is stored."""
+        await self.refresh_policy()
+        current = self.pipeline.policy
+        proposed = Policy.build(current.version + 1, rules, current.lists)  # raises if invalid
+        recent = self.pipeline.recent
+        if recent is None:
+            raise NotFound("preview: this replica keeps no recent decisions")
+        rows = recent.rows()
+        labels = await self.desk.labels_by_key(rows.tx_keys.tolist())
+        return preview(current, proposed, rows, labels)
 
     # -- policy -------------------------------------------------------------------------------
     async def refresh_policy(self, version: int | None = None) -> int:
