@@ -272,7 +272,7 @@ class RateLimits:
 # Keyed by the route the router picks (its template, as FastAPI declares it), never by the
 # path as sent: the guard authorises exactly what will be served (`deployments.http.routes`).
 _PUBLIC_ROUTES = frozenset(
-    {"/healthz", "/dashboard", "/dashboard/{asset}", "/docs", "/openapi.json",
+    {"/healthz", "/dashboard", "/dashboard/{asked:path}", "/docs", "/openapi.json",
      "/docs/oauth2-redirect"}
 )  # fmt: skip
 _ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
@@ -288,6 +288,8 @@ _ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("GET", "/v1/live/stream"): Scope.analyst,
     ("GET", "/v1/live/ws"): Scope.analyst,  # checked by the channel itself (live_socket.py)
     ("GET", "/v1/model"): Scope.analyst,
+    ("GET", "/v1/cases/{transaction_id}"): Scope.analyst,
+    ("POST", "/v1/policy/preview"): Scope.analyst,  # reads only: a change is saved as admin
     ("POST", "/v1/session"): Scope.analyst,
 }
 LIVE_STREAM, SESSION = "/v1/live/stream", "/v1/session"

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from actors.paths import REPO_ROOT
 from deployments.http import errors
 from deployments.http.access import Access, KeyRing, RateLimits, Sessions
 from deployments.http.auth import AccessGuard, serving_access
+from deployments.http.console import HEADERS, ConsoleFiles
 from deployments.http.counted import ResponseCounter
 from deployments.http.deadline import HEADER as DEADLINE_HEADER
 from deployments.http.deadline import deadline_for
@@ -54,7 +54,6 @@ from deployments.settings import AppArgs
 from policy.rules import ListName
 
 log = logging.getLogger(__name__)
-DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 SSE_MAX_SECONDS = 600  # a live stream ends after this; EventSource reconnects by itself
 
 app = FastAPI(
@@ -134,6 +133,9 @@ class Ingress:
         if not self.access.keys.enabled:
             log.warning("access: no API keys configured; every route is open (loopback only)")
         self.serve_mode = serve_mode()
+        self.console = ConsoleFiles()  # the console's static export, listed once
+        if not self.console.built:
+            log.warning("console: %s is not built; /dashboard answers 503", self.console.root)
         if "hint" in self.serve_mode:  # Serve's own logger: the replica log and `serve run`
             logging.getLogger("ray.serve").warning("%s", self.serve_mode["hint"])
         self.singles = 0  # single transactions answered by this replica
@@ -257,6 +259,15 @@ class Ingress:
             transaction_id, body.outcome, body.analyst, body.note, request.state.key_id
         )
 
+    @app.get("/v1/cases/{transaction_id}")
+    async def case(self, transaction_id: str = PathParam(max_length=64)) -> dict[str, Any]:
+        """A held decision as an analyst decides it: its review, the recent decisions of its
+        card and terminal, each reason beside the card's own normal (`policy.case`)."""
+        found = await self.desk_service.case(transaction_id)
+        if found is None:
+            raise NotFound("transaction_id: no held decision for this id")
+        return found
+
     @app.get("/v1/labels")
     async def labels(
         self, offset: int = Query(0, ge=0), limit: int = Query(10_000, ge=1, le=100_000)
@@ -282,6 +293,12 @@ class Ingress:
     ) -> dict[str, Any]:
         key_id, based_on = request.state.key_id, policy_version(if_match)
         return await self.desk_service.put_rules(body.rules, body.comment, key_id, based_on)
+
+    @app.post("/v1/policy/preview")
+    async def preview_rules(self, body: RulesIn) -> dict[str, Any]:
+        """What these rules, in place of the ones in force, would do to this replica's
+        newest first answers (`policy.preview`). Nothing is stored."""
+        return await self.desk_service.preview_rules(body.rules)
 
     @app.post("/v1/policy/lists/{name}")
     async def edit_list(
@@ -432,12 +449,21 @@ class Ingress:
         await LiveChannel(self._live, self.access).run(ws)
 
     @app.get("/dashboard", include_in_schema=False)
-    async def dashboard(self) -> FileResponse:
-        return FileResponse(DASHBOARD / "index.html", media_type="text/html")
+    async def dashboard(self) -> Response:
+        return self._console("")
 
-    @app.get("/dashboard/{asset}", include_in_schema=False)
-    async def dashboard_asset(self, asset: str) -> FileResponse:
-        files = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-        if asset not in files:
+    @app.get("/dashboard/{asked:path}", include_in_schema=False)
+    async def dashboard_file(self, asked: str) -> Response:
+        return self._console(asked)
+
+    def _console(self, asked: str) -> Response:
+        """A file of the console's static export (`deployments.http.console`)."""
+        if not self.console.built:
+            return JSONResponse(
+                {"detail": "the console is not built: run `make setup` (it builds console/)"},
+                status_code=503,
+            )
+        found = self.console.find(asked)
+        if found is None:
             raise NotFound("no such file")
-        return FileResponse(DASHBOARD / asset, media_type=files[asset])
+        return FileResponse(found.path, media_type=found.media_type, headers=HEADERS)

@@ -25,7 +25,7 @@ from deployments.http.routes import ambiguous, leaf_routes
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/dashboard"),
-    ("GET", "/dashboard/{asset}"),
+    ("GET", "/dashboard/{asked:path}"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
     ("GET", "/docs/oauth2-redirect"),
@@ -41,6 +41,9 @@ NEEDS = {
     ("GET", "/v1/live"): "analyst",
     ("GET", "/v1/live/stream"): "analyst",
     ("GET", "/v1/model"): "analyst",
+    ("GET", "/v1/drift"): "analyst",
+    ("GET", "/v1/cases/{transaction_id}"): "analyst",
+    ("POST", "/v1/policy/preview"): "analyst",
     ("POST", "/v1/session"): "analyst",
 }  # every other route, and no route at all: admin
 
@@ -111,7 +114,7 @@ def call(app: FastAPI, method: str, raw: str, key: str | None) -> tuple[int, byt
 
 
 PIECES = ["v1", "V1", "transactions", "batch", "reviews", "policy", "rules", "live", "stream",
-          "session", "healthz", "dashboard", "dashboard.js", "labels", "model", "audit",
+          "session", "healthz", "dashboard", "case", "cases", "preview", "labels", "model", "audit",
           "feedback", "stats", "t-1", "..", ".", "", "x;y"]  # fmt: skip
 
 
