@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: setup system kafka-jars demo demo-kafka offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
+.PHONY: setup system kafka-jars console demo demo-kafka offline-demo test lint model serve serve-fast bench bench-compare bench-quick evaluate clean
 
 # Ray Serve's throughput-optimized mode, and its HAProxy ingress where Debian's haproxy is
 # installed (read when the recipe runs, after setup): how the service is started everywhere
 # (serve_config.yaml cannot set this; deployments/serve_mode.py holds the same variables).
 FAST_ENV = RAY_SERVE_THROUGHPUT_OPTIMIZED=1 $$(test -x /usr/sbin/haproxy && echo RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_HAPROXY_BINARY_PATH=/usr/sbin/haproxy RAY_SERVE_HAPROXY_NBTHREAD=1 RAY_SERVE_HAPROXY_METRICS_ENABLED=0)
 
-setup: system $(STAMP) kafka-jars
+setup: system $(STAMP) kafka-jars console
 
 ## Debian's packages the service and the tests use: redis-server (durable state, the stream
 ## path and their tests), haproxy (Serve's fast ingress), wrk (load generator), chromium and
@@ -44,6 +44,22 @@ $(STAMP): pyproject.toml
 kafka-jars: $(STAMP)
 	@$(VENV)/bin/fraud kafka fetch
 
+## The analyst console (console/, Next.js): its packages from the committed lockfile, then a
+## static export (console/out) that the ingress serves at /dashboard; rebuilt when a source
+## changes. Needs Node.js >= 20.9 and npm.
+CONSOLE_SRC := $(wildcard console/app/*.tsx console/app/*.css console/app/*/*.tsx \
+	console/components/*.tsx console/lib/*.ts console/lib/*.tsx) \
+	console/next.config.ts console/tsconfig.json
+console: console/out/index.html
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to build the console (Node.js >= 20.9)"; exit 1; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+
+console/out/index.html: console/node_modules/.package-lock.json $(CONSOLE_SRC)
+	cd console && NEXT_TELEMETRY_DISABLED=1 npm run --silent build >/dev/null
+	@touch $@
+
 ## The main job: start the service on a local Ray cluster (serve run serve_config.yaml),
 ## simulate 14 days of 2,000 cards, replay them with delayed labels, report, shut down.
 demo: setup
@@ -73,11 +89,13 @@ offline-demo: setup
 test: setup
 	$(PY) -m pytest
 
-## Style and types: ruff, then mypy (strict on features/, policy/, actors/; pyproject.toml).
+## Style and types: ruff, then mypy (strict on features/, policy/, actors/; pyproject.toml),
+## then the console's ESLint and TypeScript check.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd console && npm run --silent lint && npm run --silent typecheck
 
 ## Retrain the committed default model (models/default) exactly as it was made.
 model: setup
