@@ -4,7 +4,7 @@ import nextTs from "eslint-config-next/typescript";
 const config = [
   ...next,
   ...nextTs,
-  { ignores: ["node_modules/**", ".next/**", "out/**", "next-env.d.ts"] },
+  { ignores: ["node_modules/**", ".next/**", "out/**", ".export-*/**", "next-env.d.ts"] },
 ];
 
 export default config;

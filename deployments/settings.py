@@ -82,6 +82,12 @@ class AppArgs(BaseModel):
         "transactions (policy/drift.py).",
     )
     stream: StreamConfig = StreamConfig()
+    console_dir: str = Field(
+        "console/out",
+        description="The analyst console's static export the ingress serves at /dashboard "
+        "(relative to the project root); an app under another route prefix builds one for its "
+        "path (console/next.config.ts).",
+    )
     score_in_process: bool = Field(
         True,
         description="Deciding replicas run the model the ModelScorer serves themselves "

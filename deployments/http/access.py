@@ -272,7 +272,7 @@ class RateLimits:
 # Keyed by the route the router picks (its template, as FastAPI declares it), never by the
 # path as sent: the guard authorises exactly what will be served (`deployments.http.routes`).
 _PUBLIC_ROUTES = frozenset(
-    {"/healthz", "/dashboard", "/dashboard/{asked:path}", "/docs", "/openapi.json",
+    {"/healthz", "/dashboard", "/dashboard/{asked}", "/docs", "/openapi.json",
      "/docs/oauth2-redirect"}
 )  # fmt: skip
 _ROUTE_SCOPES: dict[tuple[str, str], Scope] = {

@@ -12,7 +12,7 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
-EXPORT = Path(__file__).resolve().parents[2] / "console" / "out"
+ROOT = Path(__file__).resolve().parents[2]
 HEADERS = {  # the console is its own origin's only page: no framing, no sniffing, no referrer
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -30,8 +30,8 @@ class ConsoleFile:
 class ConsoleFiles:
     """The export's files by the path they are asked for (relative to /dashboard/)."""
 
-    def __init__(self, root: Path = EXPORT) -> None:
-        self.root = root
+    def __init__(self, root: Path) -> None:
+        self.root = root = root if root.is_absolute() else ROOT / root
         self.files: dict[str, ConsoleFile] = {}
         if not root.is_dir():
             return

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -133,7 +134,7 @@ class Ingress:
         if not self.access.keys.enabled:
             log.warning("access: no API keys configured; every route is open (loopback only)")
         self.serve_mode = serve_mode()
-        self.console = ConsoleFiles()  # the console's static export, listed once
+        self.console = ConsoleFiles(Path(settings.console_dir))  # its files, listed once
         if not self.console.built:
             log.warning("console: %s is not built; /dashboard answers 503", self.console.root)
         if "hint" in self.serve_mode:  # Serve's own logger: the replica log and `serve run`

@@ -25,7 +25,7 @@ from deployments.http.routes import ambiguous, leaf_routes
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/dashboard"),
-    ("GET", "/dashboard/{asked:path}"),
+    ("GET", "/dashboard/{asked}"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
     ("GET", "/docs/oauth2-redirect"),
@@ -177,6 +177,7 @@ def test_the_twin_has_every_route_of_the_ingress() -> None:
         for m in r.methods
     }
     assert set(NEEDS) <= templates
+    assert {("GET", "/dashboard"), ("GET", "/dashboard/{asked}")} <= templates  # public
     assert ("PUT", "/v1/policy/rules") in templates and ("GET", "/v1/stats") in templates
 
 

@@ -161,7 +161,8 @@ def test_the_console_live_case_rules_and_markup_as_text(service: str) -> None:
         version = int(text(driver, "policy-version"))
         editor = driver.find_element(By.ID, "rules-text")
         editor.clear()
-        proposed = [rule, {"id": "dash-big", "when": "amount > 100 and amount < 200", "action": "REVIEW"}]
+        big = {"id": "dash-big", "when": "amount > 100 and amount < 200", "action": "REVIEW"}
+        proposed = [rule, big]
         editor.send_keys(json.dumps(proposed))
         assert driver.find_element(By.ID, "rules-save").get_attribute("disabled")  # preview first
         driver.find_element(By.ID, "rules-preview").click()

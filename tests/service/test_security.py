@@ -47,12 +47,31 @@ def secure(
         "watcher": add_key(path, "watcher", {Scope.analyst}),  # revoked by a test
         "scorer": add_key(path, "scorer", {Scope.score}),  # "score" is revoked by a test
     }
-    args = {**app_args, "access": {"keys_file": str(path)}}
+    console = console_export(f"{PREFIX}/dashboard")  # a static export's base path is built in
+    args = {**app_args, "access": {"keys_file": str(path)}, "console_dir": console}
     serve.run(build_app(args), name="fraud-secure", route_prefix=PREFIX)
     url = service + PREFIX
     wait_healthy(url, "secure app")
     yield url, path, keys
     serve.delete("fraud-secure")  # the shards are the main app's: they stay
+
+
+def console_export(base_path: str) -> str:
+    """The console built for an app under a route prefix (console/next.config.ts), into a
+    folder of its own beside the default export; its path relative to the project root."""
+    import os
+    import subprocess
+
+    folder = ".export-" + base_path.strip("/").replace("/", "-")
+    env = {**os.environ, "CONSOLE_BASE_PATH": base_path, "CONSOLE_DIST_DIR": folder,
+           "NEXT_TELEMETRY_DISABLED": "1"}  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    built = subprocess.run(
+        ["npx", "--no-install", "next", "build"], cwd=root / "console", env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    return f"console/{folder}"
 
 
 def auth(key: str) -> dict[str, str]:
