@@ -8,7 +8,7 @@ and lines. Reports p50/p95/p99, achieved transactions/s, the share flagged, erro
 server CPU-seconds per 1,000 transactions; checks the targets of the performance issue;
 writes JSON, a Markdown table and a PNG chart under benchmarks/results/.
 
-python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bare]
+python -m benchmarks compare [--seconds 10] [--targets ours,ours-remote,ours-bare,ours-console]
                              [--stream N [--stream-rate R]] [--sweep R1,R2,...]
   --targets: after the baseline, from TARGETS below (ours = the documented start path).
   --stream N: also N transactions through the stream path as fast as it goes, and
@@ -264,7 +264,13 @@ def run_service(
     )
     try:
         wait_healthy(proc)
-        return measure(name, SERVICE_URL, proc.pid, seconds, console, scenarios)
+        with watching(SERVICE_URL, WATCHERS.get(name, 0)) as frames:
+            rows = measure(name, SERVICE_URL, proc.pid, seconds, console, scenarios)
+        if frames:
+            console.print(f"{name}: the live view received {sum(frames)} WebSocket frames")
+            for r in rows:
+                r["console_frames"] = sum(frames)
+        return rows
     finally:
         stop_service(proc, console)
 
@@ -335,7 +341,41 @@ TARGETS: dict[str, tuple[bool, dict[str, Any]]] = {
     # What each piece of durability costs, beside the default in one run:
     "ours-noarchive": (True, {"dedup": {"retain_days": 0}}),  # retries recognised in memory only
     "ours-norecord": (True, {"decision_record": {"path": None}}),  # no decision record
+    # The documented start path with an analyst's console open on the live view: its
+    # WebSocket (/v1/live/ws) connected and read for the whole measurement.
+    "ours-console": (True, {}),
 }
+WATCHERS = {"ours-console": 1}  # live-view WebSocket readers connected while measured
+
+
+@contextlib.contextmanager
+def watching(url: str, readers: int) -> Iterator[list[int]]:
+    """`readers` live-view WebSockets connected and read as the console does (the first
+    message a token: none, the benchmark's service has no keys); yields the frames each has
+    received so far. Each stops within a second of the block's end."""
+    import threading
+
+    from websockets.sync.client import connect
+
+    frames, stop = [0] * readers, threading.Event()
+
+    def read(i: int) -> None:
+        with connect(url.replace("http://", "ws://") + "/v1/live/ws") as ws:
+            ws.send(json.dumps({"token": None}))
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    ws.recv(timeout=1.0)
+                    frames[i] += 1
+
+    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(readers)]
+    for t in threads:
+        t.start()
+    try:
+        yield frames
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
 
 
 SWEEP = "sweep "  # the open-loop rate sweep's scenario names: "sweep 2,000/s"

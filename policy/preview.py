@@ -38,7 +38,8 @@ class Recent:
 
 class RecentDecisions:
     """The newest `capacity` first answers of one replica. `add` only buffers (the answer
-    path calls it); the rows are moved into the ring when they are read or at `flush`."""
+    path calls it); `flush` moves the buffered rows into the ring (the replica's report tick
+    calls it every 0.5 s, and a read does first)."""
 
     def __init__(self, width: int, capacity: int = 20_000) -> None:
         self.capacity = capacity

@@ -81,6 +81,8 @@ class Reporter:
                 pipeline.drift.update()
                 drift = pipeline.drift.report()
                 self.metrics.drift(drift)
+            if pipeline.recent is not None:  # the preview's ring takes what was buffered
+                pipeline.recent.flush()
             recorder = pipeline.recorder
             if recorder is not None:
                 try:

@@ -62,6 +62,7 @@ class Pipeline:
     degraded: ClassVar[dict[str, int]] = {}
     recorder = None  # no decision record
     drift = None  # no drift monitor
+    recent = None  # no ring for rule previews
 
     async def resend_recent(self) -> int:
         return 0
@@ -103,3 +104,32 @@ def test_batches_reach_the_desk_once_even_when_the_model_is_down(
     # A desk that was away gets the held batches later; a model that is away costs nothing.
     assert [b.ids for b in desk.delivered] == [["a"], ["b"]]
     assert sink.pending.take() == []
+
+
+def test_the_report_tick_moves_buffered_first_answers_into_the_preview_ring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer path only buffers rows for a rule preview; without a tick moving them
+    into the ring, the buffer would grow for as long as nobody asks for a preview."""
+    import numpy as np
+
+    from policy.preview import RecentDecisions
+
+    monkeypatch.setattr(reporter_module, "REPORT_INTERVAL_S", 0.01)
+    pipeline = Pipeline()
+    ring = RecentDecisions(2, capacity=4)
+    pipeline.recent = ring  # type: ignore[assignment]
+    for i in range(3):
+        ids = np.arange(2) + 2 * i
+        ring.add(np.zeros((2, 2)), ids / 10, ids.astype(np.int8), ids, ids, ids)
+    desk = Desk(0)
+    sink = DeskOutbox(MemoryStore(), desk, PendingDecisions())  # type: ignore[arg-type]
+    r = Reporter(sink, DeskService(), pipeline, DeadModel(), Metrics())  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        r.ensure_running()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    assert ring._buffer == []  # moved by the tick, not by a read
+    assert ring._filled == 4 and ring.rows().tx_keys.tolist() == [2, 3, 4, 5]  # the newest
