@@ -129,7 +129,7 @@ def desk_summary(console: Console) -> dict[str, Any]:
     console.print(
         f"analyst desk: {summary['open_reviews']:,} reviews open; labelled frauds caught "
         f"{o['frauds_caught']:,}, missed {o['frauds_missed']:,}; decisions {live['decisions']}; "
-        f"live view at {URL}/dashboard while the service runs (fraud demo --keep-running)"
+        f"the console at {URL}/dashboard/ while the service runs (fraud demo --keep-running)"
     )
     return summary
 
@@ -192,7 +192,7 @@ def run_demo(
         print_report(report, console)
         report["desk"] = desk_summary(console)
         if keep_running:
-            console.print(f"the service stays up: {URL}/dashboard (Ctrl-C stops it)")
+            console.print(f"the service stays up: {URL}/dashboard/ (Ctrl-C stops it)")
             with contextlib.suppress(KeyboardInterrupt):
                 proc.wait()
         return report

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from features.normals import Normal
+from features.normals import OWN, Normal
 
 
 def assemble(found: dict[str, Any], normals: dict[str, Normal]) -> dict[str, Any]:
@@ -26,9 +26,12 @@ def assemble(found: dict[str, Any], normals: dict[str, Normal]) -> dict[str, Any
             if normal is None or value is None
             else bool(value < normal.low or value > normal.high)
         )
-        compared.append(
-            {**reason, "normal": asdict(normal) if normal else None, "unusual": unusual}
-        )
+        compared.append({
+            **reason,
+            "own": reason["feature"] in OWN,  # the card's own history determines it
+            "normal": asdict(normal) if normal else None,
+            "unusual": unusual,
+        })  # fmt: skip
     amount = normals.get("TX_AMOUNT")
     return {
         **found,

@@ -40,7 +40,7 @@ export default function LiveView() {
               <h2>Scores (log scale)</h2>
               <ScoreHistogram {...live.score_histogram} review={live.model.thresholds.review} block={live.model.thresholds.block} />
               <p className="muted">
-                model <span id="model-version">{live.model.version ?? "–"}</span>, REVIEW &gt; {live.model.thresholds.review}, BLOCK &gt; {live.model.thresholds.block};
+                model <span id="model-version">{live.model.version ?? "–"}</span>, REVIEW &gt; {num(live.model.thresholds.review, 3)}, BLOCK &gt; {num(live.model.thresholds.block, 3)};
                 shadow agreement {pct(live.shadow.agreement)}; policy v{live.policy_version}
               </p>
             </div>

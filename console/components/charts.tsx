@@ -49,7 +49,7 @@ export function Timeline({ rows }: { rows: number[][] }) {
 }
 
 export function Bars({ values, bound }: { values: [string, number][]; bound: number }) {
-  const w = 560, row = 16, label = 300;
+  const w = 1100, row = 18, label = 380;
   const max = Math.max(bound * 1.5, ...values.map(([, v]) => v));
   const h = values.length * row + 20;
   const x = (v: number) => label + (v / max) * (w - label - 50);

@@ -42,7 +42,7 @@ export interface CaseFile {
   review: Review | null;
   card_history: HeldDecision[];
   terminal_history: HeldDecision[];
-  features: (Reason & { normal: Normal | null; unusual: boolean | null })[];
+  features: (Reason & { own: boolean; normal: Normal | null; unusual: boolean | null })[];
   card_normal: { transactions: number; features: Record<string, Normal> };
 }
 

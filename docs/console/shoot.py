@@ -59,7 +59,8 @@ def main() -> None:
         wait.until(lambda d: d.find_elements(By.ID, "frames") and number(d, "frames") >= 3)
         shoot("live")
         go(driver, wait, "Reviews")
-        link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#reviews a.case-link"))[0]
+        links = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#reviews a.case-link"))
+        link = links[-1]  # the newest listed: its card has history held before it
         shoot("reviews")
         link.click()
         wait.until(lambda d: d.find_elements(By.ID, "case-features"))

@@ -74,7 +74,8 @@ def test_a_case_sets_each_reason_beside_the_cards_normal() -> None:
     high, usual, terminal = out["features"]
     assert high["unusual"] is True and high["normal"]["median"] == pytest.approx(21.0)
     assert usual["unusual"] is False
-    assert terminal["normal"] is None and terminal["unusual"] is None
+    assert terminal["normal"] is None and terminal["unusual"] is None and not terminal["own"]
+    assert high["own"] and assemble(found, {})["features"][0]["own"]  # own, no history yet
     assert out["card_normal"]["transactions"] == 20
 
 

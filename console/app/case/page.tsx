@@ -104,7 +104,7 @@ function Case({ id }: { id: string }) {
               <tr key={f.feature} className={f.unusual ? "unusual" : ""}>
                 <td>{f.feature}</td>
                 <td>{num(f.value, 2)}</td>
-                <td>{f.normal ? num(f.normal.median, 2) : "not per card"}</td>
+                <td>{f.normal ? num(f.normal.median, 2) : f.own ? "no earlier transaction held" : "not per card"}</td>
                 <td>{f.normal ? `${num(f.normal.low, 2)} – ${num(f.normal.high, 2)}` : "–"}</td>
                 <td>+{num(f.contribution, 3)}</td>
               </tr>

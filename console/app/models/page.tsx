@@ -60,7 +60,7 @@ export default function Models() {
             <tbody>
               <tr><th>version</th><td id="served-version">{model.version}</td></tr>
               <tr><th>shadow</th><td>{model.shadow_version ?? "none"}</td></tr>
-              <tr><th>thresholds</th><td>REVIEW &gt; {model.thresholds.review}, BLOCK &gt; {model.thresholds.block}</td></tr>
+              <tr><th>thresholds</th><td>REVIEW &gt; {num(model.thresholds.review, 3)}, BLOCK &gt; {num(model.thresholds.block, 3)}</td></tr>
               <tr><th>shadow agreement</th><td>{pct(live?.shadow.agreement)} of {num(live?.shadow.compared)} compared</td></tr>
               {Object.entries(model.card).filter(([k, v]) => scalar(v) && k !== "version").map(([k, v]) => (
                 <tr key={k}><th>{k}</th><td>{String(v)}</td></tr>
