@@ -594,7 +594,7 @@ def demo(
         "data/demo-report.json"
     ),
     keep_running: Annotated[
-        bool, typer.Option(help="Keep the service up afterwards (for /dashboard); Ctrl-C stops.")
+        bool, typer.Option(help="Keep the service up after (console: /dashboard/); Ctrl-C stops.")
     ] = False,
     source: Annotated[
         DemoSource,

@@ -343,7 +343,7 @@ class Desk(Journaled):
         return self.policies.history()
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the dashboard shows, in one call."""
+        """Everything the live view shows, in one call."""
         out = self.live.snapshot(time.time())
         out["outcomes"] = vars(self.log.outcomes).copy()
         out["reviews"] = {

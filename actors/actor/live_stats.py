@@ -1,4 +1,4 @@
-"""The live numbers behind the dashboard: rates, decision mix, latency, scores, recent flags."""
+"""The console's live numbers: rates, decision mix, latency, scores, recent flags."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def env_key_headers() -> dict[str, str]:
 
 class Scope(str, Enum):
     score = "score"  # transactions, batches, feedback
-    analyst = "analyst"  # reviews, labels, stored decisions, live view, dashboard
+    analyst = "analyst"  # reviews, cases, labels, stored decisions, live view, previews
     admin = "admin"  # policy, lists, models, stats, audit
 
 
@@ -209,7 +209,7 @@ class Session:
 
 
 class Sessions:
-    """Short-lived signed tokens for the dashboard, so no long-lived key goes into a URL
+    """Short-lived signed tokens for the console, so no long-lived key goes into a URL
     (an EventSource cannot send headers). HMAC-SHA256 under a key every replica derives from
     the service's id key; a token dies with its expiry or its API key's revocation."""
 
@@ -297,7 +297,7 @@ LIVE_STREAM, SESSION = "/v1/live/stream", "/v1/session"
 
 def required_scope(method: str, route: str | None) -> Scope | None:
     """The scope a request for `route` (the template the router matched; None: no route)
-    needs; None for the public routes (probes, docs, dashboard page and assets). Anything
+    needs; None for the public routes (probes, docs, the console's files). Anything
     not named here needs `admin`: a new route is closed until it is listed."""
     method = method.upper()
     if method == "HEAD":  # Starlette answers HEAD on every GET route
@@ -373,7 +373,7 @@ class Access:
         return expires is None or expires > time.time()
 
     def session(self, key_id: str | None) -> dict[str, object]:
-        """A dashboard token for the key this request came with (POST /v1/session)."""
+        """A console token for the key this request came with (POST /v1/session)."""
         key = self.keys.by_id(key_id) if key_id else None
         if key is None:
             return {

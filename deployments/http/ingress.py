@@ -390,12 +390,12 @@ class Ingress:
 
     @app.post("/v1/session")
     async def session(self, request: Request) -> dict[str, Any]:
-        """A short-lived token for the dashboard, for the key this request came with."""
+        """A short-lived token for the console, for the key this request came with."""
         return self.access.session(request.state.key_id)
 
     @app.get("/v1/live")
     async def live(self) -> dict[str, Any]:
-        """What the dashboard shows: rates, mix, latency, scores, flags, reviews, outcomes."""
+        """The console's live view: rates, mix, latency, scores, flags, reviews, outcomes."""
         return await self._live()
 
     @app.get("/v1/drift")
@@ -420,8 +420,9 @@ class Ingress:
     async def live_stream(
         self, request: Request, interval_s: float = Query(1.0, ge=0.2, le=10.0)
     ) -> StreamingResponse:
-        """Server-sent events: one `live` snapshot per interval (for /dashboard). The stream
-        ends when its key is revoked or its token expires: access is asked again each tick."""
+        """Server-sent events: one `live` snapshot per interval (for clients without
+        WebSockets). The stream ends when its key is revoked or its token expires: access is
+        asked again each tick."""
         self.reporter.ensure_running()
         key_id = getattr(request.state, "key_id", None)
         expires = getattr(request.state, "access_expires", None)

@@ -1,4 +1,4 @@
-"""The live channel over a WebSocket: the dashboard's snapshots, pushed, sampled for a slow
+"""The live channel over a WebSocket: the console's live snapshots, pushed, sampled for a slow
 reader.
 
 The browser opens `/v1/live/ws` and sends one message first: `{"token": <a session token
