@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from policy.decision import TIER_NAMES
-from policy.rules import Policy
+from policy.rules import Policy, rule_hits
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,6 @@ def _summary(final: np.ndarray, labelled: np.ndarray, fraud: np.ndarray) -> dict
     }
 
 
-def _hits(fired: list[list[str]], final: np.ndarray, other: np.ndarray) -> dict[str, Any]:
-    out: dict[str, dict[str, int]] = {}
-    for i, ids in enumerate(fired):
-        for rule_id in ids:
-            r = out.setdefault(rule_id, {"hits": 0, "changed": 0})
-            r["hits"] += 1
-            r["changed"] += int(final[i] != other[i])
-    return out
-
-
 def preview(
     current: Policy, proposed: Policy, recent: Recent, labels: Mapping[int, bool]
 ) -> dict[str, Any]:
@@ -135,7 +125,7 @@ def preview(
         "changed": int(np.sum(now != then)),
         "changes": changes,
         "rules": {
-            "current": _hits(now_fired, now, then),
-            "proposed": _hits(then_fired, then, now),
+            "current": rule_hits(now_fired, now, then),
+            "proposed": rule_hits(then_fired, then, now),
         },
     }

@@ -173,3 +173,20 @@ class Policy:
             "list_sizes": {n: len(self.lists.get(n, ())) for n in LIST_NAMES},
             "rule_failures": dict(self.failures),
         }
+
+
+def rule_hits(
+    fired: list[list[str]], final: np.ndarray, other: np.ndarray, fraud: np.ndarray | None = None
+) -> dict[str, dict[str, int]]:
+    """Per rule or list (`Policy.apply`'s `fired`): rows it fired on (`hits`), those whose
+    decision differs from `other`'s (`changed`: the model alone, or another policy), and,
+    given labels, the frauds among its hits. `fraud backtest` and the rule preview count so."""
+    out: dict[str, dict[str, int]] = {}
+    for i, ids in enumerate(fired):
+        for rule_id in ids:
+            r = out.setdefault(rule_id, {"hits": 0, "changed": 0})
+            r["hits"] += 1
+            r["changed"] += int(final[i] != other[i])
+            if fraud is not None:
+                r["frauds"] = r.get("frauds", 0) + int(fraud[i])
+    return out

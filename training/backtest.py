@@ -22,7 +22,7 @@ from features.spec import FEATURE_NAMES
 from models.onnx import OnnxModel
 from policy.costs import CostModel, decision_costs
 from policy.decision import Thresholds, tiers
-from policy.rules import ListName, Policy, Rule, list_keys
+from policy.rules import ListName, Policy, Rule, list_keys, rule_hits
 
 
 class PolicyFile(BaseModel):
@@ -88,13 +88,6 @@ def backtest(
     )
     y = feats["is_fraud"].to_numpy().astype(np.int8)
     amounts = feats["TX_AMOUNT"].to_numpy()
-    per_rule: dict[str, dict[str, int]] = {}
-    for i in (i for i, f in enumerate(fired) if f) if fired else ():
-        for rule_id in fired[i]:
-            r = per_rule.setdefault(rule_id, {"hits": 0, "frauds": 0, "changed": 0})
-            r["hits"] += 1
-            r["frauds"] += int(y[i])
-            r["changed"] += int(final[i] != base[i])
     return {
         "window": [str(feats["timestamp"].min()), str(feats["timestamp"].max())],
         "model_version": model.version,
@@ -103,5 +96,5 @@ def backtest(
         "rules": [r.model_dump() for r in policy.all_rules],
         "model_only": summarise(base, y, amounts, costs),
         "with_rules": summarise(final, y, amounts, costs),
-        "per_rule": per_rule,
+        "per_rule": rule_hits(fired, final, base, y),
     }
