@@ -3,11 +3,12 @@
 // terminal's recent decisions, and the verdict with a note. Exportable as JSON or CSV.
 
 import { useSearchParams } from "next/navigation";
-import { Suspense, useCallback, useEffect, useState, type FormEvent } from "react";
+import { Suspense, useCallback, useState, type FormEvent } from "react";
 
 import { Badge, CaseLink } from "@/components/decisions";
-import { ApiError, call, get } from "@/lib/api";
+import { call, get } from "@/lib/api";
 import { csvField, download, num, when } from "@/lib/format";
+import { errorText, useResource } from "@/lib/resource";
 import type { CaseFile, HeldDecision } from "@/lib/types";
 
 function History({ id, rows }: { id: string; rows: HeldDecision[] }) {
@@ -46,33 +47,20 @@ function asCsv(c: CaseFile): string {
 }
 
 function Case({ id }: { id: string }) {
-  const [found, setFound] = useState<CaseFile | null>(null);
-  const [error, setError] = useState("");
+  const load = useCallback(() => get<CaseFile>(`/v1/cases/${encodeURIComponent(id)}`), [id]);
+  const { data: found, error, reload } = useResource(load);
   const [note, setNote] = useState("");
   const [analyst, setAnalyst] = useState("analyst");
   const [status, setStatus] = useState("");
-
-  const load = useCallback(async () => {
-    try {
-      setFound(await get<CaseFile>(`/v1/cases/${encodeURIComponent(id)}`));
-      setError("");
-    } catch (e) {
-      setError(e instanceof ApiError ? e.message : "the service does not answer");
-    }
-  }, [id]);
-  useEffect(() => {
-    const first = setTimeout(() => void load(), 0);
-    return () => clearTimeout(first);
-  }, [load]);
 
   const resolve = async (e: FormEvent, outcome: "fraud" | "legit") => {
     e.preventDefault();
     try {
       await call(`/v1/reviews/${encodeURIComponent(id)}`, { method: "POST", body: { outcome, analyst, note } });
       setStatus(`resolved as ${outcome}`);
-      await load();
+      await reload();
     } catch (err) {
-      setStatus(err instanceof ApiError ? err.message : "the service does not answer");
+      setStatus(errorText(err));
     }
   };
 

@@ -2,11 +2,12 @@
 // Models and drift: the served model and its shadow, the thresholds, and how far the scores
 // and each feature have moved from the model's reference window (PSI, computed by the service).
 
-import { useEffect, useState } from "react";
+import { useCallback } from "react";
 
 import { Bars } from "@/components/charts";
-import { ApiError, get } from "@/lib/api";
+import { get } from "@/lib/api";
 import { num, pct } from "@/lib/format";
+import { useResource } from "@/lib/resource";
 import type { Drift, Live } from "@/lib/types";
 
 interface ModelView {
@@ -25,29 +26,12 @@ function scalar(value: unknown): boolean {
 }
 
 export default function Models() {
-  const [model, setModel] = useState<ModelView | null>(null);
-  const [drift, setDrift] = useState<DriftView | null>(null);
-  const [live, setLive] = useState<Live | null>(null);
-  const [error, setError] = useState("");
-  useEffect(() => {
-    const load = async () => {
-      try {
-        const [m, d, l] = await Promise.all([get<ModelView>("/v1/model"), get<DriftView>("/v1/drift"), get<Live>("/v1/live")]);
-        setModel(m);
-        setDrift(d);
-        setLive(l);
-        setError("");
-      } catch (e) {
-        setError(e instanceof ApiError ? e.message : "the service does not answer");
-      }
-    };
-    const first = setTimeout(() => void load(), 0);
-    const every = setInterval(() => void load(), 5000);
-    return () => {
-      clearTimeout(first);
-      clearInterval(every);
-    };
-  }, []);
+  const load = useCallback(
+    () => Promise.all([get<ModelView>("/v1/model"), get<DriftView>("/v1/drift"), get<Live>("/v1/live")]),
+    [],
+  );
+  const { data, error } = useResource(load, 5000);
+  const [model, drift, live] = data ?? [null, null, null];
   const bound = Object.values(drift?.replicas ?? {})[0]?.alert_psi ?? 0.2;
   const psi = Object.entries(drift?.psi ?? {}).sort((a, b) => b[1] - a[1]);
   return (

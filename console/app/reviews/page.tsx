@@ -1,11 +1,12 @@
 "use client";
 // The review queue: REVIEW decisions waiting for an analyst, oldest first; each opens its case.
 
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useState } from "react";
 
 import { CaseLink, reasonText } from "@/components/decisions";
-import { ApiError, get } from "@/lib/api";
+import { get } from "@/lib/api";
 import { num, when } from "@/lib/format";
+import { useResource } from "@/lib/resource";
 import type { Review } from "@/lib/types";
 
 interface Page {
@@ -16,24 +17,8 @@ interface Page {
 
 export default function Reviews() {
   const [status, setStatus] = useState("open");
-  const [page, setPage] = useState<Page | null>(null);
-  const [error, setError] = useState("");
-  const load = useCallback(async () => {
-    try {
-      setPage(await get<Page>(`/v1/reviews?status=${status}&limit=100`));
-      setError("");
-    } catch (e) {
-      setError(e instanceof ApiError ? e.message : "the service does not answer");
-    }
-  }, [status]);
-  useEffect(() => {
-    const first = setTimeout(() => void load(), 0);
-    const every = setInterval(() => void load(), 5000);
-    return () => {
-      clearTimeout(first);
-      clearInterval(every);
-    };
-  }, [load]);
+  const load = useCallback(() => get<Page>(`/v1/reviews?status=${status}&limit=100`), [status]);
+  const { data: page, error } = useResource(load, 5000);
   return (
     <section className="card">
       <h2>Reviews</h2>

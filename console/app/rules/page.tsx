@@ -5,8 +5,9 @@
 
 import { useCallback, useEffect, useState } from "react";
 
-import { ApiError, call } from "@/lib/api";
+import { call } from "@/lib/api";
 import { num, pct } from "@/lib/format";
+import { errorText } from "@/lib/resource";
 import type { Preview, Rule, Summary } from "@/lib/types";
 
 interface PolicyView {
@@ -17,10 +18,6 @@ interface PolicyView {
 }
 
 const EXAMPLE: Rule = { id: "big-night-spend", when: "amount > 500 and night == 1", action: "REVIEW", description: "", enabled: true };
-
-function errorText(e: unknown): string {
-  return e instanceof ApiError ? e.message : "the service does not answer";
-}
 
 function SummaryRow({ name, s }: { name: string; s: Summary }) {
   return (
