@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 from rich.console import Console
 
@@ -103,8 +104,25 @@ def wait_healthy(proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
     raise TimeoutError(f"service not healthy after {timeout_s:.0f} s")
 
 
+def _haproxies(pid: int) -> list[psutil.Process]:
+    """The HAProxy processes under `pid` (Serve's ingress, started by its manager actor)."""
+    try:
+        below = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    found = []
+    for p in below:
+        with contextlib.suppress(psutil.Error):
+            if p.name() == "haproxy":
+                found.append(p)
+    return found
+
+
 def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
-    """SIGINT first (serve run shuts Serve and its Ray cluster down), then force."""
+    """SIGINT first (serve run shuts Serve and its Ray cluster down), then force; then the
+    HAProxy processes it had started, if any outlived it: one reloaded by Serve was seen to,
+    holding the service's ports against the next start."""
+    ingress = _haproxies(proc.pid)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -112,6 +130,9 @@ def stop_service(proc: subprocess.Popen[bytes], console: Console) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    for p in ingress:  # psutil checks each is still the process it found, not a reused pid
+        with contextlib.suppress(psutil.Error):
+            p.kill()
     console.print("service stopped")
 
 

@@ -152,3 +152,32 @@ def test_models_promote_rollback_and_shadow_edit_the_config(tmp_path: Path) -> N
     ScorerConfig(**user_config("ModelScorer", config))  # what the deployment will accept
     bad = runner.invoke(app, ["models", "promote", str(tmp_path / "nope"), "--config", str(config)])
     assert bad.exit_code == 2 and "not a model directory" in " ".join(bad.output.split())
+
+
+def test_stopping_the_service_leaves_no_haproxy_behind(tmp_path: Path) -> None:
+    """Serve's HAProxy runs in a process group of its own (its manager actor's), so the
+    SIGINT to `serve run`'s group does not reach it; one that outlives the service holds
+    its ports against the next start. `stop_service` ends the ones under it."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from rich.console import Console
+
+    from cli.demo import stop_service
+
+    haproxy = tmp_path / "haproxy"  # a stand-in by name: it only sleeps
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", haproxy)
+    script = (
+        "import subprocess, time; "
+        f"subprocess.Popen(['{haproxy}', '60'], start_new_session=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (kids := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [k.name() for k in kids] == ["haproxy"]
+    stop_service(proc, Console(quiet=True))
+    psutil.wait_procs(kids, timeout=5)
+    assert not kids[0].is_running()
