@@ -13,15 +13,14 @@ slow) is applied once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
+from actors.client.store_calls import StoreCalls
 from actors.errors import Unavailable
 from actors.events import CardEvents
 from actors.store import records
@@ -46,10 +45,7 @@ class LateSteps:
         self.replica = uuid.uuid4().hex[:12]  # a fresh set of journals per replica start
         self.seq = 0
         self.adopted = 0  # steps sent again from journals of replicas that are gone
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="late-steps")  # in order
-
-    async def _store(self, method: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
+        self._calls = StoreCalls(store, "late-steps")
 
     async def hold(self, shard: int, routes: np.ndarray, events: CardEvents) -> Held:
         """Keep this step (the answer waits for it); `routes`: its cards' key routes."""
@@ -57,7 +53,7 @@ class LateSteps:
         name, seq = f"{PREFIX}{self.replica}-{shard}", self.seq
         form = {"at": _now_ms(), "routes": np.asarray(routes, np.int64), "events": events.items()}
         try:
-            await self._store(self.store.append, name, seq, records.encode(form))
+            await self._calls.append(name, seq, records.encode(form))
         except StoreUnavailable as e:  # not kept: not answered either (the client retries)
             raise Unavailable("state_store_unavailable", retry_after_s=2) from e
         return name, seq
@@ -65,19 +61,19 @@ class LateSteps:
     async def release(self, held: Held) -> None:
         """The step (and every one before it in its journal) is applied: drop them."""
         try:
-            await self._store(self.store.checkpoint, held[0], held[1], APPLIED, True)
+            await self._calls.call(self.store.checkpoint, held[0], held[1], APPLIED, True)
         except StoreUnavailable as e:  # kept: sent again later, deduplicated
             log.warning("late steps: release failed (%s)", type(e).__name__)
 
     async def orphans(self) -> list[Orphan]:
         """Other replicas' journals whose oldest step has waited `ORPHAN_AFTER_MS`."""
-        names: list[str] = await self._store(self.store.names, PREFIX)
+        names: list[str] = await self._calls.call(self.store.names, PREFIX)
         mine = f"{PREFIX}{self.replica}-"
         found: list[Orphan] = []
         for name in names:
             if name.startswith(mine):
                 continue
-            stored = await self._store(self.store.load, name)
+            stored = await self._calls.call(self.store.load, name)
             if not stored.log:
                 continue
             forms = [(seq, records.decode(data)) for seq, data in stored.log]
@@ -91,4 +87,4 @@ class LateSteps:
         return found
 
     def close(self) -> None:
-        self._io.shutdown(wait=False)
+        self._calls.close()

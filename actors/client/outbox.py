@@ -16,11 +16,11 @@ import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Final
 
 from actors.actor.decision_log import DecidedBatch
 from actors.client.desk import DeskClient, PendingDecisions
+from actors.client.store_calls import StoreCalls
 from actors.errors import Unavailable
 from actors.store import records
 from actors.store.backends import StateStore, StoreUnavailable
@@ -44,14 +44,9 @@ class DeskOutbox:
         self.name = PREFIX + uuid.uuid4().hex[:12]  # a fresh outbox per replica start
         self.seq = 0
         self._unsent: list[tuple[int, DecidedBatch]] = []
-        # One thread does every store call: appends keep their order, and one connection
-        # per store file never waits on another of this process.
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self._calls = StoreCalls(store, "outbox")
         self.adopted = 0  # batches delivered from outboxes of replicas that are gone
         self._delivering = asyncio.Lock()
-
-    async def _store(self, method: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
 
     async def record(self, batch: DecidedBatch, wait: bool) -> None:
         if not wait:
@@ -61,7 +56,7 @@ class DeskOutbox:
         seq = self.seq
         data = records.encode({"at": _now_ms(), "batch": batch.to_record()})
         try:
-            await self._store(self.store.append, self.name, seq, data)
+            await self._calls.append(self.name, seq, data)
         except StoreUnavailable as e:  # nothing recorded: the client retries (503), deduplicated
             raise Unavailable("state_store_unavailable", retry_after_s=2) from e
         self._unsent.append((seq, batch))
@@ -85,12 +80,12 @@ class DeskOutbox:
                 self._unsent[:0] = taken  # first in the next delivery
                 raise
             # A failure here leaves them in the store: delivered again by `adopt`, applied once.
-            await self._store(self.store.checkpoint, self.name, taken[-1][0], DELIVERED, True)
+            await self._calls.call(self.store.checkpoint, self.name, taken[-1][0], DELIVERED, True)
             return len(taken)
 
     async def orphans(self) -> list[str]:
         """The outboxes of other replicas that hold records (gone or not)."""
-        names: list[str] = await self._store(self.store.names, PREFIX)
+        names: list[str] = await self._calls.call(self.store.names, PREFIX)
         return [n for n in names if n != self.name]
 
     async def adopt(self, outboxes: list[str]) -> int:
@@ -100,14 +95,14 @@ class DeskOutbox:
         for name in outboxes:
             if name == self.name:
                 continue
-            stored = await self._store(self.store.load, name)
+            stored = await self._calls.call(self.store.load, name)
             if not stored.log:
                 continue
             entries = [records.decode(data) for _, data in stored.log]
             if max(int(e["at"]) for e in entries) > _now_ms() - ORPHAN_AFTER_MS:
                 continue  # its replica may still be delivering it
             await self.desk.record_many([DecidedBatch.from_record(e["batch"]) for e in entries])
-            await self._store(self.store.checkpoint, name, stored.log[-1][0], DELIVERED, True)
+            await self._calls.call(self.store.checkpoint, name, stored.log[-1][0], DELIVERED, True)
             log.info("delivered %d flagged batches of a replica that is gone", len(entries))
             done += len(entries)
         self.adopted += done

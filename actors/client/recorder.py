@@ -21,7 +21,6 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from actors.actor.decision_log import DecidedBatch
+from actors.client.store_calls import StoreCalls
 from actors.errors import Unavailable
 from actors.store import records
 from actors.store.backends import StateStore, StoreUnavailable
@@ -84,13 +84,10 @@ class DecisionRecorder:
         self._held: list[tuple[int, Entry]] = []  # journaled, not yet in a file
         self._held_rows = 0
         self.spilled = False  # held in the journal only (memory was full)
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="record")  # appends in order
+        self._calls = StoreCalls(journal, "record")
         self._flushing = asyncio.Lock()
         self._last_flush = time.monotonic()
         self._last_expire = 0.0
-
-    async def _store(self, method: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._io, method, *args)
 
     async def record(self, batch: DecidedBatch, review: float, block: float) -> None:
         """Make the batch's decisions durable (the answer waits for this)."""
@@ -98,7 +95,7 @@ class DecisionRecorder:
         self.seq += 1
         seq = self.seq
         try:
-            await self._store(self.journal.append, self.name, seq, entry.encode())
+            await self._calls.append(self.name, seq, entry.encode())
         except StoreUnavailable as e:  # nothing recorded: the client retries (503)
             raise Unavailable("state_store_unavailable", retry_after_s=2) from e
         if not self.spilled:
@@ -136,7 +133,7 @@ class DecisionRecorder:
             if self.spilled:  # read back what memory let go of, up to the last append
                 self.spilled = False  # from here on, memory holds again
                 upto = self.seq
-                stored = await self._store(self.journal.load, self.name)
+                stored = await self._calls.call(self.journal.load, self.name)
                 taken = [(s, Entry.decode(d)) for s, d in stored.log if s <= upto]
             else:
                 taken, self._held, self._held_rows = self._held, [], 0
@@ -152,7 +149,8 @@ class DecisionRecorder:
                 return 0
             self.written_rows += rows
             try:  # a failure here writes these rows again later: readers drop the copies
-                await self._store(self.journal.checkpoint, self.name, taken[-1][0], WRITTEN, True)
+                last = taken[-1][0]
+                await self._calls.call(self.journal.checkpoint, self.name, last, WRITTEN, True)
             except StoreUnavailable as e:
                 log.warning("decision record: checkpoint failed (%s)", type(e).__name__)
             if time.monotonic() - self._last_expire > EXPIRE_EVERY_S:
@@ -184,12 +182,12 @@ class DecisionRecorder:
     async def adopt(self) -> int:
         """Write the journals of replicas that are gone (nothing appended for
         `ORPHAN_AFTER_MS`) to the record, then checkpoint over them; returns the batches."""
-        names: list[str] = await self._store(self.journal.names, PREFIX)
+        names: list[str] = await self._calls.call(self.journal.names, PREFIX)
         done = 0
         for name in names:
             if name == self.name:
                 continue
-            stored = await self._store(self.journal.load, name)
+            stored = await self._calls.call(self.journal.load, name)
             if not stored.log:
                 continue
             taken = [(s, Entry.decode(d)) for s, d in stored.log]
@@ -197,7 +195,7 @@ class DecisionRecorder:
                 continue  # its replica may still be writing it
             loop = asyncio.get_running_loop()
             self.written_rows += await loop.run_in_executor(None, self._write, name, taken)
-            await self._store(self.journal.checkpoint, name, taken[-1][0], WRITTEN, True)
+            await self._calls.call(self.journal.checkpoint, name, taken[-1][0], WRITTEN, True)
             log.info("decision record: wrote %d batches of a replica that is gone", len(taken))
             done += len(taken)
         self.adopted += done
@@ -215,10 +213,10 @@ class DecisionRecorder:
                 self.journal.checkpoint(self.name, taken[-1][0], WRITTEN, True)
 
         try:
-            self._io.submit(final).result(timeout=timeout_s)
+            self._calls.wait(final, timeout_s)
         except Exception as e:  # never fail a shutdown on it: the journal keeps the rows
             log.warning("decision record: final write failed (%s)", type(e).__name__)
-        self._io.shutdown(wait=False)
+        self._calls.close()
 
 
 def arrow(journal: str, entries: Sequence[Entry]) -> pa.Table:

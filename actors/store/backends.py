@@ -58,6 +58,10 @@ class StateStore(Protocol):
     same time: a backend keeps the two apart, and a checkpoint never blocks an append for
     longer than it takes to drop the records it covers."""
 
+    # An append returns in tens of microseconds (no network, no disk flush): a caller on
+    # an event loop may make it there instead of paying a hop to a thread and back.
+    quick_appends: bool
+
     def load(self, shard: str) -> Stored:
         """Everything held, for a (re)start: checkpoints, then the log after them."""
         ...
@@ -221,6 +225,8 @@ StoreConfig = Annotated[
 class MemoryStore:
     """Process-local store: survives nothing; the default for unit tests."""
 
+    quick_appends = True
+
     def __init__(self) -> None:
         self._checkpoints: dict[str, list[tuple[int, bool, bytes]]] = {}
         self._log: dict[str, list[tuple[int, bytes]]] = {}
@@ -318,6 +324,7 @@ class SqliteStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self.quick_appends = not fsync  # a WAL append without fsync: ~20 us
         # One connection per (file, thread): the request path and the checkpoint writer
         # each use their own. Only the request path writes the log: a checkpoint leaves the
         # records it covers for the next append to drop, in that append's transaction, so
@@ -588,6 +595,8 @@ class RedisStore:
     checkpoint never blocks Redis for the other shards. Durability is Redis's: run it with
     `appendonly yes` (AOF) and `appendfsync everysec` or `always` for state that must survive
     a Redis restart."""
+
+    quick_appends = False  # a network round trip
 
     def __init__(self, url: str, prefix: str = "fraud") -> None:
         import redis
