@@ -61,21 +61,28 @@ def assemble(
     link event's transaction row, entity index and `LINK_STATS` columns; a transaction's
     link features without an event stay missing (NaN), never zero."""
     out = np.empty((stateless.shape[0], N_FEATURES), dtype=np.float64)
-    out[:, TRANSACTION_COLUMNS] = stateless
-    out[:, CARD_COLUMNS] = user
-    out[:, TERMINAL_COLUMNS] = terminal
-    for columns, _ in _LINK_COLUMNS:
-        out[:, columns] = np.nan
-    if links is not None:
+    out[:, _TRANSACTION] = stateless
+    out[:, _CARD] = user
+    out[:, _TERMINAL] = terminal
+    out[:, _LINK] = np.nan
+    if links is not None and len(links[0]):
         rows, kinds, values = links
-        for e, (columns, slots) in enumerate(_LINK_COLUMNS):
+        for e in set(kinds.tolist()):  # the entities present, not all of them
+            columns, slots = _LINK_COLUMNS[e]
             mine = kinds == e
-            if mine.any():
-                out[np.ix_(rows[mine], columns)] = values[mine][:, slots]
+            out[np.ix_(rows[mine], columns)] = values[mine][:, slots]
     return out
 
 
-_LINK_COLUMNS = [link_columns(e) for e in LINKS]
+# Column index arrays made once: a list index is converted on every call, which costs
+# more than the copy itself on the answer path's one-row batches.
+_TRANSACTION, _CARD, _TERMINAL = (
+    np.asarray(c, np.intp) for c in (TRANSACTION_COLUMNS, CARD_COLUMNS, TERMINAL_COLUMNS)
+)
+_LINK_COLUMNS = [
+    (np.asarray(c, np.intp), np.asarray(s, np.intp)) for c, s in map(link_columns, LINKS)
+]
+_LINK = np.concatenate([c for c, _ in _LINK_COLUMNS])
 
 
 def _distinct(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
