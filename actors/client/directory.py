@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import ray
 
+from actors import heap
 from actors.actor.desk import Desk
 from actors.actor.journal import ShardSettings
 from actors.actor.layout import Kind as LayoutKind
@@ -42,6 +43,10 @@ class _Wired:
     as the items of its batches (`actors.events`)."""
 
     _wire: WireServer | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        heap.settle()  # its state rebuilt: kept out of every later collection (actors.heap)
 
     def open_wire(self) -> tuple[str, int, bytes]:
         """(host, port, token) of this actor's socket, opened on first use on its node's
