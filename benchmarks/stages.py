@@ -30,6 +30,7 @@ from deployments.scoring.stages import STAGES
 
 PERCENTILES = (50, 90, 99, 99.9)
 SLOW_MS = 5.0  # a request above this is a stall worth attributing
+STALLS = 8  # the slowest requests, each shown with when it was sent and where it waited
 
 
 def _timings(header: str | None) -> dict[str, float]:
@@ -54,13 +55,15 @@ def sequential(
     headers = {"content-type": "application/json"}
     if timed:
         headers["x-fraud-timing"] = "1"
-    latencies, stages, errors = [], [], 0
+    latencies, sent, stages, errors = [], [], [], 0
+    began = time.perf_counter()
     deadline = time.monotonic() + seconds
     try:
         for line in lines:
             if time.monotonic() > deadline:
                 break
             t0 = time.perf_counter()
+            sent.append(t0 - began)
             conn.request("POST", "/v1/transactions", body=line, headers=headers)
             answer = conn.getresponse()
             answer.read()
@@ -70,7 +73,12 @@ def sequential(
     finally:
         conn.close()
     cursor.take("normal", len(latencies))
-    return {"latencies_ms": [1e3 * x for x in latencies], "stages": stages, "errors": errors}
+    return {
+        "latencies_ms": [1e3 * x for x in latencies],
+        "sent_s": sent,
+        "stages": stages,
+        "errors": errors,
+    }
 
 
 def summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -90,12 +98,23 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
         table = np.array([[row.get(s, 0.0) for s in names] for row in stages])
         out["timed_requests"] = len(stages)
         out["stage_present"] = {s: sum(s in row for row in stages) for s in names}
-        lat = lat[[i for i, row in enumerate(run["stages"]) if row]]
+        kept = [i for i, row in enumerate(run["stages"]) if row]  # requests with timings
+        lat = lat[kept]
         outside = lat - table[:, names.index("total")]
         out["stage_p50_ms"] = {s: float(np.median(table[:, i])) for i, s in enumerate(names)}
         out["stage_mean_ms"] = {s: float(table[:, i].mean()) for i, s in enumerate(names)}
         out["outside_p50_ms"] = float(np.median(outside))
         out["outside_mean_ms"] = float(outside.mean())
+        worst = np.argsort(lat)[::-1][:STALLS]
+        out["stalls"] = [
+            {
+                "sent_s": round(run["sent_s"][kept[i]], 3),
+                "ms": round(float(lat[i]), 2),
+                "outside": round(float(outside[i]), 2),
+                **run["stages"][kept[i]],
+            }
+            for i in worst.tolist()
+        ]
         slow = lat > SLOW_MS
         if slow.any():  # where the stalls went: the mean of each stage over slow requests
             out["slow_stage_mean_ms"] = {
@@ -140,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
             p50 = ours["stage_p50_ms"].get(s, ours["outside_p50_ms"])
             mean = ours["stage_mean_ms"].get(s, ours["outside_mean_ms"])
             console.print(f"  {s:<8} {p50:7.3f} / {mean:7.3f}   {slow.get(s, float('nan')):8.2f}")
+        console.print("ours, the slowest requests (sent at s: ms, then each stage over 1 ms):")
+        for stall in ours["stalls"]:
+            parts = [f"{k} {v:.1f}" for k, v in stall.items() if k not in ("sent_s", "ms", "total")]
+            big = [p for p in parts if float(p.rsplit(" ", 1)[1]) >= 1.0]
+            console.print(f"  {stall['sent_s']:8.3f}: {stall['ms']:7.1f} ms  " + ", ".join(big))
     save("stages", {"requests": a.requests, "slow_ms": SLOW_MS, **results})
 
 
