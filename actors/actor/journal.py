@@ -2,7 +2,8 @@
 
 A subclass (a card shard, a terminal shard, the desk) provides a few hooks and calls
 `_submit(op)` for every change; this base makes the change durable in the `StateStore`
-before applying it, checkpoints every `snapshot_every` changes off the request path, and on
+before applying it, checkpoints every `snapshot_every` changes or `snapshot_rows` rows off the
+request path, and on
 start rebuilds the state from the checkpoints plus the journal after them, through the same
 `_apply`. Records and checkpoints are `actors.store.records`' typed format, never pickles.
 """
@@ -86,9 +87,10 @@ class Journaled(ABC):
     - `_load(form)`: the live state from a whole one;
     - optionally `_warm()`: load what the first request would (compiled kernels).
 
-    Every `snapshot_every` changes a capture is taken under the lock and written by a
-    thread of the actor's own, so a checkpoint costs a request only the capture; every
-    `compact_every` incremental checkpoints are folded into a full one the same way.
+    Every `snapshot_every` changes, or sooner once they hold `snapshot_rows` rows (`_rows`),
+    a capture is taken under the lock and written by a thread of the actor's own, so a
+    checkpoint costs a request only the capture; every `compact_every` incremental
+    checkpoints are folded into a full one the same way.
     """
 
     kind: ClassVar[str] = "journaled"
@@ -116,6 +118,7 @@ class Journaled(ABC):
         self.seq = 0
         self.epoch = 0  # this incarnation's, from `StateStore.fence` in `_recover`
         self.snapshot_seq = 0  # the last record a capture covers (written or in flight)
+        self._rows_since = 0  # rows in the records since that capture
         self.checkpoint_failures = 0
         # The writer's recent work: (what, seconds, bytes), what = delta, full or compaction.
         self.checkpoint_times: deque[tuple[str, float, int]] = deque(maxlen=64)
@@ -191,9 +194,16 @@ class Journaled(ABC):
         self._need_full = form is None  # a delta needs a base to apply to
         self.seq = self.snapshot_seq = stored.seq
         for s, record in stored.log:  # changes the next capture holds: the log has them
-            self._apply(self._operation(records.decode(record)))
+            op = self._operation(records.decode(record))
+            self._apply(op)
+            self._rows_since += self._rows_in(op)
             self.seq = max(self.seq, s)
         return len(stored.log)
+
+    def _rows_in(self, op: Any) -> int:
+        """How many rows `op` changes (`snapshot_rows` counts them): one, unless the kind
+        applies batches."""
+        return 1
 
     def _record(self, op: Any) -> Any:
         """What the journal stores for `op` (plain values and arrays)."""
@@ -217,12 +227,17 @@ class Journaled(ABC):
                 raise ShardMoved(f"{self.name}: replaced by a newer incarnation") from e
             self.seq = seq
             result = self._apply(op)
-            due = self.seq - self.snapshot_seq >= self.settings.state.snapshot_every
+            self._rows_since += self._rows_in(op)
+            state = self.settings.state
+            due = (
+                self.seq - self.snapshot_seq >= state.snapshot_every
+                or self._rows_since >= state.snapshot_rows
+            )
             if (due or self._checkpoint_due()) and (self._pending is None or self._pending.done()):
                 full = self._need_full or not self.incremental
                 self._need_full = False
                 capture = self._capture(full)
-                self.snapshot_seq = self.seq
+                self.snapshot_seq, self._rows_since = self.seq, 0
                 self._pending = self._writer.submit(self._write, self.seq, capture, full)
             return result
 
@@ -275,6 +290,7 @@ class Journaled(ABC):
         with self._lock:
             capture = self._capture(full=True)
             self.snapshot_seq = seq = self.seq
+            self._rows_since = 0
         self._archive(capture)
         self.store.checkpoint(self.name, seq, records.encode(capture), True, self.epoch)
         self._deltas = 0

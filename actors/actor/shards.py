@@ -102,6 +102,9 @@ class KeyedShard(Journaled):
         """`process` on a wire frame's items (`actors.wire`): one batch in, its answer out."""
         return self.process(self.events.from_items(items)).items()
 
+    def _rows_in(self, op: Operation) -> int:
+        return len(op)
+
     def _record(self, op: Operation) -> Any:
         return journal_record(op)
 

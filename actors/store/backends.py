@@ -169,6 +169,12 @@ class _StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     snapshot_every: int = Field(2_000, ge=1, description="Requests between checkpoints.")
+    snapshot_rows: int = Field(
+        20_000,
+        ge=1,
+        description="Transactions between checkpoints, a batch counting its rows: history "
+        "replayed in batches is checkpointed as it goes, not all at once later.",
+    )
     compact_every: int = Field(
         16, ge=1, description="Incremental checkpoints folded into a full one after this many."
     )

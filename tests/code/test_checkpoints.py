@@ -223,6 +223,42 @@ def test_a_lost_checkpoint_makes_the_next_one_whole() -> None:
     _assert_same_form(again._capture(True)["users"], shard._capture(True)["users"])
 
 
+def _batch(first: int, n: int) -> CardEvents:
+    i = np.arange(first, first + n)
+    return CardEvents.without_writes(
+        [f"tx{k}" for k in i], i, [f"c{k % 7}" for k in i], 1_530_000_000_000 + i * 1000,
+        10.0 + i, i.astype(np.int32),
+    )  # fmt: skip
+
+
+def test_batches_are_checkpointed_by_their_rows() -> None:
+    """History replayed in batches is checkpointed as it goes (`snapshot_rows`), so no later
+    request meets a capture of all of it, and a restart replays a bounded number of rows."""
+    store = MemoryStore()
+    settings = {"state": {"backend": "memory", "snapshot_every": 1_000, "snapshot_rows": 50}}
+    shard = UserShard(0, 1, settings, store)
+    for b in range(6):  # 6 requests of 20 rows: far below 1,000 requests
+        shard.process(_batch(20 * b, 20))
+        shard.flush()
+    assert shard.snapshot_seq == 6  # a capture after the 3rd and the 6th request (60 rows)
+    stored = store.load(shard.name)
+    assert stored.seq == 6 and stored.log == []
+    for b in range(6, 8):  # 40 rows: under the limit, so they wait in the journal
+        shard.process(_batch(20 * b, 20))
+    assert [s for s, _ in store.load(shard.name).log] == [7, 8]
+    again = UserShard(0, 1, settings, store)  # the rows replayed count toward the next
+    again.process(_batch(160, 20))
+    again.flush()
+    assert again.snapshot_seq == again.seq == 9 and store.load(shard.name).log == []
+    _assert_same_form(store_form(store, shard.name)["users"], again._capture(True)["users"])
+
+
+def store_form(store: StateStore, name: str) -> dict:  # type: ignore[type-arg]
+    form = UserShard._fold(store.load(name))
+    assert form is not None
+    return form
+
+
 def test_stores_of_the_retired_pickle_format_are_refused(tmp_path: Path, redis_url: str) -> None:
     old = sqlite3.connect(tmp_path / "user-0-of-1.sqlite")
     old.execute("CREATE TABLE snapshot (id INTEGER PRIMARY KEY, seq INTEGER, data BLOB)")
