@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import secrets
 import socket
 import ssl
@@ -30,6 +31,7 @@ import numpy as np
 from actors.actor.layout import ShardMoved
 from actors.events import Item
 from actors.store.backends import StoreUnavailable
+from actors.store.records import DTYPES
 
 Handler = Callable[[list[Item]], list[Item]]  # a batch's items in, its answer's out
 
@@ -42,6 +44,7 @@ HANDSHAKE_S = 10.0
 CALL_TIMEOUT_S = 5.0  # a call with no answer this long breaks its connection
 PEER_TIMEOUT_S = 10.0  # a shard drops a client connection that stays silent this long
 OK, STORE_UNAVAILABLE, FAILED, MOVED = 0, 1, 2, 3
+_SHAPES = [struct.Struct(f"<{n}Q") for n in range(33)]  # NumPy's most dimensions: 32
 
 
 class WireClosed(ConnectionError):
@@ -65,7 +68,7 @@ def encode(status: int, items: Sequence[Item]) -> bytes:
             arr = np.ascontiguousarray(item)
             dt = arr.dtype.str.encode()
             parts += [_ARRAY_HEAD.pack(b"A", len(dt)), dt, bytes((arr.ndim,))]
-            parts.append(struct.pack(f"<{arr.ndim}Q", *arr.shape))
+            parts.append(_SHAPES[arr.ndim].pack(*arr.shape))
             parts.append(arr.tobytes())
         else:
             joined = "\x00".join(item).encode()
@@ -74,35 +77,43 @@ def encode(status: int, items: Sequence[Item]) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
+_DTYPE_NAMES = {name.encode(): dtype for name, dtype in DTYPES.items()}
+_A, _S = ord("A"), ord("S")
+
+
 def decode(body: bytes | bytearray | memoryview) -> tuple[int, list[Item]]:
-    """(status, items) from a frame's body (its length prefix already read)."""
+    """(status, items) from a frame's body (its length prefix already read). An array's
+    dtype must be on the stores' allow list (`actors.store.records.DTYPES`); its text is
+    looked up, never parsed."""
     view = memoryview(body)
     status, count = view[0], view[1]
     pos, items = 2, list[Item]()
     for _ in range(count):
-        tag = bytes(view[pos : pos + 1])
-        if tag == b"A":
+        tag = view[pos]
+        if tag == _A:
             _, dlen = _ARRAY_HEAD.unpack_from(view, pos)
             pos += _ARRAY_HEAD.size
-            dtype = np.dtype(bytes(view[pos : pos + dlen]).decode())
-            if dtype.hasobject:
-                raise ValueError("object arrays are not accepted on the wire")
+            dtype = _DTYPE_NAMES.get(bytes(view[pos : pos + dlen]))
+            if dtype is None:
+                raise ValueError("an array of a dtype the wire does not carry")
             pos += dlen
             ndim = view[pos]
+            if ndim >= len(_SHAPES):
+                raise ValueError("an array of more dimensions than NumPy has")
             pos += 1
-            shape = struct.unpack_from(f"<{ndim}Q", view, pos)
+            shape = _SHAPES[ndim].unpack_from(view, pos)
             pos += 8 * ndim
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            nbytes = math.prod(shape) * dtype.itemsize
             items.append(np.frombuffer(view[pos : pos + nbytes], dtype).reshape(shape))
             pos += nbytes
-        elif tag == b"S":
+        elif tag == _S:
             _, n, nbytes = _STRS_HEAD.unpack_from(view, pos)
             pos += _STRS_HEAD.size
             text = bytes(view[pos : pos + nbytes]).decode()
             items.append(text.split("\x00") if n else [])
             pos += nbytes
         else:
-            raise ValueError(f"unknown item tag {tag!r}")
+            raise ValueError(f"unknown item tag {bytes([tag])!r}")
     return status, items
 
 

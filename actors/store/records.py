@@ -10,6 +10,7 @@ never guessed at, and so is a record in the retired pickle format, with what to 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import msgpack
@@ -18,8 +19,9 @@ import numpy as np
 MAGIC: Final = b"FRS"
 VERSION: Final = 1
 _ARRAY: Final = 1  # msgpack extension code of an ndarray
-# The dtypes a stored array may name, by their exact text: nothing else is parsed.
-_DTYPES: Final = {
+# The dtypes a stored array may name, by their exact text: nothing else is parsed (the
+# shards' socket takes the same list, `actors.wire`).
+DTYPES: Final = {
     d.str: d
     for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
               np.uint64, np.float16, np.float32, np.float64)
@@ -43,7 +45,7 @@ RETIRED_PICKLE = (
 
 def _default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        if value.dtype.str not in _DTYPES:
+        if value.dtype.str not in DTYPES:
             raise TypeError(f"cannot store an array of dtype {value.dtype}")
         a = np.ascontiguousarray(value)
         body = msgpack.packb([a.dtype.str, list(a.shape), a.tobytes()], use_bin_type=True)
@@ -57,12 +59,12 @@ def _array(code: int, data: bytes) -> np.ndarray:
     if code != _ARRAY:
         raise RecordFormatError(f"stored record: unknown extension type {code}")
     dtype_str, shape, raw = msgpack.unpackb(data, raw=False)
-    dtype = _DTYPES.get(dtype_str) if isinstance(dtype_str, str) else None
+    dtype = DTYPES.get(dtype_str) if isinstance(dtype_str, str) else None
     if dtype is None:
         raise RecordFormatError(f"stored record: array dtype {dtype_str!r} is not allowed")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise RecordFormatError(f"stored record: bad array shape {shape!r}")
-    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    if len(raw) != math.prod(shape) * dtype.itemsize:
         raise RecordFormatError("stored record: array size does not match its shape")
     out: np.ndarray = np.frombuffer(raw, dtype).reshape(shape).copy()  # writable, owned
     return out

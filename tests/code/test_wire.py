@@ -52,13 +52,22 @@ def test_codec_round_trip_keeps_dtypes_shapes_and_ids() -> None:
             assert got == sent
 
 
-def test_codec_refuses_object_arrays_and_unknown_tags() -> None:
+def test_codec_refuses_dtypes_off_the_list_and_unknown_tags() -> None:
     frame = bytearray(encode(OK, [np.array([1.0])])[4:])
     frame[2:3] = b"X"
     with pytest.raises(ValueError, match="tag"):
         decode(frame)
-    with pytest.raises(ValueError, match="object"):
-        decode(encode(OK, [np.array([{"a": 1}], dtype=object)])[4:])
+    for odd in (
+        np.array([{"a": 1}], dtype=object),
+        np.array(["text"]),
+        np.array(["2018-06-01"], dtype="datetime64[D]"),
+    ):
+        with pytest.raises(ValueError, match="dtype"):
+            decode(encode(OK, [odd])[4:])
+    deep = bytearray(encode(OK, [np.zeros(1)])[4:])
+    deep[2 + 2 + len(np.dtype(float).str)] = 40  # the dimension count's byte
+    with pytest.raises(ValueError, match="dimensions"):
+        decode(deep)
 
 
 def _calls(n: int, rows: int = 3) -> list[CardEvents]:
