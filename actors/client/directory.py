@@ -38,15 +38,20 @@ _ACTOR_OPTIONS: dict[str, Any] = {
 }
 
 
-class _Wired:
+class _Settled:
+    """An actor whose process, once its state is rebuilt, keeps what it holds out of every
+    later collection and collects less often (`actors.heap`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        heap.settle()
+
+
+class _Wired(_Settled):
     """A shard actor that also takes `process` calls over its own socket (`actors.wire`),
     as the items of its batches (`actors.events`)."""
 
     _wire: WireServer | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        heap.settle()  # its state rebuilt: kept out of every later collection (actors.heap)
 
     def open_wire(self) -> tuple[str, int, bytes]:
         """(host, port, token) of this actor's socket, opened on first use on its node's
@@ -67,10 +72,14 @@ class TerminalShardActor(_Wired, TerminalShard):
     pass
 
 
+class DeskActor(_Settled, Desk):
+    pass
+
+
 _ACTORS: dict[Kind, Any] = {
     "user": ray.remote(UserShardActor),
     "terminal": ray.remote(TerminalShardActor),
-    "desk": ray.remote(Desk),
+    "desk": ray.remote(DeskActor),
 }
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from actors import heap
 from actors.errors import NotFound, TooLarge, TransactionConflict
 from actors.paths import REPO_ROOT
 from deployments.http import errors
@@ -141,6 +142,7 @@ class Ingress:
             logging.getLogger("ray.serve").warning("%s", self.serve_mode["hint"])
         self.singles = 0  # single transactions answered by this replica
         self.framework_singles = 0  # ...of which FastAPI routed (the rest: the fast route)
+        heap.quiet()  # Serve freezes what the replica holds once this returns (actors.heap)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Thresholds (or `thresholds_from_model`) change at runtime through user_config."""
