@@ -2,10 +2,10 @@
 
 A subclass (a card shard, a terminal shard, the desk) provides a few hooks and calls
 `_submit(op)` for every change; this base makes the change durable in the `StateStore`
-before applying it, checkpoints every `snapshot_every` changes or `snapshot_rows` rows off the
-request path, and on
-start rebuilds the state from the checkpoints plus the journal after them, through the same
-`_apply`. Records and checkpoints are `actors.store.records`' typed format, never pickles.
+before applying it, checkpoints every `snapshot_every` changes or `snapshot_rows` rows off
+the request path, and on start rebuilds the state from the checkpoints plus the journal
+after them, through the same `_apply`. Records and checkpoints are `actors.store.records`'
+typed format, never pickles.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Journaled(ABC):
     - `_load(form)`: the live state from a whole one;
     - optionally `_warm()`: load what the first request would (compiled kernels).
 
-    Every `snapshot_every` changes, or sooner once they hold `snapshot_rows` rows (`_rows`),
+    Every `snapshot_every` changes, or sooner once they hold `snapshot_rows` rows (`_rows_in`),
     a capture is taken under the lock and written by a thread of the actor's own, so a
     checkpoint costs a request only the capture; every `compact_every` incremental
     checkpoints are folded into a full one the same way.
