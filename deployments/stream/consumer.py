@@ -17,6 +17,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 
+from actors import heap
 from deployments.scoring.service import ScoringService
 from deployments.settings import AppArgs
 from deployments.stream.contract import StreamLoop
@@ -51,6 +52,7 @@ class StreamConsumer:
         )  # fmt: skip
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        heap.quiet()  # as the Ingress: Serve freezes what the replica holds (actors.heap)
         with contextlib.suppress(RuntimeError):  # no loop yet: check_health starts them
             self._start()
 
